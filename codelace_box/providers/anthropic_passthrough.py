@@ -240,7 +240,7 @@ class PassthroughStream(StreamTranslator):
         super().__init__()
         self.public_model = public_model
         self.adapter = adapter  # told the container message_start or message_delta names
-        self.start_usage: JSON = {}
+        self.counts: JSON = {}  # message_start's usage, updated by each message_delta's
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         """The event itself (as a dict with its `type`); an `error` event, or one that is not
@@ -272,9 +272,9 @@ class PassthroughStream(StreamTranslator):
         if self.adapter is not None:
             self.adapter.saw_container(message.get("container"))
         usage = message.get("usage")
-        self.start_usage = usage if isinstance(usage, dict) else {}
-        self.input_tokens_seen = input_tokens(self.start_usage)
-        self.usage_seen = usage_from(self.start_usage)
+        self.counts = usage if isinstance(usage, dict) else {}
+        self.input_tokens_seen = input_tokens(self.counts)
+        self.usage_seen = usage_from(self.counts)
         message["model"] = self.public_model
 
     def _count(self, delta: Any) -> None:
@@ -294,7 +294,8 @@ class PassthroughStream(StreamTranslator):
             return
         cumulative = {k: v for k, v in usage.items() if v is not None}
         if isinstance(cumulative.get("output_tokens"), int):  # message_delta counts are final
-            self.usage = usage_from(_merge_counts(self.start_usage, cumulative))
+            self.counts = _merge_counts(self.counts, cumulative)  # (a later one may leave out
+            self.usage = usage_from(self.counts)  # a count an earlier one gave)
             self.output_tokens_seen = max(self.output_tokens_seen, self.usage.output_tokens)
 
 

@@ -57,8 +57,11 @@ def _str(data: JSON, key: str, default: str) -> str:
 
 
 def _merge_counts(start: JSON, final: JSON) -> JSON:
-    """message_start usage updated by message_delta's cumulative counts (which never shrink:
-    a 0 there, as some Anthropic-compatible upstreams send, keeps the start's count)."""
+    """The counts so far (message_start's usage, updated by the message_delta events before)
+    updated by a message_delta's cumulative counts (which never shrink: a 0 there, as some
+    Anthropic-compatible upstreams send, keeps the earlier count; a count left out, as a later
+    of several message_delta events may, keeps it too, as the anthropic SDK's final message
+    does)."""
     merged = dict(start)
     for key, value in final.items():
         before = merged.get(key)
@@ -82,7 +85,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         self.tool_input: dict[int, Any] = {}  # Anthropic block index -> input while none streamed
         self.thinking: dict[int, str] = {}  # Anthropic block index -> thinking text so far
         self.thinking_blocks_sent = 0
-        self.start_usage: JSON = {}
+        self.counts: JSON = {}  # message_start's usage, updated by each message_delta's
         self.finish_sent = False
 
     def feed(self, event: SSEEvent) -> list[JSON]:
@@ -109,9 +112,9 @@ class AnthropicStreamTranslator(StreamTranslator):
         message = _obj(data, "message")
         self.id = completion_id(message.get("id"))
         usage = message.get("usage")
-        self.start_usage = usage if isinstance(usage, dict) else {}
-        self.input_tokens_seen = input_tokens(self.start_usage)
-        self.usage_seen = usage_from(self.start_usage)
+        self.counts = usage if isinstance(usage, dict) else {}
+        self.input_tokens_seen = input_tokens(self.counts)
+        self.usage_seen = usage_from(self.counts)
         return [self._chunk({"role": "assistant", "content": ""})]
 
     def _on_block_start(self, data: JSON) -> list[JSON]:
@@ -223,7 +226,8 @@ class AnthropicStreamTranslator(StreamTranslator):
         usage = _obj(data, "usage")
         cumulative = {k: v for k, v in usage.items() if v is not None}
         if isinstance(cumulative.get("output_tokens"), int):  # message_delta counts are final
-            self.usage = usage_from(_merge_counts(self.start_usage, cumulative))
+            self.counts = _merge_counts(self.counts, cumulative)  # (a later one may leave out
+            self.usage = usage_from(self.counts)  # a count an earlier one gave)
         if delta.get("stop_reason") is None or self.finish_sent:
             return []
         self.finish_sent = True
