@@ -40,7 +40,7 @@ def test_a_later_message_delta_without_a_count_keeps_the_earlier_one(
     hostile.push(Act(200, [wire.frame(event) for event in _events()], content_type=SSE))
     if route == "messages":
         args = {"model": MODEL, "max_tokens": MAX_TOKENS, "messages": HELLO}
-        with box.anthropic(key).messages.stream(**args) as events:  # type: ignore[arg-type]
+        with box.anthropic(key).messages.stream(**args) as events:
             usage = events.get_final_message().usage
         assert (usage.input_tokens, usage.output_tokens) == (900, 510)  # the SDK's reading
     else:
@@ -48,7 +48,7 @@ def test_a_later_message_delta_without_a_count_keeps_the_earlier_one(
             model=MODEL,
             max_tokens=MAX_TOKENS,
             messages=HELLO,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
             stream_options={"include_usage": True},
         )
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
