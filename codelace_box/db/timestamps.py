@@ -45,7 +45,11 @@ def iso_to_utc(text: str) -> datetime:
     UTC moment. A date with an offset is its midnight there (`2026-12-31+05:00`: 19:00 UTC the
     day before): Python's fromisoformat takes any character between date and time, so it read
     the offset as a time of day; only `T`, `t` or a space part them here. ValueError when the
-    text is no such moment; OverflowError when it lies outside years 1 to 9999 in UTC."""
+    text is no such moment (also one with a NUL: CPython's fromisoformat skips one after a
+    time, so `2030-01-01T00:00` and a NUL was that moment); OverflowError when it lies outside
+    years 1 to 9999 in UTC."""
+    if "\x00" in text:
+        raise ValueError(f"a NUL character is no part of a time: {text!r}")
     if text[-1:] in ("z", "Z"):
         text = text[:-1] + "+00:00"
     head = _DATE_HEAD.match(text)

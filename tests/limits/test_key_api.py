@@ -30,6 +30,7 @@ BAD: list[tuple[str, Any]] = [
     ("expires_at", 1893456000),
     ("expires_at", "9999-12-31T23:59:59-01:00"),  # past year 9999 in UTC
     ("expires_at", "0001-01-01T00:00:00+01:00"),  # before year 1 in UTC
+    ("expires_at", "2030-01-01T00:00:00\u0000"),  # CPython's fromisoformat skips a last NUL
     ("allowed_models", ["fake/no-such-model"]),
     ("allowed_models", "fake/gpt-test"),
     ("allowed_models", []),
