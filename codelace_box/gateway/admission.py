@@ -122,8 +122,11 @@ def key_cap_refusal(reset: str | None) -> str:
     return (
         "this request's worst case does not fit what is left of this API key's spend limit "
         f"for the period: lower max_tokens, raise limit_usd or wait for the {reset} reset "
-        "(00:00 UTC)"
+        f"({_RESET_MOMENTS.get(reset, '00:00 UTC')})"
     )
+
+
+_RESET_MOMENTS = {"weekly": "Monday 00:00 UTC", "monthly": "the 1st, 00:00 UTC"}
 
 
 def settle_on_key(

@@ -23,6 +23,7 @@ from codelace_box.errors import InsufficientCredits, RateLimited
 from codelace_box.gateway.admission import (
     Admission,
     check_account_limits,
+    key_cap_refusal,
     rpm_bucket,
     with_the_hold,
 )
@@ -207,3 +208,14 @@ def test_a_key_cap_refusal_points_to_a_reset_only_when_the_key_has_one(migrated_
         assert "raise limit_usd" in message and "lower max_tokens" in message, message
         embedding = with_the_hold(refused.value, 1_001, None, claude_code=False).message
         assert "max_tokens" not in embedding and "raise limit_usd" in embedding, embedding
+
+
+def test_a_key_cap_refusal_names_when_its_period_resets() -> None:
+    """ "wait for the weekly reset (00:00 UTC)" left the user to guess which day: weekly caps
+    reset on Monday, monthly ones on the 1st (the SPEC's periods), daily ones at midnight."""
+    for reset, moment in (
+        ("daily", "(00:00 UTC)"),
+        ("weekly", "(Monday 00:00 UTC)"),
+        ("monthly", "(the 1st, 00:00 UTC)"),
+    ):
+        assert key_cap_refusal(reset).endswith(f"wait for the {reset} reset {moment}")
