@@ -464,3 +464,17 @@ def test_an_anthropic_base_url_ending_in_v1_is_warned_about(workspace: Workspace
     assert plain.stderr == ""
     switched = workspace.run("providers", "update", "oai", "--kind", "anthropic")
     assert "/v1/v1/messages" in switched.stderr
+
+
+def test_a_base_url_in_capitals_is_taken_with_scheme_and_host_in_lower_case(
+    workspace: Workspace,
+) -> None:
+    """URL schemes and hosts are case-insensitive (RFC 3986, 3.1 and 3.2.2): `HTTP://` is
+    `http://`; the path is kept as written (it may be case-sensitive)."""
+    workspace.run(
+        "providers", "add", "loud", "--kind", "openai",
+        "--base-url", "HTTP://LocalHost:9/V1/", "--key", OPENAI_KEY,
+    )  # fmt: skip
+    assert provider(workspace, "loud")["base_url"] == "http://localhost:9/V1"
+    workspace.run("providers", "update", "loud", "--base-url", "HTTPS://API.Example.COM/Api")
+    assert provider(workspace, "loud")["base_url"] == "https://api.example.com/Api"
