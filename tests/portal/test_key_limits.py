@@ -6,6 +6,7 @@ the keys page offers them in a real browser."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -263,3 +264,16 @@ def test_the_keys_page_makes_a_key_that_cannot_manage_keys_and_lets_it_again(
     assert api.post("/api/v1/auth/key", json={"name": "second"}).status_code == 200
     api.close()
     only_refusals_logged(browser)
+
+
+def test_the_expiry_example_of_the_keys_form_is_a_year_ahead_not_a_fixed_date(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """A fixed example (2026-12-31) would soon be a date in the past, which is refused; the
+    example is in the form the field takes (a date, UTC)."""
+    sign_in(fresh_browser, box, "expiryexample@portal.test")
+    fresh_browser.driver.get(box.url + "/keys")
+    field = fresh_browser.wait_for(lambda: fresh_browser.field("Expires"), "the create form")
+    now = datetime.now(UTC)
+    days = [(now + timedelta(days=365 + d)).date().isoformat() for d in (-1, 0, 1)]
+    assert field.get_attribute("placeholder") in [f"e.g. {day}" for day in days]

@@ -31,6 +31,11 @@ function resetField(label, value) {
   return { wrap: h("div", {}, h("label", { for: id, text: label }), select), input: select };
 }
 
+// Today plus 365 days (UTC) as the date the expiry field takes: an example never in the past.
+function aYearAhead() {
+  return new Date(Date.now() + 365 * 86400000).toISOString().slice(0, 10);
+}
+
 // The fields, filled with a key's current limits (none for a new key); `values()` is the body
 // part to send: the fields that were changed, an emptied one as null ("no limit"). Fields left
 // alone are not sent, so a key that has expired can still have its cap changed.
@@ -40,7 +45,7 @@ export function limitFields(key, title) {
   const cap = field(`Spending limit in USD${suffix}`, { name: "limit_usd", inputmode: "decimal",
     value: current.limit_usd ?? "" }, "Empty: no limit.");
   const reset = resetField(`Limit resets${suffix}`, current.limit_reset);
-  const expires = field(`Expires${suffix}`, { name: "expires_at", placeholder: "e.g. 2026-12-31",
+  const expires = field(`Expires${suffix}`, { name: "expires_at", placeholder: `e.g. ${aYearAhead()}`,
     value: current.expires_at ?? "" }, "A date or time (UTC); empty: never.");
   const models = field(`Allowed models${suffix}`, { name: "allowed_models",
     value: Array.isArray(current.allowed_models) ? current.allowed_models.join(", ") : "" },
