@@ -62,8 +62,15 @@ export function limitFields(key, title) {
     };
   };
   const before = typed();
-  const values = () => Object.fromEntries(Object.entries(typed())
-    .filter(([name, value]) => JSON.stringify(value) !== JSON.stringify(before[name])));
+  const values = () => {
+    const now = typed();
+    const sent = Object.fromEntries(Object.entries(now)
+      .filter(([name, value]) => JSON.stringify(value) !== JSON.stringify(before[name])));
+    // A limit emptied takes its reset with it: the key is left with no limit and no reset, and
+    // a limit set again without choosing a reset never resets.
+    if (now.limit_usd === null && before.limit_usd !== null) sent.limit_reset = null;
+    return sent;
+  };
   const wrap = h("fieldset", { class: "limits" }, h("legend", { text: "Limits" }),
     cap.wrap, reset.wrap, expires.wrap, models.wrap, manage.wrap);
   return { wrap, first: cap.input, values };
