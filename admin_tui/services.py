@@ -284,6 +284,7 @@ class AdminServices(CatalogServices):
         fields = key_limit_fields(form) if form is not None else {}
         fields = {k: v for k, v in fields.items() if v is not None and k != "name"}
         fields["can_manage_keys"] = manage_keys_choice(manage_keys)
+        accounts.require_enabled(accounts.get_user_by_id(user_id), "enable it first: x")
         with _audited("keys create", str(user_id)) as change:
             new = api_keys.create_key(user_id, name.strip(), fields, relative=True)
             change.target = new.key.uuid

@@ -4,7 +4,7 @@ disable/enable, request limits, a key's limits, create or revoke a key)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.markup import escape
@@ -46,11 +46,16 @@ def limit_fields(key: KeyRow | None) -> list[FormField]:
         FormField("limit_reset", "Cap resets (UTC)", (key.limit_reset if key else None) or "never",
                   choices=("never", "daily", "weekly", "monthly")),
         FormField("expires", "Expires (blank: never)", moment_text(key) if key else "",
-                  placeholder="2026-12-31T00:00:00Z or 30d"),
+                  placeholder=f"{a_year_ahead()}T00:00:00Z or 30d"),
         FormField("models", "Allowed models (blank: all)",
                   ", ".join(key.allowed_models or ()) if key else "",
                   placeholder="openai/gpt-5.4, ..."),
     ]  # fmt: skip
+
+
+def a_year_ahead() -> str:
+    """Today plus 365 days (UTC) as an ISO date: an expiry example that is never in the past."""
+    return (datetime.now(UTC) + timedelta(days=365)).date().isoformat()
 
 
 def yes_no(flag: bool) -> str:

@@ -170,7 +170,8 @@ def parse_expiry(
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise _bad(field, "must be an ISO 8601 time such as 2026-12-31T23:59:59Z, or null")
+        example = (now + timedelta(days=365)).date().isoformat()  # a fixed one would go stale
+        raise _bad(field, f"must be an ISO 8601 time such as {example}T23:59:59Z, or null")
     text = value.strip()
     match = _RELATIVE.match(text) if relative else None
     if match:

@@ -13,7 +13,7 @@ from codelace_box.accounts.domain_display import shown_in_unicode
 from codelace_box.db.core import exclusive, utcnow, write_transaction
 from codelace_box.db.ids import looks_like_old_id, one_by_prefix, uuid_prefix
 from codelace_box.db.models import AccountUsage, ApiKey, PortalSession, User
-from codelace_box.errors import Conflict, InvalidRequest, NotFound
+from codelace_box.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 
 _EMAIL_RE = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
@@ -189,6 +189,17 @@ def set_user_status(email: str, status: str) -> User:
         if status == "disabled":
             PortalSession.delete().where(PortalSession.user == user.id).execute()
     user.status = status
+    return user
+
+
+def require_enabled(user: User, enable_hint: str) -> User:
+    """The account, unless it is disabled: its requests are a 403, so a key made for it could
+    not be used (`enable_hint`: how the caller enables it)."""
+    if user.status == "disabled":
+        raise PermissionDenied(
+            f"{user.email} is disabled: a key made for it could not be used ({enable_hint})",
+            code="account_disabled",
+        )
     return user
 
 

@@ -11,6 +11,7 @@ from peewee import IntegrityError
 
 from codelace_box.config import Config, ensure_secret_key, existing_secret_key
 from codelace_box.config.secret import secret_key_path
+from codelace_box.config.values import lower_scheme_and_host
 from codelace_box.crypto import encrypt_secret, mask_secret, mask_tokens
 from codelace_box.db.core import write_transaction
 from codelace_box.db.models import CatalogModel, Provider, ProviderKey
@@ -40,6 +41,7 @@ def add_provider(
             f"provider name {mask_tokens(name)!r}: use lower-case letters, digits, '-', '_', '.'"
         )
     _check_kind(kind)
+    base_url = lower_scheme_and_host(base_url)
     _check_base_url(base_url)
     fields = _checked_fields(allowed_fields)
     _check_responses_api(kind, responses_api)
@@ -74,6 +76,7 @@ def update_provider(
         _check_kind(kind)
         provider.kind = kind
     if base_url is not None:
+        base_url = lower_scheme_and_host(base_url)
         _check_base_url(base_url)
         provider.base_url = base_url.rstrip("/")
     if responses_api is not None:

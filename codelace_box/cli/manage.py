@@ -305,12 +305,14 @@ def keys_create(
     monthly --expires 2030-12-31 --models openai/gpt-5.4-mini,claude-haiku-4-5 --no-manage-keys
     """
     from codelace_box.accounts.keys import create_key
-    from codelace_box.accounts.users import get_account
+    from codelace_box.accounts.users import get_account, require_enabled
 
     state.database()
     fields = limit_fields(limit_usd, limit_reset, expires, models, manage_keys)
+    user = get_account(email)
+    require_enabled(user, f"enable it first: codelace-box users enable {user.email}")
     with audited("keys create", email) as change:  # create_key commits it with an fsync
-        new = create_key(get_account(email).id, name, fields, relative=True)
+        new = create_key(user.id, name, fields, relative=True)
         change.target = new.key.uuid
         change.set_after(states.api_key(new.key.uuid))
     show_key_once(new.full_key, new.key.uuid)

@@ -128,6 +128,10 @@ def models_set(
     """
     from codelace_box.catalog.models import CachePrices, set_model
 
+    _refuse_nothing_to_set(
+        input_per_1m, output_per_1m, provider, upstream_model, max_output_tokens,
+        context_tokens, cache_read_per_1m, cache_write_per_1m, cache_write_1h_per_1m,
+    )  # fmt: skip
     state.database()
     with audited("models set", model_id, lambda: states.model(model_id)):
         model = set_model(
@@ -143,6 +147,17 @@ def models_set(
         )
     prices = [usd_text(n) for n in (model.input_per_1m_nanos, model.output_per_1m_nanos)]
     click.echo(f"{model.id}: ${prices[0]} in / ${prices[1]} out per 1M tokens")
+
+
+def _refuse_nothing_to_set(*given: Any) -> None:
+    """A usage error when `models set` got no option: otherwise it would log an audit entry
+    with no change in it."""
+    if all(value is None for value in given):
+        raise click.UsageError(
+            "nothing to set: give --input-per-1m and --output-per-1m (a new model needs both), "
+            "--provider, --upstream-model, --max-output-tokens, --context-tokens, "
+            "--cache-read-per-1m, --cache-write-per-1m or --cache-write-1h-per-1m"
+        )
 
 
 @models.command("list")

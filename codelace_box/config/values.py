@@ -130,12 +130,26 @@ def check_value(kind: Any, meta: Any, value: Any) -> None:
 def normalize(value: Any, meta: Any) -> Any:
     """Domain lists are compared lower-case, without a leading '@', an international one in
     its ASCII form (as addresses are); origins lower-case, without the scheme's default port
-    (a browser's Origin header never names it)."""
+    (a browser's Origin header never names it); URLs with scheme and host in lower case."""
     if meta.get("pattern") is DOMAIN:
         return [_ascii_domain(item.strip().lower().lstrip("@")) for item in value]
     if meta.get("pattern") is ORIGIN:
         return [_origin(item) for item in value]
+    if meta.get("pattern") is URL and isinstance(value, str):
+        return lower_scheme_and_host(value)
     return value
+
+
+def lower_scheme_and_host(url: str) -> str:
+    """`HTTPS://API.Example.com/V1` as `https://api.example.com/V1`: a URL's scheme and host
+    are case-insensitive (RFC 3986, 3.1 and 3.2.2), and the checks that follow expect them in
+    lower case; a user, password, path, query and fragment are kept as written."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        return url
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, hostport = rest[:cut].rpartition("@")
+    return f"{scheme.lower()}{sep}{userinfo}{at}{hostport.lower()}{rest[cut:]}"
 
 
 def ascii_host_url(url: str) -> str:

@@ -92,3 +92,24 @@ async def test_a_new_key_is_made_with_its_limits(admin_env: AdminEnv) -> None:
         '["acme/m1"]',
     )
     assert key.expires_at is not None
+
+
+async def test_a_new_key_for_a_disabled_account_is_refused_as_keys_create_refuses_it(
+    admin_env: AdminEnv,
+) -> None:
+    """A disabled account's requests are a 403 (SPEC): a key made for it could not be used."""
+    from codelace_box.accounts.users import set_user_status
+
+    frozen = create_user("frozen@example.com")
+    set_user_status("frozen@example.com", "disabled")
+    before = list_entries()
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_detail(pilot, "frozen@example.com")
+        await open_form(pilot, "c", "the new key form")
+        await fill(pilot, "name", "ci")
+        await pilot.press("ctrl+s")
+        said = lambda: text_of(pilot, "#form-error")  # noqa: E731
+        await until(pilot, lambda: "frozen@example.com is disabled" in said(), "the refusal")
+    assert list(ApiKey.select().where(ApiKey.user == frozen.id)) == []
+    assert list_entries() == before

@@ -221,3 +221,12 @@ async def test_a_key_made_and_edited_in_the_dashboard_carries_whether_it_manages
     changes = [(e.command, (e.before or {}).get("can_manage_keys"), e.after["can_manage_keys"])
                for e in list_entries() if e.target == key.uuid]  # fmt: skip
     assert changes == [("keys create", None, False), ("keys update", False, True)]
+
+
+def test_the_expiry_example_of_the_key_form_is_a_year_ahead_not_a_fixed_date() -> None:
+    """A fixed example (2026-12-31) would soon be a time in the past, which is refused."""
+    from admin_tui.screens.user_detail import limit_fields
+
+    placeholder = next(f.placeholder for f in limit_fields(None) if f.name == "expires")
+    days = [(utcnow() + timedelta(days=365 + d)).date().isoformat() for d in (-1, 0, 1)]
+    assert any(placeholder == f"{day}T00:00:00Z or 30d" for day in days), placeholder

@@ -61,7 +61,7 @@ async def test_add_a_provider_stores_the_key_encrypted_and_shows_it_masked(
         assert GOOD_KEY not in screen_svg(pilot)  # a password field shows dots
         await pilot.press("ctrl+s")
         await until(pilot, lambda: "must start with http" in text_of(pilot, "#form-error"), "URL")
-        await fill(pilot, "base_url", "https://openrouter.ai/api/v1")
+        await fill(pilot, "base_url", "HTTPS://OpenRouter.AI/api/v1")  # case-insensitive
         await pilot.press("ctrl+s")
         await until(pilot, lambda: screen_name(pilot) == "ProvidersScreen", "the form to close")
         await until(pilot, lambda: column(pilot, "#providers") == ["openrouter"], "the row")

@@ -342,3 +342,20 @@ def test_text_output_shows_amounts_exact_to_the_nano_dollar_at_any_size(
     assert "limit_usd: 999999999.999999999" in shown.stdout.splitlines(), shown.stdout
     assert "999999999.999999999" in workspace.run("keys", "list", email).stdout
     assert workspace.json("keys", "list", email)[0]["limit_usd"] == 1e9  # the API's float
+
+
+def test_keys_create_for_a_disabled_account_is_refused_saying_how_to_enable_it(
+    workspace: Workspace,
+) -> None:
+    """A disabled account's requests are a 403 (SPEC): a key made for it could not be used."""
+    workspace.run("users", "create", "frozen@example.com")
+    workspace.run("users", "disable", "frozen@example.com")
+    before = workspace.json("audit")
+    message = workspace.fail("keys", "create", "frozen@example.com", "--name", "ci")
+    assert "frozen@example.com is disabled" in message, message
+    assert "users enable frozen@example.com" in message, message
+    assert workspace.json("keys", "list", "frozen@example.com") == []
+    assert workspace.json("audit") == before
+    workspace.run("users", "enable", "frozen@example.com")
+    workspace.run("keys", "create", "frozen@example.com", "--name", "ci")
+    assert len(workspace.json("keys", "list", "frozen@example.com")) == 1

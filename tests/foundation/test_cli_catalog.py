@@ -464,3 +464,31 @@ def test_an_anthropic_base_url_ending_in_v1_is_warned_about(workspace: Workspace
     assert plain.stderr == ""
     switched = workspace.run("providers", "update", "oai", "--kind", "anthropic")
     assert "/v1/v1/messages" in switched.stderr
+
+
+def test_a_base_url_in_capitals_is_taken_with_scheme_and_host_in_lower_case(
+    workspace: Workspace,
+) -> None:
+    """URL schemes and hosts are case-insensitive (RFC 3986, 3.1 and 3.2.2): `HTTP://` is
+    `http://`; the path is kept as written (it may be case-sensitive)."""
+    workspace.run(
+        "providers", "add", "loud", "--kind", "openai",
+        "--base-url", "HTTP://LocalHost:9/V1/", "--key", OPENAI_KEY,
+    )  # fmt: skip
+    assert provider(workspace, "loud")["base_url"] == "http://localhost:9/V1"
+    workspace.run("providers", "update", "loud", "--base-url", "HTTPS://API.Example.COM/Api")
+    assert provider(workspace, "loud")["base_url"] == "https://api.example.com/Api"
+
+
+def test_models_set_with_nothing_to_set_is_a_usage_error_and_writes_no_audit_entry(
+    workspace: Workspace,
+) -> None:
+    workspace.run("providers", "add", "quiet", "--kind", "openai", "--key", OPENAI_KEY)
+    workspace.run("models", "set", "quiet/m", "--input-per-1m", "1", "--output-per-1m", "2")
+    before = workspace.json("audit")
+    for model_id in ("quiet/m", "quiet/new"):  # an existing model and a new one
+        message = workspace.fail("models", "set", model_id, code=2)
+        assert "--input-per-1m" in message and "--cache-write-1h-per-1m" in message, message
+    assert "nothing to change" in workspace.fail("providers", "update", "quiet", code=2)
+    assert workspace.json("audit") == before
+    assert "quiet/new" not in [m["id"] for m in workspace.json("models", "list")]

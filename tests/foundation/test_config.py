@@ -760,3 +760,22 @@ def test_the_longest_rate_limit_window_config_allows_is_the_one_rate_limits_keep
     assert longest.rate_limit_window_sec == MAX_WINDOW_SEC
     with pytest.raises(ConfigError, match="rate_limit_window_sec"):
         load_config(None, {"CODELACE_AUTH_RATE_LIMIT_WINDOW_SEC": str(MAX_WINDOW_SEC + 1)})
+
+
+@pytest.mark.parametrize(
+    ("text", "section", "key", "expected"),
+    [
+        ('[server]\npublic_url = "HTTPS://LLM.Example.com/Box"\n', "server", "public_url",
+         "https://llm.example.com/Box"),
+        ('[stripe]\napi_base = "HTTP://127.0.0.1:12111"\n', "stripe", "api_base",
+         "http://127.0.0.1:12111"),
+        ('[alerts]\nwebhook_url = "Https://Hooks.Example.com/T0/B1/XyZ"\n', "alerts",
+         "webhook_url", "https://hooks.example.com/T0/B1/XyZ"),
+    ],
+)  # fmt: skip
+def test_a_url_with_its_scheme_or_host_in_capitals_is_taken_in_lower_case(
+    tmp_path: Path, text: str, section: str, key: str, expected: str
+) -> None:
+    """Schemes and hosts are case-insensitive (RFC 3986, 3.1 and 3.2.2); a path is not."""
+    config = load_config(str(write(tmp_path, text)), {})
+    assert getattr(getattr(config, section), key) == expected

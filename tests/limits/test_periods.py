@@ -52,3 +52,10 @@ def test_a_relative_expiry_is_ascii_digits(text: str, days: int | None) -> None:
             parse_expiry(text, now, relative=True)
     else:
         assert parse_expiry(text, now, relative=True) == now + timedelta(days=days)
+
+
+def test_a_bad_expiry_is_told_an_example_a_year_ahead_not_a_fixed_date() -> None:
+    """A fixed example (2026-12-31) would soon be a time in the past, which is refused."""
+    now = datetime(2031, 3, 15, 12, 0, 0)
+    with pytest.raises(InvalidRequest, match=r"such as 2032-03-14T23:59:59Z"):
+        parse_expiry("", now)

@@ -6,6 +6,7 @@ the keys page offers them in a real browser."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -262,4 +263,51 @@ def test_the_keys_page_makes_a_key_that_cannot_manage_keys_and_lets_it_again(
     browser.wait_for(lambda: "Can manage keys\nYes" in browser.css("article.key").text, "ticked")
     assert api.post("/api/v1/auth/key", json={"name": "second"}).status_code == 200
     api.close()
+    only_refusals_logged(browser)
+
+
+def test_the_expiry_example_of_the_keys_form_is_a_year_ahead_not_a_fixed_date(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """A fixed example (2026-12-31) would soon be a date in the past, which is refused; the
+    example is in the form the field takes (a date, UTC)."""
+    sign_in(fresh_browser, box, "expiryexample@portal.test")
+    fresh_browser.driver.get(box.url + "/keys")
+    field = fresh_browser.wait_for(lambda: fresh_browser.field("Expires"), "the create form")
+    now = datetime.now(UTC)
+    days = [(now + timedelta(days=365 + d)).date().isoformat() for d in (-1, 0, 1)]
+    assert field.get_attribute("placeholder") in [f"e.g. {day}" for day in days]
+
+
+def test_clearing_a_keys_limit_on_the_page_clears_its_reset_too(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """Emptying the spending limit clears its reset too: the key shows no limit and no reset
+    (not a weekly period of nothing). A limit set again without a reset has none (the SPEC's
+    default: the period never ends)."""
+    from selenium.webdriver.support.ui import Select
+
+    email = "clearcap@portal.test"
+    browser = fresh_browser
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    browser.wait_for(lambda: browser.field("Name of the new key"), "the create form")
+    browser.field("Name of the new key").send_keys("budget")
+    browser.field("Spending limit in USD").send_keys("5")
+    Select(browser.field("Limit resets")).select_by_value("weekly")
+    browser.button("Create key").click()
+    browser.wait_for(lambda: "weekly" in browser.css("article.key").text, "the weekly key")
+
+    browser.click(lambda: browser.css("button[aria-label='Limits of key budget']"), "limits")
+    retype(browser.field("Spending limit in USD for budget"), "")
+    browser.button("Save limits").click()
+    browser.wait_for(lambda: "Spending limit" not in browser.css("article.key").text, "cleared")
+    assert "weekly" not in browser.css("article.key").text
+    assert [k[1:3] for k in box_keys(box, email)] == [(None, None)]
+
+    browser.click(lambda: browser.css("button[aria-label='Limits of key budget']"), "limits")
+    retype(browser.field("Spending limit in USD for budget"), "3")
+    browser.button("Save limits").click()
+    browser.wait_for(lambda: "$3.00" in browser.css("article.key").text, "the new limit")
+    assert [k[1:3] for k in box_keys(box, email)] == [(3_000_000_000, None)]
     only_refusals_logged(browser)

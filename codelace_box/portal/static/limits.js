@@ -31,6 +31,11 @@ function resetField(label, value) {
   return { wrap: h("div", {}, h("label", { for: id, text: label }), select), input: select };
 }
 
+// Today plus 365 days (UTC) as the date the expiry field takes: an example never in the past.
+function aYearAhead() {
+  return new Date(Date.now() + 365 * 86400000).toISOString().slice(0, 10);
+}
+
 // The fields, filled with a key's current limits (none for a new key); `values()` is the body
 // part to send: the fields that were changed, an emptied one as null ("no limit"). Fields left
 // alone are not sent, so a key that has expired can still have its cap changed.
@@ -40,7 +45,7 @@ export function limitFields(key, title) {
   const cap = field(`Spending limit in USD${suffix}`, { name: "limit_usd", inputmode: "decimal",
     value: current.limit_usd ?? "" }, "Empty: no limit.");
   const reset = resetField(`Limit resets${suffix}`, current.limit_reset);
-  const expires = field(`Expires${suffix}`, { name: "expires_at", placeholder: "e.g. 2026-12-31",
+  const expires = field(`Expires${suffix}`, { name: "expires_at", placeholder: `e.g. ${aYearAhead()}`,
     value: current.expires_at ?? "" }, "A date or time (UTC); empty: never.");
   const models = field(`Allowed models${suffix}`, { name: "allowed_models",
     value: Array.isArray(current.allowed_models) ? current.allowed_models.join(", ") : "" },
@@ -57,8 +62,15 @@ export function limitFields(key, title) {
     };
   };
   const before = typed();
-  const values = () => Object.fromEntries(Object.entries(typed())
-    .filter(([name, value]) => JSON.stringify(value) !== JSON.stringify(before[name])));
+  const values = () => {
+    const now = typed();
+    const sent = Object.fromEntries(Object.entries(now)
+      .filter(([name, value]) => JSON.stringify(value) !== JSON.stringify(before[name])));
+    // A limit emptied takes its reset with it: the key is left with no limit and no reset, and
+    // a limit set again without choosing a reset never resets.
+    if (now.limit_usd === null && before.limit_usd !== null) sent.limit_reset = null;
+    return sent;
+  };
   const wrap = h("fieldset", { class: "limits" }, h("legend", { text: "Limits" }),
     cap.wrap, reset.wrap, expires.wrap, models.wrap, manage.wrap);
   return { wrap, first: cap.input, values };
