@@ -11,7 +11,17 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from codelace_box.db.core import Row, parse_time, query_all, query_one, write_transaction
+from codelace_box.db.core import (
+    POSTGRES,
+    Row,
+    database,
+    engine,
+    parse_time,
+    query_all,
+    query_one,
+    write_transaction,
+)
+from codelace_box.db.snapshot import one_instant
 
 _DELETE_BATCH_SQL = (
     "DELETE FROM usage_record WHERE id IN (SELECT id FROM usage_record WHERE created_at < ? "
@@ -74,8 +84,23 @@ def usage_pages(
     since: str, user_id: int | None, page: int = 5000, until: str | None = None
 ) -> Iterator[list[Row]]:
     """The usage rows created at or after `since` and before `until` (stored text forms; None:
-    no end), optionally one user's, in id order, a page of `page` rows at a time (each page
-    one short read: nothing held open between pages). Each row: the values of EXPORT_COLUMNS."""
+    no end), optionally one user's, in id order, a page of `page` rows at a time. Each row: the
+    values of EXPORT_COLUMNS. On SQLite each page is one short read (nothing held open between
+    pages: a read held open stops the WAL's checkpoints); its one writer hands out ids in
+    commit order. On PostgreSQL ids come from a sequence: a row whose transaction (another box
+    or worker) took a lower id and committed after a page was read was passed over by the
+    next page (`id > last`) while rows committed after it were exported; so every page is
+    read in one snapshot there (db/snapshot.py): the rows as they were at the first read."""
+    pages = _pages(since, user_id, page, until)
+    if engine() != POSTGRES:
+        yield from pages
+        return
+    with one_instant(database.obj):
+        yield from pages
+
+
+def _pages(since: str, user_id: int | None, page: int, until: str | None) -> Iterator[list[Row]]:
+    """`usage_pages`' reads, each after the last id of the page before."""
     sql = _EXPORT_SQL + (" AND r.created_at < ?" if until is not None else "")
     sql += (" AND r.user_id = ?" if user_id is not None else "") + " ORDER BY r.id LIMIT ?"
     filters = [*([until] if until is not None else []), *([user_id] if user_id is not None else [])]

@@ -39,7 +39,8 @@ RETENTION_BATCH = 500  # rows per delete: each a short write transaction
 RETENTION_PAUSE_SEC = 0.05  # between batches: the request path takes the write lock meanwhile
 RETENTION_EVERY_SEC = 3600.0
 LEAD_ASK_SEC = 30.0  # a process that does not lead the retention asks again this often
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula
+# what a spreadsheet reads as a formula (OWASP), and a NUL (OWASP ASVS 5.0, 1.2.10)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\x00")
 MINUTES_KEPT_DAYS = 7  # per-minute rollups kept: this many whole UTC days before today
 
 
@@ -77,8 +78,8 @@ def write_export(records: Iterator[dict[str, object]], out: TextIO, fmt: str) ->
 
 
 def spreadsheet_cell(value: object) -> object:
-    """A CSV value a spreadsheet shows as it is: text starting with = + - @, a tab or a CR
-    (an email may start with = + -, an upstream's error code with anything) gets a single
+    """A CSV value a spreadsheet shows as it is: text starting with = + - @, a tab, a CR or a
+    NUL (an email may start with = + -, an upstream's error code with anything) gets a single
     quote before it, OWASP's advice against formula injection; numbers stay numbers."""
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value

@@ -11,8 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from codelace_box.accounts.users import create_user
-from codelace_box.db.core import POSTGRES, db_time, engine, write_transaction
+from codelace_box.db.core import EARLIEST, POSTGRES, db_time, engine, write_transaction
+from codelace_box.db.history import usage_pages
 from codelace_box.db.models import UsageRecord
 from codelace_box.gateway.metering import count_in_totals
 from codelace_box.reports.history import export_records, write_export
@@ -20,8 +23,19 @@ from tests.pg_cluster import secret_for
 from tests.support import run_cli
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
-# What a spreadsheet takes for a formula (OWASP's list): = + - @, a tab and a carriage return.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet takes for a formula (OWASP's list): = + - @, a tab and a carriage return;
+# and a NUL (OWASP ASVS 5.0, 1.2.10: the characters a field may not start with unescaped).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\x00")
+
+
+_OTHER_BOX_ROW = (  # a settlement on another box (or worker), by its own connection
+    "INSERT INTO usage_record (request_id, user_id, model, provider, upstream_model, "
+    "input_tokens, output_tokens, input_per_1m_nanos, output_per_1m_nanos, cost_nanos, "
+    "hold_nanos, status, stream, estimated, duration_ms, created_at, route, cache_read_tokens, "
+    "cache_write_tokens, cache_write_1h_tokens, cache_read_per_1m_nanos, "
+    "cache_write_per_1m_nanos, cache_write_1h_per_1m_nanos) VALUES (%s, %s, 'm/x', 'p', 'x', "
+    "0, 0, 0, 0, 1, 0, 'ok', 0, 0, 0, %s, '/v1/chat/completions', 0, 0, 0, 0, 0, 0)"
+)
 
 
 def add_row(user_id: int, n: int, **values: Any) -> None:
@@ -66,6 +80,8 @@ def test_no_cell_a_user_or_an_upstream_wrote_is_a_formula(migrated_db: Path) -> 
     emails = ["=1+2@x.test", "+cmd@x.test", "-2+3@x.test"]
     users = [create_user(email).id for email in emails]
     codes = ["@SUM(A1)", "-1+1", "\tx", "\rx", '=HYPERLINK("http://evil")']
+    if engine() != POSTGRES:  # PostgreSQL's text holds no NUL
+        codes.append("\x00=1+2")
     for n, code in enumerate(codes):
         add_row(users[n % len(users)], n, error_code=code, upstream_model=code)
     rows = csv_rows(exported("csv"))
@@ -194,8 +210,10 @@ def test_the_export_reads_a_page_at_a_time_and_loses_no_row_at_a_page_s_edge(
     migrated_db: Any,
 ) -> None:
     """More rows than a page (5,000): each exported once, in order, the window's end applied
-    on every page; and the export is read as it is written, a page at a time (a row settled
-    after the first page was read is still in it), never the whole table in memory first."""
+    on every page; and the export is read as it is written, a page at a time, never the whole
+    table in memory first: on SQLite a row settled after the first page was read is still in
+    it; on PostgreSQL the pages are one snapshot (a row another box settles meanwhile is not:
+    test_a_row_another_box_commits_late_is_not_passed_over_on_postgresql)."""
     user = create_user("pages@x.test").id
     base = {"user": user, "model": "m/x", "provider": "p", "upstream_model": "x", "status": "ok"}
     prices = {"input_per_1m_nanos": 0, "output_per_1m_nanos": 0, "cost_nanos": 1}
@@ -208,7 +226,38 @@ def test_the_export_reads_a_page_at_a_time_and_loses_no_row_at_a_page_s_edge(
             UsageRecord.insert_many(rows[chunk : chunk + 500]).execute()
     records = export_records(None, None, NOW + timedelta(seconds=10_001))
     first = next(records)
-    add_row(user, 99_999, created_at=NOW + timedelta(seconds=10_000, microseconds=1))
-    add_row(user, 99_998, created_at=NOW + timedelta(seconds=10_001))  # the end: excluded
+    late = [("req-99999", NOW + timedelta(seconds=10_000, microseconds=1))]
+    late.append(("req-99998", NOW + timedelta(seconds=10_001)))  # the end: excluded
+    if engine() == POSTGRES:
+        with psycopg.connect(str(migrated_db)) as other:
+            for request_id, when in late:
+                other.execute(_OTHER_BOX_ROW, (request_id, user, db_time(when)))
+    else:
+        for request_id, when in late:
+            add_row(user, int(request_id[4:]), created_at=when)
     ids = [first["request_id"], *(r["request_id"] for r in records)]
-    assert ids == [f"r{n:05d}" for n in range(10_001)] + ["req-99999"]
+    settled_late = [] if engine() == POSTGRES else ["req-99999"]
+    assert ids == [f"r{n:05d}" for n in range(10_001)] + settled_late
+
+
+def test_a_row_another_box_commits_late_is_not_passed_over_on_postgresql(pg_db: str) -> None:
+    """On PostgreSQL ids come from a sequence: another box's settlement took id 2, this one
+    committed id 3, and the export read its pages (id 1, then id 3: 2 not yet committed);
+    then the other box committed 2, and a later settlement 4. The next page, after 3, took 4:
+    row 2 was passed over for good while a row committed after it was exported (its sum
+    matched the ledger at no instant). The export is the database at one instant."""
+    user = create_user("late@x.test").id
+    add_row(user, 1)
+    with psycopg.connect(pg_db) as other:
+        other.execute(_OTHER_BOX_ROW, ("req-2", user, db_time(NOW + timedelta(seconds=2))))
+        add_row(user, 3)
+        pages = usage_pages(EARLIEST, None, page=1)
+        seen = [row[0] for row in next(pages)] + [row[0] for row in next(pages)]
+        other.commit()
+    with psycopg.connect(pg_db) as later:
+        later.execute(_OTHER_BOX_ROW, ("req-4", user, db_time(NOW + timedelta(seconds=4))))
+    seen += [row[0] for page in pages for row in page]
+    assert seen == ["req-1", "req-3"]  # as it was at the first read: req-2 was not committed
+    assert [row[0] for page in usage_pages(EARLIEST, None, page=1) for row in page] == [
+        f"req-{n}" for n in (1, 2, 3, 4)
+    ]
