@@ -48,7 +48,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import ParamSpec, TypeVar
 
-from codelace_box.db.core import POSTGRES, close_database, engine
+from codelace_box.db.core import POSTGRES, close_database, database, engine
 from codelace_box.db.failures import is_unavailable, unavailable_error
 
 P = ParamSpec("P")
@@ -61,6 +61,24 @@ def found_unreachable(exc: BaseException, took_sec: float) -> bool:
     """Whether work that failed with `exc` after `took_sec` found the server unreachable
     (not merely a session it had dropped, which fails at once and reconnects at next use)."""
     return took_sec >= UNREACHABLE_AFTER_SEC and is_unavailable(exc)
+
+
+def again_if_dropped(work: Callable[[], T]) -> T:
+    """`work()`, run once more when it failed at once on a session the server had dropped (an
+    idle cut, a restart: the next use opens a new one, PostgreSQL's driver); not when it
+    could not open one, nor when it failed slowly (`found_unreachable`: a host that does not
+    answer, its timeouts are waited for once). Only for work that may run twice (reads,
+    idempotent writes)."""
+    had_session = database.obj is not None and not database.is_closed()
+    began = time.monotonic()
+    try:
+        return work()
+    except Exception as exc:
+        if not had_session or not is_unavailable(exc):
+            raise
+        if found_unreachable(exc, time.monotonic() - began):
+            raise
+    return work()
 
 
 class DbThread:
