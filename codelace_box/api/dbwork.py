@@ -20,7 +20,6 @@ billing/webhooks.py).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Coroutine
 from functools import partial, wraps
 from typing import Any, Concatenate, ParamSpec
@@ -30,9 +29,7 @@ from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import AuthContext
 from codelace_box.api.common import require_auth
-from codelace_box.db.core import database
-from codelace_box.db.failures import is_unavailable
-from codelace_box.db.offload import UNREACHABLE_AFTER_SEC, run_db_work
+from codelace_box.db.offload import again_if_dropped, run_db_work
 
 P = ParamSpec("P")
 Handler = Callable[Concatenate[Request, P], Coroutine[Any, Any, HTTPResponse]]
@@ -68,17 +65,9 @@ def keyed_database_handler(
 
 def _once_more_if_read(request: Request, work: Callable[[], HTTPResponse]) -> HTTPResponse:
     """`work()`; a read (GET, HEAD) that met a session the server had dropped (an idle cut, a
-    restart: it fails at once) runs once more, on a new session, instead of a 503. Not one
-    that failed slowly (a host that does not answer: its connect timeout is waited for once),
-    and a change is not run twice here: it is a 503, the client retries."""
+    restart: it fails at once) runs once more, on a new session, instead of a 503 (offload.py
+    `again_if_dropped`: not one that failed slowly, a host that does not answer). A change is
+    not run twice here."""
     if request.method not in _READS:
         return work()
-    had_session = database.obj is not None and not database.is_closed()
-    began = time.monotonic()
-    try:
-        return work()
-    except Exception as exc:
-        quick = time.monotonic() - began < UNREACHABLE_AFTER_SEC
-        if not (had_session and quick and is_unavailable(exc)):
-            raise
-    return work()
+    return again_if_dropped(work)

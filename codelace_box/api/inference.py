@@ -32,10 +32,9 @@ from codelace_box.api.common import (
 from codelace_box.api.observe import finish_request
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
-from codelace_box.db.core import again_if_dropped
 from codelace_box.db.failing import FailureLog
 from codelace_box.db.lead import Lead
-from codelace_box.db.offload import run_in_db_thread
+from codelace_box.db.offload import again_if_dropped, run_in_db_thread
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
 from codelace_box.gateway.containers import refuse_foreign_container

@@ -16,11 +16,11 @@ text); its own parts are in db/postgres.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import apsw
 from peewee import Database
@@ -28,11 +28,8 @@ from peewee import DatabaseError as PeeweeDatabaseError
 from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.db import postgres, timestamps, totals, wal_sync
-from codelace_box.db.failures import is_unavailable
 from codelace_box.db.sqlite_file import open_sqlite_file
 from codelace_box.errors import ConfigError
-
-T = TypeVar("T")
 
 SQLITE, POSTGRES = "sqlite", "postgres"
 SQLITE_URL = "sqlite:///"
@@ -306,20 +303,6 @@ def exclusive(tx: Tx, name: str) -> None:
 
 def table_exists(table: str) -> bool:  # whether the open database has this table
     return bool(database.table_exists(table))
-
-
-def again_if_dropped(work: Callable[[], T]) -> T:
-    """`work()`, run once more when it met a session the server had dropped (the next use
-    opens a new one: PostgreSQL's driver); not when it could not open one (a host that does
-    not answer: its connect timeout is waited for once). Only for work that may run twice
-    (reads, idempotent writes)."""
-    had_session = database.obj is not None and not database.is_closed()
-    try:
-        return work()
-    except Exception as exc:
-        if not (had_session and is_unavailable(exc)):
-            raise
-    return work()
 
 
 def quick_check(db: Database) -> list[str]:

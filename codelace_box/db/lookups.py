@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from codelace_box.db.core import POSTGRES, again_if_dropped, engine, ping
+from codelace_box.db.core import POSTGRES, engine, ping
 from codelace_box.db.failures import unavailable_error
-from codelace_box.db.offload import DbThread, found_unreachable
+from codelace_box.db.offload import DbThread, again_if_dropped, found_unreachable
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")

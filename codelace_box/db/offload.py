@@ -29,7 +29,9 @@ Not to one thread either: a call waiting for a row lock (another box's transacti
 account's row, up to the 10 s lock timeout) held every call queued behind it. Work that
 waited on a thread while an earlier item spent seconds finding the server unreachable fails with it
 (503 `database_unavailable`) instead of each spending as long again in turn: with a silent
-host, a queue of N requests would otherwise wait N connect timeouts.
+host, a queue of N requests would otherwise wait N connect timeouts. A work thread's session
+that the server ended while it was idle (an idle cut, a restart) is closed before the next
+item, seen without a round trip, so that item opens a new one instead of failing with it.
 
 The write thread (PostgreSQL only): a second `DbThread` of its own connection on which the
 group commit (db/batch.py) runs the hot path's transactions (admit, settle), so the loop never
@@ -48,7 +50,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import ParamSpec, TypeVar
 
-from codelace_box.db.core import POSTGRES, close_database, engine
+from codelace_box.db.core import POSTGRES, close_database, database, engine
 from codelace_box.db.failures import is_unavailable, unavailable_error
 
 P = ParamSpec("P")
@@ -61,6 +63,24 @@ def found_unreachable(exc: BaseException, took_sec: float) -> bool:
     """Whether work that failed with `exc` after `took_sec` found the server unreachable
     (not merely a session it had dropped, which fails at once and reconnects at next use)."""
     return took_sec >= UNREACHABLE_AFTER_SEC and is_unavailable(exc)
+
+
+def again_if_dropped(work: Callable[[], T]) -> T:
+    """`work()`, run once more when it failed at once on a session the server had dropped (an
+    idle cut, a restart: the next use opens a new one, PostgreSQL's driver); not when it
+    could not open one, nor when it failed slowly (`found_unreachable`: a host that does not
+    answer, its timeouts are waited for once). Only for work that may run twice (reads,
+    idempotent writes)."""
+    had_session = database.obj is not None and not database.is_closed()
+    began = time.monotonic()
+    try:
+        return work()
+    except Exception as exc:
+        if not had_session or not is_unavailable(exc):
+            raise
+        if found_unreachable(exc, time.monotonic() - began):
+            raise
+    return work()
 
 
 class DbThread:
@@ -151,11 +171,12 @@ class WorkThreads:
         self._in_hand = [0] * count  # items sent to each thread and not yet answered
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `fn(*args, **kwargs)` on the least busy thread; its result, or its exception."""
+        """Run `fn(*args, **kwargs)` on the least busy thread (on a new session if the server
+        ended its own while it was idle); its result, or its exception."""
         index = min(range(len(self._threads)), key=self._in_hand.__getitem__)
         self._in_hand[index] += 1
         try:
-            return await self._threads[index].run(fn, *args, **kwargs)
+            return await self._threads[index].run(_on_a_live_session, partial(fn, *args, **kwargs))
         finally:
             self._in_hand[index] -= 1
 
@@ -163,6 +184,18 @@ class WorkThreads:
         """Stop every thread (each finishes its queue and closes its session)."""
         for thread in self._threads:
             thread.stop()
+
+
+def _on_a_live_session(work: Callable[[], T]) -> T:
+    """`work()`, after closing this thread's session if the server ended it while it was idle
+    (an idle cut, a restart: pg_driver `close_if_ended`, no round trip): a change asked after
+    one is made on a new session, not a 503 (nothing of it had run, nothing runs twice)."""
+    from codelace_box.db.pg_driver import BoxPostgresqlDatabase  # psycopg: PostgreSQL only
+
+    db = database.obj
+    if isinstance(db, BoxPostgresqlDatabase):
+        db.close_if_ended()
+    return work()
 
 
 _current: list[DbThread] = []  # this process's database thread, once started

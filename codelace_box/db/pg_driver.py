@@ -14,6 +14,7 @@ PostgreSQL, imported only then (a SQLite box never loads psycopg).
 from __future__ import annotations
 
 import os
+import select
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, suppress
@@ -160,12 +161,34 @@ class BoxPostgresqlDatabase(PostgresqlDatabase):
             conn = super().connection()
         return conn
 
+    def close_if_ended(self) -> None:
+        """Close this thread's session, when not in a transaction, if the server ended it while
+        it was idle (a restart, a failover, `pg_terminate_backend`: its last words, then EOF; a
+        proxy's idle cut: EOF), so that the work about to run opens a new one rather than fail
+        with a 503 on it (a change is never run twice). Seen without a round trip: between two
+        statements the server sends nothing unasked but that (or, rarely, a notice: then a
+        new session costs a connect). A session whose host went silent is not seen here."""
+        if self.is_closed() or self.in_transaction():
+            return
+        conn = super().connection()  # open: the session as it is
+        if conn.closed or _bytes_waiting(conn.fileno()):
+            self.close()  # (ended: nothing is lost; a live one the server ends cleanly)
+
     def cursor(self, named_cursor: Any = None) -> Any:
         """peewee's cursor, refused while the connection runs a group commit's pipeline (its
         cursor would read the pipeline's answers as its own: a write uses its `Tx`)."""
         if not self.is_closed() and self.connection().pgconn.pipeline_status:
             raise RuntimeError("inside a group commit, statements go through its Tx only")
         return super().cursor(named_cursor)
+
+
+def _bytes_waiting(fd: int) -> bool:
+    """Whether the socket `fd` has something to read (or its end), now, without waiting."""
+    if hasattr(select, "poll"):  # any descriptor number (select() only those below 1024)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # Windows: sockets, any number
 
 
 def _set_server_keepalives(conn: Any) -> None:

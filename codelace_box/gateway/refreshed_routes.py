@@ -25,8 +25,8 @@ import asyncio
 import contextlib
 import logging
 
-from codelace_box.db.core import POSTGRES, again_if_dropped, engine
-from codelace_box.db.offload import DbThread
+from codelace_box.db.core import POSTGRES, engine
+from codelace_box.db.offload import DbThread, again_if_dropped
 from codelace_box.gateway.routing import DEFAULT_TTL_SEC, RouteTable, Snapshot
 
 log = logging.getLogger("codelace_box.gateway")

@@ -6,8 +6,10 @@ host or a route lost, a firewall that drops): the sessions through it end (the b
 on it are lost, as after a failover) and every new connection is accepted and then never
 answered, neither refused nor closed, so a client without a connect timeout waits for it.
 (An open session whose host drops its packets cannot be made on loopback without root: the
-kernel acknowledges for the relay; there libpq's tcp_user_timeout and keepalives act.)
-`answer_again()` relays again.
+kernel acknowledges for the relay; there libpq's tcp_user_timeout and keepalives act.
+`fall_silent(open_sessions_end_after=S)` stands for those: the open sessions are no longer
+relayed (what the box sends on them is taken, never answered) and end S seconds later, as
+those timeouts would end them.) `answer_again()` relays again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Sequence
 
 CHUNK = 65536
 
@@ -30,18 +33,32 @@ class DatabaseHost:
         self._silent = False
         self._relayed: list[socket.socket] = []
         self._unanswered: list[socket.socket] = []
+        self._held: set[socket.socket] = set()  # open sessions no longer relayed, ending soon
         self._closed = False
 
     def start(self) -> DatabaseHost:
         threading.Thread(target=self._accept, name="database-host", daemon=True).start()
         return self
 
-    def fall_silent(self) -> None:
-        """End the sessions through the host; accept new connections and never answer."""
+    def fall_silent(self, open_sessions_end_after: float | None = None) -> None:
+        """End the sessions through the host (or hold them unanswered, and end them that many
+        seconds later); accept new connections and never answer."""
         with self._lock:
             self._silent = True
             relayed, self._relayed = self._relayed, []
-        _close_all(relayed)
+            if open_sessions_end_after is not None:
+                self._held.update(relayed)
+        if open_sessions_end_after is None:
+            _close_all(relayed)
+            return
+        ending = threading.Timer(open_sessions_end_after, self._end_held, args=(relayed,))
+        ending.daemon = True
+        ending.start()
+
+    def _end_held(self, sockets: Sequence[socket.socket]) -> None:
+        with self._lock:
+            self._held.difference_update(sockets)
+        _close_all(sockets)
 
     def answer_again(self) -> None:
         """Relay new connections again (those accepted while silent are closed)."""
@@ -59,7 +76,8 @@ class DatabaseHost:
     def stop(self) -> None:
         with self._lock:
             self._closed = True
-            held, self._relayed, self._unanswered = self._relayed + self._unanswered, [], []
+            held = [*self._relayed, *self._unanswered, *self._held]
+            self._relayed, self._unanswered, self._held = [], [], set()
         _close_all([self._listener, *held])
 
     def _accept(self) -> None:
@@ -87,20 +105,21 @@ class DatabaseHost:
         with self._lock:
             self._relayed += [client, server]
         for source, sink in ((client, server), (server, client)):
-            threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+            threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        """Copy bytes one way (none while the session is held) until either side ends; then
+        end both."""
+        try:
+            while data := source.recv(CHUNK):
+                if source not in self._held:
+                    sink.sendall(data)
+        except OSError:
+            pass
+        _close_all([source, sink])
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    """Copy bytes one way until either side ends; then end both."""
-    try:
-        while data := source.recv(CHUNK):
-            sink.sendall(data)
-    except OSError:
-        pass
-    _close_all([source, sink])
-
-
-def _close_all(sockets: list[socket.socket]) -> None:
+def _close_all(sockets: Sequence[socket.socket]) -> None:
     for sock in sockets:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)

@@ -241,3 +241,29 @@ def test_reads_after_an_idle_cut_are_served(pg_box: Box, pg_url: str) -> None:
         time.sleep(0.3)
         answer = httpx.get(url, headers=headers, timeout=30, verify=TLS)
         assert answer.status_code == 200, (path, answer.text)
+
+
+def test_changes_after_an_idle_cut_are_served(pg_box: Box, pg_url: str) -> None:
+    """A change of the account's own (a key made, renamed, revoked; a sign-in code asked) after
+    an idle cut is served, not a 503: the session the server ended while it was idle is seen
+    ended before the change's first statement, and a new one opened. Each is made once."""
+    email, key = pg_box.new_user("10")
+    headers = {"authorization": f"Bearer {key}"}
+    keys = f"{pg_box.url}/api/v1/auth/key"
+    assert httpx.get(keys, headers=headers, timeout=30, verify=TLS).status_code == 200
+
+    def after_a_cut(method: str, url: str, body: dict[str, str] | None = None) -> httpx.Response:
+        assert _drop_the_boxs_sessions(pg_url) >= 1  # (those open now: the work thread's too)
+        time.sleep(0.3)  # idle: nothing of the box used its sessions meanwhile
+        answer = httpx.request(method, url, json=body, headers=headers, timeout=30, verify=TLS)
+        assert answer.status_code < 300, (method, answer.text)
+        return answer
+
+    made = after_a_cut("POST", keys, {"name": "made after a cut"}).json()["id"]
+    after_a_cut("PATCH", f"{keys}/{made}", {"name": "renamed after a cut"})
+    after_a_cut("DELETE", f"{keys}/{made}")
+    after_a_cut("POST", f"{pg_box.url}/api/v1/auth/otp/request", {"email": email})
+    assert pg_box.query(
+        "SELECT name, revoked_at IS NOT NULL FROM api_key WHERE uuid = ?", made
+    ) == [("renamed after a cut", True)]
+    assert len(pg_box.query("SELECT id FROM api_key WHERE name LIKE '%after a cut'")) == 1

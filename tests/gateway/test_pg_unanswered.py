@@ -39,6 +39,7 @@ pytestmark = [
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 CONNECT_TIMEOUT_SEC = 5  # NETWORK_DEFAULTS' connect_timeout
 ANSWER_WITHIN_SEC = CONNECT_TIMEOUT_SEC + 5  # a 503 comes within the connect timeout, not 130 s
+SESSION_ENDS_SEC = 2  # an open session on the silent host (its keepalives' and timeouts' end)
 LOOP_FREE_SEC = 2.0  # a request that needs no database, while the database host is silent
 DEFAULTS = {
     "connect_timeout": "5",
@@ -158,6 +159,23 @@ def _until_served_again(ask: Callable[[], httpx.Response]) -> None:
         seen.append(ask().status_code)
         time.sleep(0.2)
     assert set(seen) <= {200, 503}, seen
+
+
+def test_a_key_lookup_waits_a_silent_hosts_timeouts_once(box: Box, host: DatabaseHost) -> None:
+    """A lookup whose open session's host stopped answering fails when the session's timeouts
+    end it (the relay's SESSION_ENDS_SEC here) with a 503, not run once more into a connect
+    timeout; the next one, opening a session, waits the connect timeout once, not twice."""
+    _, key = box.new_user("10")
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    count = partial(httpx.post, f"{box.url}/v1/messages/count_tokens", json=body,
+                    headers={"x-api-key": key}, timeout=60, verify=TLS)  # fmt: skip
+    assert count().status_code == 200
+    host.fall_silent(open_sessions_end_after=SESSION_ENDS_SEC)
+    for waited in (SESSION_ENDS_SEC, CONNECT_TIMEOUT_SEC):
+        answer, took = _timed(count)
+        assert answer.status_code == 503 and took < waited + 2, (answer.text, took, waited)
+    host.answer_again()
+    _until_served_again(count)
 
 
 def _sign_in_to_portal(client: httpx.Client, box: Box, email: str) -> None:
