@@ -76,7 +76,8 @@ COST = Counter(
     ["model", "provider"],
 )  # fmt: skip
 UPSTREAM_ERRORS = Counter(
-    "codelace_upstream_errors", "Inference calls failed by the upstream, by provider and code.",
+    "codelace_upstream_errors",
+    "Failed upstream attempts (those a retry on another key hid included), by provider and code.",
     ["provider", "code"],
 )  # fmt: skip
 FIRST_BYTE = Histogram(

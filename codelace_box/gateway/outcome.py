@@ -117,6 +117,18 @@ def count_unheard_failure(call: ChatCall, exc: BaseException) -> None:
         metrics.upstream_errors(call.route.provider.name, code).inc()
 
 
+def count_retried_failure(call: ChatCall, exc: BaseException | None) -> None:
+    """A failed upstream attempt (if any) that the next attempt hides from the client (another
+    key answered, or the request was asked again changed): counted in the upstream errors
+    metric all the same, by provider and code, as the provider did fail it; not logged (the
+    call's own end is: `failed`)."""
+    error = client_error(exc) if exc is not None else None
+    if error is not None and error.code not in OWN_TROUBLE_CODES:
+        metrics.upstream_errors(
+            call.route.provider.name, metrics.upstream_error_code(error.code)
+        ).inc()
+
+
 def count_upstream_error(call: ChatCall, error: CodelaceError) -> str | None:
     """Count and log a call the upstream failed (every route, count_tokens too): the upstream
     errors metric by provider and code, and a warning with the upstream's message, masked;

@@ -31,6 +31,7 @@ from codelace_box.gateway.compaction_retry import (
     translated_compaction,
     trim_compaction_refused_in_stream,
 )
+from codelace_box.gateway.outcome import count_retried_failure
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser
@@ -160,10 +161,12 @@ async def open_stream_started(
             return Started(opened, prefix, None if began else content_by)
         if trim_compaction_refused_in_stream(call, error):
             opened.response.close()
+            count_retried_failure(call, error)
             continue  # the request changed: the next attempt is no retry
         if not anthropic:  # relayed as it came, as any OpenAI-compatible stream's error
             return Started(opened, prefix)
         opened.response.close()
         if retries_left <= 0:
             raise opened.without_key(error)
+        count_retried_failure(call, error)  # hidden by the next attempt, counted all the same
         retries_left -= 1

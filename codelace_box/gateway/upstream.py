@@ -69,7 +69,7 @@ from codelace_box.gateway.client import (
 from codelace_box.gateway.compaction_retry import trim_refused_compaction
 from codelace_box.gateway.hints import STREAM_OPTIONS, refused_hints
 from codelace_box.gateway.key_blame import refuses_key
-from codelace_box.gateway.outcome import UpstreamWentSilent
+from codelace_box.gateway.outcome import UpstreamWentSilent, count_retried_failure
 from codelace_box.gateway.refused_output import drop_refused_output, leave_out_refused_output
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.responses import in_client_terms
@@ -365,6 +365,7 @@ async def open_upstream(
                 f"{call.route.provider.name} has no working key", code="provider_unavailable"
             )
         tried.add(key.id)
+        count_retried_failure(call, last)  # the failure (if any) this attempt hides
         request = call.adapter.build_request(call.body, _target(call, key))
         sent = time.perf_counter()
         try:

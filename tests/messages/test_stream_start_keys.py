@@ -11,10 +11,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.messages.conftest import MessagesBox
-from tests.support import TLS, ServerProcess, base_sections, free_port, write_config
+from tests.support import (
+    TLS,
+    ServerProcess,
+    base_sections,
+    eventually,
+    free_port,
+    write_config,
+)
 
 pytestmark = pytest.mark.timeout(60)
 MODEL = "two/claude-sonnet-4-5"
@@ -57,3 +65,36 @@ def test_concurrent_streams_retry_an_early_error_on_another_key(two_keys: Messag
 
     statuses = asyncio.run(many())
     assert statuses == [200] * 24, statuses
+
+
+def test_an_early_error_a_retry_hid_is_counted_as_an_upstream_error(two_keys: MessagesBox) -> None:
+    """Each stream a key failed before its content counts in codelace_upstream_errors_total
+    (provider and the error event's type), though the retry on the other key hid it."""
+    two_keys.fake.busy_keys.add(BUSY)
+    two_keys.fake.requests.clear()
+    _, key = two_keys.new_key()
+    body = {"model": MODEL, "max_tokens": 50, "stream": True,
+            "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
+    headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    url = f"{two_keys.server.base_url}/metrics"
+    name = "codelace_upstream_errors_total"
+
+    def overloaded() -> float:
+        text = httpx.get(url, timeout=10, verify=TLS).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name
+            and sample.labels == {"provider": "two", "code": "overloaded_error"}
+        )
+
+    before = overloaded()
+    with httpx.Client(base_url=two_keys.server.base_url, timeout=30, verify=TLS) as client:
+        for _ in range(4):
+            answer = client.post("/v1/messages", json=body, headers=headers)
+            assert answer.status_code == 200 and "message_stop" in answer.text, answer.text
+    hidden = [r.headers.get("X-Api-Key", r.headers.get("x-api-key")) for r in
+              two_keys.fake.requests].count(BUSY)  # fmt: skip
+    assert hidden >= 1
+    eventually(lambda: overloaded() - before == hidden, f"{hidden} overloaded errors counted")

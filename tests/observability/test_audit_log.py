@@ -1,5 +1,7 @@
 """The audit log: every admin command (CLI and dashboard) leaves exactly one entry, with the
-right before and after, no secret, and a hash chain that `doctor` checks."""
+right before and after, no secret, and a hash chain that `doctor` checks; on PostgreSQL too
+with CODELACE_TEST_DATABASE=postgres (but for the SQLite files' own commands: `backup`, `db
+copy` from a file, `init`)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from codelace_box.db.migrations import MIGRATIONS
 from codelace_box.db.models import SchemaMigration
 from tests.acceptance.cli_tools import Box
 from tests.admin.pilot import make_env
-from tests.support import run_cli, write_config
+from tests.pg_cluster import query_config_db, use_engine, wanted_engine, write_config_db
+from tests.support import free_port, run_cli, write_config
 
 PROVIDER_KEY = "sk-audit-provider-secret-0123456789"
 SECOND_KEY = "sk-audit-second-secret-9876543210"
@@ -30,10 +33,48 @@ def entries(box: Box) -> list[dict[str, Any]]:
     return json.loads(box.ok("audit", "--json"))
 
 
+class AuditBox(Box):
+    """A CLI box whose database is the one its config names: its SQLite file, or with
+    CODELACE_TEST_DATABASE=postgres a fresh database of the shared cluster (pg_cluster.py)."""
+
+    @property
+    def target(self) -> str:
+        """What open_database takes: the file's path, or the PostgreSQL URL."""
+        return str(load_config(str(self.config), {}).database.target)
+
+    def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run SQL on the box's database beside it, as an operator would (SELECT: its rows)."""
+        if not self.target.startswith("postgresql://"):
+            return super().sql(statement, params)
+        if statement.lstrip().upper().startswith("SELECT"):
+            return query_config_db(self.config, statement, params)
+        write_config_db(self.config, statement, params)
+        return []
+
+
+def audit_box(root: Path, **sections: dict[str, Any]) -> AuditBox:
+    """A CLI box in `root` on the engine the tests ask for (tests/pg_cluster.py)."""
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    merged = use_engine({"server": {"port": port}, "database": {"path": "data/codelace.db"}})
+    for name, keys in sections.items():
+        merged.setdefault(name, {}).update(keys)
+    return AuditBox(root, write_config(root / "codelace.toml", merged), port)
+
+
+def test_the_boxes_here_are_on_the_engine_the_tests_ask_for(tmp_path: Path) -> None:
+    box = audit_box(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
+    box.ok("users", "create", "ana@example.com")
+    database = load_config(str(box.config), {}).database
+    on_postgres = database.target.startswith("postgresql://")
+    assert on_postgres == (wanted_engine() == "postgres"), database.target
+    assert box.sql("SELECT target FROM audit_log") == [("ana@example.com",)]
+
+
 def test_every_cli_admin_command_leaves_one_entry_with_its_before_and_after(
     tmp_path: Path,
 ) -> None:
-    box = Box.create(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
+    box = audit_box(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
     commands = [
         ("users create", ("users", "create", " Ana@Example.COM")),  # target: as stored
         ("users disable", ("users", "disable", "ana@example.com")),
@@ -95,7 +136,7 @@ def test_every_cli_admin_command_leaves_one_entry_with_its_before_and_after(
 def test_removing_a_model_records_the_aliases_that_went_with_it(tmp_path: Path) -> None:
     """`models remove` deletes the model's aliases too (a client sending `claude-haiku-4-5`
     gets 404 from then on): the entry's before names them, so the log shows that change."""
-    box = Box.create(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
+    box = audit_box(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
     box.ok("providers", "add", "acme", "--kind", "openai", "--key", PROVIDER_KEY)
     box.ok("models", "set", "acme/m1", "--input-per-1m", "1", "--output-per-1m", "2")
     box.ok("models", "alias", "m1-b", "acme/m1")
@@ -113,9 +154,9 @@ def test_an_upgrade_of_the_schema_is_an_entry_and_a_new_databases_creation_is_no
     """`migrate` (or any command, serve and the dashboard too, that finds the schema behind)
     changes the database under every box: the entry names the version it had and has. A new
     database's creation changes nothing anyone had, so it leaves none (the test above)."""
-    box = Box.create(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
+    box = audit_box(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
     box.db_path.parent.mkdir(parents=True, exist_ok=True)
-    db = open_database(box.db_path)
+    db = open_database(box.target)
     with write_transaction():
         db.create_tables([SchemaMigration])
         for version, module in MIGRATIONS[:20]:
@@ -136,7 +177,8 @@ def test_an_upgrade_of_the_schema_is_an_entry_and_a_new_databases_creation_is_no
 
 
 def test_a_backup_is_an_entry_naming_the_copy(tmp_path: Path) -> None:
-    """A backup copies every account and payment: who took one, and where to, is logged."""
+    """A backup copies every account and payment: who took one, and where to, is logged (a
+    SQLite file's command: on PostgreSQL `backup` points to pg_dump)."""
     box = Box.create(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
     box.ok("users", "create", "ana@example.com")
     copy = tmp_path / "copies" / "one.db"
@@ -155,7 +197,7 @@ def test_the_os_user_is_the_processs_own_not_what_the_environment_says(tmp_path:
     import pwd
 
     me = pwd.getpwuid(os.geteuid()).pw_name
-    box = Box.create(tmp_path)
+    box = audit_box(tmp_path)
     spoof = {"USER": "mallory", "LOGNAME": "mallory", "USERNAME": "mallory", "LNAME": "mallory"}
     box.ok("users", "create", "a@example.com", env=spoof)
     box.ok("users", "create", "b@example.com", env={**spoof, "SUDO_USER": "alice"})
@@ -163,7 +205,7 @@ def test_the_os_user_is_the_processs_own_not_what_the_environment_says(tmp_path:
 
 
 def test_doctor_fails_when_an_entry_is_changed_or_removed(tmp_path: Path) -> None:
-    box = Box.create(tmp_path)
+    box = audit_box(tmp_path)
     for email in ("a@example.com", "b@example.com", "c@example.com"):
         box.ok("users", "create", email)
     assert box.ok("doctor").startswith("ok")
@@ -183,7 +225,7 @@ def test_doctor_fails_when_the_newest_entries_or_the_whole_log_are_removed(
     """Removing the newest entries leaves a chain that is intact as far as it goes: only a
     record of how far it went shows the loss (as the last change of a careless admin, or every
     change, deleted to hide them)."""
-    box = Box.create(tmp_path)
+    box = audit_box(tmp_path)
     for email in ("a@example.com", "b@example.com", "c@example.com"):
         box.ok("users", "create", email)
     box.sql("DELETE FROM audit_log WHERE id = (SELECT MAX(id) FROM audit_log)")
@@ -202,7 +244,7 @@ def test_an_entry_whose_state_is_no_json_object_any_more_is_a_clear_problem(
     (`[1]`): doctor crashed on the first with `unexpected JSONDecodeError` (no entry named, the
     other checks unsaid), `audit` on both (nothing listed at all); now doctor names each entry
     among its problems and audit lists the log, such a state shown as the text it holds."""
-    box = Box.create(tmp_path)
+    box = audit_box(tmp_path)
     for email in ("a@example.com", "b@example.com"):
         box.ok("users", "create", email)
     box.ok("credit", "a@example.com", "5", "--reason", "r")
@@ -223,11 +265,16 @@ def test_an_entry_whose_state_is_no_json_object_any_more_is_a_clear_problem(
 
 
 def test_a_gap_in_the_ids_alone_is_not_a_problem(tmp_path: Path) -> None:
-    box = Box.create(tmp_path)
+    box = audit_box(tmp_path)
     box.ok("users", "create", "a@example.com")
-    box.sql("UPDATE audit_log SET id = 7 WHERE id = 1")  # as a PostgreSQL sequence may skip
+    if box.target.startswith("postgresql://"):  # a sequence skips the values of rolled-back inserts
+        box.sql("SELECT setval(pg_get_serial_sequence('audit_log', 'id'), 6)")
+        ids = [1, 7]
+    else:
+        box.sql("UPDATE audit_log SET id = 7 WHERE id = 1")  # as a PostgreSQL sequence may skip
+        ids = [7, 8]
     box.ok("users", "create", "b@example.com")
-    assert [e["id"] for e in entries(box)] == [7, 8]
+    assert [e["id"] for e in entries(box)] == ids
     assert box.ok("doctor").startswith("ok")
 
 
