@@ -94,7 +94,8 @@ class Alerter:
             problem = f"the alert webhook cannot be reached: it took longer than {TIMEOUT_SEC:g} s"
         except httpx.HTTPError as exc:
             problem = f"the alert webhook cannot be reached: {type(exc).__name__}"
-        except httpx.InvalidURL:  # the config's pattern takes http://[::1/... (no secret here)
+        except (httpx.InvalidURL, UnicodeError):  # the config's pattern takes http://[::1/...
+            # and hosts that are no IDNA name (xn--a: idna's error is a UnicodeError); no secret
             problem = "the alert webhook's URL (alerts.webhook_url) is not a valid URL"
         if problem and self.failed_at is None:
             log.warning("%s; alerts are kept and tried again every %g s", problem, self.retry_sec)

@@ -127,3 +127,27 @@ def _peak_memory_mib(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) // 1024
     raise AssertionError("no VmHWM")
+
+
+def test_a_webhook_url_whose_host_is_no_idna_name_stops_no_backup(tmp_path: Path) -> None:
+    """alerts.webhook_url with a host that is no valid IDNA name (`xn--a`, a punycode typo)
+    passes the config's check, and posting to it raised idna's error rather than failing the
+    try: each upkeep tick ended at its first alert (a key out of rotation), so the scheduled
+    backups and the error-rate watch after it never ran again."""
+    webhook_url = "http://xn--a.example/services/T000/B000/XXXX"
+    box = Box.create(
+        tmp_path / "box",
+        alerts={"webhook_url": webhook_url},
+        backup={"every_hours": 1, "dir": "backups"},
+    )
+    box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-alert-solo-0001")
+    box.sql("UPDATE provider_key SET failing = 1, failure_reason = 'HTTP 401'")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        eventually(lambda: list((box.root / "backups").glob("codelace-*.db")), "a backup", 10)
+        time.sleep(1)  # more ticks
+    finally:
+        assert server.stop() == 0
+    log_text = server.log_text()
+    assert log_text.count("(alerts.webhook_url) is not a valid URL") == 1, log_text
+    assert "background upkeep" not in log_text, log_text
