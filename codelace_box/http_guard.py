@@ -76,7 +76,8 @@ from codelace_box.http_framing import FRAMING_HOOKS, FramedHttp, root_path_if_no
 GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
     (owner, name)
     for owner, names in (
-        (Http, "init_for_request http1_request_header create_empty_request recv_buffer stage "
+        (Http, "init_for_request http1_request_header create_empty_request recv_buffer stage url "
+               "HEADER_MAX_SIZE "
                "_receive_more _safe_int read request protocol "
                "expecting_continue request_body request_bytes request_bytes_left "
                "request_max_size keep_alive exception"),
@@ -195,7 +196,11 @@ class GuardedHttp(FramedHttp):
         if line_end > 0 and buffer[line_end - 1] != 13:  # CR
             self.keep_alive = False
             raise BadRequest("the request line must end in CRLF, not a bare LF")
-        await super().http1_request_header()
+        try:
+            await super().http1_request_header()
+        except PayloadTooLarge:
+            self._url_of_request_line()
+            raise
         root_path_if_none(self.request)  # (`GET http://host HTTP/1.1`)
         if self.keep_alive and isinstance(self.protocol, GuardedProtocol):
             self.protocol.left_if_done_sending(self)  # a persistent connection's FIN: it left
@@ -213,6 +218,15 @@ class GuardedHttp(FramedHttp):
         if self.expecting_continue and self.request_body is True:
             self._refuse_oversized_upfront()
         self.body_began = monotonic()
+
+    def _url_of_request_line(self) -> None:
+        """A head too large is refused before its request is made, and its 413 was answered on
+        target `*`: in the OpenAI envelope on the Messages API routes too. The path of its
+        request line, come whole, names the route whose envelope the answer has (api/errors)."""
+        line, end, _ = bytes(self.recv_buffer[: self.HEADER_MAX_SIZE]).partition(b"\r\n")
+        parts = line.split(b" ")
+        if end and len(parts) == 3 and parts[1].startswith(b"/") and parts[1].isascii():
+            self.url = parts[1].partition(b"?")[0].decode()  # (no URL: `*`, create_empty_request)
 
     def _host_refused(self) -> bool:
         """Whether the request lacks its one valid Host (RFC 9112 3.2). The value is checked
