@@ -196,11 +196,7 @@ class GuardedHttp(FramedHttp):
         if line_end > 0 and buffer[line_end - 1] != 13:  # CR
             self.keep_alive = False
             raise BadRequest("the request line must end in CRLF, not a bare LF")
-        try:
-            await super().http1_request_header()
-        except PayloadTooLarge:
-            self._url_of_request_line()
-            raise
+        await super().http1_request_header()
         root_path_if_none(self.request)  # (`GET http://host HTTP/1.1`)
         if self.keep_alive and isinstance(self.protocol, GuardedProtocol):
             self.protocol.left_if_done_sending(self)  # a persistent connection's FIN: it left
@@ -220,13 +216,13 @@ class GuardedHttp(FramedHttp):
         self.body_began = monotonic()
 
     def _url_of_request_line(self) -> None:
-        """A head too large is refused before its request is made, and its 413 was answered on
-        target `*`: in the OpenAI envelope on the Messages API routes too. The path of its
-        request line, come whole, names the route whose envelope the answer has (api/errors)."""
+        """A head refused before its request is made (too large: 413; never ending: 408) was
+        answered on target `*`: in the OpenAI envelope on the Messages API routes too. The path
+        of its request line, come whole, names the route whose envelope the answer has."""
         line, end, _ = bytes(self.recv_buffer[: self.HEADER_MAX_SIZE]).partition(b"\r\n")
         parts = line.split(b" ")
         if end and len(parts) == 3 and parts[1].startswith(b"/") and parts[1].isascii():
-            self.url = parts[1].partition(b"?")[0].decode()  # (no URL: `*`, create_empty_request)
+            self.url = parts[1].partition(b"?")[0].decode()
 
     def _host_refused(self) -> bool:
         """Whether the request lacks its one valid Host (RFC 9112 3.2). The value is checked
@@ -274,6 +270,8 @@ class GuardedHttp(FramedHttp):
         return bool(self.recv_buffer[left:].strip(b"\r\n"))
 
     def create_empty_request(self) -> None:
+        if self.url is None:  # a head refused before it was parsed
+            self._url_of_request_line()
         try:
             super().create_empty_request()
         except BadRequest:  # the target is no URL: answer its 400 on `*`
