@@ -76,7 +76,8 @@ from codelace_box.http_framing import FRAMING_HOOKS, FramedHttp, root_path_if_no
 GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
     (owner, name)
     for owner, names in (
-        (Http, "init_for_request http1_request_header create_empty_request recv_buffer stage "
+        (Http, "init_for_request http1_request_header create_empty_request recv_buffer stage url "
+               "HEADER_MAX_SIZE "
                "_receive_more _safe_int read request protocol "
                "expecting_continue request_body request_bytes request_bytes_left "
                "request_max_size keep_alive exception"),
@@ -214,6 +215,15 @@ class GuardedHttp(FramedHttp):
             self._refuse_oversized_upfront()
         self.body_began = monotonic()
 
+    def _url_of_request_line(self) -> None:
+        """A head refused before its request is made (too large: 413; never ending: 408) was
+        answered on target `*`: in the OpenAI envelope on the Messages API routes too. The path
+        of its request line, come whole, names the route whose envelope the answer has."""
+        line, end, _ = bytes(self.recv_buffer[: self.HEADER_MAX_SIZE]).partition(b"\r\n")
+        parts = line.split(b" ")
+        if end and len(parts) == 3 and parts[1].startswith(b"/") and parts[1].isascii():
+            self.url = parts[1].partition(b"?")[0].decode()
+
     def _host_refused(self) -> bool:
         """Whether the request lacks its one valid Host (RFC 9112 3.2). The value is checked
         once a connection (a client sends the same one each time): about 0.25 us for a str.strip
@@ -260,6 +270,8 @@ class GuardedHttp(FramedHttp):
         return bool(self.recv_buffer[left:].strip(b"\r\n"))
 
     def create_empty_request(self) -> None:
+        if self.url is None:  # a head refused before it was parsed
+            self._url_of_request_line()
         try:
             super().create_empty_request()
         except BadRequest:  # the target is no URL: answer its 400 on `*`

@@ -41,6 +41,14 @@ class TopupClaim:
     email: str  # the account's email, which the box gave Stripe as the session's customer_email
 
 
+def carries_tag(metadata: dict[str, Any], expected: str) -> bool:
+    """Whether a session's metadata carries the tag `expected` (in constant time). Compared as
+    UTF-8 bytes: `hmac.compare_digest` raises on text that is not ASCII (a 500 Stripe retries
+    for days), and such a tag is no tag of ours."""
+    given = str(metadata.get(METADATA_BOX, "")).encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(given, expected.encode())
+
+
 def topup_claim(session: dict[str, Any], box_secret: str) -> TopupClaim | None:
     """The claim of a payment-mode session this box created, if its tag proves it."""
     metadata = session.get("metadata")
@@ -56,7 +64,7 @@ def topup_claim(session: dict[str, Any], box_secret: str) -> TopupClaim | None:
     if user != str(session.get("client_reference_id")):
         return None
     expected = topup_tag(box_secret, int(user), int(amount), currency)
-    if not hmac.compare_digest(str(metadata.get(METADATA_BOX, "")), expected):
+    if not carries_tag(metadata, expected):
         return None
     nanos = int(amount) * 10 ** (9 - minor_unit_exponent(currency))
     email = session.get("customer_email")

@@ -39,19 +39,23 @@ name it, are billing/reversals.py's: they take the credit back once each.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from codelace_box.billing.checkout import (
-    METADATA_BOX,
     METADATA_KIND,
     METADATA_USER,
     minor_unit_exponent,
     setup_tag,
 )
-from codelace_box.billing.claims import TopupClaim, made_for, restore_topup, topup_claim
+from codelace_box.billing.claims import (
+    TopupClaim,
+    carries_tag,
+    made_for,
+    restore_topup,
+    topup_claim,
+)
 from codelace_box.billing.ledger import append_entry
 from codelace_box.billing.reversal_amounts import id_of, refuse_session_past_64_bits
 from codelace_box.billing.reversals import REVERSAL_EVENTS, audit_topup, catch_up, reversal_event
@@ -373,8 +377,7 @@ def _setup_owner(session: dict[str, Any], box_secret: str) -> int | None:
     raw = str(metadata.get(METADATA_USER, ""))
     if not (raw.isascii() and raw.isdigit()) or raw != str(session.get("client_reference_id")):
         return None
-    tag = str(metadata.get(METADATA_BOX, ""))
-    if not hmac.compare_digest(tag, setup_tag(box_secret, int(raw))):
+    if not carries_tag(metadata, setup_tag(box_secret, int(raw))):
         return None
     return int(raw)
 

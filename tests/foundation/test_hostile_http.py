@@ -5,6 +5,7 @@ and nothing of it reaches the log raw."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import shutil
@@ -539,3 +540,16 @@ def test_an_http10_request_with_transfer_encoding_is_a_400_and_closed(box: Serve
     assert_error(answer, 400)
     assert answer.count(b"HTTP/1.1 ") == 1, answer  # what followed was not served
     assert b"Transfer-Encoding" in answer, answer
+
+
+def test_a_messages_head_cut_at_the_request_timeout_has_anthropics_shape(
+    box: ServerProcess,
+) -> None:
+    """A head that never ends is refused before its request is made: its 408 was answered on
+    target `*`, in the OpenAI envelope, though the request line named the Messages API."""
+    with connect(box) as client:
+        client.sendall(b"POST /v1/messages?beta=true HTTP/1.1\r\nHost: box\r\nx-api-key: cl_")
+        answer = read_answer(client)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), answer[:300]
+    assert json.loads(body)["type"] == "error", body

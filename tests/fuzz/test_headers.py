@@ -131,3 +131,20 @@ def test_an_odd_key_header_is_a_401_in_the_routes_envelope(
             assert answer["type"] == "error", answer
         else:
             assert set(answer) == {"error"}, answer
+
+
+@pytest.mark.parametrize("path", [*INFERENCE, "/v1/messages?beta=true"])
+def test_a_head_too_large_is_answered_in_the_routes_envelope(box: FuzzBox, path: str) -> None:
+    """A head past Sanic's limit is refused before its request is made, and the 413 was
+    answered on target `*`: in the OpenAI envelope on the Messages API routes too, whose
+    errors have Anthropic's shape (and `x-should-retry: false`, a 413 being final)."""
+    body = INFERENCE[path.partition("?")[0]]
+    raw = box.raw(post(path, body, b"x-api-key: " + box.key.encode(), b"x-big: " + b"a" * 20000))
+    status, head, answer = answer_of(raw)
+    assert status == 413, raw[-300:]
+    if path.startswith("/v1/messages"):
+        error = {"type": "request_too_large", "message": "request headers too large"}
+        assert answer == {"type": "error", "error": error}
+        assert re.search(rb"(?im)^x-should-retry: false\r?$", head), head
+    else:
+        assert answer["error"]["code"] == "payload_too_large", answer  # type: ignore[index]

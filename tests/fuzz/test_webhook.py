@@ -92,3 +92,23 @@ def test_a_signed_event_holding_a_nul_is_refused_and_changes_nothing(
         metadata = {**event["data"]["object"]["metadata"], "note": "\\u0000"}
         literal = replaced(event, ("data", "object", "metadata"), metadata)
         assert deliver(http, stripe, literal).json()["result"] == "credited"
+
+
+@pytest.mark.parametrize("kind", ["completed", "setup-completed", "expired"])
+@pytest.mark.parametrize("tag", ["\u202e", "\u00e9" * 64, "\x00"], ids=["rlo", "accents", "nul"])
+def test_a_signed_session_whose_tag_is_not_ascii_is_not_ours_and_no_5xx(
+    box: FuzzBox, fakes: tuple[FakeOpenAI, Any, StripeDouble, Any], kind: str, tag: str
+) -> None:
+    """A session's metadata tag (its proof that this box made it) was compared with
+    `hmac.compare_digest` on text, which raises on text that is not ASCII: a 500 that Stripe
+    retries for days. Such a tag is no tag of ours (a top-up whose pending row is here is
+    credited by that row, as with any wrong tag)."""
+    stripe = fakes[2]
+    _, key = box.new_user("0")
+    with box.http(key) as http:
+        event = event_of(kind, http, stripe)
+        metadata = {**event["data"]["object"]["metadata"], "codelace_box": tag}
+        answer = deliver(http, stripe, replaced(event, ("data", "object", "metadata"), metadata))
+        assert 200 <= answer.status_code < 500, answer.text
+        assert not error_problems(answer, WEBHOOK, box.secrets())
+    assert "every balance matches its ledger" in box.cli("doctor")
