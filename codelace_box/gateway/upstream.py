@@ -10,13 +10,14 @@ rotation, and that attempt does not use up a retry (the rotation shrinks); the p
 the key stays and the next key is tried as for a 5xx (with no other key in rotation its refusal
 is the answer: the same key would be refused again), until a second such refusal parks it
 (gateway/blind_keys.py). A 403 that is an HTML page (a firewall or proxy in front of the
-provider), whatever its words, is the provider unavailable: 503, tried on the next key as a 5xx
-(gateway/forbidden.py). Any other 403 is a refusal of the request's content (OpenRouter's
-moderation): 400 `content_refused`, no key touched or tried. The client finally sees: the
-upstream's own 4xx status and message, 429 with Retry-After (a malformed one counts as absent),
-502 for 5xx and unreachable upstreams, 503 when no key is left, the provider wants paying (402
-is the user's own balance) or is overloaded (Anthropic's 529 on the last key tried: OpenAI's
-status for it), 504 for timeouts.
+provider), whatever its words, is the provider unavailable: 503, tried on the next key as a 5xx;
+so is OpenAI's unsupported_country_region_territory, not tried again (gateway/forbidden.py).
+Any other 403 is a refusal of the request's content (OpenRouter's moderation): 400
+`content_refused`, no key touched or tried. The client finally sees: the upstream's own 4xx
+status and message, 429 with Retry-After (a malformed one counts as absent), 502 for 5xx and
+unreachable upstreams, 503 when no key is left, the provider wants paying (402 is the user's own
+balance) or is overloaded (Anthropic's 529 on the last key tried: OpenAI's status for it), 504
+for timeouts.
 
 A 400 (or Mistral's 422 extra_forbidden) that says the model takes no `reasoning_effort` at all,
 to a call whose translation added that field (Messages or Responses to an `openai` provider:

@@ -99,3 +99,21 @@ def test_a_firewall_page_on_the_messages_route_is_a_503_in_anthropics_shape(
     assert "refused the operator's key" not in answer.text
     assert fake.probes == [] and failing(box) == [False, False]
 
+
+def test_an_unsupported_country_is_the_provider_unavailable_and_keeps_the_key(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    email, key = box.new_user("1")
+    fake.push(country())
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.status_code == 503
+    assert caught.value.code == "provider_unavailable"
+    message = caught.value.message
+    assert "country, region or territory" in message and "fake" in message
+    assert "refused the request" not in message and "key" not in message
+    assert len(fake.requests) == 1  # every key is sent from the same place: none would do
+    assert fake.probes == [] and failing(box) == [False, False]
+    assert box.balance(email)[1] == 0
+    done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert done.choices[0].message.content == "Hello from the fake upstream."
