@@ -44,10 +44,21 @@ def mask_secret(plaintext: str) -> str:
 MIN_CUT_SECRET = 4  # characters of a secret's start, left at the end of a cut text, masked
 
 
+# The operator's account at the provider, as OpenAI's errors name it ("Rate limit reached for
+# gpt-4o in organization org-AbC123xyz on tokens per min"; a project's proj_...): random base62,
+# so with a digit or a capital in it (not words like "org-wide"); at the end of a cut text,
+# whatever is left of one.
+_ACCOUNT_ID_RE = re.compile(
+    r"\b(?:org-|proj_)(?=[a-z]*[A-Z0-9])[A-Za-z0-9]+|\b(?:org-|proj_)[A-Za-z0-9]*$"
+)
+
+
 def mask_in(text: str, secret: str) -> str:
     """`text` with every occurrence of `secret` replaced by its mask, and the start of it left
     at the end where the text was cut (an upstream's error message is cut before it is
-    masked: 300 characters of a page, 500 of Anthropic's message, 500 of a failure reason)."""
+    masked: 300 characters of a page, 500 of Anthropic's message, 500 of a failure reason);
+    the operator's account ids at the provider masked too (its error words reach users)."""
+    text = _ACCOUNT_ID_RE.sub(lambda m: mask_secret(m.group(0)), text)
     secret = secret.strip()
     if not secret:
         return text

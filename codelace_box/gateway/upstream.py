@@ -9,12 +9,15 @@ probing the key (catalog/keyprobe.py): refused again, the key is flagged and lea
 rotation, and that attempt does not use up a retry (the rotation shrinks); the probe working,
 the key stays and the next key is tried as for a 5xx (with no other key in rotation its refusal
 is the answer: the same key would be refused again), until a second such refusal parks it
-(gateway/blind_keys.py). Any other 403 is a refusal of the request's content (OpenRouter's
-moderation): 400 `content_refused`, no key touched or tried. The client finally sees: the
-upstream's own 4xx status and message, 429 with Retry-After (a malformed one counts as absent),
-502 for 5xx and unreachable upstreams, 503 when no key is left, the provider wants paying (402
-is the user's own balance) or is overloaded (Anthropic's 529 on the last key tried: OpenAI's
-status for it), 504 for timeouts.
+(gateway/blind_keys.py). A 403 that is an HTML page (a firewall or proxy in front of the
+provider), whatever its words, is the provider unavailable: 503, tried on the next key as a 5xx;
+so is OpenAI's unsupported_country_region_territory, not tried again (gateway/forbidden.py).
+Any other 403 is a refusal of the request's content (OpenRouter's moderation): 400
+`content_refused`, no key touched or tried. The client finally sees: the upstream's own 4xx
+status and message, 429 with Retry-After (a malformed one counts as absent), 502 for 5xx and
+unreachable upstreams, 503 when no key is left, the provider wants paying (402 is the user's own
+balance) or is overloaded (Anthropic's 529 on the last key tried: OpenAI's status for it), 504
+for timeouts.
 
 A 400 (or Mistral's 422 extra_forbidden) that says the model takes no `reasoning_effort` at all,
 to a call whose translation added that field (Messages or Responses to an `openai` provider:
@@ -44,7 +47,6 @@ from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.crypto import mask_in
 from codelace_box.errors import (
     CodelaceError,
-    InvalidRequest,
     RateLimited,
     ServiceUnavailable,
     UpstreamError,
@@ -67,6 +69,7 @@ from codelace_box.gateway.client import (
     UpstreamUnreachable,
 )
 from codelace_box.gateway.compaction_retry import trim_refused_compaction
+from codelace_box.gateway.forbidden import ContentRefused, not_the_key
 from codelace_box.gateway.hints import STREAM_OPTIONS, refused_hints
 from codelace_box.gateway.key_blame import refuses_key
 from codelace_box.gateway.outcome import UpstreamWentSilent, count_retried_failure
@@ -141,15 +144,6 @@ class Opened:
         return exc
 
 
-class ContentRefused(InvalidRequest):
-    """The upstream refused what the request asks (a 403 not about the key): 400 to the user."""
-
-    def __init__(self, provider: str, status: int, message: str) -> None:
-        super().__init__(
-            f"{provider} refused the request (HTTP {status}): {message}", code="content_refused"
-        )
-
-
 class ProviderKeyRejected(ServiceUnavailable):
     """The upstream refused the operator's key (401/403): 503 to the client, key flagged."""
 
@@ -205,7 +199,9 @@ async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> 
     finally:
         response.close()
     message = mask_in(call.adapter.error_message(response.status, payload), key.secret)
-    error = _judged(call, response, message, payload, key)
+    kind = response.header("content-type")  # a 403 whatever its words (a firewall's page)
+    error = not_the_key(call.route.provider.name, response.status, kind, payload, key.secret)
+    error = error or _judged(call, response, message, payload, key)
     error.from_upstream = True  # not the box's own refusal (api/observe.py counts those)
     return error
 

@@ -72,14 +72,19 @@ def _plain_param(param: Any) -> bool:
     return param.isprintable() and redact(param) == param
 
 
+def page_title(payload: bytes) -> str:
+    """The title of an HTML page (a proxy's, a firewall's), keys redacted; "" for none."""
+    title = _HTML_TITLE_RE.search(payload[:4096].decode("utf-8", "replace"))
+    return redact(" ".join(title.group(1).split())) if title else ""
+
+
 def page_text(payload: bytes) -> str:
     """What an error body that is not the API's JSON says: a proxy's HTML page by its title
     (not its markup), else the start of the text, keys redacted; "" for an empty body."""
-    text = payload[:300].decode("utf-8", "replace").strip()
-    title = _HTML_TITLE_RE.search(payload[:4096].decode("utf-8", "replace"))
-    if title and title.group(1).strip():
-        text = "an HTML page: " + title.group(1)
-    return redact(" ".join(text.split()))
+    title = page_title(payload)
+    if title:
+        return "an HTML page: " + title
+    return redact(" ".join(payload[:300].decode("utf-8", "replace").split()))
 
 
 def reported_error(body: JSON) -> Any:

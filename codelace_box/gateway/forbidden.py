@@ -1,0 +1,90 @@
+"""What an upstream's 403 means when it is not about the operator's key (gateway/key_blame.py).
+
+A page of HTML (its content type says so, or its body begins as one) is no API's answer: a
+firewall, CDN or proxy in front of the provider (Cloudflare's "Access denied" or "Attention
+Required", a WAF, a corporate proxy) turned the call away. Its words ("Access denied") say
+nothing of the key and nothing of the request's content, and its markup is not for users: the
+provider is unavailable from here, a 503 (`provider_unavailable`) naming the page by its title,
+tried on the next key as a 5xx is (gateway/upstream.py); the key stays in rotation, unprobed.
+OpenAI's `unsupported_country_region_territory` ("Country, region, or territory not supported")
+is the operator's deployment, not the user's content: the box runs where the provider does not
+serve. A 503 (`provider_unavailable`) that says so, the key kept; not tried on another key, as
+every key is sent from the same place.
+Any other 403 refuses the request's content (OpenRouter's moderation): 400 `content_refused`.
+Judged before the key is blamed. Pure code, no I/O.
+"""
+
+from __future__ import annotations
+
+from codelace_box.crypto import mask_in
+from codelace_box.errors import CodelaceError, InvalidRequest, ServiceUnavailable, UpstreamError
+from codelace_box.providers.openai_errors import error_body, page_title
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_HTML_STARTS = (b"<!doctype html", b"<html")
+_UNSUPPORTED_REGION = "unsupported_country_region_territory"  # OpenAI's code for it
+
+
+class ContentRefused(InvalidRequest):
+    """The upstream refused what the request asks (a 403 not about the key): 400 to the user."""
+
+    def __init__(self, provider: str, status: int, message: str) -> None:
+        super().__init__(
+            f"{provider} refused the request (HTTP {status}): {message}", code="content_refused"
+        )
+
+
+class ProviderWalled(UpstreamError):
+    """A 403 HTML page from what stands in front of the provider: 503, tried on the next key
+    as a 5xx is (an UpstreamError), no key blamed."""
+
+    status = 503
+    default_code = "provider_unavailable"
+
+    def __init__(self, provider: str, status: int, title: str) -> None:
+        named = f" ({title})" if title else ""
+        super().__init__(
+            f"{provider} is unavailable: a firewall or proxy in front of it turned the call "
+            f"away (HTTP {status}, an HTML page{named}, not the provider's API answering)"
+        )
+
+
+class ProviderRegionRefused(ServiceUnavailable):
+    """The provider does not serve where the box runs: 503, the key kept, no other key tried
+    (a ServiceUnavailable: gateway/upstream.py)."""
+
+    def __init__(self, provider: str, status: int) -> None:
+        super().__init__(
+            f"{provider} is unavailable: it does not serve the country, region or territory "
+            f"this gateway runs in (HTTP {status} {_UNSUPPORTED_REGION}); the operator has to "
+            "reach it from a supported one",
+            code="provider_unavailable",
+        )
+
+
+def refuses_region(payload: bytes) -> bool:
+    """Whether an error body is OpenAI's refusal of the country the call came from."""
+    body = error_body(payload)
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and error.get("code") == _UNSUPPORTED_REGION
+
+
+def is_html(content_type: str | None, payload: bytes) -> bool:
+    """Whether an answer is a page of HTML: by its content type, or by how its body begins
+    (a proxy's page sent as text/plain or with no type)."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    return kind in _HTML_TYPES or payload[:64].lstrip().lower().startswith(_HTML_STARTS)
+
+
+def not_the_key(
+    provider: str, status: int, content_type: str | None, payload: bytes, secret: str
+) -> CodelaceError | None:
+    """The error a 403 is whatever its words say of keys (a firewall's page, a country not
+    served); None for one whose words decide (the key's, or the request's content)."""
+    if status != 403:
+        return None
+    if is_html(content_type, payload):
+        return ProviderWalled(provider, status, mask_in(page_title(payload), secret))
+    if refuses_region(payload):
+        return ProviderRegionRefused(provider, status)
+    return None

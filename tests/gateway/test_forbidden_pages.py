@@ -1,0 +1,119 @@
+"""403s that refuse neither the operator's key nor the request's content: a firewall's or proxy's
+HTML page (Cloudflare's "Access denied" or "Attention Required", a WAF) and OpenAI's
+`unsupported_country_region_territory`. The provider is unavailable (503): the key stays in
+rotation and is never probed, the user is not told a key was refused, and no HTML is relayed."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import MODEL, Box, BoxFactory
+
+pytestmark = pytest.mark.timeout(60)
+HELLO = [{"role": "user", "content": "Say hello"}]
+KEYS = ("sk-walled-key-0001", "sk-walled-key-0002")
+PAGES = {
+    "access-denied": "Access denied | api.example.com used Cloudflare to restrict access",
+    "attention": "Attention Required! | Cloudflare",
+}
+COUNTRY = {
+    "code": "unsupported_country_region_territory",
+    "message": "Country, region, or territory not supported",
+    "param": None,
+    "type": "request_forbidden",
+}
+
+
+def page(title: str) -> Reply:
+    """A 403 HTML page, as Cloudflare sends it in front of a provider."""
+    html = (
+        f"<!DOCTYPE html><html><head><title>{title}</title></head><body>"
+        "<h1>Sorry, you have been blocked</h1><p>Ray ID: 8f1e2d3c4b5a6978</p></body></html>"
+    )
+    return Reply(status=403, raw=[html.encode()], content_type="text/html; charset=UTF-8")
+
+
+def country() -> Reply:
+    return Reply(status=403, error=dict(COUNTRY))
+
+
+@pytest.fixture
+def box(box_factory: BoxFactory) -> Box:
+    return box_factory(keys=KEYS)
+
+
+def failing(box: Box) -> list[bool]:
+    """Which of the provider's keys are out of rotation."""
+    listed = json.loads(box.cli("providers", "list", "--json"))
+    return [bool(k["failing"]) for k in listed[0]["keys"]]
+
+
+@pytest.mark.parametrize("title", list(PAGES.values()), ids=list(PAGES))
+def test_a_firewall_page_on_one_key_tries_the_next_and_keeps_both(
+    box: Box, fake: FakeOpenAI, title: str
+) -> None:
+    _, key = box.new_user("1")
+    fake.push(page(title))
+    done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert done.choices[0].message.content == "Hello from the fake upstream."
+    assert len({r.api_key for r in fake.requests}) == 2
+    assert fake.probes == [] and failing(box) == [False, False]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "stream"])
+@pytest.mark.parametrize("title", list(PAGES.values()), ids=list(PAGES))
+def test_a_firewall_page_on_every_key_is_the_provider_unavailable(
+    box: Box, fake: FakeOpenAI, title: str, stream: bool
+) -> None:
+    email, key = box.new_user("1")
+    fake.default = page(title)
+    body = {"model": MODEL, "messages": HELLO, "stream": stream}
+    for _ in range(2):  # a second refusal would park a key its probe keeps
+        with box.http(key) as http:
+            answer = http.post("/v1/chat/completions", json=body)
+        assert answer.status_code == 503, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "provider_unavailable" and error["type"] == "api_error"
+        assert "<" not in error["message"] and "key" not in error["message"], error
+        assert "HTTP 403" in error["message"] and "fake" in error["message"]
+    assert len({r.api_key for r in fake.requests}) == 2
+    assert fake.probes == [] and failing(box) == [False, False]
+    assert box.balance(email)[1] == 0
+
+
+def test_a_firewall_page_on_the_messages_route_is_a_503_in_anthropics_shape(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    _, key = box.new_user("1")
+    fake.default = page(PAGES["access-denied"])
+    body = {"model": MODEL, "max_tokens": 50, "messages": HELLO}
+    with httpx.Client(base_url=box.url, headers={"x-api-key": key}, timeout=30) as http:
+        answer = http.post("/v1/messages", json=body)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["type"] == "error" and "<" not in answer.text
+    assert "refused the operator's key" not in answer.text
+    assert fake.probes == [] and failing(box) == [False, False]
+
+
+def test_an_unsupported_country_is_the_provider_unavailable_and_keeps_the_key(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    email, key = box.new_user("1")
+    fake.push(country())
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.status_code == 503
+    assert caught.value.code == "provider_unavailable"
+    message = caught.value.message
+    assert "country, region or territory" in message and "fake" in message
+    assert "refused the request" not in message and "key" not in message
+    assert len(fake.requests) == 1  # every key is sent from the same place: none would do
+    assert fake.probes == [] and failing(box) == [False, False]
+    assert box.balance(email)[1] == 0
+    done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert done.choices[0].message.content == "Hello from the fake upstream."
