@@ -10,7 +10,8 @@ that goes away: cancellation cannot interrupt code that does not await.
 A call whose client leaves is not stopped: the upstream already works on it and bills the
 operator, as OpenAI and OpenRouter bill theirs, so it finishes in the background (a stream is
 read on, within its output cap and the read timeout) and is charged what the provider reports,
-its usage row marked "abandoned". `drain()` lets those finish before a worker stops.
+its usage row marked "abandoned" (`call.left`: no retry starts new work for nobody).
+`drain()` lets those finish before a worker stops.
 """
 
 from __future__ import annotations
@@ -110,7 +111,6 @@ class Gateway:
         self.settings = settings
         self.writes = WriteBatch()
         self.prober = KeyProber(settings.probe_timeout_sec)
-        self._left: set[str] = set()  # request ids whose client went away mid-call
         self._background: set[asyncio.Future[Any]] = set()
         self._calls: LiveRefs[ChatCall] = LiveRefs()  # its calls that may still settle
         self._gone_owners = OwnerWatch()
@@ -176,7 +176,7 @@ class Gateway:
             if settled.cancelled() or settled.exception() is not None:
                 await asyncio.shield(task)  # not settled: what the task raises, hold freed
         except asyncio.CancelledError:
-            self._left.add(call.request_id)
+            call.left = True
             self._background.add(task)
             task.add_done_callback(partial(self._background_done, call.request_id))
             raise
@@ -232,7 +232,6 @@ class Gateway:
 
     def _background_done(self, request_id: str, task: asyncio.Future[Any]) -> None:
         self._background.discard(task)
-        self._left.discard(request_id)
         exc = None if task.cancelled() else task.exception()
         if exc is not None and client_error(exc) is None:  # a bug, not an upstream failure
             log.error("a call its client left failed", exc_info=exc)
@@ -271,7 +270,7 @@ class Gateway:
             body, usage, size = await self._fetch(call)
         except BaseException as exc:
             raise await self._release(call, exc) from None
-        status = "abandoned" if call.request_id in self._left else "ok"
+        status = "abandoned" if call.left else "ok"
         item = settlement(call, usage, status)
         settled = self.writes.submit(partial(settle_steps, item=item))
         return Fetched(body, usage, size, item, settled)
@@ -313,6 +312,7 @@ class Gateway:
         try:
             return await told
         except asyncio.CancelledError:
+            call.left = True
             told.cancel()  # (already, if the cancellation came through it)
             if told.cancelled() or told.exception() is not None:  # the task sees to it
                 self._background.add(task)

@@ -89,6 +89,7 @@ class ChatCall:
     media: tuple[int, int] | None = None  # the body's request_media, when admission walked it
     advisor: ModelRoute | None = None  # the advisor tool's catalog model (gateway/advisor.py)
     unsettled: bool = False  # its settlement or release was refused: its hold is the sweep's
+    left: bool = False  # its client went away: no new upstream attempt starts for nobody
 
     @property
     def answer_model(self) -> str:

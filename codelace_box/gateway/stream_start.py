@@ -166,7 +166,7 @@ async def open_stream_started(
         if not anthropic:  # relayed as it came, as any OpenAI-compatible stream's error
             return Started(opened, prefix)
         opened.response.close()
-        if retries_left <= 0:
+        if retries_left <= 0 or call.left:  # no new work for a client that left
             raise opened.without_key(error)
         count_retried_failure(call, error)  # hidden by the next attempt, counted all the same
         retries_left -= 1

@@ -374,10 +374,10 @@ async def open_upstream(
                 return Opened(answer, key, retries_left)
             else:
                 last, free = await _judge(prober, routes, call, key, answer)
-                if free:  # the rotation shrank, or the request changed: the next is no retry
-                    continue
+                if free and not call.left:  # the rotation shrank, or the request changed:
+                    continue  # the next is no retry
         finally:  # every attempt's wait is the upstream's, failed ones too (not the box's own)
             call.upstream_sec += time.perf_counter() - sent
-        if retries_left <= 0:
+        if retries_left <= 0 or call.left:  # no new work for a client that left
             raise last
         retries_left -= 1
