@@ -11,7 +11,7 @@ from codelace_box.api.common import READ, json_response, limit_arg, require_auth
 from codelace_box.api.dbwork import keyed_database_handler
 from codelace_box.api.views import balance_view, usage_view
 from codelace_box.db.models import User
-from codelace_box.db.offload import run_in_db_thread
+from codelace_box.db.offload import read_in_db_thread
 from codelace_box.reports.usage import usage_summary
 
 bp = Blueprint("customer", url_prefix="/api/v1/customer")
@@ -31,7 +31,7 @@ def balance(request: Request, auth: AuthContext) -> HTTPResponse:
 async def usage(request: Request) -> HTTPResponse:
     """The caller's totals and most recent requests (newest first)."""
     auth = await require_auth(request)
-    summary = await run_in_db_thread(
+    summary = await read_in_db_thread(
         usage_summary, auth.user_id, limit_arg(request, DEFAULT_USAGE_LIMIT, MAX_USAGE_LIMIT)
     )
     return json_response(usage_view(summary))

@@ -35,7 +35,7 @@ from codelace_box.billing.checkout import MAX_TOPUP_USD, smallest_topup, start_s
 from codelace_box.billing.payments import payment_history
 from codelace_box.config import Config
 from codelace_box.db.models import User
-from codelace_box.db.offload import run_db_work, run_in_db_thread
+from codelace_box.db.offload import read_in_db_thread, run_db_work
 from codelace_box.errors import InvalidRequest
 from codelace_box.reports.usage import spend_history, usage_summary
 
@@ -54,7 +54,7 @@ def _stripe_enabled(config: Config) -> bool:
 async def overview(request: Request) -> HTTPResponse:
     """Balance, this month's spend, and what the billing page needs to know."""
     user = await run_db_work(_signed_in_user, request)
-    history = await run_in_db_thread(spend_history, user.id)
+    history = await read_in_db_thread(spend_history, user.id)
     config: Config = request.app.ctx.config
     stripe = config.stripe
     trial = _stripe_enabled(config) and stripe.trial_credit_usd > 0
@@ -118,8 +118,8 @@ def keys_revoke(request: Request, key_id: str) -> HTTPResponse:
 async def usage(request: Request) -> HTTPResponse:
     """Totals, recent requests, and the spend of each of the last 30 days."""
     session = await run_db_work(current_session, request)
-    summary = await run_in_db_thread(usage_summary, session.user_id, RECENT_REQUESTS)
-    history = await run_in_db_thread(spend_history, session.user_id)
+    summary = await read_in_db_thread(usage_summary, session.user_id, RECENT_REQUESTS)
+    history = await read_in_db_thread(spend_history, session.user_id)
     return json_response(usage_view(summary) | spend_view(history))
 
 

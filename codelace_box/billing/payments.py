@@ -4,7 +4,7 @@ them)."""
 from __future__ import annotations
 
 from codelace_box.db.models import Payment
-from codelace_box.db.offload import run_in_db_thread
+from codelace_box.db.offload import read_in_db_thread
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -20,7 +20,7 @@ def list_payments(user_id: int, limit: int = DEFAULT_LIMIT) -> list[Payment]:
 async def payment_history(user_id: int, limit: int = DEFAULT_LIMIT) -> list[Payment]:
     """`list_payments` as the API and the portal read it: on the database thread, never on the
     event loop (an account's payments are history: they grow as long as it pays)."""
-    return await run_in_db_thread(list_payments, user_id, limit)
+    return await read_in_db_thread(list_payments, user_id, limit)
 
 
 def payment_for_session(session_id: str) -> Payment | None:

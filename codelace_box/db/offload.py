@@ -246,6 +246,13 @@ async def run_in_db_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     return await _current[0].run(fn, *args, **kwargs)
 
 
+async def read_in_db_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A read of an account's history (usage, spend, payments) on the database thread, run
+    once more when it failed at once on a session the server had dropped (`again_if_dropped`):
+    after an idle cut it is served, as the account's other reads are, not a 503."""
+    return await run_in_db_thread(again_if_dropped, partial(fn, *args, **kwargs))
+
+
 async def run_db_work(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """`fn(*args, **kwargs)`, a request's own database work (short reads and writes), where
     the engine wants it: on PostgreSQL on this process's work thread, so the event loop

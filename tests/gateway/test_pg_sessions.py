@@ -267,3 +267,18 @@ def test_changes_after_an_idle_cut_are_served(pg_box: Box, pg_url: str) -> None:
         "SELECT name, revoked_at IS NOT NULL FROM api_key WHERE uuid = ?", made
     ) == [("renamed after a cut", True)]
     assert len(pg_box.query("SELECT id FROM api_key WHERE name LIKE '%after a cut'")) == 1
+
+
+def test_usage_reads_after_an_idle_cut_are_served(pg_box: Box, pg_url: str) -> None:
+    """The account's usage (GET /api/v1/customer/usage; the portal's usage, overview and
+    payments alike) is read on the database thread, not a work thread: after an idle cut it
+    is served too, not a 503 (a read that met the dropped session runs once more)."""
+    _, key = pg_box.new_user("10")
+    headers = {"authorization": f"Bearer {key}"}
+    url = f"{pg_box.url}/api/v1/customer/usage"
+    for _ in range(2):
+        assert httpx.get(url, headers=headers, timeout=30, verify=TLS).status_code == 200
+        assert _drop_the_boxs_sessions(pg_url) >= 1  # (those open now)
+        time.sleep(0.3)
+        answer = httpx.get(url, headers=headers, timeout=30, verify=TLS)
+        assert answer.status_code == 200, answer.text
