@@ -119,3 +119,17 @@ def test_a_refusal_in_the_first_event_is_the_same_answer_as_in_an_error_status(
     streamed = box.post(key, "chat", "ho", stream=True)
     assert unstreamed.status_code == streamed.status_code == 400
     assert streamed.json() == unstreamed.json()
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_first_event_that_is_slow_to_come_leaves_the_client_no_longer_without_a_byte(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """The first event is waited for the keep-alive interval (0.3 s here) at most; a keep-alive
+    comment then goes out at once, not one interval later: the client was waiting all along."""
+    _, key = box.new_user("10")
+    hostile.push(Act(200, [b": OPENROUTER PROCESSING\n\n", 0.85, *stream_of("ho")], SSE))
+    answer = box.post(key, route, "ho", stream=True)
+    assert answer.status_code == 200, answer.text
+    before_content = answer.text.split("data:", 1)[0]
+    assert before_content.count(": keep-alive") >= 2, answer.text
