@@ -144,12 +144,10 @@ async def open_stream_started(
     read_timeout_sec: float,
     hold_sec: float,
 ) -> Started:
-    """Open the call's stream upstream, past its first event (an Anthropic provider's, and a
-    translated compaction's to any provider, past its start), or after `hold_sec` without it.
-    An error event before that is answered as the same error in an error answer: the next key
-    for a rate limit, an overload or a server error (at most `max_retries` times in all), the
-    refusal itself when the request is at fault; a translated compaction's saying it is too
-    long asks it again shorter."""
+    """Open the call's stream upstream past its first event (an Anthropic one's, a translated
+    compaction's: past its start), or `hold_sec`; an error event before it is judged as that
+    error unstreamed (the next key, at most `max_retries` times in all, or the refusal), one
+    saying a translated compaction is too long asks it again shorter (see the module doc)."""
     retries_left = max_retries
     tried: set[int] = set()  # the keys tried: a retry goes to another, if there is one
     anthropic = call.route.provider.kind == "anthropic"
