@@ -98,7 +98,7 @@ class StreamRelay:
         self._settled = False
         self._capped = False  # the output reached the reserved cap: relay no more
         self._reading_on = False  # the client left; a background task reads the upstream
-        self._last_send = time.monotonic()  # when the client last got bytes from us
+        self._last_send = call.started  # when the client last got bytes (or asked) from us
 
     async def run(self, send: Send) -> None:
         """Relay to the end; raises only the error of a failure before the first byte was sent

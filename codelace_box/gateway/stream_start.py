@@ -1,31 +1,38 @@
-"""The start of an Anthropic stream: an `error` event before any content is retried.
+"""The start of a stream: an error event before anything was relayed is that error unstreamed.
 
-Anthropic may accept a streamed call (200) and then send `event: error` (overloaded_error)
-before the first content block: nothing has been produced, so, like a 529 before the stream,
-the call goes to the next key. `open_stream_started` reads the first events of an Anthropic
-upstream until content begins (or the stream ends) and hands the bytes it read to the relay,
-which relays them as if they had just arrived. It holds the answer back for the keep-alive
-interval at most (`hold_sec`): a long prompt's prefill sends message_start and then only pings,
-and a client left without a byte that long gives up (Claude Code aborts a stream silent for its
-idle timeout and warns of a slow first byte after 30 s; a proxy in front of the box cuts a
-response with no byte for its read timeout, often 60 s). Past it the stream starts (message_start
-and the pings relayed, keep-alive comments after), and an error event comes as an error event.
-Content that does not begin within `gateway.read_timeout_sec` (an upstream that only pings) is
-an upstream gone silent: a 504 while the answer is still held back, an error event once the
-stream started (the relay's `content_by`); either way free. A translated compaction's stream
-(Codex streams it) is read so on any provider: an error event before content saying it is too
-long (a proxy's, where the provider would answer 400) asks it again shorter
-(gateway/compaction_retry.py); an OpenAI-compatible stream's other errors are relayed as sent.
+An upstream may accept a streamed call (200) and then send an error as its first event
+(Anthropic's `event: error`, overloaded_error, rate_limit_error, ..., before the first content
+block; OpenRouter's, vLLM's and proxies' `{"error": {...}}` chunk): the client has nothing yet,
+so the box answers it as it answers the same error in an error answer (gateway/upstream.py, by
+the status the event stands for: providers/error_events.py): a rate limit, an overload or a
+server error goes to the next key, then is a 429 (Retry-After), 503 or 502; a refused request
+is the 400 with the upstream's words; all free. `open_stream_started` reads the first event of
+an OpenAI-compatible upstream, and the first events of an Anthropic upstream until content
+begins (or the stream ends), and hands the bytes it read to the relay, which relays them as if
+they had just arrived. It holds the answer back for the keep-alive interval at most
+(`hold_sec`): a long prompt's prefill sends message_start and then only pings (a compatible
+server nothing, or comments), and a client left without a byte that long gives up (Claude Code
+aborts a stream silent for its idle timeout and warns of a slow first byte after 30 s; a proxy
+in front of the box cuts a response with no byte for its read timeout, often 60 s). Past it the
+stream starts (message_start and the pings relayed, keep-alive comments after), and an error
+event comes as an error event. Content that does not begin within `gateway.read_timeout_sec`
+(an upstream that only pings) is an upstream gone silent: a 504 while the answer is still held
+back, an error event once the stream started (the relay's `content_by`); either way free. A
+translated compaction's stream (Codex streams it) is read to its content on any provider: an
+error event before content saying it is too long (a proxy's, where the provider would answer
+400) asks it again shorter (gateway/compaction_retry.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from dataclasses import dataclass
 
 from codelace_box.catalog.keyprobe import KeyProber
+from codelace_box.errors import CodelaceError
 from codelace_box.gateway.client import UpstreamClient, UpstreamReadTimeout, UpstreamTooLarge
 from codelace_box.gateway.compaction_retry import (
     translated_compaction,
@@ -35,9 +42,10 @@ from codelace_box.gateway.outcome import count_retried_failure
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser
-from codelace_box.gateway.upstream import Opened, open_upstream
+from codelace_box.gateway.upstream import Opened, failure_of, judge_failure, open_upstream
 from codelace_box.jsonwire import loads
 from codelace_box.providers.base import SSEEvent, UpstreamStreamError
+from codelace_box.providers.error_events import error_event_status
 
 # Events that mean the upstream is producing (or has finished): past them, no retry.
 _STARTED = frozenset(
@@ -86,17 +94,17 @@ def _error_of(event: SSEEvent) -> UpstreamStreamError:
 
 
 async def _read_start(
-    opened: Opened, hold_sec: float, wait_sec: float
-) -> tuple[bytes, UpstreamStreamError | None, bool]:
-    """Bytes up to the first content event (or the end), or the error event before it, and
-    whether content began. An upstream that talks (pings) but starts no content within
-    `wait_sec` has gone silent (UpstreamReadTimeout); one still without content after
+    opened: Opened, hold_sec: float, wait_sec: float, first: bool
+) -> tuple[bytes, SSEEvent | None, bool]:
+    """Bytes up to the first content event (`first`: the first event) or the end, or the error
+    event before it, and whether it came. An upstream that talks (pings) but starts no content
+    within `wait_sec` has gone silent (UpstreamReadTimeout); one still without content after
     `hold_sec` (if shorter) is handed on as it is; and one that sends more than an answer may
     be before content is too large: none is waited on or buffered for ever."""
     read = bytearray()
     try:
         async with asyncio.timeout(min(hold_sec, wait_sec)):
-            error = await _read_until_content(opened, read)
+            error = await _read_until_content(opened, read, first)
             return bytes(read), error, True
     except TimeoutError:
         if hold_sec >= wait_sec:
@@ -104,8 +112,9 @@ async def _read_start(
     return bytes(read), None, False
 
 
-async def _read_until_content(opened: Opened, read: bytearray) -> UpstreamStreamError | None:
-    """Read into `read` up to the first content event (None) or an error event before it."""
+async def _read_until_content(opened: Opened, read: bytearray, first: bool) -> SSEEvent | None:
+    """Read into `read` up to the first content event (None; `first`: the first event of any
+    kind) or an error event before it."""
     limits = opened.response.limits
     parser = SSEParser(limits.max_event_bytes)
     while True:
@@ -114,8 +123,8 @@ async def _read_until_content(opened: Opened, read: bytearray) -> UpstreamStream
         for event in parser.feed(data) if data else parser.flush():
             kind = _kind(event)
             if kind == "error":
-                return _error_of(event)
-            if kind in _STARTED:
+                return event
+            if first or kind in _STARTED:
                 return None
         if not data:
             return None
@@ -136,37 +145,50 @@ async def open_stream_started(
     read_timeout_sec: float,
     hold_sec: float,
 ) -> Started:
-    """Open the call's stream upstream; for an Anthropic provider, past its start (or after
-    `hold_sec` without it), moving to the next key (at most `max_retries` times in all) on an
-    error event before content. A translated compaction to any provider is looked at so too,
-    and asked again shorter when that error says it is too long; an OpenAI-compatible
-    stream's other errors are relayed as they came."""
+    """Open the call's stream upstream past its first event (an Anthropic one's, a translated
+    compaction's: past its start), or `hold_sec`; an error event before it is judged as that
+    error unstreamed (the next key, at most `max_retries` times in all, or the refusal), one
+    saying a translated compaction is too long asks it again shorter (see the module doc)."""
     retries_left = max_retries
     tried: set[int] = set()  # the keys tried: a retry goes to another, if there is one
     anthropic = call.route.provider.kind == "anthropic"
     while True:
         opened = await open_upstream(client, routes, call, retries_left, prober, tried)
         retries_left = opened.retries_left  # those spent opening it are spent
-        if not anthropic and not translated_compaction(call):
-            return Started(opened, b"")
+        whole = anthropic or translated_compaction(call)  # its start; else its first event
         reading, content_by = time.perf_counter(), time.monotonic() + read_timeout_sec
         try:
-            prefix, error, began = await _read_start(opened, hold_sec, read_timeout_sec)
+            prefix, event, began = await _read_start(
+                opened, hold_sec, read_timeout_sec if whole else math.inf, first=not whole
+            )
         except BaseException:
             opened.response.close()
             raise
         finally:  # the wait for its first token is the upstream's time, not the box's own
             call.upstream_sec += time.perf_counter() - reading
-        if error is None:
-            return Started(opened, prefix, None if began else content_by)
-        if trim_compaction_refused_in_stream(call, error):
-            opened.response.close()
-            count_retried_failure(call, error)
-            continue  # the request changed: the next attempt is no retry
-        if not anthropic:  # relayed as it came, as any OpenAI-compatible stream's error
-            return Started(opened, prefix)
+        if event is None:
+            return Started(opened, prefix, content_by if whole and not began else None)
         opened.response.close()
+        refused = _error_of(event)
+        if not call.left and trim_compaction_refused_in_stream(call, refused):
+            count_retried_failure(call, refused)
+            continue  # the request changed: the next attempt is no retry
+        error, free = await _judged_event(prober, routes, call, opened, event)
+        if free and not call.left:  # the rotation shrank, or the request changed: the next
+            count_retried_failure(call, error)  # is no retry
+            continue
         if retries_left <= 0 or call.left:  # no new work for a client that left
-            raise opened.without_key(error)
+            raise error
         count_retried_failure(call, error)  # hidden by the next attempt, counted all the same
         retries_left -= 1
+
+
+async def _judged_event(
+    prober: KeyProber, routes: RouteTable, call: ChatCall, opened: Opened, event: SSEEvent
+) -> tuple[CodelaceError, bool]:
+    """The error an error event before the stream's start stands for (providers/
+    error_events.py), judged as that error in an error answer is (gateway/upstream.py), and
+    whether the next attempt is free; raised when another key would not do better."""
+    status = error_event_status(event.data)
+    error = failure_of(call, opened.response, status, event.data.encode(), opened.key)
+    return error, await judge_failure(prober, routes, call, opened.key, error, status)

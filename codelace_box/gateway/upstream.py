@@ -198,19 +198,25 @@ async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> 
         payload = b""
     finally:
         response.close()
-    message = mask_in(call.adapter.error_message(response.status, payload), key.secret)
+    return failure_of(call, response, response.status, payload, key)
+
+
+def failure_of(
+    call: ChatCall, response: UpstreamResponse, status: int, payload: bytes, key: KeySlot
+) -> CodelaceError:
+    """The error an error answer means, by its `status` (or the one a stream's first error
+    event stands for: gateway/stream_start.py) and its body; the key masked out."""
+    message = mask_in(call.adapter.error_message(status, payload), key.secret)
     kind = response.header("content-type")  # a 403 whatever its words (a firewall's page)
-    error = not_the_key(call.route.provider.name, response.status, kind, payload, key.secret)
-    error = error or _judged(call, response, message, payload, key)
+    error = not_the_key(call.route.provider.name, status, kind, payload, key.secret)
+    error = error or _judged(call, response, status, message, payload, key)
     error.from_upstream = True  # not the box's own refusal (api/observe.py counts those)
     return error
 
 
-def _judged(
-    call: ChatCall, response: UpstreamResponse, message: str, payload: bytes, key: KeySlot
-) -> CodelaceError:
-    """The error a non-200 answer means, by its status and words (`message`, masked)."""
-    status = response.status
+def _judged(call: ChatCall, response: UpstreamResponse, status: int, message: str,
+            payload: bytes, key: KeySlot) -> CodelaceError:  # fmt: skip
+    """The error an error answer means, by its status and words (`message`, masked)."""
     name = call.route.provider.name
     # OpenAI's 429 insufficient_quota wants paying; Gemini's words it so too, and its body
     # says when the limit passes (a per-minute quota): that one is a 429
@@ -283,26 +289,32 @@ async def _judge(
         raise UpstreamRedirected(call.route.provider.name, response.status,
                                  response.header("location"))  # fmt: skip
     error = await _failure(call, response, key)
+    return error, await judge_failure(prober, routes, call, key, error, response.status)
+
+
+async def judge_failure(prober: KeyProber, routes: RouteTable, call: ChatCall, key: KeySlot,
+                        error: CodelaceError, status: int) -> bool:  # fmt: skip
+    """As `_judge`, for the error of an answer with `status` (a stream's first error event's)."""
     if (
         _drop_added_effort(call, error)
         or _drop_refused_hints(call, error)
-        or drop_refused_output(call, error, response.status)
+        or drop_refused_output(call, error, status)
         or trim_refused_compaction(call, error)
     ):
-        return error, True
+        return True
     if isinstance(error, ProviderKeyRejected):
         if await key_left_rotation(prober, routes, call, key, error):
-            return error, True
+            return True
         if not routes.has_other_key(call.route.provider.id, key.id):
             raise error  # the same key again would be refused again
     if isinstance(error, ProviderOutOfCredit):
         log.warning(
             "%s key %d: the provider wants paying (HTTP %d)",
-            *(call.route.provider.name, key.id, response.status),
+            *(call.route.provider.name, key.id, status),
         )
     elif not isinstance(error, ProviderKeyRejected | RateLimited | UpstreamError):
         raise error
-    return error, False
+    return False
 
 
 def _target(call: ChatCall, key: KeySlot) -> UpstreamTarget:

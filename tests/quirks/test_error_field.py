@@ -57,14 +57,18 @@ def test_a_responses_stream_ends_failed(box: ResponsesBox) -> None:
 
 
 def test_a_failure_before_any_output_is_a_502(box: ResponsesBox) -> None:
+    """Its first event: a server error, tried again as an HTTP 500 is (gateway.max_retries, 2
+    by default), then a 502 (tests/hostile/test_first_event_errors.py)."""
     import openai
 
     email, key = box.new_key()
     start = box.balance_nanos(email)[0]
-    box.openai_fake.push(Reply(raw=[ERROR_LINE, DONE]))
+    asked = len(box.openai_fake.requests)
+    box.openai_fake.push(*[Reply(raw=[ERROR_LINE, DONE])] * 3)
     with pytest.raises(openai.InternalServerError, match="KV cache is full") as raised:
         list(box.openai(key).chat.completions.create(model=MODEL, messages=ASK, stream=True))
     assert raised.value.status_code == 502
+    assert len(box.openai_fake.requests) - asked == 3
     assert_free(box, email, start)
 
 
