@@ -169,18 +169,33 @@ async def open_stream_started(
         if event is None:
             return Started(opened, prefix, content_by if whole and not began else None)
         opened.response.close()
-        refused = _error_of(event)
-        if not call.left and trim_compaction_refused_in_stream(call, refused):
-            count_retried_failure(call, refused)
-            continue  # the request changed: the next attempt is no retry
-        error, free = await _judged_event(prober, routes, call, opened, event)
-        if free and not call.left:  # the rotation shrank, or the request changed: the next
-            count_retried_failure(call, error)  # is no retry
-            continue
-        if retries_left <= 0 or call.left:  # no new work for a client that left
-            raise error
-        count_retried_failure(call, error)  # hidden by the next attempt, counted all the same
-        retries_left -= 1
+        retries_left = await _after_error_event(prober, routes, call, opened, event, retries_left)
+
+
+async def _after_error_event(
+    prober: KeyProber,
+    routes: RouteTable,
+    call: ChatCall,
+    opened: Opened,
+    event: SSEEvent,
+    retries_left: int,
+) -> int:
+    """The retries left for the next attempt after an error event before the stream's start
+    (one that is no retry costs none), or the error it stands for, raised: when no retry is
+    left, or the client left (no new work for nobody). A failure the next attempt hides is
+    counted all the same (the upstream errors metric)."""
+    refused = _error_of(event)
+    if not call.left and trim_compaction_refused_in_stream(call, refused):
+        count_retried_failure(call, refused)
+        return retries_left  # the request changed: the next attempt is no retry
+    error, free = await _judged_event(prober, routes, call, opened, event)
+    if free and not call.left:  # the rotation shrank, or the request changed: no retry
+        count_retried_failure(call, error)
+        return retries_left
+    if retries_left <= 0 or call.left:
+        raise error
+    count_retried_failure(call, error)
+    return retries_left - 1
 
 
 async def _judged_event(

@@ -69,7 +69,8 @@ def test_concurrent_streams_retry_an_early_error_on_another_key(two_keys: Messag
 
 def test_an_early_error_a_retry_hid_is_counted_as_an_upstream_error(two_keys: MessagesBox) -> None:
     """Each stream a key failed before its content counts in codelace_upstream_errors_total
-    (provider and the error event's type), though the retry on the other key hid it."""
+    (provider, and the code of the status the event stands for: an overload is a 529's,
+    `upstream_overloaded`), though the retry on the other key hid it."""
     two_keys.fake.busy_keys.add(BUSY)
     two_keys.fake.requests.clear()
     _, key = two_keys.new_key()
@@ -86,7 +87,7 @@ def test_an_early_error_a_retry_hid_is_counted_as_an_upstream_error(two_keys: Me
             for family in text_string_to_metric_families(text)
             for sample in family.samples
             if sample.name == name
-            and sample.labels == {"provider": "two", "code": "overloaded_error"}
+            and sample.labels == {"provider": "two", "code": "upstream_overloaded"}
         )
 
     before = overloaded()
