@@ -13,6 +13,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(60)
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -92,7 +93,7 @@ def test_a_firewall_page_on_the_messages_route_is_a_503_in_anthropics_shape(
     _, key = box.new_user("1")
     fake.default = page(PAGES["access-denied"])
     body = {"model": MODEL, "max_tokens": 50, "messages": HELLO}
-    with httpx.Client(base_url=box.url, headers={"x-api-key": key}, timeout=30) as http:
+    with httpx.Client(base_url=box.url, headers={"x-api-key": key}, timeout=30, verify=TLS) as http:
         answer = http.post("/v1/messages", json=body)
     assert answer.status_code == 503, answer.text
     assert answer.json()["type"] == "error" and "<" not in answer.text
