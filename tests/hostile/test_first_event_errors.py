@@ -144,7 +144,9 @@ def test_a_retry_after_a_late_first_error_event_holds_the_client_no_longer_in_al
     not of each attempt: a key whose error event came late in it and a next key slow to start
     left the client without a byte for nearly two intervals (each attempt held it anew)."""
     _, key = box.new_user("10")
-    late_error = [b": OPENROUTER PROCESSING\n\n", 0.2, FIRST_EVENTS["rate_limit"][kind == "ha"]]
+    openai_event, anthropic_one = FIRST_EVENTS["rate_limit"][:2]
+    error_event = openai_event if kind == "ho" else anthropic_one
+    late_error: list[bytes | float] = [b": OPENROUTER PROCESSING\n\n", 0.2, error_event]
     hostile.push(Act(200, late_error, SSE), Act(200, [0.6, *stream_of(kind)], SSE))
     body = {"model": f"{kind}/m", "stream": True, "max_tokens": 100,
             "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
