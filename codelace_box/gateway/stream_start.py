@@ -10,10 +10,11 @@ is the 400 with the upstream's words; all free. `open_stream_started` reads the 
 an OpenAI-compatible upstream, and the first events of an Anthropic upstream until content
 begins (or the stream ends), and hands the bytes it read to the relay, which relays them as if
 they had just arrived. It holds the answer back for the keep-alive interval at most
-(`hold_sec`): a long prompt's prefill sends message_start and then only pings (a compatible
-server nothing, or comments), and a client left without a byte that long gives up (Claude Code
-aborts a stream silent for its idle timeout and warns of a slow first byte after 30 s; a proxy
-in front of the box cuts a response with no byte for its read timeout, often 60 s). Past it the
+(`hold_sec`, counted from the request, every attempt's hold in it: as the relay's keep-alive):
+a long prompt's prefill sends message_start and then only pings (a compatible server nothing,
+or comments), and a client left without a byte that long gives up (Claude Code aborts a stream
+silent for its idle timeout and warns of a slow first byte after 30 s; a proxy in front of the
+box cuts a response with no byte for its read timeout, often 60 s). Past it the
 stream starts (message_start and the pings relayed, keep-alive comments after), and an error
 event comes as an error event. Content that does not begin within `gateway.read_timeout_sec`
 (an upstream that only pings) is an upstream gone silent: a 504 while the answer is still held
@@ -157,9 +158,10 @@ async def open_stream_started(
         retries_left = opened.retries_left  # those spent opening it are spent
         whole = anthropic or translated_compaction(call)  # its start; else its first event
         reading, content_by = time.perf_counter(), time.monotonic() + read_timeout_sec
+        held = call.started + hold_sec - time.monotonic()  # the call's hold: from the request
         try:
             prefix, event, began = await _read_start(
-                opened, hold_sec, read_timeout_sec if whole else math.inf, first=not whole
+                opened, held, read_timeout_sec if whole else math.inf, first=not whole
             )
         except BaseException:
             opened.response.close()

@@ -9,6 +9,7 @@ was tried, a refusal of the request included."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -133,3 +134,28 @@ def test_a_first_event_that_is_slow_to_come_leaves_the_client_no_longer_without_
     assert answer.status_code == 200, answer.text
     before_content = answer.text.split("data:", 1)[0]
     assert before_content.count(": keep-alive") >= 2, answer.text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_retry_after_a_late_first_error_event_holds_the_client_no_longer_in_all(
+    box: HostileBox, hostile: HostileUpstream, kind: str
+) -> None:
+    """The keep-alive interval (0.3 s) is the hold of the whole call, counted from the request,
+    not of each attempt: a key whose error event came late in it and a next key slow to start
+    left the client without a byte for nearly two intervals (each attempt held it anew)."""
+    _, key = box.new_user("10")
+    openai_event, anthropic_one = FIRST_EVENTS["rate_limit"][:2]
+    error_event = openai_event if kind == "ho" else anthropic_one
+    late_error: list[bytes | float] = [b": OPENROUTER PROCESSING\n\n", 0.2, error_event]
+    hostile.push(Act(200, late_error, SSE), Act(200, [0.6, *stream_of(kind)], SSE))
+    body = {"model": f"{kind}/m", "stream": True, "max_tokens": 100,
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    asked, path = time.monotonic(), "/v1/chat/completions"
+    with box.http(key) as client, client.stream("POST", path, json=body) as answer:
+        pieces = answer.iter_raw()
+        first = next(pieces)
+        waited = time.monotonic() - asked
+        rest = b"".join(pieces)
+    assert answer.status_code == 200, first
+    assert first.startswith(b": keep-alive") and waited < 0.42, (waited, first)
+    assert b"Hel" in rest and len(hostile.seen) == 2, rest
