@@ -218,11 +218,18 @@ class GuardedHttp(FramedHttp):
     def _url_of_request_line(self) -> None:
         """A head refused before its request is made (too large: 413; never ending: 408) was
         answered on target `*`: in the OpenAI envelope on the Messages API routes too. The path
-        of its request line, come whole, names the route whose envelope the answer has."""
+        of its request line, come whole, names the route whose envelope the answer has (of an
+        absolute-form target, `http://host/v1/messages`, its path, as Sanic routes it)."""
         line, end, _ = bytes(self.recv_buffer[: self.HEADER_MAX_SIZE]).partition(b"\r\n")
         parts = line.split(b" ")
-        if end and len(parts) == 3 and parts[1].startswith(b"/") and parts[1].isascii():
-            self.url = parts[1].partition(b"?")[0].decode()
+        if not end or len(parts) != 3 or not parts[1].isascii():
+            return
+        target = parts[1]
+        scheme, absolute, rest = target.partition(b"://")
+        if absolute and scheme.lower() in (b"http", b"https"):
+            target = b"/" + rest.partition(b"/")[2]
+        if target.startswith(b"/"):
+            self.url = target.partition(b"?")[0].decode()
 
     def _host_refused(self) -> bool:
         """Whether the request lacks its one valid Host (RFC 9112 3.2). The value is checked

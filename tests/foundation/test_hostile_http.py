@@ -553,3 +553,17 @@ def test_a_messages_head_cut_at_the_request_timeout_has_anthropics_shape(
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408 "), answer[:300]
     assert json.loads(body)["type"] == "error", body
+
+
+@pytest.mark.parametrize("target", [b"http://box/v1/messages", b"HTTPS://box:8080/v1/messages?x"])
+def test_an_absolute_form_messages_head_refused_has_anthropics_shape(
+    box: ServerProcess, target: bytes
+) -> None:
+    """The absolute form of a request target (RFC 9112 3.2.2: a server must take it) is served
+    on its path, /v1/messages in Anthropic's shape; a head of it too large (413) or never ending
+    (408) was answered in the OpenAI envelope, the request line's path read only as /..."""
+    big = b"POST " + target + b" HTTP/1.1\r\nHost: box\r\nx-big: " + b"a" * 20000 + b"\r\n\r\n"
+    for raw, status in ((big, 413), (b"POST " + target + b" HTTP/1.1\r\nHost: box\r\n", 408)):
+        head, _, body = exchange(box, raw).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d " % status), head
+        assert json.loads(body)["type"] == "error", body
