@@ -29,6 +29,7 @@ _STATUS_OF: dict[str, int] = {
     "authentication_error": 401,
     "billing_error": 402,
     "permission_error": 403,
+    "unsupported_country_region_territory": 403,  # OpenAI's (gateway/forbidden.py: a 503)
     "not_found_error": 404,
     "notfounderror": 404,
     "request_too_large": 413,

@@ -159,3 +159,23 @@ def test_a_retry_after_a_late_first_error_event_holds_the_client_no_longer_in_al
     assert answer.status_code == 200, first
     assert first.startswith(b": keep-alive") and waited < 0.42, (waited, first)
     assert b"Hel" in rest and len(hostile.seen) == 2, rest
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_unsupported_country_in_the_first_event_is_the_same_503_as_in_an_error_status(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """OpenAI's unsupported_country_region_territory as a stream's first event is what it is as
+    a 403: the provider unavailable from where the box runs (503), not tried on another key
+    (every key is sent from the same place), free; it was a 502 after every key."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    country = {"error": {"code": "unsupported_country_region_territory", "param": None,
+                         "message": "Country, region, or territory not supported",
+                         "type": "request_forbidden"}}  # fmt: skip
+    hostile.default = Act(200, [sse(country)], SSE)
+    answer = box.post(key, route, "ho", stream=True)
+    assert answer.status_code == 503, answer.text
+    assert "country, region or territory" in _error_of(route, answer.json())["message"]
+    assert len(hostile.seen) == 1
+    assert_free(box, email, start, "provider_unavailable")

@@ -23,6 +23,8 @@ CASES: list[tuple[str, Any, int]] = [
     ("anthropic overloaded", {"type": "error", "error": {"type": "overloaded_error"}}, 529),
     ("anthropic refusal", {"type": "error", "error": {"type": "invalid_request_error"}}, 400),
     ("anthropic other", {"type": "error", "error": {"type": "api_error"}}, 500),
+    ("openai country", {"error": {"type": "request_forbidden",
+                                  "code": "unsupported_country_region_territory"}}, 403),
     ("openai rate limit", {"error": {"type": "requests", "code": "rate_limit_exceeded"}}, 429),
     ("responses api", {"type": "error", "code": "server_is_overloaded", "message": "x"}, 529),
     ("a code that is no status", {"error": {"code": 200, "type": "rate_limit_error"}}, 429),
