@@ -57,8 +57,13 @@ def mask_in(text: str, secret: str) -> str:
     """`text` with every occurrence of `secret` replaced by its mask, and the start of it left
     at the end where the text was cut (an upstream's error message is cut before it is
     masked: 300 characters of a page, 500 of Anthropic's message, 500 of a failure reason);
-    the operator's account ids at the provider masked too (its error words reach users)."""
-    text = _ACCOUNT_ID_RE.sub(lambda m: mask_secret(m.group(0)), text)
+    the operator's account ids at the provider masked too (its error words reach users), after
+    the key (a key holding what reads as one is masked whole)."""
+    return _ACCOUNT_ID_RE.sub(lambda m: mask_secret(m.group(0)), _key_masked_in(text, secret))
+
+
+def _key_masked_in(text: str, secret: str) -> str:
+    """`text` with `secret` masked, at the end of a cut text too (see `mask_in`)."""
     secret = secret.strip()
     if not secret:
         return text
