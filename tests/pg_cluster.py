@@ -131,7 +131,7 @@ def query_config_dicts(config: Path, sql: str, params: Sequence[Any] = ()) -> li
 
 
 def rows_as_text(config: Path) -> bool:
-    """Whether stored_bytes gives a config's rows as text (its database is PostgreSQL)."""
+    """Whether a config's database is PostgreSQL (stored_bytes then holds its rows only)."""
     import tomllib
 
     database = tomllib.loads(config.read_text()).get("database", {})
@@ -139,8 +139,9 @@ def rows_as_text(config: Path) -> bool:
 
 
 def stored_bytes(config: Path) -> bytes:
-    """Everything the database of a config stores, as bytes to scan for secrets: the SQLite
-    file and its WAL, or every row of every PostgreSQL table as text."""
+    """Everything the database of a config stores, as bytes to scan for secrets: every row of
+    every table as text, one field set apart from the next; for SQLite also its file and WAL
+    as they lie on disk (where a deleted row's bytes stay until the page is used again)."""
     import tomllib
 
     database = tomllib.loads(config.read_text()).get("database", {})
@@ -152,7 +153,20 @@ def stored_bytes(config: Path) -> bytes:
         return "\n".join(str(row[0]) for table in rows for row in table).encode()
     db = Path(database["path"])
     files = (db, db.with_name(db.name + "-wal"))
-    return b"".join(path.read_bytes() for path in files if path.exists())
+    on_disk = b"".join(path.read_bytes() for path in files if path.exists())
+    return on_disk + b"\n" + _sqlite_rows_as_text(config)
+
+
+def _sqlite_rows_as_text(config: Path) -> bytes:
+    """Every field of every row of a SQLite database, one per line."""
+    tables = query_config_db(config, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    fields = (
+        str(value)
+        for (table,) in tables
+        for row in query_config_dicts(config, f'SELECT * FROM "{table}"')
+        for value in row.values()
+    )
+    return "\n".join(fields).encode()
 
 
 # log_line_prefix's default ('%m [%p] '): the time, then the backend's pid
