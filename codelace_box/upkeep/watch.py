@@ -17,7 +17,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +62,23 @@ class Upkeep:
         self.disk_problem = ""  # what the last look at the database's disk found
 
     async def tick(self, now: datetime) -> None:
+        """Each part in turn, while this process leads. A part that raises does not keep the
+        others from their turn (a failing key watch skipped the scheduled backup): the first
+        failure is raised once all have had it, for upkeep_forever to log."""
         if not await self.lead.held():
             return
-        await self.kept.look(now)
-        await self.watch_disk()
-        await self.watch_keys()
-        await self.backup(now)
-        await self.watch_errors(now)
+        parts: list[Callable[[], Awaitable[None]]] = [
+            partial(self.kept.look, now), self.watch_disk, self.watch_keys,
+            partial(self.backup, now), partial(self.watch_errors, now),
+        ]  # fmt: skip
+        first: Exception | None = None
+        for part in parts:
+            try:
+                await part()
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
     async def backup(self, now: datetime) -> None:
         if time.monotonic() < self.backup_retry_at:
