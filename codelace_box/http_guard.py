@@ -48,7 +48,8 @@
   next write (its RST). While a request's head or body is still missing, the FIN closes the
   connection, as before.
 - A Content-Length or chunk size that is no plain number: RFC 9112 has 1*DIGIT and 1*HEXDIG
-  (a chunk size may be followed by blanks before its extension). Sanic read them with int(),
+  (a chunk size may be followed by blanks before its extension, a Content-Length by the blanks
+  that end any field line). Sanic read them with int(),
   which takes `0x14`, blanks before it and any script's digits (`\uff12\uff10` is 20): a proxy
   in front that reads them otherwise (strtol reads `0x14` as 0) splits the bytes into other
   requests than the box does (request smuggling). So is chunk data not followed by CRLF (Sanic
@@ -105,7 +106,8 @@ _TOKEN_START = frozenset(
 _HOST_CHARS = string.ascii_letters + string.digits + "-._~%!$&'()*+,;=:[]"
 # A line of the head (after the request line) that does not start with a token and a colon
 _NOT_A_FIELD_NAME = re.compile(rb"\r\n(?![!#$%&'*+\-.^_`|~0-9A-Za-z]+:)")
-_NUMBER = {10: re.compile(r"[0-9]+"), 16: re.compile(r"[0-9A-Fa-f]+[ \t]*")}
+# blanks after a Content-Length are the field's trailing OWS (RFC 9110 5.5), no part of it
+_NUMBER = {10: re.compile(r"[0-9]+[ \t]*"), 16: re.compile(r"[0-9A-Fa-f]+[ \t]*")}
 
 
 def _malformed_fields(head: bytes) -> bool:

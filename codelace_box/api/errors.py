@@ -92,7 +92,7 @@ def _close_if_body_too_large(request: Request) -> None:
     stream = getattr(request, "stream", None)
     if stream is None or not getattr(stream, "request_body", None):
         return  # no body left unread
-    declared = request.headers.get("content-length", "")
+    declared = request.headers.get("content-length", "").rstrip(" \t")
     too_large = declared.isdigit() and int(declared) > request.app.config.REQUEST_MAX_SIZE
     if too_large or stream.request_body == "chunked":  # a chunked body's size is unknown
         stream.keep_alive = False

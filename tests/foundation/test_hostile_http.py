@@ -328,6 +328,19 @@ def test_a_content_length_that_is_no_decimal_number_is_a_400(
     assert b"Bad content-length" in answer
 
 
+@pytest.mark.parametrize("after", [b" ", b"\t", b" \t "])
+def test_a_content_length_with_blanks_after_it_is_read(box: ServerProcess, after: bytes) -> None:
+    """RFC 9110 5.5: a field value's leading and trailing blanks are no part of it (a client
+    or proxy writing `Content-Length: 16 ` is within HTTP); it was a 400 'Bad content-length'."""
+    head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\nContent-Length: "
+    body = b"not json, 20 bytes.."
+    answer = exchange(
+        box, head + b"%d" % len(body) + after + b"\r\nConnection: close\r\n\r\n" + body
+    )
+    assert_error(answer, 400)
+    assert b'"code":"invalid_json"' in answer
+
+
 def test_a_chunk_size_in_capitals_with_an_extension_is_read(box: ServerProcess) -> None:
     """What RFC 9112 allows still passes: upper-case hex digits, leading zeros, an extension
     after blanks."""
