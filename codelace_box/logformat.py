@@ -156,8 +156,11 @@ def _json_line(line: dict[str, object]) -> str:
 def configure_logging(log_format: str = "text", level: str | None = None) -> None:
     """Our log lines to stderr in `log_format`, once per process (workers call it too).
 
-    Only our own logger gets a handler: Sanic's loggers keep theirs, so nothing is printed
-    twice. The level: $CODELACE_LOG_LEVEL, else `level`, else INFO.
+    Our own logger gets a handler, and with JSON the root logger too (the same one), so the
+    warnings of the libraries beneath (asyncio, aiohttp, psycopg, peewee) are JSON lines as
+    well, not Python's bare last-resort text; Sanic's loggers keep theirs and do not propagate
+    then (server.sanic_log_config), so nothing is printed twice. The level:
+    $CODELACE_LOG_LEVEL, else `level`, else INFO (the libraries' stays WARNING, the root's).
     """
     logger = logging.getLogger("codelace_box")
     if any(getattr(h, "_codelace", False) for h in logger.handlers):
@@ -167,6 +170,8 @@ def configure_logging(log_format: str = "text", level: str | None = None) -> Non
     handler.setFormatter(formatter)
     handler._codelace = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
+    if log_format == "json":
+        logging.getLogger().addHandler(handler)
     _ACCESS.attach(handler, formatter)
     logwriter.report_with(formatter)
     logger.setLevel((os.environ.get(LEVEL_ENV) or level or "INFO").upper())

@@ -120,7 +120,8 @@ def sanic_settings(config: Config) -> dict[str, Any]:
 
 
 def sanic_log_config(config: Config) -> dict[str, Any] | None:
-    """Sanic's own loggers in our JSON lines when log.format is json (None: Sanic's default)."""
+    """Sanic's own loggers in our JSON lines, not propagated to the root's, when log.format is
+    json (None: Sanic's default)."""
     if config.log.format != "json":
         return None
     defaults = LOGGING_CONFIG_DEFAULTS
@@ -129,10 +130,8 @@ def sanic_log_config(config: Config) -> dict[str, Any] | None:
         for name, handler in defaults["handlers"].items()
     }
     formatters = {name: {"()": JsonFormatter} for name in defaults["formatters"]}
-    loggers = {name: dict(logger) for name, logger in defaults["loggers"].items()}
-    settings = dict(defaults) | {"handlers": handlers, "formatters": formatters}
-    settings["loggers"] = loggers
-    return settings
+    loggers = {name: logger | {"propagate": False} for name, logger in defaults["loggers"].items()}
+    return dict(defaults) | {"handlers": handlers, "formatters": formatters, "loggers": loggers}
 
 
 def create_app(config: Config) -> Sanic:

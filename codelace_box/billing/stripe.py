@@ -68,6 +68,10 @@ class StripeRefusal(UpstreamError):
     not the key nor a rate limit): asked again the same way it fails the same way."""
 
 
+class StripeObjectMissing(StripeRefusal):
+    """Stripe has no object of the id asked for (its 404 `resource_missing`)."""
+
+
 class StripeRateLimited(UpstreamError):
     """Stripe's 429: the operator's account-wide API rate limit, which every account shares
     (a failure, but one more call only makes it last)."""
@@ -128,6 +132,8 @@ class StripeApi:
         try:
             found = await services[kind].retrieve_async(object_id)
         except Exception as exc:
+            if _resource_missing(exc):  # no failure: Stripe answered, the object is not there
+                raise StripeObjectMissing(f"Stripe has no {kind} {object_id}") from None
             raise translate_error(exc, f"read the {kind}") from None
         return dict(found.to_dict())
 
@@ -211,6 +217,17 @@ def translate_error(exc: Exception, doing: str) -> CodelaceError:
         return _stripe_error(exc, doing, message)
     log.exception("unexpected error talking to Stripe")
     return UpstreamError(f"unexpected error while trying to {doing}", code="stripe_error")
+
+
+def _resource_missing(exc: Exception) -> bool:
+    """Stripe's own 404 for an id it has no object of (not a 404 of a proxy, or of a URL)."""
+    import stripe
+
+    return (
+        isinstance(exc, stripe.InvalidRequestError)
+        and exc.http_status == 404
+        and exc.code == "resource_missing"
+    )
 
 
 def _stripe_error(exc: Exception, doing: str, message: str) -> CodelaceError:

@@ -5,7 +5,9 @@ not take (down, an error status, a redirect) is not counted as sent: its watch a
 goes out once the webhook answers, tried at most once every `retry_sec` whatever the number
 waiting (a webhook that hangs costs one timeout a try, never one per alert); the outage is
 logged once, and its end. A try ends after TIMEOUT_SEC whatever the webhook sends meanwhile.
-Never blocks a request."""
+Never blocks a request. The text is escaped as Slack asks (`&`, `<`, `>` as &amp; &lt; &gt;): an
+alert's words that the box did not write itself (a path, a name) are no markup, so a
+`<!channel>` among them pings nobody."""
 
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ class Alerter:
         import httpx  # only here: serve starts without it (0.05-0.1 s of imports, a few MB)
 
         problem = ""
-        message = {"text": f"codelace-box: {text}"}
+        message = {"text": f"codelace-box: {slack_escaped(text)}"}
         try:  # httpx's timeout is between two bytes: the whole answer gets TIMEOUT_SEC too;
             async with (  # its status says it all: the body is not read (it may be huge)
                 asyncio.timeout(TIMEOUT_SEC),
@@ -103,3 +105,8 @@ class Alerter:
             log.warning("the alert webhook answers again: the alerts kept are sent")
             self.failed_at = None
         return not problem
+
+
+def slack_escaped(text: str) -> str:
+    """`text` as plain words in a Slack message (its mrkdwn reads only these three)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

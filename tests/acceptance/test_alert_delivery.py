@@ -151,3 +151,24 @@ def test_a_webhook_url_whose_host_is_no_idna_name_stops_no_backup(tmp_path: Path
     log_text = server.log_text()
     assert log_text.count("(alerts.webhook_url) is not a valid URL") == 1, log_text
     assert "background upkeep" not in log_text, log_text
+
+
+def test_an_alerts_words_are_escaped_for_slack(tmp_path: Path, hook: WebhookReceiver) -> None:
+    """Slack reads `&`, `<` and `>` in a message's text as its markup (`<!channel>` pings the
+    whole channel, `<mailto:x|y>` is a link): words in an alert that the box did not write
+    itself (a path, an upstream's or a user's words) went raw. They are escaped as Slack asks
+    (&amp; &lt; &gt;), which its clients show as the characters they were."""
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    folder = blocker / "<!channel> & <mailto:a@example.com|backups>"
+    box = Box.create(tmp_path / "box", backup={"every_hours": 1, "dir": str(folder)},
+                     alerts={"webhook_url": hook.url})  # fmt: skip
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        eventually(lambda: any("backup failed" in t for t in hook.texts()), "the alert")
+    finally:
+        assert server.stop() == 0
+    (text,) = hook.texts()
+    assert text.startswith("codelace-box: the scheduled backup failed: "), text
+    escaped = "&lt;!channel&gt; &amp; &lt;mailto:a@example.com|backups&gt;"
+    assert escaped in text and "<" not in text and ">" not in text, text

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.billing.conftest import BillingBox
-from tests.fakes.stripe_wire import new_id
+from tests.fakes.stripe_wire import StripeApiError, new_id
 
 pytestmark = pytest.mark.timeout(120)
 NANOS = 1_000_000_000
@@ -126,3 +126,44 @@ def test_a_thin_event_of_the_other_stripe_mode_is_ignored_and_logged(box: Billin
     assert response.json()["result"] == "livemode_mismatch"
     assert len(box.double.requests) == calls  # nothing read at Stripe with the wrong key
     box.server.wait_for_log(r"live-mode event .* stripe\.secret_key is a test-mode key")
+
+
+@pytest.mark.parametrize(
+    ("event_type", "object_id", "kind", "path"),
+    [
+        ("v1.checkout.session.completed", "cs_test_gone", "checkout.session",
+         "/v1/checkout/sessions"),
+        ("v1.refund.created", "re_test_gone", "refund", "/v1/refunds"),
+    ],
+)  # fmt: skip
+def test_a_thin_event_naming_an_object_stripe_does_not_have_is_acknowledged(
+    box: BillingBox, event_type: str, object_id: str, kind: str, path: str
+) -> None:
+    """Stripe answers the box's read 404 `resource_missing`: a 502 made Stripe deliver the
+    event again for days, each time to the same answer. There is nothing to do: it is
+    acknowledged, the log says so, and nothing is written."""
+    event = thin(event_type, object_id, kind, path)
+    answers = [box.deliver(event) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert [a.json()["result"] for a in answers] == ["ignored", "ignored"]
+    box.server.wait_for_log(rf".*{event['id']}.*{object_id}.*Stripe does not have.*", count=1)
+    assert box.query("SELECT count(*) FROM stripe_event WHERE id = ?", event["id"]) == [(0,)]
+    log = box.server.log_text()
+    assert box.double.secret_key not in log and box.double.webhook_secret not in log
+
+
+def test_a_thin_event_read_while_stripe_fails_is_still_a_5xx(box: BillingBox) -> None:
+    """Stripe's own failure (a 500) is no missing object: the event is answered 5xx, so
+    Stripe delivers it again, and credits it once read."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    box.double.complete(session_id)
+    event = thin_session("v1.checkout.session.completed", session_id)
+    box.double.outage = StripeApiError(500, "An unknown error occurred", error_type="api_error")
+    try:
+        failed = box.deliver(event)
+    finally:
+        box.double.outage = None
+    assert failed.status_code == 502, failed.text
+    assert box.deliver(event).json()["result"] == "credited"
+    assert box.balance_nanos(buyer) == 20 * NANOS

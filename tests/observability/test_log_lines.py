@@ -208,3 +208,27 @@ def test_a_count_tokens_access_line_names_its_model(box_factory: BoxFactory) -> 
     (raw,) = box.server.wait_for_log(rf'.*"logger":"codelace_box.access".*"{request_id}".*')
     line = json.loads(raw)
     assert (line["route"], line["model"]) == ("/v1/messages/count_tokens", MODEL), line
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_another_librarys_warning_is_a_json_line_too(box_factory: BoxFactory, workers: int) -> None:
+    """Only our loggers and Sanic's wrote JSON: a warning of a library the box uses (here
+    aiohttp's, about an upstream's malformed cookie; asyncio's, psycopg's and the like go the
+    same way) came out as a bare text line, which a shipper parsing JSON lines breaks on."""
+    box = box_factory(log={"format": "json"}, server={"workers": workers})
+    _, key = box.new_user("10")
+    by_name = box.fake.base_url.replace("127.0.0.1", "localhost")  # (no cookies from an IP)
+    box.cli("providers", "update", "fake", "--base-url", by_name)
+    box.until_reloaded()
+    box.fake.push(Reply(headers={"set-cookie": "session id=1; Path=/"}))
+    with box.http(key) as http:
+        answer = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    assert answer.status_code == 200, answer.text
+    box.server.wait_for_log(r".*Illegal cookie name.*")
+    box.server.stop()
+    text = box.server.log_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]  # each one whole
+    (told,) = [line for line in lines if "Illegal cookie name" in line["message"]]
+    assert (told["level"], told["logger"]) == ("warning", "aiohttp.internal"), told
+    assert len([line for line in lines if line["message"].startswith("Starting worker")]) == workers
+    assert PROVIDER_KEY not in text
