@@ -26,7 +26,13 @@ from codelace_box.cli.support import (
     pass_state,
     say_notes_now,
 )
-from codelace_box.cli.upkeep import build_lines, echo_lines, migrate_status_lines, restore_command
+from codelace_box.cli.upkeep import (
+    build_lines,
+    echo_lines,
+    migrate_status,
+    newer_schema,
+    restore_command,
+)
 from codelace_box.cli.usage import usage
 from codelace_box.errors import CodelaceError
 
@@ -145,7 +151,10 @@ def migrate_command(state: CliState, status: bool) -> None:
 
     if status:
         state.hold_database()
-        echo_lines(migrate_status_lines(state.config()))
+        lines, current = migrate_status(state.config())
+        echo_lines(lines)
+        if refused := newer_schema(current):
+            raise refused
         return
     db, applied = state.migrated_database()
     if applied:
