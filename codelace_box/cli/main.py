@@ -244,10 +244,13 @@ def db_copy(state: CliState, to_url: str) -> None:
             click.echo("Ctrl-C came after the copy was complete: it is whole, nothing undone")
         if late.in_flight:
             calls = "1 call was" if late.in_flight == 1 else f"{late.in_flight} calls were"
-            click.echo(
-                f"warning: {calls} in flight at the source (serve still running): their "
-                "charges settle there, not in this copy, which holds nothing for them; stop "
-                "serve and copy again for a copy that misses nothing",
+            click.echo(  # holds of a box still serving, or of one that was killed
+                f"warning: {calls} in flight at the source: their holds are not copied. If a "
+                "serve still runs on it, those calls settle there, not in this copy: stop "
+                "every serve and copy again for a copy that misses nothing. If none runs, they "
+                "are holds a box left when it stopped without settling (a crash, a kill): "
+                "those calls are not charged, the copy misses nothing, and the source's next "
+                "serve releases them",
                 err=True,
             )
     finally:
