@@ -20,8 +20,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from peewee import Database
+
 from codelace_box.audit import AUDIT_HEAD, AUDIT_LOG, admin_change
 from codelace_box.config import Config, existing_secret_key
+from codelace_box.crypto import decrypt_secret
 from codelace_box.db.backup import (
     backup_database,
     leftover_side_files,
@@ -40,7 +43,7 @@ from codelace_box.db.migrate import LATEST_VERSION, current_version
 from codelace_box.db.openlock import nobody_else
 from codelace_box.db.sqlite_file import read_only_rows, refuse_not_a_file
 from codelace_box.doctor import check_database
-from codelace_box.errors import CodelaceError, NotFound
+from codelace_box.errors import CodelaceError, ConfigError, NotFound
 from codelace_box.gateway.holds import release_every_hold
 
 # The restore of a backup is recorded in the backup's own audit log, its schema left as it is
@@ -162,6 +165,9 @@ def _check(path: str, secret_key: str | None) -> int:
             problems = [f"database integrity: {line}" for line in quick_check(db) if line != "ok"]
         else:
             problems = check_database(db, secret_key)[1]
+        sound = not any(line.startswith("database integrity: ") for line in problems)
+        if version and sound:  # keys a restore would leave unusable: said first, and how
+            _refuse_unreadable_keys(db, secret_key)
     finally:
         close_database()
     if version == 0:
@@ -170,3 +176,41 @@ def _check(path: str, secret_key: str | None) -> int:
         more = f" (and {len(problems) - 1} more; run doctor on it)" if len(problems) > 1 else ""
         raise CodelaceError(f"the backup fails its check, nothing changed: {problems[0]}{more}")
     return version
+
+
+def _refuse_unreadable_keys(db: Database, secret_key: str | None) -> None:
+    """CodelaceError when provider keys of the backup do not decrypt with this box's server
+    secret (a backup of another box, or of this one before its secret changed): restored, its
+    providers could not be used, and only doctor would say so. Read as every schema has
+    them (migration 1's columns)."""
+    rows = db.execute_sql(
+        'SELECT p."name", k."id", k."key_hint", k."key_encrypted" FROM "provider_key" k '
+        'JOIN "provider" p ON p."id" = k."provider_id" ORDER BY k."id"'
+    ).fetchall()
+    unreadable = [f"provider {name} key {key_id} ({hint})"
+                  for name, key_id, hint, token in rows
+                  if not _decrypts(secret_key, token)]  # fmt: skip
+    if not unreadable:
+        return
+    more = ", ..." if len(unreadable) > 1 else ""
+    which = f"{len(unreadable)}: {unreadable[0]}{more}"
+    why = (
+        "with this box's server secret: the backup was made under another server.secret_key"
+        if secret_key is not None
+        else "without a server secret (this box has none)"
+    )
+    raise CodelaceError(
+        f"the backup's provider keys ({which}) cannot be decrypted {why}; nothing changed. Set "
+        "the secret of the box it was made on (server.secret_key, or the data directory's "
+        "secret_key file), then restore again"
+    )
+
+
+def _decrypts(secret_key: str | None, token: bytes) -> bool:
+    if secret_key is None:
+        return False
+    try:
+        decrypt_secret(secret_key, token)
+    except ConfigError:
+        return False
+    return True

@@ -26,7 +26,13 @@ from codelace_box.cli.support import (
     pass_state,
     say_notes_now,
 )
-from codelace_box.cli.upkeep import build_lines, echo_lines, migrate_status_lines, restore_command
+from codelace_box.cli.upkeep import (
+    build_lines,
+    echo_lines,
+    migrate_status,
+    newer_schema,
+    restore_command,
+)
 from codelace_box.cli.usage import usage
 from codelace_box.errors import CodelaceError
 
@@ -145,7 +151,10 @@ def migrate_command(state: CliState, status: bool) -> None:
 
     if status:
         state.hold_database()
-        echo_lines(migrate_status_lines(state.config()))
+        lines, current = migrate_status(state.config())
+        echo_lines(lines)
+        if refused := newer_schema(current):
+            raise refused
         return
     db, applied = state.migrated_database()
     if applied:
@@ -235,10 +244,13 @@ def db_copy(state: CliState, to_url: str) -> None:
             click.echo("Ctrl-C came after the copy was complete: it is whole, nothing undone")
         if late.in_flight:
             calls = "1 call was" if late.in_flight == 1 else f"{late.in_flight} calls were"
-            click.echo(
-                f"warning: {calls} in flight at the source (serve still running): their "
-                "charges settle there, not in this copy, which holds nothing for them; stop "
-                "serve and copy again for a copy that misses nothing",
+            click.echo(  # holds of a box still serving, or of one that was killed
+                f"warning: {calls} in flight at the source: their holds are not copied. If a "
+                "serve still runs on it, those calls settle there, not in this copy: stop "
+                "every serve and copy again for a copy that misses nothing. If none runs, they "
+                "are holds a box left when it stopped without settling (a crash, a kill): "
+                "those calls are not charged, the copy misses nothing, and the source's next "
+                "serve releases them",
                 err=True,
             )
     finally:

@@ -18,6 +18,11 @@ def migrate_status_lines(config: Config) -> list[str]:
     """The schema version of the database and what `migrate` would apply; nothing is written
     (a missing database is not created, nor an empty file made one; a folder in its place, or
     a file in the way of its folder, fails as every command does)."""
+    return migrate_status(config)[0]
+
+
+def migrate_status(config: Config) -> tuple[list[str], int]:
+    """`migrate_status_lines`, and the database's schema version (0: no database yet)."""
     from codelace_box.db.core import open_database
     from codelace_box.db.migrate import LATEST_VERSION, MIGRATIONS, migration_status
     from codelace_box.db.sqlite_file import empty_sqlite_file, nothing_at
@@ -30,7 +35,7 @@ def migrate_status_lines(config: Config) -> list[str]:
             what = ": an empty file of 0 bytes" if empty else ""
             made_by = "the first serve, migrate or management command makes it"
             where = os.path.abspath(path)
-            return [f"no database at {where} yet{what} ({made_by})", f"pending: {pending}"]
+            return [f"no database at {where} yet{what} ({made_by})", f"pending: {pending}"], 0
     current, pending_list, unknown = migration_status(open_database(config.database.target))
     lines = [f"schema version {current} (this codelace-box knows up to {LATEST_VERSION})"]
     if unknown:
@@ -42,7 +47,20 @@ def migrate_status_lines(config: Config) -> list[str]:
         lines += _still_serving()
     else:
         lines.append("pending: none")
-    return lines
+    return lines, current
+
+
+def newer_schema(current: int) -> CodelaceError | None:
+    """The failure of `migrate --status` on a database a newer codelace-box migrated (after
+    its lines are printed): a script checking the status before using this build can tell."""
+    from codelace_box.db.migrate import LATEST_VERSION
+
+    if current <= LATEST_VERSION:
+        return None
+    return CodelaceError(
+        f"the database's schema (version {current}) is newer than this codelace-box "
+        f"(up to {LATEST_VERSION}): upgrade codelace-box before using it on this database"
+    )
 
 
 def _still_serving() -> list[str]:

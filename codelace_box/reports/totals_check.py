@@ -1,10 +1,10 @@
 """`doctor`'s checks of the running usage totals and rollups (db/totals.py) against what they
 summarize: each account's spend against its ledger's usage debits (which retention never
-deletes), each account's days (the sums of its keys' days) against its total, each key's days
-against the key's total, the per-day rollups against the accounts' totals, and the per-minute
-rollups against the day rollups of their days (retention prunes old minutes: the days it keeps
-whole must match exactly, an older one may only fall short). Read-only; one line per problem,
-naming the account (and the key).
+deletes), each call's usage row against its debit, each account's days (the sums of its keys'
+days) against its total, each key's days against the key's total, the per-day rollups against
+the accounts' totals, and the per-minute rollups against the day rollups of their days
+(retention prunes old minutes: the days it keeps whole must match exactly, an older one may
+only fall short). Read-only; one line per problem, naming the account (and the key).
 """
 
 from __future__ import annotations
@@ -30,6 +30,24 @@ LEFT JOIN (SELECT user_id, SUM(amount_nanos) AS total FROM ledger_entry WHERE ki
 WHERE COALESCE(a.cost_nanos, 0) != COALESCE(-l.total, 0)
 ORDER BY u.id
 """
+# Each call's usage row against its ledger debit (`usage:<request id>`, written in the same
+# transaction, none for a free call); a debit whose row retention deleted is not looked at. One
+# statement over the rows (the debit found by its unique key), the first CALLS_LISTED of them,
+# with how many there are.
+_CALLS_VS_LEDGER_SQL = """
+SELECT c.request_id, u.uuid, u.email, c.cost_nanos, c.debited, c.same_account, c.calls
+FROM (SELECT r.id, r.request_id, r.user_id, r.cost_nanos, -l.amount_nanos AS debited,
+             l.user_id = r.user_id AS same_account, COUNT(*) OVER () AS calls
+      FROM usage_record r
+      LEFT JOIN ledger_entry l
+             ON l.idempotency_key = 'usage:' || r.request_id AND l.kind = 'usage'
+      WHERE r.cost_nanos != COALESCE(-l.amount_nanos, 0) OR l.user_id != r.user_id
+      ORDER BY r.id
+      LIMIT ?) c
+JOIN "user" u ON u.id = c.user_id
+ORDER BY c.id
+"""
+CALLS_LISTED = 20
 _DAYS_SQL = f"SELECT user_id, {_SUMS} FROM key_day_usage GROUP BY user_id"
 _KEY_DAYS_SQL = f"SELECT user_id, api_key_id, {_SUMS} FROM key_day_usage "
 _KEY_DAYS_SQL += "GROUP BY user_id, api_key_id"
@@ -55,6 +73,7 @@ def totals_problems(today: date | None = None) -> list[str]:
     (the minutes kept whole are those of the days before `today`, by default the clock's)."""
     return (
         _spent_vs_ledger()
+        + _calls_vs_ledger()
         + _days_vs_accounts()
         + _days_vs_keys()
         + _rollups_vs_accounts()
@@ -69,6 +88,23 @@ def _spent_vs_ledger() -> list[str]:
         f"usage debits {format_usd(int(debited), 9)}"
         for uuid, email, spent, debited in query_all(_SPENT_VS_LEDGER_SQL)
     ]
+
+
+def _calls_vs_ledger() -> list[str]:
+    """A call's usage row cost is what the ledger debited for it, to the nano-dollar, from
+    the account of the row (sums that agree can hide debits moved between calls)."""
+    rows = query_all(_CALLS_VS_LEDGER_SQL, (CALLS_LISTED,))
+    problems = []
+    for request_id, uuid, email, cost, debited, same_account, _ in rows:
+        debit = "none" if debited is None else format_usd(int(debited), 9)
+        elsewhere = "" if debited is None or same_account else " (of another account)"
+        problems.append(
+            f"call {request_id} of account {email} (id {uuid}): usage row cost "
+            f"{format_usd(int(cost), 9)} != ledger debit {debit}{elsewhere}"
+        )
+    if rows and (more := int(rows[0][-1]) - len(rows)) > 0:
+        problems.append(f"{more} more call(s) whose usage row cost differs from its ledger debit")
+    return problems
 
 
 def _days_vs_accounts() -> list[str]:

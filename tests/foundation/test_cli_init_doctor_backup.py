@@ -289,6 +289,26 @@ def test_doctor_reports_a_schema_behind_or_ahead(fresh_workspace: Workspace) -> 
     assert f"schema version 0, expected {LATEST_VERSION} (run migrate)" in behind.stdout
 
 
+def test_migrate_status_on_a_newer_schema_says_so_and_fails(fresh_workspace: Workspace) -> None:
+    """A database a newer codelace-box migrated: `migrate --status` said 'newer than this
+    codelace-box' but exited 0, so a script checking it before an upgrade (or a rollback)
+    could not tell. It still prints the status, then fails with one line, exit 1."""
+    fresh_workspace.run("migrate")
+    fresh_workspace.sql("INSERT INTO schema_migration VALUES (?, 'future', '2030-01-01')", (999,))
+    result = run_cli(fresh_workspace.config, "migrate", "--status")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.stdout.splitlines()[:2] == [
+        f"schema version 999 (this codelace-box knows up to {LATEST_VERSION})",
+        "newer than this codelace-box: 999 (upgrade it first)",
+    ], result.stdout
+    assert one_error_line(result.stderr) == (
+        f"error: the database's schema (version 999) is newer than this codelace-box "
+        f"(up to {LATEST_VERSION}): upgrade codelace-box before using it on this database"
+    )
+    fresh_workspace.sql("DELETE FROM schema_migration WHERE version = 999")
+    assert fresh_workspace.run("migrate", "--status").stdout.splitlines()[-1] == "pending: none"
+
+
 def test_doctor_reports_a_migration_missing_below_the_newest(fresh_workspace: Workspace) -> None:
     """A schema record that lacks a version below the newest (a hand repair, a partial copy
     of the table): `migrate --status` listed it as pending and every command then failed

@@ -18,6 +18,7 @@ from codelace_box.billing.ledger import post_entry
 from codelace_box.catalog.providers import add_provider
 from codelace_box.db.core import close_database, open_database, query_all
 from codelace_box.db.migrate import migrate
+from codelace_box.gateway.metering import admit
 from tests.foundation.many_keys import add_api_keys
 from tests.support import PROGRAM, cli_env, run_cli, sqlite_rows, write_config
 
@@ -196,3 +197,26 @@ def test_a_nul_an_earlier_release_stored_on_sqlite_is_copied_to_postgresql(
         assert query_all("SELECT failure_reason FROM provider_key") == [("bad\\x00key",)]
     finally:
         close_database()
+
+
+def test_holds_a_stopped_box_left_are_told_apart_from_calls_in_flight(tmp_path: Path) -> None:
+    """Holds a box left when it was killed (no serve runs on the source): the warning said
+    '(serve still running)' and to stop serve and copy again, which an operator with nothing
+    running could not do. It now says what each case means and what to do."""
+    source = tmp_path / "source.db"
+    migrate(open_database(source))
+    user = create_user("held@copy.test")
+    post_entry(user.id, 5_000_000_000, "admin", "seed", "seed-held")
+    admit(user.id, "req-left-by-a-killed-box", 1_000)
+    admit(user.id, "req-another", 1_000)
+    close_database()
+    config = write_config(tmp_path / "c.toml", {"database": {"path": str(source)}})
+    copied = run_cli(config, "db", "copy", "--to", f"sqlite:///{tmp_path / 'copy.db'}")
+    assert copied.returncode == 0, copied.stderr
+    assert copied.stderr.strip() == (
+        "warning: 2 calls were in flight at the source: their holds are not copied. If a serve "
+        "still runs on it, those calls settle there, not in this copy: stop every serve and "
+        "copy again for a copy that misses nothing. If none runs, they are holds a box left "
+        "when it stopped without settling (a crash, a kill): those calls are not charged, the "
+        "copy misses nothing, and the source's next serve releases them"
+    ), copied.stderr

@@ -101,7 +101,7 @@ def _requests(user_id: int, *keys: int) -> None:
     """One request of each key, on one day, counted in the totals and debited in the ledger."""
     for n, key in enumerate(keys):
         add_row(user_id, DAY0 + timedelta(hours=n), n, key=key)
-        post_entry(user_id, -(1000 + n), "usage", f"request {n}", f"usage:{user_id}:{n}")
+        post_entry(user_id, -(1000 + n), "usage", f"request {n}", f"usage:req-{user_id}-{n}")
 
 
 def _doctor(tmp_path: Path, db: Any) -> tuple[int, list[str]]:

@@ -42,7 +42,8 @@ def _traffic(now: datetime) -> None:
             when = min(day + timedelta(minutes=minute, seconds=n % 60), now)
             add_row(users[n % 2], when, n, model=MODELS[n % 3 % 2])
             with write_transaction() as tx:  # what the settlement debits (add_row's cost)
-                append_entry_in(tx, users[n % 2], -(1000 + n), "usage", "u", f"u{n}", db_time(when))
+                key = f"usage:req-{users[n % 2]}-{n}"  # the settlement's key of add_row's row
+                append_entry_in(tx, users[n % 2], -(1000 + n), "usage", "u", key, db_time(when))
             n += 1
 
 
