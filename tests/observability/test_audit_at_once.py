@@ -19,7 +19,10 @@ from tests.support import run_cli, write_config
 
 pytestmark = pytest.mark.timeout(120)
 EMAIL = "at-once@audit.test"
-LOCK_WAITS = "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+LOCK_WAITS = (
+    "SELECT COUNT(*) FROM pg_stat_activity "
+    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+)
 
 
 def _waiting_for_locks(url: str, count: int) -> None:
