@@ -38,6 +38,7 @@ from typing import Any
 
 from codelace_box.crypto import mask_secret
 from codelace_box.db.core import Tx, close_database, open_database, utcnow, write_transaction
+from codelace_box.db.hotpath import one_writer_with_requests
 from codelace_box.db.observability import (
     advance_audit_head,
     audit_head,
@@ -186,8 +187,13 @@ def admin_change(
     *,
     head: bool = True,
 ) -> Iterator[Change]:
-    """Run an admin change and its audit entry in one write transaction (see the module doc)."""
+    """Run an admin change and its audit entry in one write transaction (see the module doc).
+    On PostgreSQL the before is read once no other admin change, admission or settlement of
+    any box runs (their lock, taken first): read without it, two changes of one account at
+    once both recorded the balance neither had left (10 -> 15 and 10 -> 20 for two credits
+    of 5)."""
     with write_transaction() as tx:
+        one_writer_with_requests(tx)  # SQLite: BEGIN IMMEDIATE already is
         change = Change(client, command, target, before=state() if state else None)
         yield change
         if not change.after_set and state is not None:
