@@ -98,9 +98,9 @@ function failed(main, title, path, error) {
 // typed with a slash), so the address loses its trailing slashes before the page is chosen
 // (else it was drawn as home, and a sign-in from it led home, not back).
 function canonicalPath() {
-  const { pathname, search } = window.location;
+  const { pathname, search, hash } = window.location;
   const path = pathname.replace(/\/+$/, "") || "/";
-  if (path !== pathname) window.history.replaceState(window.history.state, "", path + search);
+  if (path !== pathname) window.history.replaceState(window.history.state, "", path + search + hash);
   return path;
 }
 
