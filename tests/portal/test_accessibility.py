@@ -128,6 +128,16 @@ def test_every_signed_in_page(
     check_page(account_browser, f"{path} at {width} px")
 
 
+def _list_drawn_anew(browser: Browser, action: str) -> None:
+    """Wait until a key's form closed by Cancel has the list drawn anew (the keyboard back on
+    the `action` button that opened it): a button clicked sooner could be replaced, or the
+    form it opened wiped, by that redraw (the test failed so on a loaded machine)."""
+    browser.wait_for(
+        lambda: browser.driver.switch_to.active_element.get_attribute("data-action") == action,
+        "the key list drawn anew",
+    )
+
+
 def test_the_key_dialogs(account_browser: Browser, box: PortalBox) -> None:
     fresh_browser = account_browser
     open_page(fresh_browser, box, "/keys", "API keys")
@@ -140,12 +150,14 @@ def test_the_key_dialogs(account_browser: Browser, box: PortalBox) -> None:
     fresh_browser.wait_for(lambda: fresh_browser.button("Save name"), "the rename form")
     check_page(fresh_browser, "rename")
     fresh_browser.button("Cancel").click()
+    _list_drawn_anew(fresh_browser, "rename")
     fresh_browser.click(
         lambda: fresh_browser.all("button[aria-label^='Limits of key']")[0], "limits"
     )
     fresh_browser.wait_for(lambda: fresh_browser.button("Save limits"), "the limits form")
     check_page(fresh_browser, "limits")
     fresh_browser.button("Cancel").click()
+    _list_drawn_anew(fresh_browser, "limits")
     fresh_browser.click(lambda: fresh_browser.all("button[aria-label^='Revoke key']")[0], "revoke")
     fresh_browser.wait_for(lambda: fresh_browser.button("Keep it"), "the confirmation")
     check_page(fresh_browser, "revoke confirmation")

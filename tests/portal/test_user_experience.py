@@ -194,6 +194,25 @@ def test_signing_in_from_a_page_leads_back_to_that_page(cdp: Browser, box: Porta
     assert driver.current_url == box.url + "/"
 
 
+def test_a_page_address_with_a_trailing_slash_shows_that_page(cdp: Browser, box: PortalBox) -> None:
+    """/billing/ (a bookmark, a link typed by hand): the box serves the page there, but the
+    page was drawn as home, and signed out it led to the sign-in page with no way back; it is
+    the page its path names, under its canonical address."""
+    browser = cdp
+    driver = browser.driver
+    driver.get(box.url + "/billing/")
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form")
+    assert driver.current_url == box.url + "/signin?next=%2Fbilling"
+    sign_in(browser, box, "trailing-slash@portal.test")
+    pages = (("/keys/", "API keys"), ("/usage//", "Usage"), ("/connect/", "How to connect"))
+    for path, title in pages:
+        driver.get(box.url + path + "?x=1")
+        wait_page(browser, title)
+        assert driver.current_url == box.url + path.rstrip("/") + "?x=1"
+        current = browser.css("nav a[aria-current=page]").get_attribute("href")
+        assert current == box.url + path.rstrip("/")
+
+
 def test_a_box_that_cannot_say_who_is_signed_in_leaves_no_bare_loading_page(
     cdp: Browser, box: PortalBox
 ) -> None:

@@ -94,9 +94,19 @@ function failed(main, title, path, error) {
     h("p", {}, h("a", { href: path + window.location.search, text: "Try again" })));
 }
 
+// The page's path as the pages name it: the box serves /keys/ as /keys (a bookmark, a link
+// typed with a slash), so the address loses its trailing slashes before the page is chosen
+// (else it was drawn as home, and a sign-in from it led home, not back).
+function canonicalPath() {
+  const { pathname, search, hash } = window.location;
+  const path = pathname.replace(/\/+$/, "") || "/";
+  if (path !== pathname) window.history.replaceState(window.history.state, "", path + search + hash);
+  return path;
+}
+
 async function start() {
   const main = document.getElementById("main");
-  const path = window.location.pathname;
+  const path = canonicalPath();
   const notice = takeNotice();
   let session;
   try {
