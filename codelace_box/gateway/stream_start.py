@@ -46,7 +46,7 @@ from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser
 from codelace_box.gateway.upstream import Opened, failure_of, judge_failure, open_upstream
 from codelace_box.jsonwire import loads
-from codelace_box.providers.base import SSEEvent, UpstreamStreamError
+from codelace_box.providers.base import SSEEvent, UpstreamStreamError, is_blank
 from codelace_box.providers.error_events import error_answer, error_event_status
 
 # Events that mean the upstream is producing (or has finished): past them, no retry.
@@ -116,13 +116,15 @@ async def _read_start(
 
 async def _read_until_content(opened: Opened, read: bytearray, first: bool) -> SSEEvent | None:
     """Read into `read` up to the first content event (None; `first`: the first event of any
-    kind) or an error event before it."""
+    kind but a blank one: providers/base.py is_blank) or an error event before it."""
     limits = opened.response.limits
     parser = SSEParser(limits.max_event_bytes)
     while True:
         data = await opened.response.read_chunk()
         read += data
         for event in parser.feed(data) if data else parser.flush():
+            if is_blank(event):  # no event: waited past, as comments are
+                continue
             kind = _kind(event)
             if kind == "error":
                 return event
