@@ -218,3 +218,18 @@ def test_a_stream_of_only_blank_data_is_judged_as_an_empty_stream(
     rows = box.usage_rows(email)
     assert [(r["status"], r["cost_nanos"], r["error_code"]) for r in rows[-2:]] == [
         ("error", 0, rows[-1]["error_code"])] * 2  # fmt: skip
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_blank_data_before_a_stream_sent_for_a_whole_answer_is_no_event_either(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """A server that streams though it was asked for a whole answer: its stream is read into
+    the answer its chunks add up to, blank data before them passed over (a 502 "not JSON")."""
+    email, key = box.new_user("10")
+    hostile.push(Act(200, [BLANKS["mixed"], *chat_stream(PIECES)], SSE))
+    answer = box.post(key, route, "ho", stream=False)
+    assert answer.status_code == 200, answer.text
+    assert got_text(route, answer, False) == "".join(PIECES), answer.text
+    row = box.last_row(email)
+    assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
