@@ -71,7 +71,7 @@ def render_error(request: Request, exc: BaseException) -> HTTPResponse:
         _close_if_body_too_large(request)
     path = request.path if request is not None else ""
     if path.rstrip("/") in ANTHROPIC_ROUTES:
-        return _as_anthropic(response)
+        return _as_anthropic(response, final=not getattr(exc, "passing", False))
     if request is not None and request.route is None and is_portal_path(request):
         add_security_headers(response, API_CACHE)  # no portal handler ran to add them
     return response
@@ -98,8 +98,9 @@ def _close_if_body_too_large(request: Request) -> None:
         stream.keep_alive = False
 
 
-def _as_anthropic(response: HTTPResponse) -> HTTPResponse:
-    """The same error in Anthropic's `{"type": "error", "error": {"type", "message"}}`."""
+def _as_anthropic(response: HTTPResponse, final: bool = True) -> HTTPResponse:
+    """The same error in Anthropic's `{"type": "error", "error": {"type", "message"}}`; one
+    not `final` (a firewall's page: it may pass) never says `x-should-retry: false`."""
     try:
         error = json.loads(response.body or b"{}")["error"]
         message, code, param = str(error["message"]), error.get("code"), error.get("param")
@@ -113,7 +114,7 @@ def _as_anthropic(response: HTTPResponse) -> HTTPResponse:
     for name in ("retry-after", "allow", "accept-encoding", COST_HEADER):
         if name in response.headers:
             anthropic.headers[name] = response.headers[name]
-    if status in FINAL_STATUSES or code in FINAL_CODES:
+    if final and (status in FINAL_STATUSES or code in FINAL_CODES):
         anthropic.headers["x-should-retry"] = "false"
     return anthropic
 

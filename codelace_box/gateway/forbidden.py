@@ -6,6 +6,8 @@ Required", a WAF, a corporate proxy) turned the call away. Its words ("Access de
 nothing of the key and nothing of the request's content, and its markup is not for users: the
 provider is unavailable from here, a 503 (`provider_unavailable`) naming the page by its title,
 tried on the next key as a 5xx is (gateway/upstream.py); the key stays in rotation, unprobed.
+Passing as a 5xx may be, it is no final answer on the Messages routes (no `x-should-retry:
+false`, which a disabled provider's 503 says): Anthropic's SDK and Claude Code retry it.
 OpenAI's `unsupported_country_region_territory` ("Country, region, or territory not supported")
 is the operator's deployment, not the user's content: the box runs where the provider does not
 serve. A 503 (`provider_unavailable`) that says so, the key kept; not tried on another key, as
@@ -40,6 +42,7 @@ class ProviderWalled(UpstreamError):
 
     status = 503
     default_code = "provider_unavailable"
+    passing = True  # not final as a disabled provider is: the client may retry (api/errors.py)
 
     def __init__(self, provider: str, status: int, title: str) -> None:
         named = f" ({title})" if title else ""

@@ -42,7 +42,7 @@ from codelace_box.gateway.outcome import (
     settlement,
 )
 from codelace_box.gateway.request import ChatCall
-from codelace_box.gateway.streaming import KEEPALIVE, SSEParser
+from codelace_box.gateway.streaming import KEEPALIVE, SSEParser, looks_like_sse
 from codelace_box.gateway.upstream import Opened
 from codelace_box.metrics import ACTIVE_STREAMS
 from codelace_box.providers.base import SSEEvent, StreamTranslator, Usage
@@ -181,7 +181,7 @@ class StreamRelay:
     def _incomplete(self) -> UpstreamBroken:
         """The failure of a stream that ended before it was complete; one that was no stream at
         all (a JSON error body, a proxy's HTML page) says what came and what it said."""
-        if self._sent_any or not self._head or self._head.lstrip()[:5] in (b"data:", b"event"):
+        if self._sent_any or not self._head or looks_like_sse(self._head):
             return UpstreamBroken("the upstream stream ended before it was complete")
         kind = self.opened.response.header("content-type") or "no content type"
         said = self.call.adapter.error_message(200, bytes(self._head))

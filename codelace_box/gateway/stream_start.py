@@ -4,7 +4,8 @@ An upstream may accept a streamed call (200) and then send an error as its first
 (Anthropic's `event: error`, overloaded_error, rate_limit_error, ..., before the first content
 block; OpenRouter's, vLLM's and proxies' `{"error": {...}}` chunk): the client has nothing yet,
 so the box answers it as it answers the same error in an error answer (gateway/upstream.py, by
-the status the event stands for: providers/error_events.py): a rate limit, an overload or a
+the status the event stands for: providers/error_events.py; a native Responses stream's
+`response.failed` or `error` first event too): a rate limit, an overload or a
 server error goes to the next key, then is a 429 (Retry-After), 503 or 502; a refused request
 is the 400 with the upstream's words; all free. `open_stream_started` reads the first event of
 an OpenAI-compatible upstream, and the first events of an Anthropic upstream until content
@@ -45,8 +46,8 @@ from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser
 from codelace_box.gateway.upstream import Opened, failure_of, judge_failure, open_upstream
 from codelace_box.jsonwire import loads
-from codelace_box.providers.base import SSEEvent, UpstreamStreamError
-from codelace_box.providers.error_events import error_event_status
+from codelace_box.providers.base import SSEEvent, UpstreamStreamError, is_blank
+from codelace_box.providers.error_events import error_answer, error_event_status
 
 # Events that mean the upstream is producing (or has finished): past them, no retry.
 _STARTED = frozenset(
@@ -74,8 +75,8 @@ def _kind(event: SSEEvent) -> str | None:
     if data.get("object") == "error" or event.event == "error":  # vLLM's, llama.cpp's (their
         return "error"  # `type` names the error's class)
     kind = data.get("type")
-    if isinstance(kind, str):
-        return kind
+    if isinstance(kind, str):  # (a native Responses stream's failure: error_events.py)
+        return "error" if kind == "response.failed" else kind
     if data.get("error"):  # an OpenAI-compatible stream's
         return "error"
     return "chunk" if "choices" in data else event.event
@@ -115,13 +116,15 @@ async def _read_start(
 
 async def _read_until_content(opened: Opened, read: bytearray, first: bool) -> SSEEvent | None:
     """Read into `read` up to the first content event (None; `first`: the first event of any
-    kind) or an error event before it."""
+    kind but a blank one: providers/base.py is_blank) or an error event before it."""
     limits = opened.response.limits
     parser = SSEParser(limits.max_event_bytes)
     while True:
         data = await opened.response.read_chunk()
         read += data
         for event in parser.feed(data) if data else parser.flush():
+            if is_blank(event):  # no event: waited past, as comments are
+                continue
             kind = _kind(event)
             if kind == "error":
                 return event
@@ -186,6 +189,7 @@ async def _after_error_event(
     (one that is no retry costs none), or the error it stands for, raised: when no retry is
     left, or the client left (no new work for nobody). A failure the next attempt hides is
     counted all the same (the upstream errors metric)."""
+    event = SSEEvent(error_answer(event.data), event.event)  # a Responses one as the others
     refused = _error_of(event)
     if not call.left and trim_compaction_refused_in_stream(call, refused):
         count_retried_failure(call, refused)

@@ -154,6 +154,12 @@ def parse_block(block: bytes) -> SSEEvent | None:
     return SSEEvent(data="\n".join(data_lines), event=event_name)
 
 
+def looks_like_sse(head: bytes | bytearray) -> bool:
+    """Whether a body's first bytes are server-sent events (a field or a comment first: a
+    stream of comments and blank data alone is a stream that ended, not some other body)."""
+    return head.lstrip().startswith((b":", b"data:", b"event"))
+
+
 def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON, as OpenAI writes it."""
     return dumps(value)

@@ -25,6 +25,14 @@ class SSEEvent:
     event: str | None = None
 
 
+def is_blank(event: SSEEvent) -> bool:
+    """Whether an event carries nothing: a nameless `data:` that is empty or white space alone
+    (some vLLM and llama.cpp builds send one while the prompt is read; the SSE rules dispatch
+    it, with nothing in it to relay). Before a stream's first event it is passed over as a
+    comment is (`StreamTranslator.until_finished`, gateway/stream_start.py)."""
+    return event.event is None and (not event.data or event.data.isspace())
+
+
 def is_done(data: str) -> bool:
     """Whether an event's data is the `[DONE]` that ends an OpenAI-style stream, white space
     around it allowed (some servers send `data: [DONE] `; the OpenAI SDKs take it)."""
@@ -127,6 +135,7 @@ class StreamTranslator(ABC):
         # the answer began (Anthropic's content_block_start), though it may show no output yet:
         # a thinking block whose text is left out streams nothing until its signature
         self.began = False
+        self.heard = False  # an event came that was not blank (is_blank)
 
     @abstractmethod
     def feed(self, event: SSEEvent) -> list[JSON]:
@@ -143,10 +152,15 @@ class StreamTranslator(ABC):
 
     def until_finished(self, events: Iterable[SSEEvent]) -> Iterator[SSEEvent]:
         """`events` up to the stream's normal end (`[DONE]`, message_stop): what an upstream
-        sends after it, in the same read, is neither relayed nor counted (a later usage)."""
+        sends after it, in the same read, is neither relayed nor counted (a later usage); blank
+        events before the first other one are no events (is_blank)."""
         for event in events:
             if self.finished:
                 return
+            if not self.heard:
+                if is_blank(event):
+                    continue
+                self.heard = True
             yield event
 
 

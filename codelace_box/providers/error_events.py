@@ -6,17 +6,21 @@ documents that its errors can come so (`event: error`, `{"type": "error", "error
 failure once it took the call, vLLM `{"error": {"type": "BadRequestError", "code": 400, ...}}`
 (older: the error object alone, `"object": "error"`), llama.cpp an `error:` line of the same
 shape, a proxy relaying Anthropic's error OpenAI's way `{"error": {"type": "overloaded_error",
-"code": "529"}}`. The client has nothing yet, so the box answers it as it answers the same error
-with that status (gateway/stream_start.py). The status is the one the error names (`code` as
+"code": "529"}}`, a native Responses server `response.failed` (the error in `response.error`)
+or an `error` event (`{"type": "error", "code", "message", "param"}`). The client has nothing
+yet, so the box answers it as it answers the same error with that status
+(gateway/stream_start.py). The status is the one the error names (`code` as
 a number, OpenRouter's, vLLM's, llama.cpp's), else the one its type or code stands for in the
-provider's documentation, else 500: a server error, as any other.
+provider's documentation, else 500: a server error, as any other. A Responses event is read as
+the error answer it stands for (`error_answer`), so its words, code and param reach the client
+as an error status's would.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from codelace_box.jsonwire import loads
+from codelace_box.jsonwire import dumps, loads
 
 SERVER_ERROR = 500
 # Anthropic's error types (its errors page, with the status of each), OpenAI's types and
@@ -44,7 +48,36 @@ _STATUS_OF: dict[str, int] = {
     "timeout_error": 504,
     "overloaded_error": 529,
     "server_is_overloaded": 529,
+    "invalid_prompt": 400,  # the Responses API's (a failed response's `error.code`)
 }
+# The Responses API's codes for an image in the input it cannot take: the request's fault (400)
+_IMAGE_CODES = frozenset({
+    "invalid_image", "invalid_image_format", "invalid_base64_image", "invalid_image_url",
+    "image_too_large", "image_too_small", "image_parse_error", "image_content_policy_violation",
+    "invalid_image_mode", "image_file_too_large", "unsupported_image_media_type",
+    "empty_image_file", "failed_to_download_image", "image_file_not_found",
+})  # fmt: skip
+_RESPONSE_ERROR_FIELDS = ("code", "message", "param")  # an `error` event's (its type: "error")
+
+
+def error_answer(data: str) -> str:
+    """An error event's data as the error answer it stands for: a Responses `response.failed`
+    as `{"error": response.error}`, a Responses `error` event (its fields at the top) as
+    `{"error": {code, message, param}}`; any other as it is."""
+    try:
+        body = loads(data)
+    except ValueError:
+        return data
+    kind = body.get("type") if isinstance(body, dict) else None
+    if kind == "response.failed":
+        response = body.get("response")
+        error = response.get("error") if isinstance(response, dict) else None
+        error = error if isinstance(error, dict) else {"message": "the upstream's response failed"}
+    elif kind == "error" and "error" not in body:  # (Anthropic's has its error inside)
+        error = {name: body[name] for name in _RESPONSE_ERROR_FIELDS if name in body}
+    else:
+        return data
+    return dumps({"error": error}).decode()
 
 
 def error_event_status(data: str) -> int:
@@ -64,6 +97,8 @@ def error_event_status(data: str) -> int:
     for word in (kind, code):
         if isinstance(word, str) and (status := _STATUS_OF.get(word.lower())) is not None:
             return status
+        if isinstance(word, str) and word.lower() in _IMAGE_CODES:
+            return 400
     return SERVER_ERROR
 
 

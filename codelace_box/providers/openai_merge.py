@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from codelace_box.jsonwire import loads
-from codelace_box.providers.base import JSON, SSEEvent
+from codelace_box.providers.base import JSON, SSEEvent, is_blank
 from codelace_box.providers.call_keys import CallKeys, arguments_of
 from codelace_box.providers.openai_usage import chunk_usage
 from codelace_box.providers.reasoning_details import merge
@@ -26,8 +26,8 @@ def completion_from_stream(events: list[SSEEvent]) -> JSON | None:
     choices: dict[int, JSON] = {}
     usage: Any = None
     for event in events:
-        if event.data.strip() == "[DONE]":
-            continue
+        if event.data.strip() == "[DONE]" or (head is None and is_blank(event)):
+            continue  # (blank data before the first chunk is no event: base.py)
         try:
             chunk = loads(event.data)
         except ValueError:

@@ -268,3 +268,26 @@ def hostile() -> Iterator[HostileUpstream]:
 def _fresh_hostile(hostile: HostileUpstream) -> None:
     """Each test starts with no acts queued and nothing recorded."""
     hostile.reset()
+
+
+def responses_stream(pieces: tuple[str, ...] = ("Hel", "lo")) -> list[bytes]:
+    """A Responses API stream (as an `openai` provider serving it natively sends it): created,
+    one message of `pieces`, completed with the usage of `responses_body`."""
+    body = json.loads(responses_body())
+    message = body["output"][0]
+    message["content"][0]["text"] = text = "".join(pieces)
+    at = {"item_id": message["id"], "output_index": 0, "content_index": 0}
+    started = {**body, "status": "in_progress", "output": [], "usage": None}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": started},
+        {"type": "response.output_item.added", "output_index": 0,
+         "item": {**message, "content": [], "status": "in_progress"}},
+        {"type": "response.content_part.added", **at,
+         "part": {"type": "output_text", "text": "", "annotations": []}},
+        *({"type": "response.output_text.delta", **at, "delta": p} for p in pieces),
+        {"type": "response.output_text.done", **at, "text": text},
+        {"type": "response.output_item.done", "output_index": 0, "item": message},
+        {"type": "response.completed", "response": {**body, "output": [message]}},
+    ]  # fmt: skip
+    return [sse(event | {"sequence_number": n}, event=event["type"])
+            for n, event in enumerate(events)]  # fmt: skip

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 
+import anthropic
 import httpx
 import openai
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
-from tests.support import TLS
+from tests.support import TLS, sdk_http
 
 pytestmark = pytest.mark.timeout(60)
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -99,6 +100,48 @@ def test_a_firewall_page_on_the_messages_route_is_a_503_in_anthropics_shape(
     assert answer.json()["type"] == "error" and "<" not in answer.text
     assert "refused the operator's key" not in answer.text
     assert fake.probes == [] and failing(box) == [False, False]
+
+
+def claude(box: Box, key: str, retries: int) -> anthropic.Anthropic:
+    """The real Anthropic SDK against the box, retrying as it decides (its first wait is
+    half a second at most)."""
+    return anthropic.Anthropic(base_url=box.url, api_key=key, max_retries=retries,
+                               timeout=30, http_client=sdk_http(anthropic))  # fmt: skip
+
+
+def test_a_firewall_page_on_the_messages_route_lets_the_sdk_retry(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """A firewall's page is the provider unavailable for now (the box itself tries the next
+    key, as for a 5xx), not a refusal no retry changes: its 503 does not say
+    `x-should-retry: false`, so Anthropic's SDK (and Claude Code) retry it as the 5xx it is;
+    it said so (its code is that of a disabled provider), and the SDK gave up at once."""
+    _, key = box.new_user("1")
+    fake.default = page(PAGES["attention"])
+    body = {"model": MODEL, "max_tokens": 50, "messages": HELLO}
+    with httpx.Client(base_url=box.url, headers={"x-api-key": key}, timeout=30, verify=TLS) as http:
+        answer = http.post("/v1/messages", json=body)
+    assert answer.status_code == 503, answer.text
+    assert "x-should-retry" not in answer.headers, answer.headers
+    assert answer.json()["error"]["type"] == "api_error", answer.text  # not an overload
+    once = len(fake.requests)
+    with pytest.raises(anthropic.InternalServerError) as caught:
+        claude(box, key, retries=1).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+    assert caught.value.status_code == 503
+    assert len(fake.requests) == once * 3  # the first call, then the SDK's try and its retry
+
+
+def test_an_unsupported_country_on_the_messages_route_stays_final(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """Unlike a firewall's page, a country the provider does not serve is not passing."""
+    _, key = box.new_user("1")
+    fake.default = country()
+    with pytest.raises(anthropic.InternalServerError) as caught:
+        claude(box, key, retries=1).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+    assert caught.value.status_code == 503
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert len(fake.requests) == 1
 
 
 def test_an_unsupported_country_is_the_provider_unavailable_and_keeps_the_key(

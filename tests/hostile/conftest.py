@@ -1,7 +1,7 @@
 """Fixtures of the hostile-upstream suite: one box in front of a hostile upstream
 (tests/fakes/hostile_upstream.py) that serves as an `openai` provider (`ho`) and an `anthropic`
 provider (`ha`), two keys each, and as an `openai` provider that serves the Responses API itself
-(`hr`, one key), with a 1 s read timeout, small body and event limits and a fast
+(`hr`, two keys), with a 1 s read timeout, small body and event limits and a fast
 key probe; and the checks both suites make (the error event of each route's dialect, a free
 call)."""
 
@@ -91,6 +91,7 @@ def box(tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream) -> I
                 *PRICES, "--max-output-tokens", "1000")  # fmt: skip
     box.cli("providers", "add", "hr", "--kind", "openai", "--responses-api",
             "--base-url", hostile.base_url, "--key", "sk-hr-key-0001")  # fmt: skip
+    box.cli("providers", "key-add", "hr", "--key", "sk-hr-key-0002")
     box.cli("models", "set", "hr/m", "--provider", "hr", "--upstream-model", "m",
             *PRICES, "--max-output-tokens", "1000")  # fmt: skip
     box.server = ServerProcess(config, int(sections["server"]["port"]),

@@ -14,8 +14,23 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.hostile_upstream import SSE, Act, HostileUpstream, anthropic_event, sse
-from tests.hostile.conftest import KINDS, RETRIES, ROUTES, HostileBox, assert_free, stream_of
+from tests.fakes.hostile_upstream import (
+    SSE,
+    Act,
+    HostileUpstream,
+    anthropic_event,
+    responses_stream,
+    sse,
+)
+from tests.hostile.conftest import (
+    KINDS,
+    RETRIES,
+    ROUTES,
+    HostileBox,
+    assert_free,
+    events,
+    stream_of,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -179,3 +194,112 @@ def test_an_unsupported_country_in_the_first_event_is_the_same_503_as_in_an_erro
     assert "country, region or territory" in _error_of(route, answer.json())["message"]
     assert len(hostile.seen) == 1
     assert_free(box, email, start, "provider_unavailable")
+
+
+# A native Responses stream's (`hr`: an `openai` provider serving /v1/responses itself) first
+# event: OpenAI's `response.failed` (the error in `response.error`) or its `error` event (code
+# and message at the top), with the code, the words, the status the client gets once no key is
+# left, the usage row's code and how often it is tried
+NATIVE_FIRST_EVENTS: dict[str, tuple[str, str, int, str, int]] = {
+    "rate_limit": ("rate_limit_exceeded", "Rate limit reached for m on tokens per min (TPM)",
+                   429, "rate_limited", 1 + RETRIES),
+    "server_error": ("server_error", "An error occurred while processing your request",
+                     502, "upstream_error", 1 + RETRIES),
+    "overloaded": ("server_is_overloaded", "The server is overloaded, try again later",
+                   503, "upstream_overloaded", 1 + RETRIES),
+    "invalid_prompt": ("invalid_prompt", "Invalid prompt: flagged as violating our policy",
+                       400, "upstream_400", 1),
+}  # fmt: skip
+
+
+def _native_first_event(shape: str, case: str) -> bytes:
+    """`response.failed` or `error` as a native Responses stream's very first event."""
+    code, message = NATIVE_FIRST_EVENTS[case][:2]
+    if shape == "error":
+        error = {"type": "error", "code": code, "message": message, "param": None}
+        return sse(error | {"sequence_number": 0}, event="error")
+    response = {"id": "resp_1", "object": "response", "created_at": 1, "status": "failed",
+                "model": "m", "output": [], "usage": None,
+                "error": {"code": code, "message": message}}  # fmt: skip
+    return sse({"type": "response.failed", "sequence_number": 0, "response": response},
+               event="response.failed")  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(NATIVE_FIRST_EVENTS))
+@pytest.mark.parametrize("shape", ["response.failed", "error"])
+def test_a_native_responses_stream_failing_at_its_first_event_is_that_error_unstreamed(
+    box: HostileBox, hostile: HostileUpstream, shape: str, case: str
+) -> None:
+    """Under the same rule as the other streams: the client has nothing yet, so it gets the
+    error the event carries with the status its code stands for (a rate limit and a server
+    error go to the next key first), free; it was a 502 "the upstream failed" at once."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    code, words, status, row_code, tries = NATIVE_FIRST_EVENTS[case]
+    hostile.default = Act(200, [_native_first_event(shape, case)], SSE)
+    answer = box.post(key, "responses", "hr", stream=True)
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert words in error["message"], answer.text
+    if status == 429:
+        assert error["type"] == "rate_limit_error" and int(answer.headers["retry-after"]) >= 1
+    if status == 400:
+        assert (error["type"], error["code"]) == ("invalid_request_error", code), answer.text
+    assert len(hostile.seen) == tries and len({seen.key for seen in hostile.seen}) == min(tries, 2)
+    assert_free(box, email, start, row_code)
+
+
+@pytest.mark.parametrize("shape", ["response.failed", "error"])
+def test_a_native_responses_refusal_in_the_first_event_reads_as_the_unstreamed_one(
+    box: HostileBox, hostile: HostileUpstream, shape: str
+) -> None:
+    _, key = box.new_user("10")
+    code, words = NATIVE_FIRST_EVENTS["invalid_prompt"][:2]
+    refusal = {"error": {"message": words, "type": "invalid_request_error", "param": None,
+                         "code": code}}  # fmt: skip
+    streamed_error = Act(200, [_native_first_event(shape, "invalid_prompt")], SSE)
+    hostile.push(Act(400, [json.dumps(refusal).encode()]), streamed_error)
+    unstreamed = box.post(key, "responses", "hr", stream=False)
+    streamed = box.post(key, "responses", "hr", stream=True)
+    assert unstreamed.status_code == streamed.status_code == 400
+    assert streamed.json() == unstreamed.json()
+
+
+def test_a_native_responses_rate_limit_in_the_first_event_goes_to_the_next_key(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    email, key = box.new_user("10")
+    hostile.push(Act(200, [_native_first_event("response.failed", "rate_limit")], SSE),
+                 Act(200, responses_stream(), SSE))  # fmt: skip
+    answer = box.post(key, "responses", "hr", stream=True)
+    assert answer.status_code == 200, answer.text
+    assert "response.completed" in answer.text and "Rate limit" not in answer.text, answer.text
+    first, second = (seen.key for seen in hostile.seen)
+    assert first != second
+    row = box.last_row(email)
+    assert row["status"] == "ok" and row["cost_nanos"] > 0, row
+
+
+def test_a_native_responses_failure_after_response_created_reaches_the_client_as_the_event(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """`response.created` then `response.failed` (OpenAI's way: created comes first) is a
+    failure mid-stream: the client has the stream, so it gets the event, with the upstream's
+    code and words; a failed stream costs nothing; not tried again."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    created = responses_stream()[0]
+    hostile.default = Act(200, [created, _native_first_event("response.failed", "rate_limit")],
+                          SSE)  # fmt: skip
+    answer = box.post(key, "responses", "hr", stream=True)
+    assert answer.status_code == 200, answer.text
+    kinds = [json.loads(data)["type"] for data in events(answer.text)]
+    assert kinds == ["response.created", "response.failed"], answer.text
+    failed = json.loads(events(answer.text)[-1])["response"]
+    assert failed["status"] == "failed" and failed["model"] == "hr/m", failed
+    assert failed["error"]["code"] == "rate_limit_exceeded", failed
+    assert NATIVE_FIRST_EVENTS["rate_limit"][1] in failed["error"]["message"], failed
+    assert len(hostile.seen) == 1
+    assert box.balance_nanos(email) == (start, 0)
+    row = box.last_row(email)
+    assert (row["status"], row["cost_nanos"]) == ("error", 0), row

@@ -1,8 +1,8 @@
 """Upstream streams written in the other legal ways of the SSE format (WHATWG HTML, server-sent
 events): a UTF-8 byte order mark first, CR or CRLF line ends, `data:` with no space, comments
-and `id:`/`retry:` fields, no blank line after the last event, every byte in a read of its own.
-On every route, from both kinds of provider, the client gets the whole text and the call
-settles as any other."""
+and `id:`/`retry:` fields, no blank line after the last event, every byte in a read of its own,
+an empty `data:` (or white space alone) before the first event. On every route, from both kinds
+of provider, the client gets the whole text and the call settles as any other."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from tests.fakes.hostile_upstream import (
     anthropic_stream,
     chat_chunk,
     chat_stream,
+    responses_stream,
     sse,
 )
 from tests.hostile.conftest import EVENT_LIMIT, KINDS, ROUTES, HostileBox, stream_of
+from tests.hostile.test_first_event_errors import FIRST_EVENTS
 from tests.hostile.test_split_text import got_text
 
 pytestmark = pytest.mark.timeout(60)
@@ -140,3 +142,94 @@ def test_an_event_of_exactly_the_limit_split_inside_its_blank_line_is_taken(
     row = box.last_row(email)
     assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
     assert box.open_holds() == 0
+
+
+# What some servers send before their first event while the prompt is read (some vLLM and
+# llama.cpp builds: an empty `data:`, or `data: ` and white space; OpenRouter: its comment)
+BLANKS = {
+    "empty": b"data:\n\n",
+    "space": b"data: \n\n",
+    "white": b"data:  \t \r\n\r\n",
+    "mixed": b": keep-alive\n\ndata: \n\n: OPENROUTER PROCESSING\n\ndata:\n\n",
+}
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["held", "past-hold"])
+@pytest.mark.parametrize("blank", list(BLANKS))
+@pytest.mark.parametrize("route", ROUTES)
+def test_blank_data_before_the_first_event_is_no_event(
+    box: HostileBox, hostile: HostileUpstream, route: str, blank: str, late: bool
+) -> None:
+    """An empty data field dispatches nothing worth relaying (nothing to parse): it is passed
+    over as comments are, while the box waits for the first event, and after its hold (0.3 s)
+    too when the stream started on them. It was a 502 "malformed stream event" (past the hold:
+    the stream's error event), the answer that followed lost."""
+    email, key = box.new_user("10")
+    hostile.push(Act(200, [BLANKS[blank], 0.5 * late, *chat_stream(PIECES)], SSE))
+    answer = box.post(key, route, "ho", stream=True)
+    assert answer.status_code == 200, answer.text
+    assert got_text(route, answer, True) == "".join(PIECES), answer.text
+    assert "malformed" not in answer.text, answer.text
+    row = box.last_row(email)
+    assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
+
+
+def test_blank_data_before_a_native_responses_stream_is_no_event_either(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    email, key = box.new_user("10")
+    hostile.push(Act(200, [BLANKS["mixed"], *responses_stream(PIECES)], SSE))
+    answer = box.post(key, "responses", "hr", stream=True)
+    assert answer.status_code == 200, answer.text
+    assert got_text("responses", answer, True) == "".join(PIECES), answer.text
+    row = box.last_row(email)
+    assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_error_after_blank_data_is_still_the_first_event(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """Blank data is no first event: an error event after it is answered unstreamed (the
+    owner's rule for a stream's first error event), a rate limit as a 429 after every key."""
+    email, key = box.new_user("10")
+    hostile.default = Act(200, [BLANKS["mixed"], FIRST_EVENTS["rate_limit"][0]], SSE)
+    answer = box.post(key, route, "ho", stream=True)
+    assert answer.status_code == 429, answer.text
+    assert "free-models-per-min" in answer.text, answer.text
+    assert box.last_row(email)["error_code"] == "rate_limited"
+
+
+@pytest.mark.parametrize("lines", ["blank-first", "comment-first", "comments"])
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_stream_of_only_blank_data_is_judged_as_an_empty_stream(
+    box: HostileBox, hostile: HostileUpstream, route: str, lines: str
+) -> None:
+    """Blank data and comments, then the end: the same answer as a stream that sent nothing."""
+    email, key = box.new_user("10")
+    only = {"blank-first": b"".join(BLANKS.values()), "comment-first": BLANKS["mixed"],
+            "comments": b": keep-alive\n\n: OPENROUTER PROCESSING\n\n"}[lines]  # fmt: skip
+    hostile.push(Act(200, [], SSE), Act(200, [only], SSE))
+    empty = box.post(key, route, "ho", stream=True)
+    blank = box.post(key, route, "ho", stream=True)
+    assert empty.status_code == blank.status_code, (empty.text, blank.text)
+    assert empty.status_code >= 500, empty.text
+    assert empty.json() == blank.json()
+    rows = box.usage_rows(email)
+    assert [(r["status"], r["cost_nanos"], r["error_code"]) for r in rows[-2:]] == [
+        ("error", 0, rows[-1]["error_code"])] * 2  # fmt: skip
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_blank_data_before_a_stream_sent_for_a_whole_answer_is_no_event_either(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """A server that streams though it was asked for a whole answer: its stream is read into
+    the answer its chunks add up to, blank data before them passed over (a 502 "not JSON")."""
+    email, key = box.new_user("10")
+    hostile.push(Act(200, [BLANKS["mixed"], *chat_stream(PIECES)], SSE))
+    answer = box.post(key, route, "ho", stream=False)
+    assert answer.status_code == 200, answer.text
+    assert got_text(route, answer, False) == "".join(PIECES), answer.text
+    row = box.last_row(email)
+    assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from codelace_box.providers.error_events import error_event_status
+from codelace_box.providers.error_events import error_answer, error_event_status
 
 CASES: list[tuple[str, Any, int]] = [
     ("openrouter", {"error": {"code": 429, "message": "Rate limit exceeded"}}, 429),
@@ -42,3 +42,42 @@ def test_the_status_an_error_event_stands_for(body: Any, status: int) -> None:
 
 def test_an_event_that_is_no_json_is_a_server_error() -> None:
     assert error_event_status("the KV cache is full") == 500
+
+
+def _failed(error: Any) -> str:
+    """A native Responses stream's `response.failed` event carrying `error`."""
+    response = {"id": "resp_1", "object": "response", "status": "failed", "error": error}
+    return json.dumps({"type": "response.failed", "sequence_number": 0, "response": response})
+
+
+RESPONSES_CASES: list[tuple[str, str, int]] = [
+    ("failed rate limit", _failed({"code": "rate_limit_exceeded", "message": "x"}), 429),
+    ("failed server error", _failed({"code": "server_error", "message": "x"}), 500),
+    ("failed prompt", _failed({"code": "invalid_prompt", "message": "x"}), 400),
+    ("failed image", _failed({"code": "invalid_image_url", "message": "x"}), 400),
+    ("failed image policy", _failed({"code": "image_content_policy_violation"}), 400),
+    ("failed without its error", _failed(None), 500),
+    ("error event", json.dumps({"type": "error", "code": "invalid_base64_image",
+                                "message": "x", "param": "input", "sequence_number": 3}), 400),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("data", "status"), [c[1:] for c in RESPONSES_CASES],
+                         ids=[c[0] for c in RESPONSES_CASES])  # fmt: skip
+def test_a_responses_failure_stands_for_the_status_of_its_code(data: str, status: int) -> None:
+    """Read as the error answer it stands for (error_answer), as gateway/stream_start.py does."""
+    assert error_event_status(error_answer(data)) == status
+
+
+def test_a_responses_error_event_reads_as_an_error_answer_and_others_stay_as_they_are() -> None:
+    event = {"type": "error", "code": "invalid_prompt", "message": "flagged", "param": None,
+             "sequence_number": 3}  # fmt: skip
+    error = {"code": "invalid_prompt", "message": "flagged", "param": None}
+    assert json.loads(error_answer(json.dumps(event))) == {"error": error}
+    assert json.loads(error_answer(_failed(error))) == {"error": error}
+    for other in CASES:  # (but the one that is a Responses error event itself)
+        if other[0] == "responses api":
+            continue
+        data = json.dumps(other[1])
+        assert error_answer(data) == data, other[0]
+    assert error_answer("the KV cache is full") == "the KV cache is full"
