@@ -45,11 +45,13 @@ MIN_CUT_SECRET = 4  # characters of a secret's start, left at the end of a cut t
 
 
 # The operator's account at the provider, as OpenAI's errors name it ("Rate limit reached for
-# gpt-4o in organization org-AbC123xyz on tokens per min"; a project's proj_...): random base62,
-# so with a digit or a capital in it (not words like "org-wide"); at the end of a cut text,
-# whatever is left of one.
+# gpt-4o in organization org-uOtiSEwvUnroadaOnJJquBEC on tokens per min"; a project's proj_...):
+# `org-` or `proj_` and 24 base62 characters, a whole word (not `org-Llama-3B`, `proj_main`). At
+# the very end of a text, which may have been cut inside one, the start of one: at least
+# MIN_CUT_SECRET of its characters with a capital or a digit among them (not `proj_main`).
 _ACCOUNT_ID_RE = re.compile(
-    r"\b(?:org-|proj_)(?=[a-z]*[A-Z0-9])[A-Za-z0-9]+|\b(?:org-|proj_)[A-Za-z0-9]*$"
+    r"\b(?:org-|proj_)[A-Za-z0-9]{24}(?![A-Za-z0-9])"
+    rf"|\b(?:org-|proj_)(?=[a-z]*[A-Z0-9])[A-Za-z0-9]{{{MIN_CUT_SECRET},23}}\Z"
 )
 
 

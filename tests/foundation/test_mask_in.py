@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from codelace_box.crypto import mask_in, mask_secret
 
-KEY = "sk-live-org-Q7rT2xW9pL4mZ8vB3nK6"  # a key holding what reads as an organization id
+KEY = "sk-live-org-Q7rT2xW9pL4mZ8vB3nK6aB1c"  # a key holding what reads as an organization id
+# OpenAI's ids: `org-` or `proj_` and 24 base62 characters (as in its 429s: "Rate limit reached
+# for gpt-4o in organization org-uOtiSEwvUnroadaOnJJquBEC on tokens per min (TPM)").
+ORG, PROJECT = "org-AbCdEf1234567890GhIjKlMn", "proj_Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2"
 
 
 def test_a_key_holding_an_organization_id_is_masked_whole() -> None:
@@ -22,7 +25,34 @@ def test_a_key_cut_at_the_end_of_a_text_is_masked() -> None:
 
 
 def test_organization_and_project_ids_are_masked_the_rest_kept() -> None:
-    text = "Rate limit reached in organization org-AbC123xyz (project proj_Xy7Kq2Lm9Np4)."
+    text = f"Rate limit reached in organization {ORG} (project {PROJECT})."
     masked = mask_in(text, KEY)
-    assert "org-AbC123xyz" not in masked and "proj_Xy7Kq2Lm9Np4" not in masked, masked
+    assert ORG not in masked and PROJECT not in masked, masked
     assert masked.startswith("Rate limit reached in organization "), masked
+
+
+def test_real_organization_and_project_ids_are_masked_at_the_end_too() -> None:
+    for text in (f"in organization {ORG}", f"project {PROJECT}", f"({ORG}, {PROJECT})."):
+        masked = mask_in(text, KEY)
+        assert ORG[:6] not in masked and PROJECT[:7] not in masked, masked
+
+
+def test_a_real_id_cut_at_the_end_of_a_text_is_masked() -> None:
+    for cut in (ORG[:14], PROJECT[:12]):
+        masked = mask_in(f"Rate limit reached in organization {cut}", KEY)
+        assert cut not in masked and masked.startswith("Rate limit reached in "), masked
+
+
+def test_words_that_are_not_ids_are_kept() -> None:
+    """Model names and words (`org-Llama-3B`, `proj_main`, `org-x`) were masked: a capital or
+    a digit after `org-`/`proj_`, or anything at the end of a text, was taken for an id."""
+    words = ("org-Llama-3B", "proj_main", "org-x", "proj_A1")
+    ends = [f"The model is {word}" for word in words]
+    within = [f"The model {word} does not exist." for word in (*words, "org-Llama3B")]
+    for text in ends + within:
+        assert mask_in(text, KEY) == text, (text, mask_in(text, KEY))
+
+
+def test_longer_runs_than_an_id_are_not_taken_for_one() -> None:
+    text = f"see {ORG}X and x{PROJECT} here"
+    assert mask_in(text, KEY) == text, mask_in(text, KEY)

@@ -23,7 +23,7 @@ from tests.responses.conftest import (
 from tests.responses.test_native_failure import upstream_frames
 
 pytestmark = pytest.mark.timeout(60)
-ORG, PROJECT = "org-AbC123xyz", "proj_Xy7Kq2Lm9Np4"
+ORG, PROJECT = "org-AbCdEf1234567890GhIjKlMn", "proj_Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2"  # OpenAI's shapes
 WORDS = (
     f"Rate limit reached for gpt-4o in organization {ORG} on tokens per min (TPM): Limit "
     f"30000, Used 29000, Requested 1500. Please try again in 1.2s. Project {PROJECT}."
@@ -112,3 +112,19 @@ def test_the_operators_organization_and_project_ids_are_masked(
         assert ORG[:7] not in said and PROJECT[:8] not in said, said
         for words in KEPT:
             assert words in said.replace("\\", ""), said
+
+
+def test_words_shaped_unlike_an_id_reach_the_user_as_sent(fresh: ResponsesBox) -> None:
+    """A model named `org-Llama-3B` and a project word `proj_main` (at the very end) were
+    masked as if they were the operator's ids: users read a mask for their own model's name."""
+    words = f"Rate limit reached for org-Llama-3B in organization {ORG}, project proj_main"
+    fresh.openai_fake.default = Reply(status=429, error={**ERROR, "message": words})
+    path, body = chat(OPENAI_MODEL, False)
+    _, key = fresh.new_key()
+    with fresh.http(key) as http:
+        answer = http.post(path, json=body)
+    assert answer.status_code == 429, answer.text
+    said = answer.json()["error"]["message"]
+    assert ORG not in said and ORG[:7] not in said, said
+    assert "Rate limit reached for org-Llama-3B in organization " in said, said
+    assert said.endswith(", project proj_main"), said
