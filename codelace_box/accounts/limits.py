@@ -72,6 +72,10 @@ KEY_LIMIT_FIELDS = ("limit_usd", "limit_reset", "expires_at", "allowed_models", 
 # What an operator types to clear a limit (the CLI's options and the dashboard's key form)
 CLEAR_WORDS = ("none", "null", "never", "all")
 _RELATIVE = re.compile(r"^(\d{1,6})([hd])$", re.ASCII)
+# A cap given as text (the CLI, the dashboard, the portal, a JSON string): plain decimals, as
+# people write money; not Decimal's other spellings ("1e2" was $100; "NaN", "0x10", "1_000")
+_PLAIN_USD = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # fullmatch
+_USD_TAKEN = "a USD amount such as 20 or 12.5 (plain decimals, at most 9 decimals)"
 
 
 def period_start(reset: str | None, now: datetime) -> datetime | None:
@@ -135,11 +139,13 @@ def _bad(field: str, message: str) -> InvalidRequest:
 
 
 def parse_limit_usd(value: Any, field: str = "limit_usd") -> int | None:
-    """A spend cap in USD (a number, or its exact text) to nano-USD; None clears it."""
+    """A spend cap in USD (a number, or its plain decimal text) to nano-USD; None clears it."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise _bad(field, "must be a USD amount such as 20 or 12.5, or null for no cap")
+        raise _bad(field, f"must be {_USD_TAKEN}, or null for no cap")
+    if isinstance(value, str) and not _PLAIN_USD.fullmatch(value.strip()):
+        raise _bad(field, f"must be {_USD_TAKEN}, or null for no cap; got {value.strip()[:40]!r}")
     try:
         nanos = usd_to_nanos(value.strip() if isinstance(value, str) else value)
     except AmountTooLarge:

@@ -20,6 +20,11 @@ BAD: list[tuple[str, Any]] = [
     ("limit_usd", "Infinity"),
     ("limit_usd", 0.0000000001),
     ("limit_usd", "1.0000000001"),
+    ("limit_usd", "1e2"),  # text is plain decimals: not an exponent form, read as $100
+    ("limit_usd", "2.5E-1"),
+    ("limit_usd", "0x10"),
+    ("limit_usd", "1_000"),
+    ("limit_usd", "-Infinity"),
     ("limit_usd", True),
     ("limit_usd", [5]),
     ("limit_usd", 10**10),
@@ -147,6 +152,27 @@ def test_bad_limits_are_a_400_naming_the_field_and_change_nothing(
     assert box.http(login).get("/api/v1/auth/key").json() == before  # nor anything changed
 
 
+def test_a_cap_in_text_is_plain_decimals_and_the_400_says_what_is_taken(
+    box: Box, account: tuple[str, str, str]
+) -> None:
+    """`"limit_usd": "1e2"` made a key capped at $100: a cap written as text is read as plain
+    decimals only (as people write money), and the refusal says what is taken. A JSON number
+    is the number it is, however a serializer writes it (json.dumps(1e-05) is `1e-05`)."""
+    _, login, _ = account
+    refused = box.http(login).post("/api/v1/auth/key", json={"name": "x", "limit_usd": "1e2"})
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error", "invalid_limit", "limit_usd"
+    )  # fmt: skip
+    assert "1e2" in error["message"] and "such as 20 or 12.5" in error["message"], error
+    assert "at most 9 decimals" in error["message"], error
+    for given, shown in (("12.5", 12.5), ("  7 ", 7), ("0.000000001", 1e-09), (1e2, 100)):
+        made = box.http(login).post("/api/v1/auth/key", json={"name": "y", "limit_usd": given})
+        assert made.status_code == 200 and made.json()["limit_usd"] == shown, (given, made.text)
+        box.http(login).delete(f"/api/v1/auth/key/{made.json()['id']}")
+
+
 @pytest.mark.parametrize("field", ["limit", "limit_usd_cents", "expires", "models", "Name"])
 def test_a_field_a_key_does_not_have_is_a_400_when_making_one_too(
     box: Box, account: tuple[str, str, str], field: str
@@ -166,6 +192,7 @@ CLI_BAD = [
     ("--limit-usd", "-1", "limit_usd"),
     ("--limit-usd", "nan", "limit_usd"),
     ("--limit-usd", "0.0000000001", "limit_usd"),
+    ("--limit-usd", "1e2", "limit_usd"),
     ("--limit-reset", "yearly", "limit_reset"),
     ("--expires", "2001-01-01", "expires_at"),
     ("--expires", "soon", "expires_at"),

@@ -77,6 +77,7 @@ def test_a_key_made_in_the_portal_carries_its_limits_and_they_hold(box: PortalBo
     ("body", "param"),
     [
         ({"limit_usd": -1}, "limit_usd"),
+        ({"limit_usd": "1e2"}, "limit_usd"),  # as typed in the page: plain decimals only
         ({"limit_reset": "yearly"}, "limit_reset"),
         ({"expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
         ({"allowed_models": ["nobody/nothing"]}, "allowed_models"),
