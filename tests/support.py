@@ -26,7 +26,7 @@ import httpx
 from tests import serve_fork
 from tests.cli_fork import fork_server
 from tests.ports import free_port  # the suites import it from here
-from tests.timing import seen_within  # a check counts from when it began
+from tests.timing import answers, seen_within  # a check counts from when it began
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # How the CLI tests run codelace-box: the source install, or the executable named by
@@ -317,7 +317,7 @@ class BoxDriver:
         for model_id in model_ids:
             url = f"{self.url}/v1/models/{quote(model_id, safe='')}"
             get = partial(httpx.get, url, headers=ANTHROPIC_LIST, verify=TLS)
-            seen_within(lambda get=get: get().is_success, time.monotonic(), CATALOG_SEEN_SEC, url)
+            seen_within(answers(get), time.monotonic(), CATALOG_SEEN_SEC, f"{model_id} served")
         if workers > 1:
             time.sleep(CATALOG_RELOAD_SEC)
 

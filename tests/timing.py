@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def seen_within(check: Callable[[], object], since: float, within: float, what: str) -> float:
@@ -17,3 +18,8 @@ def seen_within(check: Callable[[], object], since: float, within: float, what: 
             return began
         assert began < within, f"{what}: still not seen {began:.2f} s after the change"
         time.sleep(0.02)
+
+
+def answers(request: Callable[[], Any], status: int = 200) -> Callable[[], bool]:
+    """A check for seen_within: `request()` (an HTTP call) answers `status`."""
+    return lambda: bool(request().status_code == status)
