@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +26,7 @@ import httpx
 from tests import serve_fork
 from tests.cli_fork import fork_server
 from tests.ports import free_port  # the suites import it from here
+from tests.timing import answers, seen_within  # a check counts from when it began
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # How the CLI tests run codelace-box: the source install, or the executable named by
@@ -313,11 +315,9 @@ class BoxDriver:
         seen within a second, not at once (on PostgreSQL each worker reloads its catalog every
         half second); with several workers, until every one has reloaded since."""
         for model_id in model_ids:
-            deadline = time.monotonic() + CATALOG_SEEN_SEC
             url = f"{self.url}/v1/models/{quote(model_id, safe='')}"
-            while httpx.get(url, headers=ANTHROPIC_LIST, verify=TLS).status_code != 200:
-                assert time.monotonic() < deadline, f"{model_id} is not served"
-                time.sleep(0.02)
+            get = partial(httpx.get, url, headers=ANTHROPIC_LIST, verify=TLS)
+            seen_within(answers(get), time.monotonic(), CATALOG_SEEN_SEC, f"{model_id} served")
         if workers > 1:
             time.sleep(CATALOG_RELOAD_SEC)
 

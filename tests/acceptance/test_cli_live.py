@@ -13,6 +13,7 @@ import pytest
 from tests.acceptance.cli_tools import Box
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.support import TLS, ServerProcess
+from tests.timing import seen_within
 
 pytestmark = pytest.mark.timeout(120)
 MODEL = "live/gpt-live"
@@ -47,10 +48,8 @@ class Live:
 
 
 def within_a_second(what: str, seen: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 1.0
-    while not seen():
-        assert time.monotonic() < deadline, f"{what} not seen by the server within a second"
-        time.sleep(0.05)
+    """Seen by a request begun within a second of the change (the CLI's, just done)."""
+    seen_within(seen, time.monotonic(), 1.0, f"{what} not seen by the server within a second")
 
 
 @pytest.fixture(scope="module")

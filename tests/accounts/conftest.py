@@ -165,6 +165,11 @@ def assert_nothing_secret_stored(server: ServerProcess, secrets: list[str], mark
 CONSOLE_CODE_RE = re.compile(r"sign-in code for (\S+): (\d{6})")
 
 
+def not_the(code: str, step: int = 1) -> str:
+    """A wrong code: another than `code` (a fixed one is the random right one, 1 in 10**6)."""
+    return f"{(int(code) + step) % 1_000_000:06d}"
+
+
 def console_code(server: ServerProcess, email: str, timeout: float = 5) -> str:
     """The newest code the console mail backend printed to a server's log for `email`."""
     deadline = time.monotonic() + timeout

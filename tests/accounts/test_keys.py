@@ -22,6 +22,7 @@ from tests.accounts.conftest import (
 from tests.fakes.smtp_server import RecordingSmtpServer
 from tests.pg_cluster import query_config_db
 from tests.support import TLS, ServerProcess, is_uuid4
+from tests.timing import seen_within
 
 KEY_RE = re.compile(r"^cl_[A-Za-z0-9]{40}$")
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -245,15 +246,12 @@ def test_last_used_at_is_not_written_on_every_request(client: BoxClient, box: Se
 
 
 def _first_status_after(client: BoxClient, key: str, expected: int, within: float) -> float:
-    """Seconds until the key gets `expected` on /me (fails after `within` seconds)."""
-    start = time.monotonic()
-    while True:
-        status = client.get("/api/v1/auth/me", key).status_code
-        elapsed = time.monotonic() - start
-        if status == expected:
-            return elapsed
-        assert elapsed < within, f"still {status} after {elapsed:.2f}s"
-        time.sleep(0.02)
+    """Seconds until a request that gets `expected` on /me is begun (fails when one begun
+    `within` seconds on gets another status)."""
+    return seen_within(
+        lambda: client.get("/api/v1/auth/me", key).status_code == expected,
+        time.monotonic(), within, f"the key's {expected}",
+    )  # fmt: skip
 
 
 def test_cli_revocation_reaches_the_running_server(client: BoxClient, box: ServerProcess):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -140,6 +141,7 @@ class Recorded:
 
     headers: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.monotonic)  # when its body was read
 
 
 def error_body(error_type: str, message: str) -> JSON:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ class Seen:
     path: str
     key: str
     body: Any
+    at: float = field(default_factory=time.monotonic)  # when its body was read
 
 
 def sse(*events: Any, event: str | None = None) -> bytes:

@@ -35,14 +35,8 @@ def test_a_worker_slower_to_start_than_30_s_is_waited_for(tmp_path: Path) -> Non
     with both once the slow one is ready."""
     port = free_port()
     space = make_workspace(tmp_path, server={"port": port})
-    server = ServerProcess(space.config, port).launch("--workers", "2")
-    slow = ""
+    server, slow = _serve_with_a_worker_stopped(ServerProcess(space.config, port))
     try:
-        started = server.wait_for_log(r"Starting worker \[(\d+)\]", 1)  # one, or both at once
-        log = server.log_text()
-        slow = next((pid for pid in started if f"Worker ready [{pid}]" not in log), started[0])
-        os.kill(int(slow), signal.SIGSTOP)
-        assert f"Worker ready [{slow}]" not in server.log_text(), "it reported ready first"
         held_until = time.monotonic() + SLOW_START_SEC
         server.wait_healthy(30)  # the other worker serves meanwhile
         while time.monotonic() < held_until:
@@ -63,3 +57,34 @@ def test_a_worker_slower_to_start_than_30_s_is_waited_for(tmp_path: Path) -> Non
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(slow), signal.SIGCONT)
     assert server.stop() == 0, server.log_text()
+
+
+def _serve_with_a_worker_stopped(server: ServerProcess) -> tuple[ServerProcess, str]:
+    """`serve --workers 2` launched with one worker stopped before it reported ready; started
+    again (at most twice) when a loaded machine ran both to ready before the test looked."""
+    for _attempt in range(3):
+        server.launch("--workers", "2")
+        try:
+            if slow := _stopped_before_ready(server):
+                return server, slow
+        except BaseException:
+            server.kill()
+            raise
+        assert server.stop() == 0, server.log_text()
+        server.log_path.unlink()  # the next start's log: no pid of this one
+    raise AssertionError("each time, both workers were ready before one could be stopped")
+
+
+def _stopped_before_ready(server: ServerProcess) -> str:
+    """A worker of a starting serve stopped (SIGSTOP) before it reported ready: its pid, or ''
+    if every one reported ready before the test could look (its start takes about a second)."""
+    for count in (1, 2):  # the first to start may be ready already, the second not yet
+        started = server.wait_for_log(r"Starting worker \[(\d+)\]", count)
+        log = server.log_text()
+        if slow := next((pid for pid in started if f"Worker ready [{pid}]" not in log), ""):
+            os.kill(int(slow), signal.SIGSTOP)
+            if f"Worker ready [{slow}]" not in server.log_text():
+                return slow
+            os.kill(int(slow), signal.SIGCONT)  # it reported ready as the signal came
+            return ""
+    return ""

@@ -18,6 +18,9 @@ from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
 
 pytestmark = pytest.mark.timeout(60)
+# Let go at once: a box waiting for bytes that cannot come closes at Sanic's REQUEST_TIMEOUT
+# (60 s); 1.5 s, the bound before, left a loaded 2-core machine little room for one stall.
+LET_GO_WITHIN_SEC = 10
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +133,7 @@ def test_a_client_that_shuts_before_its_request_is_whole_is_let_go_at_once(
         client.shutdown(socket.SHUT_WR)
         began = time.monotonic()
         assert client.recv(65536) == b""
-        assert time.monotonic() - began < 1.5
+        assert time.monotonic() - began < LET_GO_WITHIN_SEC
     time.sleep(0.2)
     assert "Traceback" not in box.server.log_text()
 
@@ -148,7 +151,7 @@ def test_a_client_that_shuts_before_its_body_is_whole_is_let_go_at_once(box: Box
         received = b""
         while chunk := client.recv(65536):
             received += chunk
-        assert time.monotonic() - began < 1.5
+        assert time.monotonic() - began < LET_GO_WITHIN_SEC
     assert not received.startswith(b"HTTP/1.1 2"), received[:200]
 
 

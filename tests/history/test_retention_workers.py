@@ -54,7 +54,8 @@ def test_one_worker_deletes_the_old_usage_rows(box_factory: BoxFactory) -> None:
     while box.query("SELECT COUNT(*) FROM usage_record") != [(1,)]:  # the row of today stays
         assert time.monotonic() < deadline, "retention never deleted the old rows"
         time.sleep(0.2)
-    time.sleep(1)  # a pass's last lines
+    box.server.wait_for_log(r"retention: deleted \d+ usage rows")  # logged after its commit
+    time.sleep(1)  # any other worker's pass, for the count below
     told = [
         int(n) for n in re.findall(r"retention: deleted (\d+) usage rows", box.server.log_text())
     ]

@@ -165,14 +165,16 @@ def test_a_retry_after_a_late_first_error_event_holds_the_client_no_longer_in_al
     hostile.push(Act(200, late_error, SSE), Act(200, [0.6, *stream_of(kind)], SSE))
     body = {"model": f"{kind}/m", "stream": True, "max_tokens": 100,
             "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
-    asked, path = time.monotonic(), "/v1/chat/completions"
+    path = "/v1/chat/completions"
     with box.http(key) as client, client.stream("POST", path, json=body) as answer:
         pieces = answer.iter_raw()
         first = next(pieces)
-        waited = time.monotonic() - asked
+        # From the first attempt's arrival, after the request's own: a loaded machine's slow
+        # admission is not counted (0.3 s at most; each attempt held anew: 0.2 + 0.3 s at least)
+        waited = time.monotonic() - hostile.seen[0].at
         rest = b"".join(pieces)
     assert answer.status_code == 200, first
-    assert first.startswith(b": keep-alive") and waited < 0.42, (waited, first)
+    assert first.startswith(b": keep-alive") and waited < 0.45, (waited, first)
     assert b"Hel" in rest and len(hostile.seen) == 2, rest
 
 
