@@ -74,6 +74,26 @@ class HostileBox(BoxDriver, LedgerView, MetricsView):
 
 @pytest.fixture(scope="package")
 def box(tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream) -> Iterator[HostileBox]:  # noqa: F811 (the fixture)
+    yield from _hostile_box(tmp_path_factory, hostile, keepalive_sec=0.3)
+
+
+@pytest.fixture(scope="package")
+def patient_box(
+    tmp_path_factory: pytest.TempPathFactory,
+    hostile: HostileUpstream,  # noqa: F811 (the fixture)
+) -> Iterator[HostileBox]:
+    """The same box with a 5 s keep-alive interval, which is also how long a stream's first
+    event is waited for: for what is judged on that event (an error answered unstreamed, after
+    every key), which 0.3 s left a loaded machine too little time to see before it began the
+    stream."""
+    yield from _hostile_box(tmp_path_factory, hostile, keepalive_sec=5.0)
+
+
+def _hostile_box(
+    tmp_path_factory: pytest.TempPathFactory,
+    hostile: HostileUpstream,  # noqa: F811 (the fixture)
+    keepalive_sec: float,
+) -> Iterator[HostileBox]:
     folder = tmp_path_factory.mktemp("hostile")
     sections = base_sections(folder, free_port())
     sections["gateway"] = {"read_timeout_sec": 1.0, "connect_timeout_sec": 1.0,
@@ -95,7 +115,7 @@ def box(tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream) -> I
     box.cli("models", "set", "hr/m", "--provider", "hr", "--upstream-model", "m",
             *PRICES, "--max-output-tokens", "1000")  # fmt: skip
     box.server = ServerProcess(config, int(sections["server"]["port"]),
-                               env={"CODELACE_SSE_KEEPALIVE_SEC": "0.3"})  # fmt: skip
+                               env={"CODELACE_SSE_KEEPALIVE_SEC": str(keepalive_sec)})  # fmt: skip
     box.server.start()
     yield box
     box.server.stop()

@@ -87,8 +87,9 @@ def _error_of(route: str, body: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("route", ROUTES)
 def test_a_first_error_event_on_every_key_is_answered_as_that_error_unstreamed(
-    box: HostileBox, hostile: HostileUpstream, route: str, kind: str, case: str
+    patient_box: HostileBox, hostile: HostileUpstream, route: str, kind: str, case: str
 ) -> None:
+    box = patient_box  # the first event waited for 5 s: judged whole, loaded or not
     email, key = box.new_user("10")
     start = box.balance_nanos(email)[0]
     words, status, code, tries = FIRST_EVENTS[case][2:]
@@ -109,8 +110,9 @@ def test_a_first_error_event_on_every_key_is_answered_as_that_error_unstreamed(
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("route", ROUTES)
 def test_a_first_error_event_that_another_key_may_not_get_goes_to_the_next_key(
-    box: HostileBox, hostile: HostileUpstream, route: str, kind: str, case: str
+    patient_box: HostileBox, hostile: HostileUpstream, route: str, kind: str, case: str
 ) -> None:
+    box = patient_box  # the first event waited for 5 s: judged whole, loaded or not
     email, key = box.new_user("10")
     hostile.push(_failing(kind, case), Act(200, stream_of(kind), SSE))
     answer = box.post(key, route, kind, stream=True)
@@ -124,9 +126,10 @@ def test_a_first_error_event_that_another_key_may_not_get_goes_to_the_next_key(
 
 
 def test_a_refusal_in_the_first_event_is_the_same_answer_as_in_an_error_status(
-    box: HostileBox, hostile: HostileUpstream
+    patient_box: HostileBox, hostile: HostileUpstream
 ) -> None:
     """The streamed refusal reads as the unstreamed one: the same status, type and message."""
+    box = patient_box  # the first event waited for 5 s: judged whole, loaded or not
     _, key = box.new_user("10")
     refusal = {"error": {"message": "max_tokens is too large", "type": "invalid_request_error",
                          "param": "max_tokens", "code": "invalid_value"}}  # fmt: skip
@@ -180,11 +183,12 @@ def test_a_retry_after_a_late_first_error_event_holds_the_client_no_longer_in_al
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_an_unsupported_country_in_the_first_event_is_the_same_503_as_in_an_error_status(
-    box: HostileBox, hostile: HostileUpstream, route: str
+    patient_box: HostileBox, hostile: HostileUpstream, route: str
 ) -> None:
     """OpenAI's unsupported_country_region_territory as a stream's first event is what it is as
     a 403: the provider unavailable from where the box runs (503), not tried on another key
     (every key is sent from the same place), free; it was a 502 after every key."""
+    box = patient_box  # the first event waited for 5 s: judged whole, loaded or not
     email, key = box.new_user("10")
     start = box.balance_nanos(email)[0]
     country = {"error": {"code": "unsupported_country_region_territory", "param": None,
@@ -230,11 +234,12 @@ def _native_first_event(shape: str, case: str) -> bytes:
 @pytest.mark.parametrize("case", list(NATIVE_FIRST_EVENTS))
 @pytest.mark.parametrize("shape", ["response.failed", "error"])
 def test_a_native_responses_stream_failing_at_its_first_event_is_that_error_unstreamed(
-    box: HostileBox, hostile: HostileUpstream, shape: str, case: str
+    patient_box: HostileBox, hostile: HostileUpstream, shape: str, case: str
 ) -> None:
     """Under the same rule as the other streams: the client has nothing yet, so it gets the
     error the event carries with the status its code stands for (a rate limit and a server
     error go to the next key first), free; it was a 502 "the upstream failed" at once."""
+    box = patient_box  # the first event waited for 5 s: judged whole, loaded or not
     email, key = box.new_user("10")
     start = box.balance_nanos(email)[0]
     code, words, status, row_code, tries = NATIVE_FIRST_EVENTS[case]
@@ -253,8 +258,9 @@ def test_a_native_responses_stream_failing_at_its_first_event_is_that_error_unst
 
 @pytest.mark.parametrize("shape", ["response.failed", "error"])
 def test_a_native_responses_refusal_in_the_first_event_reads_as_the_unstreamed_one(
-    box: HostileBox, hostile: HostileUpstream, shape: str
+    patient_box: HostileBox, hostile: HostileUpstream, shape: str
 ) -> None:
+    box = patient_box  # the first event waited for 5 s: judged whole, loaded or not
     _, key = box.new_user("10")
     code, words = NATIVE_FIRST_EVENTS["invalid_prompt"][:2]
     refusal = {"error": {"message": words, "type": "invalid_request_error", "param": None,
@@ -268,8 +274,9 @@ def test_a_native_responses_refusal_in_the_first_event_reads_as_the_unstreamed_o
 
 
 def test_a_native_responses_rate_limit_in_the_first_event_goes_to_the_next_key(
-    box: HostileBox, hostile: HostileUpstream
+    patient_box: HostileBox, hostile: HostileUpstream
 ) -> None:
+    box = patient_box  # the first event waited for 5 s: judged whole, loaded or not
     email, key = box.new_user("10")
     hostile.push(Act(200, [_native_first_event("response.failed", "rate_limit")], SSE),
                  Act(200, responses_stream(), SSE))  # fmt: skip
@@ -283,11 +290,12 @@ def test_a_native_responses_rate_limit_in_the_first_event_goes_to_the_next_key(
 
 
 def test_a_native_responses_failure_after_response_created_reaches_the_client_as_the_event(
-    box: HostileBox, hostile: HostileUpstream
+    patient_box: HostileBox, hostile: HostileUpstream
 ) -> None:
     """`response.created` then `response.failed` (OpenAI's way: created comes first) is a
     failure mid-stream: the client has the stream, so it gets the event, with the upstream's
     code and words; a failed stream costs nothing; not tried again."""
+    box = patient_box  # the first event waited for 5 s: judged whole, loaded or not
     email, key = box.new_user("10")
     start = box.balance_nanos(email)[0]
     created = responses_stream()[0]
