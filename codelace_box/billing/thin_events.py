@@ -10,7 +10,9 @@ the event with its own object would be. A thin event naming another kind of obje
 type's is a 400 `invalid_event`; any other thin event is acknowledged and ignored, and so is
 one naming an object Stripe says it does not have (its 404 `resource_missing`: a deleted test
 object, another account's): a 5xx would have Stripe deliver it again for days to the same
-answer. The log says so. Stripe's failures (5xx, no answer) stay a 5xx: Stripe delivers again.
+answer. The log says so. Stripe's failures (5xx, no answer) stay a 5xx: Stripe delivers again;
+so does a missing checkout session this box made (stripe.secret_key switched to another
+account while it was open: acknowledged, its credit would be lost).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import logging
 from typing import Any
 
 from codelace_box.billing.stripe import MAX_ID_CHARS, StripeApi, StripeObjectMissing
-from codelace_box.errors import InvalidRequest
+from codelace_box.db.models import Payment
+from codelace_box.db.offload import run_db_work
+from codelace_box.errors import InvalidRequest, UpstreamError
 
 log = logging.getLogger("codelace_box.billing.thin_events")
 THIN = "v2.core.event"
@@ -59,6 +63,8 @@ async def snapshot_of(
     try:
         obj = await api.retrieve(wanted, object_id)
     except StripeObjectMissing:
+        if wanted == "checkout.session" and await run_db_work(_box_made, object_id):
+            raise _made_here_but_missing(event, object_id) from None
         log.warning(
             "Stripe event %s (thin %s) names %s %s, which Stripe does not have: acknowledged, "
             "nothing done (if every event says so, are stripe.secret_key and "
@@ -72,3 +78,25 @@ async def snapshot_of(
         "livemode": event.get("livemode"),
         "data": {"object": obj},
     }
+
+
+def _box_made(session_id: str) -> bool:
+    """Whether this box made the checkout session (a top-up of its own)."""
+    return bool(Payment.select().where(Payment.stripe_session_id == session_id).exists())
+
+
+def _made_here_but_missing(event: dict[str, Any], session_id: str) -> UpstreamError:
+    """A session of this box's own that Stripe says it has not: read with a key of another
+    account than the one it was made in (stripe.secret_key changed while it was open). Not
+    acknowledged, so Stripe delivers it again and it is credited once the key is set back."""
+    log.error(
+        "Stripe event %s names checkout session %s, which this box made but Stripe (read with "
+        "stripe.secret_key) does not have: is stripe.secret_key of the Stripe account the "
+        "session was made in? The event is refused, so Stripe delivers it again",
+        event["id"], session_id,
+    )  # fmt: skip
+    return UpstreamError(
+        f"Stripe has no checkout session {session_id}, which this box made: stripe.secret_key "
+        "is of another Stripe account than the one it was made in",
+        code="stripe_error",
+    )

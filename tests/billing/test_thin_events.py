@@ -167,3 +167,25 @@ def test_a_thin_event_read_while_stripe_fails_is_still_a_5xx(box: BillingBox) ->
     assert failed.status_code == 502, failed.text
     assert box.deliver(event).json()["result"] == "credited"
     assert box.balance_nanos(buyer) == 20 * NANOS
+
+
+def test_a_session_the_box_made_that_stripe_says_it_has_not_is_refused_to_come_again(
+    box: BillingBox,
+) -> None:
+    """A checkout session of the box's own read 404 (stripe.secret_key switched to another
+    account while the checkout was open): acknowledging it lost its credit for good; refused
+    (5xx), Stripe delivers it again, and it is credited once the key reads it again."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    box.double.complete(session_id)
+    event = thin_session("v1.checkout.session.completed", session_id)
+    kept = box.double.sessions.pop(session_id)  # as a key of another account reads it
+    try:
+        refused = box.deliver(event)
+    finally:
+        box.double.sessions[session_id] = kept
+    assert refused.status_code == 502, refused.text
+    assert "which this box made" in refused.json()["error"]["message"]
+    assert box.balance_nanos(buyer) == 0
+    assert box.deliver(event).json()["result"] == "credited"
+    assert box.balance_nanos(buyer) == 20 * NANOS
