@@ -341,6 +341,33 @@ def test_a_content_length_with_blanks_after_it_is_read(box: ServerProcess, after
     assert b'"code":"invalid_json"' in answer
 
 
+# White space that is no OWS (RFC 9110 5.6.3: SP and HTAB only), which Python's str.lstrip takes
+NOT_OWS = {"vt": b"\x0b", "ff": b"\x0c", "fs": b"\x1c", "nbsp": "\u00a0".encode(),
+           "ideographic": "\u3000".encode()}  # fmt: skip
+
+
+@pytest.mark.parametrize("field", ["Content-Length", "Transfer-Encoding"])
+@pytest.mark.parametrize("blank", list(NOT_OWS))
+def test_a_framing_value_after_white_space_that_is_no_blank_is_a_400(
+    box: ServerProcess, field: str, blank: str
+) -> None:
+    """`Content-Length:\\x0b20` was read as 20 (and `Transfer-Encoding:\\x0bchunked` as
+    chunked): Sanic lstrips a field's value of any white space, not only OWS. A proxy in front
+    that reads it as no length (or no coding the box knows) forwards the body as a request of
+    its own, which the box read as body, and the other way round (nginx and HAProxy refuse it):
+    a 400, the connection closed, nothing after it answered."""
+    head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\n" + field.encode() + b":"
+    if field == "Content-Length":
+        sent = head + NOT_OWS[blank] + b"%d\r\n\r\n" % len(BODY) + BODY
+    else:
+        sent = head + NOT_OWS[blank] + b"chunked\r\n\r\n14\r\n" + BODY + b"\r\n0\r\n\r\n"
+    smuggled = b"GET /metrics HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n"
+    answer = exchange(box, sent + smuggled)
+    assert_error(answer, 400)
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    assert b"invalid_json" not in answer, answer
+
+
 def test_a_chunk_size_in_capitals_with_an_extension_is_read(box: ServerProcess) -> None:
     """What RFC 9112 allows still passes: upper-case hex digits, leading zeros, an extension
     after blanks."""
