@@ -166,7 +166,9 @@ def _check(path: str, secret_key: str | None) -> int:
         else:
             problems = check_database(db, secret_key)[1]
         sound = not any(line.startswith("database integrity: ") for line in problems)
-        if version and sound:  # keys a restore would leave unusable: said first, and how
+        # keys a restore would leave unusable: said first, and how; a newer schema's tables
+        # are not read (it cannot be restored here whatever its secret: that is said)
+        if 0 < version <= LATEST_VERSION and sound:
             _refuse_unreadable_keys(db, secret_key)
     finally:
         close_database()

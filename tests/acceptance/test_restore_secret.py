@@ -98,3 +98,24 @@ def test_an_older_schemas_backup_made_under_another_secret_is_refused(tmp_path: 
     env = {"CODELACE_SERVER_SECRET_KEY": FIRST}
     restored = box.cli("restore", str(backup), env=env)
     assert restored.returncode == 0, restored.stderr
+
+
+def test_a_newer_schemas_backup_is_refused_as_newer_before_its_keys_are_read(
+    tmp_path: Path,
+) -> None:
+    """A backup a newer codelace-box migrated cannot be restored by this one whatever its
+    secret: that is said, and its tables (which may no longer be as this version knows them)
+    are not read for keys. Its keys were said first: the operator was sent to find the old
+    secret, only to be told to upgrade once it was set."""
+    first = Box.create(tmp_path / "first", server={"secret_key": FIRST})
+    first.ok("providers", "add", "up", "--kind", "openai", "--key", "sk-first-0123456789")
+    backup = tmp_path / "newer.db"
+    first.ok("backup", str(backup))
+    sqlite_rows(backup, "INSERT INTO schema_migration (version, name, applied_at) "
+                "VALUES (999, 'a later release', '2027-01-01 00:00:00')")  # fmt: skip
+    box = _other_box(tmp_path / "box", secret_key=OTHER)
+    refused = _refused_and_untouched(box, backup)
+    assert refused.startswith(
+        "error: the backup fails its check, nothing changed: schema version 999 is newer than "
+        "this codelace-box knows"
+    ), refused
