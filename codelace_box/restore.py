@@ -20,8 +20,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from peewee import Database
-
 from codelace_box.audit import AUDIT_HEAD, AUDIT_LOG, admin_change
 from codelace_box.config import Config, existing_secret_key
 from codelace_box.crypto import decrypt_secret
@@ -35,6 +33,7 @@ from codelace_box.db.backup import (
 from codelace_box.db.core import (
     close_database,
     open_database,
+    query_all,
     quick_check,
     utcnow,
     write_transaction,
@@ -169,7 +168,7 @@ def _check(path: str, secret_key: str | None) -> int:
         # keys a restore would leave unusable: said first, and how; a newer schema's tables
         # are not read (it cannot be restored here whatever its secret: that is said)
         if 0 < version <= LATEST_VERSION and sound:
-            _refuse_unreadable_keys(db, secret_key)
+            _refuse_unreadable_keys(secret_key)
     finally:
         close_database()
     if version == 0:
@@ -180,15 +179,15 @@ def _check(path: str, secret_key: str | None) -> int:
     return version
 
 
-def _refuse_unreadable_keys(db: Database, secret_key: str | None) -> None:
+def _refuse_unreadable_keys(secret_key: str | None) -> None:
     """CodelaceError when provider keys of the backup do not decrypt with this box's server
     secret (a backup of another box, or of this one before its secret changed): restored, its
     providers could not be used, and only doctor would say so. Read as every schema has
     them (migration 1's columns)."""
-    rows = db.execute_sql(
+    rows = query_all(
         'SELECT p."name", k."id", k."key_hint", k."key_encrypted" FROM "provider_key" k '
         'JOIN "provider" p ON p."id" = k."provider_id" ORDER BY k."id"'
-    ).fetchall()
+    )
     unreadable = [f"provider {name} key {key_id} ({hint})"
                   for name, key_id, hint, token in rows
                   if not _decrypts(secret_key, token)]  # fmt: skip
