@@ -21,7 +21,7 @@ from tests.fakes.hostile_upstream import (
     chat_body,
     chat_stream,
     responses_body,
-    sse,
+    responses_stream,
 )
 from tests.hostile.conftest import KINDS, ROUTES, HostileBox, events
 
@@ -110,34 +110,13 @@ def test_text_cut_inside_its_characters_arrives_whole(
     assert box.open_holds() == 0
 
 
-def responses_stream() -> list[bytes]:
-    """A Responses API stream (as an `openai` provider serving it natively sends it)."""
-    body = json.loads(responses_body())
-    message = body["output"][0]
-    message["content"][0]["text"] = TEXT
-    at = {"item_id": message["id"], "output_index": 0, "content_index": 0}
-    started = {**body, "status": "in_progress", "output": [], "usage": None}
-    events: list[dict[str, Any]] = [
-        {"type": "response.created", "response": started},
-        {"type": "response.output_item.added", "output_index": 0,
-         "item": {**message, "content": [], "status": "in_progress"}},
-        {"type": "response.content_part.added", **at,
-         "part": {"type": "output_text", "text": "", "annotations": []}},
-        *({"type": "response.output_text.delta", **at, "delta": p} for p in PIECES),
-        {"type": "response.output_text.done", **at, "text": TEXT},
-        {"type": "response.output_item.done", "output_index": 0, "item": message},
-        {"type": "response.completed", "response": {**body, "output": [message]}},
-    ]  # fmt: skip
-    return [sse(event, event=event["type"]) for event in events]
-
-
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
 def test_text_cut_inside_its_characters_arrives_whole_from_a_native_responses_upstream(
     box: HostileBox, hostile: HostileUpstream, stream: bool
 ) -> None:
     email, key = box.new_user("10")
     if stream:
-        writes = [raw_utf8(write) for write in responses_stream()]
+        writes = [raw_utf8(write) for write in responses_stream(PIECES)]
     else:
         body = json.loads(responses_body())
         body["output"][0]["content"][0]["text"] = TEXT
