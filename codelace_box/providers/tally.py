@@ -38,6 +38,10 @@ _REASONING_KEYS = ("reasoning", "reasoning_content")
 _OPAQUE_KEYS = frozenset({"data", "encrypted_content"})
 # A delta with no other key than these holds its text in `content` alone, if anywhere
 _TEXT_DELTA_KEYS = _NOT_OUTPUT | {"content"}
+# Anthropic deltas of output billed apart from the request's max_tokens: server-side
+# compaction's summary (its own sampling, in `usage.iterations`), which must not cut the answer
+# at the output cap; counted as an opaque payload is (the upper count only).
+_UNCAPPED_DELTAS = frozenset({"compaction_delta"})
 _ANTHROPIC_MEDIA = ("image", "document")
 _RESPONSES_MEDIA = ("input_image", "input_file", "input_audio")
 
@@ -162,6 +166,9 @@ class OutputTally:
             deltas = [c.get("delta") for c in chunk.get("choices") or () if isinstance(c, dict)]
         for delta in deltas:
             ascii_chars, other_chars, opaque_chars = _delta_chars(delta)
+            if type(delta) is dict and delta.get("type") in _UNCAPPED_DELTAS:  # no cut: opaque
+                opaque_chars += ascii_chars + other_chars
+                ascii_chars = other_chars = 0
             if ascii_chars or other_chars or opaque_chars:
                 carried = True
                 self.pieces += 1
