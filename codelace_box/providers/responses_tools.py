@@ -16,6 +16,8 @@ JSON = dict[str, Any]
 IGNORED_TOOL_TYPES: dict[str, str] = {
     "web_search": "Codex sends it by default; the box runs no hosted search, so the model "
     "answers without it",
+    "tool_search": "Codex sends it (`execution: client`) for models it knows by name, e.g. an "
+    "alias `gpt-5.5`; the model is offered the tools Codex sent, without the search",
 }
 CUSTOM_INPUT_SCHEMA: JSON = {
     "type": "object",

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,29 @@ def test_codex_stops_on_a_native_upstreams_context_length_failure(
     assert done.returncode != 0
     assert "context window" in done.stderr + done.stdout
     assert len(fresh.openai_fake.requests) == 1, "Codex retried a request that cannot succeed"
+
+
+@pytest.mark.parametrize("target", [OPENAI_MODEL, NATIVE_MODEL])
+def test_codex_with_its_own_metadata_for_the_model_name(
+    fresh: ResponsesBox, tmp_path: Path, target: str
+) -> None:
+    """A model Codex knows by name (an alias `gpt-5.5`, as an operator names one so that Codex
+    users keep their default) gets Codex's own tool set, with `tool_search` (`execution:
+    client`: Codex searches its deferred tools itself). The box refused that tool type, so
+    every request was a 400 and Codex could not be used at all. It is dropped as the hosted
+    `web_search` is: the model is offered the tools Codex sent (a native upstream too, which
+    would otherwise hand the box `tool_search_call` items it cannot translate)."""
+    fresh.cli("models", "alias", "gpt-5.5", target)
+    time.sleep(1.5)  # catalog changes apply within a second
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="Known model.", prompt_tokens=40, completion_tokens=3))
+    done = codex_exec(fresh, tmp_path, key, "Say hi.", model="gpt-5.5")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "last.txt").read_text().strip() == "Known model."
+    (sent,) = [r.body for r in fresh.openai_fake.requests]
+    if target == NATIVE_MODEL:
+        kinds = {t["type"] for t in sent["tools"]}
+        assert "custom" in kinds and not kinds & {"tool_search", "web_search"}
+    else:
+        names = [t["function"]["name"] for t in sent["tools"]]
+        assert "apply_patch" in names and "tool_search" not in names
