@@ -175,6 +175,8 @@ def configure_logging(log_format: str = "text", level: str | None = None) -> Non
     _ACCESS.attach(handler, formatter)
     logwriter.report_with(formatter)
     logger.setLevel((os.environ.get(LEVEL_ENV) or level or "INFO").upper())
+    # the libraries' lines (the root's level): their warnings and up, none under log.level
+    logging.getLogger().setLevel(max(logging.WARNING, logger.level))
     logger.propagate = False
 
 
