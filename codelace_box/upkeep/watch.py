@@ -60,25 +60,31 @@ class Upkeep:
         self.kept = KeptAlerts(self.alerter)  # the alerts' state, from the database
         self.lead = Lead(config.data_dir / "upkeep.lock", UPKEEP_ROLE)
         self.disk_problem = ""  # what the last look at the database's disk found
+        self.part_failures: dict[str, FailureLog] = {}  # each part's failures, logged apart
 
     async def tick(self, now: datetime) -> None:
         """Each part in turn, while this process leads. A part that raises does not keep the
-        others from their turn (a failing key watch skipped the scheduled backup): the first
-        failure is raised once all have had it, for upkeep_forever to log."""
+        others from their turn (a failing key watch skipped the scheduled backup), and each
+        part's failures are logged on their own (once while they last, and their end)."""
         if not await self.lead.held():
             return
-        parts: list[Callable[[], Awaitable[None]]] = [
-            partial(self.kept.look, now), self.watch_disk, self.watch_keys,
-            partial(self.backup, now), partial(self.watch_errors, now),
-        ]  # fmt: skip
-        first: Exception | None = None
-        for part in parts:
+        parts: dict[str, Callable[[], Awaitable[None]]] = {
+            "reading the open alerts": partial(self.kept.look, now),
+            "disk watch": self.watch_disk,
+            "key watch": self.watch_keys,
+            "scheduled backup": partial(self.backup, now),
+            "error-rate watch": partial(self.watch_errors, now),
+        }
+        for name, part in parts.items():
+            failures = self.part_failures.get(name)
+            if failures is None:
+                failures = self.part_failures[name] = FailureLog(log, f"the upkeep's {name}")
             try:
                 await part()
             except Exception as exc:
-                first = first or exc
-        if first is not None:
-            raise first
+                failures.failed(exc)
+            else:
+                failures.worked()
 
     async def backup(self, now: datetime) -> None:
         if time.monotonic() < self.backup_retry_at:

@@ -1,8 +1,9 @@
 """The upkeep's tick (upkeep/watch.py): a part that fails does not keep the others from their
-turn, and the failure still reaches the log of the tick's caller."""
+turn, and each part's failure is logged on its own."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,27 +16,37 @@ from codelace_box.upkeep.watch import Upkeep
 from tests.support import base_sections, write_config
 
 
-class KeyWatchFails(Upkeep):
-    """An upkeep whose key watch raises, as a database read of it may."""
+class TwoPartsFail(Upkeep):
+    """An upkeep whose key watch and error-rate watch raise, as a database read may."""
 
     async def watch_keys(self) -> None:
-        raise RuntimeError("the key watch failed")
+        raise RuntimeError("no keys read")
+
+    async def watch_errors(self, now: datetime) -> None:
+        raise OSError("no rate read")
 
 
-async def test_a_failing_part_leaves_the_scheduled_backup_its_turn(tmp_path: Path) -> None:
+async def test_a_failing_part_leaves_the_scheduled_backup_its_turn(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     sections = base_sections(tmp_path)
     if "url" in sections.get("database", {}):
         pytest.skip("scheduled backups are of a SQLite database")
     sections["backup"] = {"every_hours": 1}
     config = load_config(str(write_config(tmp_path / "codelace.toml", sections)))
     migrate(open_database(config.database.target))
-    upkeep = KeyWatchFails(config, tick_sec=0.1)
+    upkeep = TwoPartsFail(config, tick_sec=0.1)
     start_db_thread()
     try:
-        with pytest.raises(RuntimeError, match="the key watch failed"):
-            await upkeep.tick(utcnow())
+        await upkeep.tick(utcnow())
+        await upkeep.tick(utcnow())  # the same failures again: said once while they last
     finally:
         stop_db_thread()
         upkeep.lead.release()
     backups = list((config.data_dir / "backups").glob("codelace-*.db"))
     assert len(backups) == 1, "the backup due came after the failed part, in the same tick"
+    said = [r.getMessage() for r in caplog.records if r.name == "codelace_box.upkeep"]
+    failed = [line for line in said if " failed: " in line]
+    assert len(failed) == 2, said
+    assert "the upkeep's key watch failed: RuntimeError: no keys read" in failed[0], failed
+    assert "the upkeep's error-rate watch failed: OSError: no rate read" in failed[1], failed
