@@ -82,6 +82,8 @@ def cache_tokens(call: ChatCall, usage: Usage | None) -> CacheTokens:
         cache.read_tokens = usage.cache_read_tokens
         cache.write_tokens = usage.cache_write_tokens
         cache.write_1h_tokens = usage.cache_write_1h_tokens
+        if cache.write_tokens and not cache.write_1h_tokens and call.adapter.hour_writes(call.body):
+            cache.write_1h_tokens = cache.write_tokens  # unsplit, yet all asked to last an hour
     return cache
 
 

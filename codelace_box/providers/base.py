@@ -223,6 +223,11 @@ class ProviderAdapter(ABC):
         unknown fields (gateway/upstream.py); by default, without those fields."""
         return {name: value for name, value in body.items() if name not in names}
 
+    def hour_writes(self, body: JSON) -> bool:
+        """Whether the cache writes a call with this body reports without a 5-minute/1-hour
+        split are all 1-hour ones, billed at that price (default: no)."""
+        return False
+
     def without_effort(self, body: JSON) -> JSON:
         """The body asking the upstream for no reasoning effort (for a model that refuses
         `reasoning_effort`: gateway/upstream.py); by default, without that field."""

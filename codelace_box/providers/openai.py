@@ -33,7 +33,12 @@ from codelace_box.providers.openai_errors import (
     reported_error,
     wants_payment,
 )
-from codelace_box.providers.openai_usage import chunk_usage, has_choice_usage, usage_from
+from codelace_box.providers.openai_usage import (
+    chunk_usage,
+    has_choice_usage,
+    only_hour_caching,
+    usage_from,
+)
 from codelace_box.providers.stop_reasons import chat_finish
 from codelace_box.providers.tally import output_tokens
 
@@ -327,6 +332,11 @@ class OpenAIAdapter(ProviderAdapter):
         if REASONING_CONTENT in names:
             kept["messages"] = without_message_field(kept.get("messages"), REASONING_CONTENT)
         return kept
+
+    def hour_writes(self, body: JSON) -> bool:
+        """OpenRouter reports its cache writes unsplit; the body goes up as it is: they are all
+        1-hour ones when every cache_control it holds asks ttl "1h"."""
+        return only_hour_caching(body)
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         raise_reported_error(payload)  # with choices or none, as a stream's error chunk

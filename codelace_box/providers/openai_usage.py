@@ -102,6 +102,25 @@ def set_cache_tokens(usage: Usage, prompt_details: Any) -> None:
         usage.cache_write_tokens = min(max(writes, 0), room)
 
 
+def only_hour_caching(body: JSON) -> bool:
+    """Whether a Chat Completions body marks something for the prompt cache (OpenRouter's
+    `cache_control`: at the top, on a message, a content part or a tool) and every mark asks
+    `ttl: "1h"`: then every cache write it causes lasts an hour. A mark without a ttl lasts 5
+    minutes; with both lifetimes, which unsplit writes are which cannot be told."""
+    marks = [body.get("cache_control")]
+    for message in _dicts(body.get("messages")):
+        marks.append(message.get("cache_control"))
+        marks.extend(part.get("cache_control") for part in _dicts(message.get("content")))
+    marks.extend(tool.get("cache_control") for tool in _dicts(body.get("tools")))
+    marks = [mark for mark in marks if mark is not None]
+    return bool(marks) and all(isinstance(m, dict) and m.get("ttl") == "1h" for m in marks)
+
+
+def _dicts(items: Any) -> list[JSON]:
+    """The objects of a list (none for anything else)."""
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
 def _private(name: str) -> bool:
     """Usage keys that tell the operator's own bill (OpenRouter's `cost`, `cost_details`,
     `is_byok`): never shown to the user, whose price is `cost_usd`."""

@@ -6,6 +6,11 @@ as `input_tokens_details.cache_write_tokens`, both parts of the prompt tokens, a
 are. The box showed that count to the client, yet billed those tokens at the input price and
 recorded no cache writes in the usage row: the answer and the bill disagreed, and the operator
 (billed by the provider at the write price) lost the difference.
+
+OpenRouter gives those writes without Anthropic's 5-minute/1-hour split: when every
+`cache_control` the box sent up asks `ttl: "1h"`, they are all 1-hour writes and billed at the
+1-hour price; a request that mixes lifetimes (or whose `cache_control` the box does not send,
+as the Messages route's translation) keeps the 5-minute price, the box cannot tell more.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from tests.support import TLS
 
 MODEL = "oai/router-claude"
 NATIVE_MODEL = "oair/router-claude"
-PRICES = {"in": "3", "out": "15", "read": "0.3", "write": "3.75"}
+PRICES = {"in": "3", "out": "15", "read": "0.3", "write": "3.75", "write_1h": "6"}
 SET_PRICES = (
     "--input-per-1m",
     PRICES["in"],
@@ -33,6 +38,8 @@ SET_PRICES = (
     PRICES["read"],
     "--cache-write-per-1m",
     PRICES["write"],
+    "--cache-write-1h-per-1m",
+    PRICES["write_1h"],
 )
 # 1,000 prompt tokens: 300 read from the cache, 200 written to it, 500 neither; 50 output
 # tokens, 20 of them reasoning (part of the output, billed once).
@@ -93,14 +100,18 @@ def _chat_stream() -> Reply:
     return Reply(raw=[*map(_event, pieces), b"data: [DONE]\n\n"])
 
 
-def _check_bill(box: MessagesBox, email: str, before: int, shown: Any) -> None:
-    """The balance, the usage row and the cost shown all say COST, cache writes apart."""
-    assert box.balance_nanos(email) == (before - COST, 0)
+def _check_bill(
+    box: MessagesBox, email: str, before: int, shown: Any, cost: int = COST, hours: int = 0
+) -> None:
+    """The balance, the usage row and the cost shown all say `cost`, cache writes apart (of
+    them `hours` 1-hour writes)."""
+    assert box.balance_nanos(email) == (before - cost, 0)
     row = box.usage_rows(email)[-1]
     assert (row["input_tokens"], row["output_tokens"]) == (1000, 50)
     assert (row["cache_read_tokens"], row["cache_write_tokens"]) == (300, 200)
-    assert row["cost_nanos"] == COST
-    assert round(Decimal(str(shown)) * 10**9) == COST
+    assert row["cache_write_1h_tokens"] == hours
+    assert row["cost_nanos"] == cost
+    assert round(Decimal(str(shown)) * 10**9) == cost
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -151,3 +162,68 @@ def test_native_responses_cache_writes_are_billed_at_the_write_price(
     assert done.status_code == 200, done.text
     assert Decimal(done.headers["x-codelace-cost-usd"]) * 10**9 == COST
     _check_bill(priced, email, before, done.json()["usage"]["cost_usd"])
+
+
+HOUR = {"type": "ephemeral", "ttl": "1h"}
+HOUR_COST = usd_nanos((500, PRICES["in"]), (50, PRICES["out"]), (300, PRICES["read"]),
+                      (200, PRICES["write_1h"]))  # fmt: skip
+
+
+def _cached_prompt(*controls: dict[str, str]) -> list[dict[str, Any]]:
+    """A user message of one text part per cache_control, each part marked with it."""
+    parts = [{"type": "text", "text": f"Part {n}. " * 60, "cache_control": control}
+             for n, control in enumerate(controls)]  # fmt: skip
+    return [{"role": "user", "content": parts}]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_writes_of_a_chat_whose_every_cache_control_asks_an_hour_are_billed_as_1h(
+    priced: MessagesBox, streamed: bool
+) -> None:
+    """OpenRouter bills 1-hour writes at the 1-hour price but reports them unsplit: they were
+    billed at the 5-minute price, the operator paying the difference."""
+    email, key = priced.new_key()
+    before, _ = priced.balance_nanos(email)
+    priced.openai_fake.push(_chat_stream() if streamed else _json_reply(_chat_answer()))
+    options: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
+    asked = _cached_prompt(HOUR, HOUR)
+    answer = priced.sdk(key).chat.completions.create(
+        model=MODEL, messages=asked, **(options if streamed else {})
+    )
+    shown = list(answer)[-1].usage.cost_usd if streamed else answer.usage.cost_usd
+    assert priced.openai_fake.requests[-1].body["messages"] == asked  # sent up as asked
+    _check_bill(priced, email, before, shown, HOUR_COST, hours=200)
+
+
+@pytest.mark.parametrize(
+    "controls",
+    [(HOUR, {"type": "ephemeral"}), (HOUR, {"type": "ephemeral", "ttl": "5m"})],
+    ids=["1h-and-default", "1h-and-5m"],
+)
+def test_writes_of_a_chat_mixing_lifetimes_keep_the_write_price(
+    priced: MessagesBox, controls: tuple[dict[str, str], ...]
+) -> None:
+    """Which of the unsplit writes lasts an hour cannot be told: the write price, as before."""
+    email, key = priced.new_key()
+    before, _ = priced.balance_nanos(email)
+    priced.openai_fake.push(_json_reply(_chat_answer()))
+    answer = priced.sdk(key).chat.completions.create(
+        model=MODEL, messages=_cached_prompt(*controls)
+    )
+    _check_bill(priced, email, before, answer.usage.cost_usd)
+
+
+def test_messages_to_an_openai_upstream_send_no_cache_control_so_no_1h_price(
+    priced: MessagesBox,
+) -> None:
+    """The Messages route's translation sends no cache_control up: whatever the client's ttl,
+    the writes reported are none of its asking, billed at the write price."""
+    email, key = priced.new_key()
+    before, _ = priced.balance_nanos(email)
+    priced.openai_fake.push(_json_reply(_chat_answer()))
+    system = [{"type": "text", "text": "Be brief. " * 60, "cache_control": HOUR}]
+    answer = priced.client(key).messages.with_raw_response.create(
+        model=MODEL, max_tokens=100, system=system, messages=_cached_prompt(HOUR)
+    )
+    assert "cache_control" not in json.dumps(priced.openai_fake.requests[-1].body)
+    _check_bill(priced, email, before, answer.headers["x-codelace-cost-usd"])
