@@ -210,20 +210,26 @@ def test_a_count_tokens_access_line_names_its_model(box_factory: BoxFactory) -> 
     assert (line["route"], line["model"]) == ("/v1/messages/count_tokens", MODEL), line
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_another_librarys_warning_is_a_json_line_too(box_factory: BoxFactory, workers: int) -> None:
-    """Only our loggers and Sanic's wrote JSON: a warning of a library the box uses (here
-    aiohttp's, about an upstream's malformed cookie; asyncio's, psycopg's and the like go the
-    same way) came out as a bare text line, which a shipper parsing JSON lines breaks on."""
-    box = box_factory(log={"format": "json"}, server={"workers": workers})
+def _call_with_a_malformed_cookie(box: Box) -> None:
+    """A call whose upstream answer sets a malformed cookie: aiohttp warns of it (a library's
+    warning; it takes cookies only from a host name, not an IP)."""
     _, key = box.new_user("10")
-    by_name = box.fake.base_url.replace("127.0.0.1", "localhost")  # (no cookies from an IP)
+    by_name = box.fake.base_url.replace("127.0.0.1", "localhost")
     box.cli("providers", "update", "fake", "--base-url", by_name)
     box.until_reloaded()
     box.fake.push(Reply(headers={"set-cookie": "session id=1; Path=/"}))
     with box.http(key) as http:
         answer = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
     assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_another_librarys_warning_is_a_json_line_too(box_factory: BoxFactory, workers: int) -> None:
+    """Only our loggers and Sanic's wrote JSON: a warning of a library the box uses (here
+    aiohttp's, about an upstream's malformed cookie; asyncio's, psycopg's and the like go the
+    same way) came out as a bare text line, which a shipper parsing JSON lines breaks on."""
+    box = box_factory(log={"format": "json"}, server={"workers": workers})
+    _call_with_a_malformed_cookie(box)
     box.server.wait_for_log(r".*Illegal cookie name.*")
     box.server.stop()
     text = box.server.log_text()
@@ -239,14 +245,7 @@ def test_log_level_error_leaves_out_the_libraries_warnings_too(box_factory: BoxF
     an upstream's malformed cookie: written at the default level, the test above) came out
     all the same."""
     box = box_factory(log={"format": "json", "level": "error"})
-    _, key = box.new_user("10")
-    by_name = box.fake.base_url.replace("127.0.0.1", "localhost")  # (no cookies from an IP)
-    box.cli("providers", "update", "fake", "--base-url", by_name)
-    box.until_reloaded()
-    box.fake.push(Reply(headers={"set-cookie": "session id=1; Path=/"}))
-    with box.http(key) as http:
-        answer = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
-    assert answer.status_code == 200, answer.text
+    _call_with_a_malformed_cookie(box)
     box.server.stop()
     lines = [json.loads(line) for line in box.server.log_text().splitlines() if line.strip()]
     assert not [line for line in lines if "Illegal cookie name" in line["message"]], lines
