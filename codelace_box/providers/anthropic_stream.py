@@ -26,20 +26,29 @@ from codelace_box.providers.anthropic_thinking import (
     REPLY_EXCLUDED,
     REPLY_OPENROUTER,
 )
-from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError, is_done
+from codelace_box.providers.base import (
+    SSEEvent,
+    StreamTranslator,
+    UpstreamStreamError,
+    is_done,
+    is_empty,
+)
 
 JSON = dict[str, Any]
 
 
 def event_data(event: SSEEvent) -> JSON | None:
-    """An event's JSON object; None for a `[DONE]` line (some compatible servers end with one).
-    Anything else that is not a JSON object is a broken upstream (UpstreamStreamError): dropped
-    without a word, it would leave a hole in the text relayed as a complete answer."""
+    """An event's JSON object; None for a `[DONE]` line (some compatible servers end with one)
+    and for empty data (it carries nothing: base.py is_empty). Anything else that is not a JSON
+    object is a broken upstream (UpstreamStreamError): dropped without a word, it would leave a
+    hole in the text relayed as a complete answer."""
     if is_done(event.data):
         return None
     try:
         data = loads(event.data)
     except ValueError:
+        if is_empty(event.data):
+            return None
         data = None
     if not isinstance(data, dict):
         raise UpstreamStreamError("the upstream sent a malformed stream event")

@@ -30,7 +30,14 @@ def is_blank(event: SSEEvent) -> bool:
     (some vLLM and llama.cpp builds send one while the prompt is read; the SSE rules dispatch
     it, with nothing in it to relay). Before a stream's first event it is passed over as a
     comment is (`StreamTranslator.until_finished`, gateway/stream_start.py)."""
-    return event.event is None and (not event.data or event.data.isspace())
+    return event.event is None and is_empty(event.data)
+
+
+def is_empty(data: str) -> bool:
+    """Whether an event's data is empty or white space alone: it carries nothing, and is
+    skipped wherever it comes in a stream (the translators ask only once their JSON parse
+    failed, so an event that parses pays nothing for it)."""
+    return not data or data.isspace()
 
 
 def is_done(data: str) -> bool:

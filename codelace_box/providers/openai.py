@@ -21,6 +21,7 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
     is_done,
+    is_empty,
 )
 from codelace_box.providers.call_keys import CanonicalCalls
 from codelace_box.providers.openai_errors import (
@@ -161,6 +162,14 @@ def _call_chars(calls: list[Any]) -> int:
     return total
 
 
+def _unparsed(data: str) -> list[JSON]:
+    """No chunks for an event of empty data (it carries nothing: base.py is_empty); any other
+    data that is no JSON is a broken upstream."""
+    if is_empty(data):
+        return []
+    raise UpstreamStreamError("the upstream sent a malformed stream event") from None
+
+
 class OpenAIStreamTranslator(StreamTranslator):
     """Relays OpenAI chunks with our model id, a finish_reason in OpenAI's words unless
     `upstream_finish` (the Messages route reads the upstream's own); keeps the usage chunk for
@@ -183,7 +192,7 @@ class OpenAIStreamTranslator(StreamTranslator):
         try:
             chunk = loads(data)
         except ValueError:
-            raise UpstreamStreamError("the upstream sent a malformed stream event") from None
+            return _unparsed(data)
         if not isinstance(chunk, dict):
             raise UpstreamStreamError("the upstream sent a malformed stream event")
         if chunk.get("error") or chunk.get("object") == "error" or event.event == "error":

@@ -26,8 +26,8 @@ def completion_from_stream(events: list[SSEEvent]) -> JSON | None:
     choices: dict[int, JSON] = {}
     usage: Any = None
     for event in events:
-        if event.data.strip() == "[DONE]" or (head is None and is_blank(event)):
-            continue  # (blank data before the first chunk is no event: base.py)
+        if event.data.strip() == "[DONE]" or is_blank(event):
+            continue  # (blank data is no event: base.py)
         try:
             chunk = loads(event.data)
         except ValueError:

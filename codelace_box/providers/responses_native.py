@@ -15,7 +15,13 @@ import json
 from typing import Any
 
 from codelace_box.errors import UpstreamError
-from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError, Usage
+from codelace_box.providers.base import (
+    SSEEvent,
+    StreamTranslator,
+    UpstreamStreamError,
+    Usage,
+    is_empty,
+)
 from codelace_box.providers.openai_usage import set_cache_tokens
 from codelace_box.providers.responses_compaction import for_native, without_foreign
 from codelace_box.providers.responses_input import CHAT_REASONING_PREFIX, THINKING_PREFIXES
@@ -165,6 +171,8 @@ class NativeResponsesStream(StreamTranslator):
         try:
             data = json.loads(event.data)
         except ValueError:
+            if is_empty(event.data):  # an event of empty data carries nothing: skipped
+                return []
             raise UpstreamStreamError("the upstream sent a malformed stream event") from None
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             raise UpstreamStreamError("the upstream sent a malformed stream event")
