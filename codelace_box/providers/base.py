@@ -26,11 +26,12 @@ class SSEEvent:
 
 
 def is_blank(event: SSEEvent) -> bool:
-    """Whether an event carries nothing: a nameless `data:` that is empty or white space alone
-    (some vLLM and llama.cpp builds send one while the prompt is read; the SSE rules dispatch
-    it, with nothing in it to relay). Before a stream's first event it is passed over as a
-    comment is (`StreamTranslator.until_finished`, gateway/stream_start.py)."""
-    return event.event is None and is_empty(event.data)
+    """Whether an event carries nothing: a `data:` that is empty or white space alone, named
+    or not (some vLLM and llama.cpp builds send one while the prompt is read; the SSE rules
+    dispatch it, with nothing in it to relay; an `event: message` with it is nothing either).
+    Before a stream's first event it is passed over as a comment is
+    (`StreamTranslator.until_finished`, gateway/stream_start.py)."""
+    return is_empty(event.data)
 
 
 def is_empty(data: str) -> bool:

@@ -1,8 +1,8 @@
-"""An upstream event whose data is empty (`data:` or `data: ` alone, or white space) in the
-middle of a stream: it carries nothing and is skipped, on every route that relays or translates
-a stream (chat completions, /v1/messages native and translated, /v1/responses native and
-translated, a stream sent for a whole answer); the client gets the whole text and the call is
-metered as usual. It was a 502 or an error event "malformed stream event"."""
+"""An upstream event whose data is empty (`data:` or `data: ` alone, or white space), named or
+not, anywhere in a stream: it carries nothing and is skipped, on every route that relays or
+translates a stream (chat completions, /v1/messages native and translated, /v1/responses native
+and translated, a stream sent for a whole answer); the client gets the whole text and the call
+is metered as usual. It was a 502 or an error event "malformed stream event"."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from tests.fakes.hostile_upstream import (
     chat_stream,
     responses_stream,
 )
-from tests.hostile.conftest import KINDS, ROUTES, HostileBox
+from tests.hostile.conftest import KINDS, RETRIES, ROUTES, HostileBox
+from tests.hostile.test_first_event_errors import FIRST_EVENTS
 from tests.hostile.test_split_text import got_text
 
 pytestmark = pytest.mark.timeout(60)
@@ -86,3 +87,41 @@ def test_empty_data_in_a_stream_sent_for_a_whole_answer_is_skipped(
     assert got_text(route, answer, False) == "".join(PIECES), answer.text
     row = box.last_row(email)
     assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
+
+
+# A named event with empty data before the first real one (an `event: message` the SSE default
+# names, or any other name): nothing, as a nameless one is.
+NAMED = {"message": b"event: message\ndata:\n\n", "ping": b"event: ping\ndata: \n\n"}
+
+
+# every route from both kinds of provider, and /v1/responses from the native Responses one
+CASES = [*((route, kind) for route in ROUTES for kind in KINDS), ("responses", "hr")]
+
+
+@pytest.mark.parametrize("named", list(NAMED))
+@pytest.mark.parametrize(("route", "kind"), CASES)
+def test_a_named_event_of_empty_data_before_the_first_event_is_skipped(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str, named: str
+) -> None:
+    email, key = box.new_user("10")
+    writes = {"ho": chat_stream, "ha": anthropic_stream, "hr": responses_stream}[kind](PIECES)
+    hostile.push(Act(200, [NAMED[named], *writes], SSE))
+    assert_whole_and_metered(box, email, route, box.post(key, route, kind, stream=True))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_error_after_a_named_event_of_empty_data_is_still_the_first_event(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """It is no first event: an error event after it is answered unstreamed, a rate limit
+    tried on every key and then a 429, as after a nameless one."""
+    email, key = box.new_user("10")
+    rate_limit = FIRST_EVENTS["rate_limit"]
+    error = rate_limit[0] if kind == "ho" else rate_limit[1]
+    hostile.default = Act(200, [NAMED["message"], error], SSE)
+    answer = box.post(key, route, kind, stream=True)
+    assert answer.status_code == 429, answer.text
+    assert "free-models-per-min" in answer.text, answer.text
+    assert len(hostile.seen) == 1 + RETRIES
+    assert box.last_row(email)["error_code"] == "rate_limited"
