@@ -21,6 +21,7 @@ from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import DONE, encode_chunk, encode_error, encode_json
 from codelace_box.providers.base import JSON, Usage
 from codelace_box.providers.messages_openai_stream import anthropic_usage
+from codelace_box.providers.responses_closing import closing_events
 from codelace_box.providers.responses_compaction import (
     CompactionEvents,
     compacted_response,
@@ -290,6 +291,8 @@ class NativeResponsesEvents:
                 self._parts[at] = event["part"]
             if kind == "response.content_part.done":
                 self._pieces.pop(at, None)
+            else:  # open: a cut closes it (responses_closing.py)
+                self._pieces.setdefault(at, [])
 
     def _output_so_far(self) -> list[JSON]:
         """The output items as streamed so far; those left open incomplete, with what was
@@ -323,17 +326,23 @@ class NativeResponsesEvents:
         return [sse_frame(self._terminal)]
 
     def cut(self, usage: Usage, charged: int) -> list[bytes]:
-        """Cut at the output cap (an upstream that streamed on past `max_output_tokens`):
-        `response.incomplete` for max_output_tokens, the items so far (those left open marked
-        incomplete), the usage with its cost."""
+        """Cut at the output cap (an upstream that streamed on past `max_output_tokens`): the
+        open items' closing events (providers/responses_closing.py), then `response.incomplete`
+        for max_output_tokens, the items so far (those left open marked incomplete), the usage
+        with its cost."""
+        output = self._output_so_far()
+        left = {i: item for i, item in zip(sorted(self._items), output, strict=True)
+                if self._items[i].get("status") == "in_progress"}  # fmt: skip
         response = self._response | {
             "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"},
-            "output": self._output_so_far(), "usage": responses_usage(usage, cost_field(charged)),
+            "output": output, "usage": responses_usage(usage, cost_field(charged)),
         }  # fmt: skip
-        self._last_sequence += 1
-        event = {"type": "response.incomplete", "sequence_number": self._last_sequence,
-                 "response": response}  # fmt: skip
-        return [sse_frame(event)]
+        events = [*closing_events(left, self._pieces), {"type": "response.incomplete",
+                                                         "response": response}]  # fmt: skip
+        for event in events:
+            self._last_sequence += 1
+            event["sequence_number"] = self._last_sequence
+        return [b"".join(sse_frame(event) for event in events)]
 
     def error(self, status: int, message: str, error_type: str, code: str) -> bytes:
         """`response.failed` once the upstream's response began (what OpenAI sends, and the one

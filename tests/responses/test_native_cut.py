@@ -1,6 +1,8 @@
-"""A native Responses stream cut at the output cap: its `response.incomplete` carries what was
-streamed of every item left open (text, refusal, a function call's arguments), as OpenAI's
-incomplete response would; items already done stay as they were (gateway/dialects.py)."""
+"""A native Responses stream cut at the output cap: the items left open are closed (their open
+parts' and arguments' `.done` events, then `response.output_item.done`), and its
+`response.incomplete` carries what was streamed of every item left open (text, refusal, a
+function call's arguments), as OpenAI's incomplete response would; items already done stay as
+they were (gateway/dialects.py, providers/responses_closing.py)."""
 
 from __future__ import annotations
 
@@ -53,11 +55,21 @@ def test_the_cut_carries_what_was_streamed_of_each_open_item() -> None:
     for event in stream():
         events.chunk(event)
     (frame,) = events.cut(Usage(5, 9), 1_500)
-    incomplete = json.loads(frame.decode().removeprefix("data: ").strip().split("\n")[-1]
-                            .removeprefix("data: "))  # fmt: skip
+    sent = [json.loads(line.removeprefix("data: ")) for line in frame.decode().splitlines()
+            if line.startswith("data: ")]  # fmt: skip
+    *closing, incomplete = sent
     assert incomplete["type"] == "response.incomplete"
-    assert incomplete["sequence_number"] == len(stream())
+    assert [e["sequence_number"] for e in sent] == list(range(len(stream()), len(stream()) + 6))
     response = incomplete["response"]
+    # the open items closed first, as OpenAI closes them at max_output_tokens: the refusal
+    # part (the text part was done), the message, the call's arguments, the call
+    assert [(e["type"], e["output_index"], e.get("content_index")) for e in closing] == [
+        ("response.refusal.done", 1, 1), ("response.content_part.done", 1, 1),
+        ("response.output_item.done", 1, None), ("response.function_call_arguments.done", 2, None),
+        ("response.output_item.done", 2, None)]  # fmt: skip
+    assert closing[0]["refusal"] == "No" and closing[1]["part"]["refusal"] == "No"
+    assert closing[3]["arguments"] == '{"q": "x' and closing[3]["item_id"] == "fc_1"
+    assert [closing[2]["item"], closing[4]["item"]] == response["output"][1:]
     assert response["id"] == "resp_1" and response["status"] == "incomplete"
     assert response["incomplete_details"] == {"reason": "max_output_tokens"}
     done, message, call = response["output"]
