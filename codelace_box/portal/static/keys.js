@@ -1,7 +1,7 @@
 // Keys: the list (prefix, name, last use, limits), create (the full key shown once, limits
 // optional), rename, change limits, revoke with a confirmation.
 
-import { api } from "./api.js";
+import { api, ApiError } from "./api.js";
 import { limitFields } from "./limits.js";
 import { busy, copyButton, field, h, messageArea, page, usd, when } from "./ui.js";
 
@@ -63,6 +63,19 @@ async function reloadList(refresh, message, done) {
   }
 }
 
+// A key revoked since the list was drawn (in another tab, by the CLI): the box's 404 names no
+// key the person can see, so the page says in words that the key is gone (`what`: what that
+// means for what was asked) and draws the list anew without it.
+function isGone(error) {
+  return error instanceof ApiError && error.status === 404 && error.code === "key_not_found";
+}
+
+async function goneFromList(key, refresh, message, { notice, shown }, what) {
+  shown.forget(key.id);
+  notice.error(`Key ${keyTitle(key)} no longer exists: ${what}`);
+  if (await reloadList(refresh, message, "")) notice.el.focus();
+}
+
 // The list is drawn anew after a form is saved or cancelled: the keyboard's place goes back to
 // the button that opened the form, not to the top of the page.
 function backTo(key, action, refresh, message) {
@@ -83,24 +96,25 @@ function escapeCloses(el, close) {
   return el;
 }
 
-function renameForm(item, key, refresh, { notice }) {
+function renameForm(item, key, refresh, parts) {
   const name = field(`New name for ${keyTitle(key)}`, { value: key.name, name: "name" });
   editForm(item, key, refresh, { action: "rename", saveText: "Save name", wrap: name.wrap,
-    first: name.input, changes: () => ({ name: name.input.value }), notice,
+    first: name.input, changes: () => ({ name: name.input.value }), parts,
     saved: () => `Key ${keyTitle(key)} is now named ${keyTitle({ name: name.input.value })}.` });
 }
 
-function limitsForm(item, key, refresh, { notice }) {
+function limitsForm(item, key, refresh, parts) {
   const limits = limitFields(key, keyTitle(key));
   editForm(item, key, refresh, { action: "limits", saveText: "Save limits", wrap: limits.wrap,
-    first: limits.first, changes: () => limits.values(), notice,
+    first: limits.first, changes: () => limits.values(), parts,
     saved: () => `The limits of key ${keyTitle(key)} are saved.` });
 }
 
 // A key's form in its place in the list: on save, PATCH what `changes()` gives (nothing: no
 // call), then the list again with the keyboard back on the `action` button that opened it and
-// the page's `notice` saying what was `saved()` (the keyboard's place alone says nothing).
-function editForm(item, key, refresh, { action, saveText, wrap, first, changes, notice, saved }) {
+// the page's notice (of `parts`) saying what was `saved()` (the keyboard's place alone says
+// nothing).
+function editForm(item, key, refresh, { action, saveText, wrap, first, changes, parts, saved }) {
   const message = messageArea();
   const done = backTo(key, action, refresh, message);
   const save = h("button", { type: "submit", text: saveText });
@@ -114,10 +128,14 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes, 
         const body = changes();
         if (Object.keys(body).length) {
           await api("PATCH", `/portal/api/keys/${encodeURIComponent(key.id)}`, body);
-          notice.ok(saved());
+          parts.notice.ok(saved());
         }
         await done(Object.keys(body).length ? "Saved" : "");
       } catch (error) {
+        if (isGone(error)) {
+          await goneFromList(key, refresh, message, parts, "it was revoked, perhaps in another tab; nothing was saved.");
+          return;
+        }
         message.fieldError(error, form, first);
       }
     });
@@ -132,7 +150,8 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes, 
 // screen reader reads the focused button, not the text beside it.
 let questionCount = 0;
 
-function confirmRevoke(item, key, refresh, { notice, shown }) {
+function confirmRevoke(item, key, refresh, parts) {
+  const { notice, shown } = parts;
   const message = messageArea();
   questionCount += 1;
   const questionId = `revoke-question${questionCount}`;
@@ -150,6 +169,10 @@ function confirmRevoke(item, key, refresh, { notice, shown }) {
         notice.el.focus(); // its buttons are gone: the keyboard goes to the word that it is done
       }
     } catch (error) {
+      if (isGone(error)) {
+        await goneFromList(key, refresh, message, parts, "it was revoked already, perhaps in another tab.");
+        return;
+      }
       message.error(error.message);
     }
   }));

@@ -1,0 +1,56 @@
+"""The portal when what a page shows has changed under it (a key revoked in another tab, the
+list drawn anew under an open form, a sign-in in another tab under the code step) and Back
+from the code step, in a real browser on a real box."""
+
+from __future__ import annotations
+
+from tests.portal.browser import Browser
+from tests.portal.conftest import PortalBox, sign_in, wait_page
+
+
+def _keys_page_with(browser: Browser, box: PortalBox, email: str, *names: str) -> None:
+    """A signed-in keys page of `email` listing keys named `names` (made with the CLI)."""
+    box.cli("users", "create", email)
+    for name in names:
+        box.cli("keys", "create", email, "--name", name)
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+
+
+def _revoke_elsewhere(browser: Browser, box: PortalBox, name: str) -> None:
+    """Revoke the listed key `name` behind the page's back (as another tab would)."""
+    key_id = browser.css(f"article.key[aria-label='Key {name}']").get_attribute("data-key")
+    box.cli("keys", "revoke", key_id)
+
+
+def _listed(browser: Browser) -> list[str]:
+    return [a.get_attribute("aria-label") for a in browser.all("article.key")]
+
+
+def test_a_key_revoked_in_another_tab_is_said_to_be_gone_and_leaves_the_list(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Revoking, or saving the limits of, a key revoked since the list was drawn showed the
+    box's bare 404 ('no active API key with id ...') under the stale row, which stayed. The
+    page now says the key no longer exists and draws the list anew without it."""
+    browser = cdp
+    _keys_page_with(browser, box, "stale-keys@portal.test", "first", "second", "kept")
+    _revoke_elsewhere(browser, box, "first")
+    browser.css("button[aria-label='Revoke key first']").click()
+    browser.click(lambda: browser.button("Yes, revoke it"), "the confirmation")
+    browser.wait_for(lambda: "Key first" not in _listed(browser), "the list without first")
+    said = browser.css("main").text
+    assert "Key first no longer exists" in said, said
+    assert "no active API key" not in said
+
+    _revoke_elsewhere(browser, box, "second")
+    browser.css("button[aria-label='Limits of key second']").click()
+    browser.field("Spending limit in USD for second").send_keys("5")
+    browser.button("Save limits").click()
+    browser.wait_for(lambda: "Key second" not in _listed(browser), "the list without second")
+    said = browser.css("main").text
+    assert "Key second no longer exists" in said and "nothing was saved" in said, said
+    assert _listed(browser) == ["Key kept"]
+    logged = browser.console_errors()  # the browser logs the two refused calls, nothing else
+    assert len(logged) == 2 and all("/portal/api/keys/" in e and "404" in e for e in logged), logged
