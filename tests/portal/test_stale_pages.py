@@ -54,3 +54,32 @@ def test_a_key_revoked_in_another_tab_is_said_to_be_gone_and_leaves_the_list(
     assert _listed(browser) == ["Key kept"]
     logged = browser.console_errors()  # the browser logs the two refused calls, nothing else
     assert len(logged) == 2 and all("/portal/api/keys/" in e and "404" in e for e in logged), logged
+
+
+def test_an_open_form_and_what_was_typed_in_it_survive_the_list_drawn_anew(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """A key's open form (its limits being typed) was wiped when another action drew the list
+    anew (another key revoked, a key created): the typing was lost. It now stays open with
+    what was typed, and saves it; the create form keeps its typing across a redraw too."""
+    browser = cdp
+    _keys_page_with(browser, box, "open-form@portal.test", "open", "other")
+    browser.css("button[aria-label='Limits of key open']").click()
+    browser.field("Spending limit in USD for open").send_keys("7")
+    browser.field("Name of the new key").send_keys("draft")
+    browser.css("button[aria-label='Revoke key other']").click()
+    browser.click(lambda: browser.button("Yes, revoke it"), "the confirmation")
+    browser.wait_for(lambda: "Key other is revoked" in browser.main_text(), "the revoke")
+    assert browser.field("Spending limit in USD for open").get_attribute("value") == "7"
+    assert browser.field("Name of the new key").get_attribute("value") == "draft"
+    browser.button("Create key").click()
+    browser.wait_for(lambda: "Key draft" in _listed(browser), "the new key in the list")
+    assert browser.field("Spending limit in USD for open").get_attribute("value") == "7"
+    browser.button("Save limits").click()
+    browser.wait_for(
+        lambda: "The limits of key open are saved" in browser.main_text(), "the saved limits"
+    )
+    shown = browser.css("article.key[aria-label='Key open']").text
+    assert "$7.00" in shown, shown
+    assert browser.console_errors() == []
+

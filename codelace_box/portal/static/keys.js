@@ -49,11 +49,11 @@ function keyItem(key, refresh, parts) {
   return item;
 }
 
-// Draw the list anew; if it cannot be loaded, `message` says so (after `done`, what did
-// happen: "Saved"), and false.
-async function reloadList(refresh, message, done) {
+// Draw the list anew (the key `closing` its form drawn closed); if it cannot be loaded,
+// `message` says so (after `done`, what did happen: "Saved"), and false.
+async function reloadList(refresh, message, done, closing = null) {
   try {
-    await refresh();
+    await refresh(closing);
     return true;
   } catch (error) {
     const what = done ? `${done}, but the list of keys could not be loaded again`
@@ -80,7 +80,7 @@ async function goneFromList(key, refresh, message, { notice, shown }, what) {
 // the button that opened the form, not to the top of the page.
 function backTo(key, action, refresh, message) {
   return async (done = "") => {
-    if (!(await reloadList(refresh, message, done))) return;
+    if (!(await reloadList(refresh, message, done, key.id))) return;
     const item = document.querySelector(`article[data-key="${CSS.escape(key.id)}"]`);
     item?.querySelector(`button[data-action="${action}"]`)?.focus();
   };
@@ -140,6 +140,7 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes, 
       }
     });
   });
+  item.setAttribute("data-open", action); // the list drawn anew keeps it, and what is typed
   item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(form, () => done()));
   first.focus();
 }
@@ -176,6 +177,7 @@ function confirmRevoke(item, key, refresh, parts) {
       message.error(error.message);
     }
   }));
+  item.setAttribute("data-open", "revoke");
   item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(h("div", {},
     h("p", { id: questionId,
       text: `Revoke ${keyTitle(key)} (${key.key_prefix}…)? Programs that use it stop working at once.` }),
@@ -236,10 +238,17 @@ export async function keysPage(main) {
   const notice = messageArea();
   notice.el.setAttribute("tabindex", "-1");
   const shown = newKeyBox();
-  const refresh = async () => {
+  // A key's open form (or revoke question) is kept as it is, typing and all, when another
+  // action draws the list anew; only closing it (`closing`: its key) draws that key anew.
+  const refresh = async (closing = null) => {
     const keys = await api("GET", "/portal/api/keys");
-    list.replaceChildren(...(keys.length ? keys.map((k) => keyItem(k, refresh, { notice, shown }))
+    const open = new Map([...list.querySelectorAll("article.key[data-open]")]
+      .filter((el) => el.dataset.key !== closing).map((el) => [el.dataset.key, el]));
+    const focused = document.activeElement;
+    list.replaceChildren(...(keys.length
+      ? keys.map((k) => open.get(k.id) || keyItem(k, refresh, { notice, shown }))
       : [h("p", { class: "muted", text: "No keys yet: create one below." })]));
+    if (focused !== document.activeElement && list.contains(focused)) focused.focus();
   };
   await refresh();
   page(main, "API keys",
