@@ -83,3 +83,29 @@ def test_an_open_form_and_what_was_typed_in_it_survive_the_list_drawn_anew(
     assert "$7.00" in shown, shown
     assert browser.console_errors() == []
 
+
+def test_the_code_step_after_another_tab_signed_in_shows_the_account(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Tab A waits on the code step; tab B signs the browser in (asking a newer code, so A's
+    no longer works). A's code then only drew the refusal, and no code could ever work there:
+    a dead end. The page now sees the browser is signed in and shows the account, saying so."""
+    browser = cdp
+    driver = browser.driver
+    email = "code-step-tabs@portal.test"
+    driver.get(box.url + "/signin")
+    before = len(box.smtp.messages_to(email))
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form").send_keys(email)
+    browser.button("Email me a code").click()
+    code_field = browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    first_code = box.smtp.wait_for(email, count=before + 1).code
+    tab_a = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    sign_in(browser, box, email)
+    driver.switch_to.window(tab_a)
+    code_field.send_keys(first_code)
+    browser.button("Sign in").click()
+    wait_page(browser, "Your account")
+    said = browser.main_text()
+    assert "signed in in another tab" in said, said
+    assert driver.current_url == box.url + "/"

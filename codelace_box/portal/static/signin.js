@@ -1,6 +1,6 @@
 // Sign in: an email address, then the 6-digit code mailed to it. The server sets the cookie.
 
-import { afterSignIn, api, waitMs } from "./api.js";
+import { afterSignIn, api, leave, waitMs } from "./api.js";
 import { busy, field, h, leaving, messageArea, page } from "./ui.js";
 
 // `notice`: a line saying why the person is asked to sign in (their session ended), or null.
@@ -38,6 +38,16 @@ function lifetime(ttlSec) {
   return `${minutes} minute${minutes === 1 ? "" : "s"}`;
 }
 
+// A code refused while another tab of this browser signed in (that sign-in asked a newer
+// code, or used this one): no code works here any more, so the page goes where signing in
+// goes, saying why, rather than leave the refusal on a dead end. Whether it went.
+async function signedInElsewhere() {
+  const now = await api("GET", "/portal/api/session").catch(() => null);
+  if (!now?.signed_in) return false;
+  leave(afterSignIn(), "elsewhere");
+  return true;
+}
+
 function codeStep(main, address, shownAddress, ttlSec) {
   const code = field(
     "Sign-in code",
@@ -72,7 +82,7 @@ function codeStep(main, address, shownAddress, ttlSec) {
         window.location.assign(afterSignIn());
       });
     } catch (error) {
-      message.fieldError(error, form, code.input);
+      if (!(await signedInElsewhere())) message.fieldError(error, form, code.input);
     }
   });
   page(main, "Check your mail", h("p", {}, "We sent a code to ", h("strong", { text: shownAddress }), "."), form);
