@@ -109,3 +109,32 @@ def test_the_code_step_after_another_tab_signed_in_shows_the_account(
     said = browser.main_text()
     assert "signed in in another tab" in said, said
     assert driver.current_url == box.url + "/"
+
+
+def test_back_from_the_code_step_returns_to_the_email_step(cdp: Browser, box: PortalBox) -> None:
+    """Back on the code step left the portal (the page the browser was on before): the code
+    step was drawn in place, with no history entry of its own. Back now returns to the email
+    step (the address kept), Forward to the code step, whose code still signs in."""
+    browser = cdp
+    driver = browser.driver
+    email = "back-from-code@portal.test"
+    driver.get(box.url + "/signin")
+    before = len(box.smtp.messages_to(email))
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form").send_keys(email)
+    browser.button("Email me a code").click()
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    code = box.smtp.wait_for(email, count=before + 1).code
+    driver.back()
+    address = browser.wait_for(lambda: browser.field("Email address"), "the email step again")
+    assert address.get_attribute("value") == email
+    assert driver.current_url == box.url + "/signin"
+    wait_page(browser, "Sign in")
+    driver.forward()
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step again")
+    browser.button("Use another address").click()  # the same way back, on the page
+    browser.wait_for(lambda: browser.field("Email address"), "the email step by its button")
+    driver.forward()
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step").send_keys(code)
+    browser.button("Sign in").click()
+    wait_page(browser, "Your account")
+    assert browser.console_errors() == []

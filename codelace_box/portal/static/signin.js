@@ -3,12 +3,25 @@
 import { afterSignIn, api, leave, waitMs } from "./api.js";
 import { busy, field, h, leaving, messageArea, page } from "./ui.js";
 
+// The code step drawn last in this tab ({main, address, shownAddress, ttlSec}), or null. It has
+// a history entry of its own (drawn in place, Back left the portal): Back draws the email step
+// again (its address kept), Forward the code step.
+let shownCode = null;
+
+window.addEventListener("popstate", (event) => {
+  if (!shownCode) return;
+  const { main, address, shownAddress, ttlSec } = shownCode;
+  if (event.state?.signinStep === "code") codeStep(main, address, shownAddress, ttlSec, false);
+  else signinPage(main, null, address);
+});
+
 // `notice`: a line saying why the person is asked to sign in (their session ended), or null.
 // The field reads the notice too: the keyboard is put there at once, which may cut the alert off.
-export function signinPage(main, notice) {
+// `address`: the address typed before (back from the code step).
+export function signinPage(main, notice, address = "") {
   notice?.setAttribute("id", "signin-notice");
   const email = field("Email address", { type: "email", autocomplete: "email", name: "email",
-    "aria-describedby": notice ? "signin-notice" : null });
+    value: address, "aria-describedby": notice ? "signin-notice" : null });
   const message = messageArea();
   const submit = h("button", { type: "submit", text: "Email me a code" });
   const form = h("form", { novalidate: true }, email.wrap, message.el, h("div", { class: "row" }, submit));
@@ -48,7 +61,10 @@ async function signedInElsewhere() {
   return true;
 }
 
-function codeStep(main, address, shownAddress, ttlSec) {
+// `push`: a history entry for the step (false: drawn by Forward, which is on its entry).
+function codeStep(main, address, shownAddress, ttlSec, push = true) {
+  shownCode = { main, address, shownAddress, ttlSec };
+  if (push) window.history.pushState({ signinStep: "code" }, "");
   const code = field(
     "Sign-in code",
     { inputmode: "numeric", autocomplete: "one-time-code", name: "code" },
@@ -60,7 +76,7 @@ function codeStep(main, address, shownAddress, ttlSec) {
     type: "button",
     class: "secondary",
     text: "Use another address",
-    onclick: () => signinPage(main),
+    onclick: () => window.history.back(), // to the email step (its entry is the one before)
   });
   const resend = h("button", { type: "button", class: "secondary", text: "Send a new code" });
   resend.addEventListener("click", () => busy(resend, async () => {
