@@ -49,3 +49,37 @@ def test_a_sign_in_rate_limit_says_its_wait_in_minutes(box: PortalBox) -> None:
     message = refused.json()["error"]["message"]
     assert message.endswith("try again in 10 minutes"), message
     assert not re.search(r"\d s\b", message), message
+
+
+@pytest.mark.parametrize(
+    ("typed", "code", "said"),
+    [
+        ("9" * 33, "amount_too_large", "the largest top-up is 10000 USD"),
+        ("1" + "0" * 79, "amount_too_large", "the largest top-up is 10000 USD"),
+        ("-" + "9" * 40, "amount_too_small", "the smallest top-up is 10 USD"),
+        ("0." + "0" * 40 + "1", "amount_too_small", "the smallest top-up is 10 USD"),
+        ("10." + "0" * 40 + "1", "invalid_amount", "at most two decimals"),
+        ("$" + "9" * 33, "amount_too_large", "the largest top-up is 10000 USD"),
+        ("9" * 1001, "invalid_amount", "too long for an amount (the largest top-up is 10000"),
+    ],
+)
+def test_a_long_top_up_amount_is_judged_as_the_number_it_is(
+    box: PortalBox, typed: str, code: str, said: str
+) -> None:
+    """An amount typed with more than 32 characters (33 nines) was refused as 'must be a number
+    of US dollars' though it is one: too large. It is now judged by its value, as a short one
+    is; nothing is started at Stripe."""
+    sessions = len(box.double.sessions)
+    with box.http() as client:
+        email = f"long-amount-{len(typed)}@portal.test"  # each its own sign-in budget
+        csrf = box.sign_in_http(client, email)["csrf_token"]
+        refused = client.post(
+            "/portal/api/topup",
+            json={"amount_usd": typed},
+            headers={"origin": box.url, "x-csrf-token": csrf},
+        )
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == code and error["param"] == "amount_usd", error
+    assert said in error["message"], error
+    assert len(box.double.sessions) == sessions
