@@ -63,6 +63,21 @@ def _wait_sec(limit: Limit, now: datetime) -> float:
     return (freeing.created_at - start).total_seconds()
 
 
+def wait_in_words(seconds: int) -> str:
+    """A wait as a person says it, never shorter than it is: under a minute in seconds ('40
+    seconds'), else in whole minutes rounded up ('15 minutes' for 850 s), from an hour on in
+    hours and minutes ('1 hour 30 minutes')."""
+
+    def unit(n: int, name: str) -> str:
+        return f"{n} {name}{'' if n == 1 else 's'}"
+
+    if seconds < 60:
+        return unit(max(1, seconds), "second")
+    hours, minutes = divmod(math.ceil(seconds / 60), 60)
+    parts = [unit(hours, "hour")] if hours else []
+    return " ".join(parts + ([unit(minutes, "minute")] if minutes else []))
+
+
 def stored_bucket(bucket: str) -> str:
     """A bucket's name as stored: one longer than BUCKET_CHARS (named after an address of up
     to 254 characters) keeps its start and ends in a digest of the whole, so it fits the column
@@ -87,7 +102,7 @@ def hit(limits: Sequence[Limit]) -> list[int]:
         if wait <= 0:
             return [RateEvent.create(bucket=limit.bucket, created_at=now).id for limit in limits]
     seconds = max(1, math.ceil(wait))
-    raise RateLimited(f"too many {tightest.what}; try again in {seconds} s", seconds)
+    raise RateLimited(f"too many {tightest.what}; try again in {wait_in_words(seconds)}", seconds)
 
 
 def give_back(event_ids: Sequence[int]) -> None:

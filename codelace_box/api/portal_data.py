@@ -9,6 +9,7 @@ history on the database thread on both engines.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from sanic import Request
@@ -44,6 +45,8 @@ bp.on_response(portal_headers)
 RECENT_REQUESTS = 20
 SHOWN_PAYMENTS = 50
 MAX_AMOUNT_TEXT = 32
+MAX_NUMBER_TEXT = 1000  # longer is no amount anyone typed
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # ASCII digits, one point
 
 
 def _stripe_enabled(config: Config) -> bool:
@@ -133,13 +136,23 @@ async def payments(request: Request) -> HTTPResponse:
 
 def amount_from_form(raw: object) -> object:
     """The amount as typed in the page (text) as a number billing/ can judge; anything that is
-    not a number is passed on as it is, so billing/ words the refusal."""
+    not a number is passed on as it is, so billing/ words the refusal. Plain digits are a number
+    at any length up to MAX_NUMBER_TEXT (33 nines are too large, not 'not a number'); other
+    text only when short."""
     if isinstance(raw, str):
         text = raw.strip().removeprefix("$").strip()
         if not text:
             raise InvalidRequest(
                 "enter an amount in USD", code="invalid_amount", param="amount_usd"
             )
+        if len(text) > MAX_NUMBER_TEXT:  # no amount: not read (10 MB of digits take a while)
+            raise InvalidRequest(
+                f"amount_usd is too long for an amount (the largest top-up is {MAX_TOPUP_USD} USD)",
+                code="invalid_amount",
+                param="amount_usd",
+            )
+        if PLAIN_NUMBER.fullmatch(text):
+            return Decimal(text)
         # (Decimal reads "1_0" as 10 and other scripts' digits as ours: passed on as text)
         if len(text) <= MAX_AMOUNT_TEXT and text.isascii() and "_" not in text:
             try:

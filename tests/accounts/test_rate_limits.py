@@ -13,6 +13,7 @@ from itertools import count, cycle
 import httpx
 import pytest
 
+from codelace_box.accounts.ratelimit import wait_in_words
 from codelace_box.config import AuthConfig
 from tests.accounts.conftest import BoxClient, ServerFactory, console_code, not_the
 from tests.pg_cluster import write_config_db
@@ -76,7 +77,7 @@ def assert_limited(response: httpx.Response, window: int = DEFAULTS.rate_limit_w
     assert error["type"] == "rate_limit_error" and error["code"] == "rate_limited"
     retry_after = int(response.headers["retry-after"])
     assert 1 <= retry_after <= window
-    assert f"{retry_after} s" in error["message"]
+    assert f"try again in {wait_in_words(retry_after)}" in error["message"]
     return retry_after
 
 

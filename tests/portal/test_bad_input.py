@@ -111,7 +111,7 @@ AMOUNTS = [
     ("99999999", "largest top-up is 10000"),
     ("1e400", "largest top-up"),
     ("12.345", "two decimals"),
-    ("9" * 80, "must be a number"),
+    ("9" * 80, "largest top-up is 10000"),  # a number, too large: was "must be a number"
     ("1_0", "must be a number"),  # Decimal's digit separator: was a 10 USD top-up
     ("\u0661\u0660", "must be a number"),  # Arabic-Indic digits: were 10 USD too
 ]

@@ -61,7 +61,8 @@ export function takeNotice() {
   return notice;
 }
 
-function leave(url, notice) {
+// Go to `url` (this tab's history entry replaced), saying `notice` there.
+export function leave(url, notice) {
   window.history.replaceState({ notice }, "", url);
   window.location.reload();
 }

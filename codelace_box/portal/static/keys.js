@@ -1,7 +1,7 @@
 // Keys: the list (prefix, name, last use, limits), create (the full key shown once, limits
 // optional), rename, change limits, revoke with a confirmation.
 
-import { api } from "./api.js";
+import { api, ApiError } from "./api.js";
 import { limitFields } from "./limits.js";
 import { busy, copyButton, field, h, messageArea, page, usd, when } from "./ui.js";
 
@@ -49,11 +49,11 @@ function keyItem(key, refresh, parts) {
   return item;
 }
 
-// Draw the list anew; if it cannot be loaded, `message` says so (after `done`, what did
-// happen: "Saved"), and false.
-async function reloadList(refresh, message, done) {
+// Draw the list anew (the key `closing` its form drawn closed); if it cannot be loaded,
+// `message` says so (after `done`, what did happen: "Saved"), and false.
+async function reloadList(refresh, message, done, closing = null) {
   try {
-    await refresh();
+    await refresh(closing);
     return true;
   } catch (error) {
     const what = done ? `${done}, but the list of keys could not be loaded again`
@@ -63,11 +63,24 @@ async function reloadList(refresh, message, done) {
   }
 }
 
+// A key revoked since the list was drawn (in another tab, by the CLI): the box's 404 names no
+// key the person can see, so the page says in words that the key is gone (`what`: what that
+// means for what was asked) and draws the list anew without it.
+function isGone(error) {
+  return error instanceof ApiError && error.status === 404 && error.code === "key_not_found";
+}
+
+async function goneFromList(key, refresh, message, { notice, shown }, what) {
+  shown.forget(key.id);
+  notice.error(`Key ${keyTitle(key)} no longer exists: ${what}`);
+  if (await reloadList(refresh, message, "")) notice.el.focus();
+}
+
 // The list is drawn anew after a form is saved or cancelled: the keyboard's place goes back to
 // the button that opened the form, not to the top of the page.
 function backTo(key, action, refresh, message) {
   return async (done = "") => {
-    if (!(await reloadList(refresh, message, done))) return;
+    if (!(await reloadList(refresh, message, done, key.id))) return;
     const item = document.querySelector(`article[data-key="${CSS.escape(key.id)}"]`);
     item?.querySelector(`button[data-action="${action}"]`)?.focus();
   };
@@ -83,24 +96,25 @@ function escapeCloses(el, close) {
   return el;
 }
 
-function renameForm(item, key, refresh, { notice }) {
+function renameForm(item, key, refresh, parts) {
   const name = field(`New name for ${keyTitle(key)}`, { value: key.name, name: "name" });
   editForm(item, key, refresh, { action: "rename", saveText: "Save name", wrap: name.wrap,
-    first: name.input, changes: () => ({ name: name.input.value }), notice,
+    first: name.input, changes: () => ({ name: name.input.value }), parts,
     saved: () => `Key ${keyTitle(key)} is now named ${keyTitle({ name: name.input.value })}.` });
 }
 
-function limitsForm(item, key, refresh, { notice }) {
+function limitsForm(item, key, refresh, parts) {
   const limits = limitFields(key, keyTitle(key));
   editForm(item, key, refresh, { action: "limits", saveText: "Save limits", wrap: limits.wrap,
-    first: limits.first, changes: () => limits.values(), notice,
+    first: limits.first, changes: () => limits.values(), parts,
     saved: () => `The limits of key ${keyTitle(key)} are saved.` });
 }
 
 // A key's form in its place in the list: on save, PATCH what `changes()` gives (nothing: no
 // call), then the list again with the keyboard back on the `action` button that opened it and
-// the page's `notice` saying what was `saved()` (the keyboard's place alone says nothing).
-function editForm(item, key, refresh, { action, saveText, wrap, first, changes, notice, saved }) {
+// the page's notice (of `parts`) saying what was `saved()` (the keyboard's place alone says
+// nothing).
+function editForm(item, key, refresh, { action, saveText, wrap, first, changes, parts, saved }) {
   const message = messageArea();
   const done = backTo(key, action, refresh, message);
   const save = h("button", { type: "submit", text: saveText });
@@ -114,14 +128,19 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes, 
         const body = changes();
         if (Object.keys(body).length) {
           await api("PATCH", `/portal/api/keys/${encodeURIComponent(key.id)}`, body);
-          notice.ok(saved());
+          parts.notice.ok(saved());
         }
         await done(Object.keys(body).length ? "Saved" : "");
       } catch (error) {
+        if (isGone(error)) {
+          await goneFromList(key, refresh, message, parts, "it was revoked, perhaps in another tab; nothing was saved.");
+          return;
+        }
         message.fieldError(error, form, first);
       }
     });
   });
+  item.setAttribute("data-open", action); // the list drawn anew keeps it, and what is typed
   item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(form, () => done()));
   first.focus();
 }
@@ -132,7 +151,8 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes, 
 // screen reader reads the focused button, not the text beside it.
 let questionCount = 0;
 
-function confirmRevoke(item, key, refresh, { notice, shown }) {
+function confirmRevoke(item, key, refresh, parts) {
+  const { notice, shown } = parts;
   const message = messageArea();
   questionCount += 1;
   const questionId = `revoke-question${questionCount}`;
@@ -150,9 +170,14 @@ function confirmRevoke(item, key, refresh, { notice, shown }) {
         notice.el.focus(); // its buttons are gone: the keyboard goes to the word that it is done
       }
     } catch (error) {
+      if (isGone(error)) {
+        await goneFromList(key, refresh, message, parts, "it was revoked already, perhaps in another tab.");
+        return;
+      }
       message.error(error.message);
     }
   }));
+  item.setAttribute("data-open", "revoke");
   item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(h("div", {},
     h("p", { id: questionId,
       text: `Revoke ${keyTitle(key)} (${key.key_prefix}…)? Programs that use it stop working at once.` }),
@@ -213,10 +238,17 @@ export async function keysPage(main) {
   const notice = messageArea();
   notice.el.setAttribute("tabindex", "-1");
   const shown = newKeyBox();
-  const refresh = async () => {
+  // A key's open form (or revoke question) is kept as it is, typing and all, when another
+  // action draws the list anew; only closing it (`closing`: its key) draws that key anew.
+  const refresh = async (closing = null) => {
     const keys = await api("GET", "/portal/api/keys");
-    list.replaceChildren(...(keys.length ? keys.map((k) => keyItem(k, refresh, { notice, shown }))
+    const open = new Map([...list.querySelectorAll("article.key[data-open]")]
+      .filter((el) => el.dataset.key !== closing).map((el) => [el.dataset.key, el]));
+    const focused = document.activeElement;
+    list.replaceChildren(...(keys.length
+      ? keys.map((k) => open.get(k.id) || keyItem(k, refresh, { notice, shown }))
       : [h("p", { class: "muted", text: "No keys yet: create one below." })]));
+    if (focused !== document.activeElement && list.contains(focused)) focused.focus();
   };
   await refresh();
   page(main, "API keys",

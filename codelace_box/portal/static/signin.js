@@ -1,14 +1,27 @@
 // Sign in: an email address, then the 6-digit code mailed to it. The server sets the cookie.
 
-import { afterSignIn, api, waitMs } from "./api.js";
+import { afterSignIn, api, leave, waitMs } from "./api.js";
 import { busy, field, h, leaving, messageArea, page } from "./ui.js";
+
+// The code step drawn last in this tab ({main, address, shownAddress, ttlSec}), or null. It has
+// a history entry of its own (drawn in place, Back left the portal): Back draws the email step
+// again (its address kept), Forward the code step.
+let shownCode = null;
+
+window.addEventListener("popstate", (event) => {
+  if (!shownCode) return;
+  const { main, address, shownAddress, ttlSec } = shownCode;
+  if (event.state?.signinStep === "code") codeStep(main, address, shownAddress, ttlSec, false);
+  else signinPage(main, null, address);
+});
 
 // `notice`: a line saying why the person is asked to sign in (their session ended), or null.
 // The field reads the notice too: the keyboard is put there at once, which may cut the alert off.
-export function signinPage(main, notice) {
+// `address`: the address typed before (back from the code step).
+export function signinPage(main, notice, address = "") {
   notice?.setAttribute("id", "signin-notice");
   const email = field("Email address", { type: "email", autocomplete: "email", name: "email",
-    "aria-describedby": notice ? "signin-notice" : null });
+    value: address, "aria-describedby": notice ? "signin-notice" : null });
   const message = messageArea();
   const submit = h("button", { type: "submit", text: "Email me a code" });
   const form = h("form", { novalidate: true }, email.wrap, message.el, h("div", { class: "row" }, submit));
@@ -38,7 +51,20 @@ function lifetime(ttlSec) {
   return `${minutes} minute${minutes === 1 ? "" : "s"}`;
 }
 
-function codeStep(main, address, shownAddress, ttlSec) {
+// A code refused while another tab of this browser signed in (that sign-in asked a newer
+// code, or used this one): no code works here any more, so the page goes where signing in
+// goes, saying why, rather than leave the refusal on a dead end. Whether it went.
+async function signedInElsewhere() {
+  const now = await api("GET", "/portal/api/session").catch(() => null);
+  if (!now?.signed_in) return false;
+  leave(afterSignIn(), "elsewhere");
+  return true;
+}
+
+// `push`: a history entry for the step (false: drawn by Forward, which is on its entry).
+function codeStep(main, address, shownAddress, ttlSec, push = true) {
+  shownCode = { main, address, shownAddress, ttlSec };
+  if (push) window.history.pushState({ signinStep: "code" }, "");
   const code = field(
     "Sign-in code",
     { inputmode: "numeric", autocomplete: "one-time-code", name: "code" },
@@ -50,7 +76,7 @@ function codeStep(main, address, shownAddress, ttlSec) {
     type: "button",
     class: "secondary",
     text: "Use another address",
-    onclick: () => signinPage(main),
+    onclick: () => window.history.back(), // to the email step (its entry is the one before)
   });
   const resend = h("button", { type: "button", class: "secondary", text: "Send a new code" });
   resend.addEventListener("click", () => busy(resend, async () => {
@@ -72,7 +98,7 @@ function codeStep(main, address, shownAddress, ttlSec) {
         window.location.assign(afterSignIn());
       });
     } catch (error) {
-      message.fieldError(error, form, code.input);
+      if (!(await signedInElsewhere())) message.fieldError(error, form, code.input);
     }
   });
   page(main, "Check your mail", h("p", {}, "We sent a code to ", h("strong", { text: shownAddress }), "."), form);

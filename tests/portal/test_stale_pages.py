@@ -1,0 +1,140 @@
+"""The portal when what a page shows has changed under it (a key revoked in another tab, the
+list drawn anew under an open form, a sign-in in another tab under the code step) and Back
+from the code step, in a real browser on a real box."""
+
+from __future__ import annotations
+
+from tests.portal.browser import Browser
+from tests.portal.conftest import PortalBox, sign_in, wait_page
+
+
+def _keys_page_with(browser: Browser, box: PortalBox, email: str, *names: str) -> None:
+    """A signed-in keys page of `email` listing keys named `names` (made with the CLI)."""
+    box.cli("users", "create", email)
+    for name in names:
+        box.cli("keys", "create", email, "--name", name)
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+
+
+def _revoke_elsewhere(browser: Browser, box: PortalBox, name: str) -> None:
+    """Revoke the listed key `name` behind the page's back (as another tab would)."""
+    key_id = browser.css(f"article.key[aria-label='Key {name}']").get_attribute("data-key")
+    box.cli("keys", "revoke", key_id)
+
+
+def _listed(browser: Browser) -> list[str]:
+    return [a.get_attribute("aria-label") for a in browser.all("article.key")]
+
+
+def test_a_key_revoked_in_another_tab_is_said_to_be_gone_and_leaves_the_list(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Revoking, or saving the limits of, a key revoked since the list was drawn showed the
+    box's bare 404 ('no active API key with id ...') under the stale row, which stayed. The
+    page now says the key no longer exists and draws the list anew without it."""
+    browser = cdp
+    _keys_page_with(browser, box, "stale-keys@portal.test", "first", "second", "kept")
+    _revoke_elsewhere(browser, box, "first")
+    browser.css("button[aria-label='Revoke key first']").click()
+    browser.click(lambda: browser.button("Yes, revoke it"), "the confirmation")
+    browser.wait_for(lambda: "Key first" not in _listed(browser), "the list without first")
+    said = browser.css("main").text
+    assert "Key first no longer exists" in said, said
+    assert "no active API key" not in said
+
+    _revoke_elsewhere(browser, box, "second")
+    browser.css("button[aria-label='Limits of key second']").click()
+    browser.field("Spending limit in USD for second").send_keys("5")
+    browser.button("Save limits").click()
+    browser.wait_for(lambda: "Key second" not in _listed(browser), "the list without second")
+    said = browser.css("main").text
+    assert "Key second no longer exists" in said and "nothing was saved" in said, said
+    assert _listed(browser) == ["Key kept"]
+    logged = browser.console_errors()  # the browser logs the two refused calls, nothing else
+    assert len(logged) == 2 and all("/portal/api/keys/" in e and "404" in e for e in logged), logged
+
+
+def test_an_open_form_and_what_was_typed_in_it_survive_the_list_drawn_anew(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """A key's open form (its limits being typed) was wiped when another action drew the list
+    anew (another key revoked, a key created): the typing was lost. It now stays open with
+    what was typed, and saves it; the create form keeps its typing across a redraw too."""
+    browser = cdp
+    _keys_page_with(browser, box, "open-form@portal.test", "open", "other")
+    browser.css("button[aria-label='Limits of key open']").click()
+    browser.field("Spending limit in USD for open").send_keys("7")
+    browser.field("Name of the new key").send_keys("draft")
+    browser.css("button[aria-label='Revoke key other']").click()
+    browser.click(lambda: browser.button("Yes, revoke it"), "the confirmation")
+    browser.wait_for(lambda: "Key other is revoked" in browser.main_text(), "the revoke")
+    assert browser.field("Spending limit in USD for open").get_attribute("value") == "7"
+    assert browser.field("Name of the new key").get_attribute("value") == "draft"
+    browser.button("Create key").click()
+    browser.wait_for(lambda: "Key draft" in _listed(browser), "the new key in the list")
+    assert browser.field("Spending limit in USD for open").get_attribute("value") == "7"
+    browser.button("Save limits").click()
+    browser.wait_for(
+        lambda: "The limits of key open are saved" in browser.main_text(), "the saved limits"
+    )
+    shown = browser.css("article.key[aria-label='Key open']").text
+    assert "$7.00" in shown, shown
+    assert browser.console_errors() == []
+
+
+def test_the_code_step_after_another_tab_signed_in_shows_the_account(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Tab A waits on the code step; tab B signs the browser in (asking a newer code, so A's
+    no longer works). A's code then only drew the refusal, and no code could ever work there:
+    a dead end. The page now sees the browser is signed in and shows the account, saying so."""
+    browser = cdp
+    driver = browser.driver
+    email = "code-step-tabs@portal.test"
+    driver.get(box.url + "/signin")
+    before = len(box.smtp.messages_to(email))
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form").send_keys(email)
+    browser.button("Email me a code").click()
+    code_field = browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    first_code = box.smtp.wait_for(email, count=before + 1).code
+    tab_a = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    sign_in(browser, box, email)
+    driver.switch_to.window(tab_a)
+    code_field.send_keys(first_code)
+    browser.button("Sign in").click()
+    wait_page(browser, "Your account")
+    said = browser.main_text()
+    assert "signed in in another tab" in said, said
+    assert driver.current_url == box.url + "/"
+
+
+def test_back_from_the_code_step_returns_to_the_email_step(cdp: Browser, box: PortalBox) -> None:
+    """Back on the code step left the portal (the page the browser was on before): the code
+    step was drawn in place, with no history entry of its own. Back now returns to the email
+    step (the address kept), Forward to the code step, whose code still signs in."""
+    browser = cdp
+    driver = browser.driver
+    email = "back-from-code@portal.test"
+    driver.get(box.url + "/signin")
+    before = len(box.smtp.messages_to(email))
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form").send_keys(email)
+    browser.button("Email me a code").click()
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    code = box.smtp.wait_for(email, count=before + 1).code
+    driver.back()
+    address = browser.wait_for(lambda: browser.field("Email address"), "the email step again")
+    assert address.get_attribute("value") == email
+    assert driver.current_url == box.url + "/signin"
+    wait_page(browser, "Sign in")
+    driver.forward()
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step again")
+    browser.button("Use another address").click()  # the same way back, on the page
+    browser.wait_for(lambda: browser.field("Email address"), "the email step by its button")
+    driver.forward()
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step").send_keys(code)
+    browser.button("Sign in").click()
+    wait_page(browser, "Your account")
+    assert browser.console_errors() == []
