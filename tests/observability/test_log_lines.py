@@ -4,6 +4,7 @@ while a request is served carries that request's id as a field, not only the acc
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 
@@ -237,6 +238,28 @@ def test_another_librarys_warning_is_a_json_line_too(box_factory: BoxFactory, wo
     (told,) = [line for line in lines if "Illegal cookie name" in line["message"]]
     assert (told["level"], told["logger"]) == ("warning", "aiohttp.internal"), told
     assert len([line for line in lines if line["message"].startswith("Starting worker")]) == workers
+    assert PROVIDER_KEY not in text
+
+
+# a text line of the box's: local time to the millisecond, level, logger: message
+TEXT_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [\w.]+: ")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_another_librarys_warning_is_a_text_line_of_ours(
+    box_factory: BoxFactory, workers: int
+) -> None:
+    """With `log.format = "text"` a library's warning (aiohttp's, about an upstream's
+    malformed cookie) came out bare, without the time, level and logger every line of ours
+    has; Sanic's own lines are still written once each."""
+    box = box_factory(log={"format": "text"}, server={"workers": workers})
+    _call_with_a_malformed_cookie(box)
+    box.server.wait_for_log(r".*Illegal cookie name.*")
+    box.server.stop()
+    text = box.server.log_text()
+    (told,) = [line for line in text.splitlines() if "Illegal cookie name" in line]
+    assert TEXT_LINE.match(told) and " WARNING aiohttp.internal: " in told, told
+    assert len([line for line in text.splitlines() if "Starting worker" in line]) == workers
     assert PROVIDER_KEY not in text
 
 
