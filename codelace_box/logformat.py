@@ -173,10 +173,15 @@ def configure_logging(log_format: str = "text", level: str | None = None) -> Non
     logging.getLogger().addHandler(handler)
     _ACCESS.attach(handler, formatter)
     logwriter.report_with(formatter)
-    logger.setLevel((os.environ.get(LEVEL_ENV) or level or "INFO").upper())
+    logger.setLevel(configured_level(level))
     # the libraries' lines (the root's level): their warnings and up, none under log.level
     logging.getLogger().setLevel(max(logging.WARNING, logger.level))
     logger.propagate = False
+
+
+def configured_level(level: str | None = None) -> str:
+    """The lowest level written: $CODELACE_LOG_LEVEL, else `level` (log.level), else INFO."""
+    return (os.environ.get(LEVEL_ENV) or level or "INFO").upper()
 
 
 class _AccessLines:

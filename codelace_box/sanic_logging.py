@@ -4,7 +4,8 @@ They keep their handlers and do not propagate: the root logger has our handler (
 warnings of the libraries beneath, asyncio, aiohttp, psycopg, are lines of ours;
 logformat.configure_logging), and a Sanic line must not be printed a second time there. With
 `log.format = "json"` their lines are our JSON lines, on stderr; with "text" they keep Sanic's
-own look and streams.
+own look and streams. Their level is log.level, as ours: `error` leaves out "Starting worker"
+and the like.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from sanic.log import LOGGING_CONFIG_DEFAULTS
 
 from codelace_box.config import Config
-from codelace_box.logformat import JsonFormatter
+from codelace_box.logformat import JsonFormatter, configured_level
 
 
 def sanic_log_config(config: Config) -> dict[str, Any]:
@@ -32,7 +33,11 @@ def sanic_log_config(config: Config) -> dict[str, Any]:
         if json_lines
         else defaults["formatters"]
     )
-    loggers = {name: logger | {"propagate": False} for name, logger in defaults["loggers"].items()}
+    level = configured_level(config.log.level)
+    loggers = {
+        name: logger | {"propagate": False, "level": level}
+        for name, logger in defaults["loggers"].items()
+    }
     return dict(defaults) | {"handlers": handlers, "formatters": formatters, "loggers": loggers}
 
 

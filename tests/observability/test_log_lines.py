@@ -273,3 +273,20 @@ def test_log_level_error_leaves_out_the_libraries_warnings_too(box_factory: BoxF
     lines = [json.loads(line) for line in box.server.log_text().splitlines() if line.strip()]
     assert not [line for line in lines if "Illegal cookie name" in line["message"]], lines
     assert not [line for line in lines if line["level"] == "warning"], lines
+
+
+@pytest.mark.parametrize(("log_format", "workers"), [("text", 1), ("json", 2)])
+def test_log_level_error_leaves_out_sanics_info_lines(
+    box_factory: BoxFactory, log_format: str, workers: int
+) -> None:
+    """`log.level = error` held for our lines and the libraries', while Sanic's own ("Starting
+    worker", "Worker ready", its supervisor's) still came at info. The box starts and answers
+    all the same."""
+    box = box_factory(log={"format": log_format, "level": "error"}, server={"workers": workers})
+    with box.http(None) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+    assert box.server.stop() == 0
+    lines = box.server.log_text().splitlines()
+    info = [line for line in lines if " INFO" in line or '"level":"info"' in line]
+    assert not info, lines
+    assert not [line for line in lines if "Starting worker" in line], lines
