@@ -103,11 +103,15 @@ def test_omitted_reasoning_still_goes_back_in_a_tool_loop(fresh: MessagesBox, st
     _, key = fresh.new_key()
     client = fresh.client(key)
     said = "I should read a."
-    call = {"id": "call_1", "type": "function",
-            "function": {"name": "Read", "arguments": '{"file_path": "a"}'}}  # fmt: skip
-    fresh.openai_fake.push(thinking_then_call(said, call["function"]["arguments"]) if stream
+    function = {"name": "Read", "arguments": '{"file_path": "a"}'}
+    call: dict[str, Any] = {"id": "call_1", "type": "function", "function": function}
+    fresh.openai_fake.push(thinking_then_call(said, function["arguments"]) if stream
                            else reasoned_answer(said, content=None, tool_calls=[call]))  # fmt: skip
-    asked = {**ASKED, "tools": TOOLS, "messages": [{"role": "user", "content": "read a"}]}
+    asked: dict[str, Any] = {
+        **ASKED,
+        "tools": TOOLS,
+        "messages": [{"role": "user", "content": "read a"}],
+    }
     if stream:
         with client.messages.stream(**asked, extra_body=thinking("omitted")) as events:
             first = events.get_final_message()
