@@ -156,10 +156,10 @@ def _json_line(line: dict[str, object]) -> str:
 def configure_logging(log_format: str = "text", level: str | None = None) -> None:
     """Our log lines to stderr in `log_format`, once per process (workers call it too).
 
-    Our own logger gets a handler, and with JSON the root logger too (the same one), so the
-    warnings of the libraries beneath (asyncio, aiohttp, psycopg, peewee) are JSON lines as
-    well, not Python's bare last-resort text; Sanic's loggers keep theirs and do not propagate
-    then (server.sanic_log_config), so nothing is printed twice. The level:
+    Our own logger gets a handler, and the root logger too (the same one), so the warnings of
+    the libraries beneath (asyncio, aiohttp, psycopg, peewee) are lines of ours as well (JSON,
+    or text with time, level and logger), not Python's bare last-resort text; Sanic's loggers
+    keep theirs and do not propagate (sanic_logging.py), so nothing is printed twice. The level:
     $CODELACE_LOG_LEVEL, else `level`, else INFO (the libraries' stays WARNING, the root's).
     """
     logger = logging.getLogger("codelace_box")
@@ -170,14 +170,18 @@ def configure_logging(log_format: str = "text", level: str | None = None) -> Non
     handler.setFormatter(formatter)
     handler._codelace = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
-    if log_format == "json":
-        logging.getLogger().addHandler(handler)
+    logging.getLogger().addHandler(handler)
     _ACCESS.attach(handler, formatter)
     logwriter.report_with(formatter)
-    logger.setLevel((os.environ.get(LEVEL_ENV) or level or "INFO").upper())
+    logger.setLevel(configured_level(level))
     # the libraries' lines (the root's level): their warnings and up, none under log.level
     logging.getLogger().setLevel(max(logging.WARNING, logger.level))
     logger.propagate = False
+
+
+def configured_level(level: str | None = None) -> str:
+    """The lowest level written: $CODELACE_LOG_LEVEL, else `level` (log.level), else INFO."""
+    return (os.environ.get(LEVEL_ENV) or level or "INFO").upper()
 
 
 class _AccessLines:

@@ -18,7 +18,6 @@ from typing import Any
 from sanic import Blueprint, Request, Sanic
 from sanic.exceptions import RequestCancelled
 from sanic.http import Http
-from sanic.log import LOGGING_CONFIG_DEFAULTS
 from sanic.response import HTTPResponse
 from sanic.worker.loader import AppLoader
 
@@ -60,13 +59,14 @@ from codelace_box.db.wal import checkpoint_loop, defer_checkpoints
 from codelace_box.http_guard import DEFAULT_SEND_TIMEOUT, GUARD_HOOKS, GuardedProtocol
 from codelace_box.listen_setup import check_address, listen_host, raise_open_files_limit
 from codelace_box.live_refs import LiveRefs
-from codelace_box.logformat import REQUEST_ID, JsonFormatter
+from codelace_box.logformat import REQUEST_ID
 from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.logwriter import count_drops_with, unblock_log_output
 from codelace_box.reports.history import retention_loop
 from codelace_box.reports.refusals import RefusalTally, flush_refusals_forever
 from codelace_box.sanic_config import SanicConfig
 from codelace_box.sanic_env import check_sanic_env
+from codelace_box.sanic_logging import sanic_log_config
 from codelace_box.stopping import (
     SANIC_HOOKS,
     StopSafeSanic,
@@ -117,21 +117,6 @@ def sanic_settings(config: Config) -> dict[str, Any]:
         "AUTO_RELOAD": False,
         "MOTD": False,
     } | ({"PROXIES_COUNT": config.server.proxies_count} if config.server.proxies_count else {})
-
-
-def sanic_log_config(config: Config) -> dict[str, Any] | None:
-    """Sanic's own loggers in our JSON lines, not propagated to the root's, when log.format is
-    json (None: Sanic's default)."""
-    if config.log.format != "json":
-        return None
-    defaults = LOGGING_CONFIG_DEFAULTS
-    handlers = {  # streams by name (`ext://`): the workers get a pickled copy of this
-        name: {k: v for k, v in handler.items() if k != "stream"} | {"stream": "ext://sys.stderr"}
-        for name, handler in defaults["handlers"].items()
-    }
-    formatters = {name: {"()": JsonFormatter} for name in defaults["formatters"]}
-    loggers = {name: logger | {"propagate": False} for name, logger in defaults["loggers"].items()}
-    return dict(defaults) | {"handlers": handlers, "formatters": formatters, "loggers": loggers}
 
 
 def create_app(config: Config) -> Sanic:

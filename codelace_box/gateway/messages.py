@@ -249,12 +249,22 @@ def forwarded_beta(route: ModelRoute, headers: Mapping[str, str]) -> str:
     return header_values(headers, "anthropic-beta") if route.provider.kind == "anthropic" else ""
 
 
-def messages_adapter(route: ModelRoute, headers: Mapping[str, str]) -> ProviderAdapter:
-    """The upstream adapter of a Messages call to this route's provider."""
+def messages_adapter(
+    route: ModelRoute, headers: Mapping[str, str], body: JSON | None = None
+) -> ProviderAdapter:
+    """The upstream adapter of a Messages call to this route's provider (an `anthropic` one
+    gets thinking.display as sent; translated, "omitted" is done by the box)."""
     if route.provider.kind == "anthropic":
         from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 
         return MessagesPassthrough(forwarded_headers(headers))
+    from codelace_box.providers.messages_openai_display import (
+        MessagesToOpenAIOmitted,
+        omits_thinking,
+    )
+
+    if body is not None and omits_thinking(body):
+        return MessagesToOpenAIOmitted(route.id)
     from codelace_box.providers.messages_openai import MessagesToOpenAI
 
     return MessagesToOpenAI(route.id)
@@ -286,7 +296,7 @@ def prepare_messages_call(
     route = resolve_model(routes, model)
     beta = forwarded_beta(route, headers)
     check_billed_messages(body, beta, route.provider.allowed_fields, route.id)
-    adapter = messages_adapter(route, headers)
+    adapter = messages_adapter(route, headers, body)
     adapter.check_request(body, route.upstream_model)
     context = media_context(route.context_tokens or default_context_tokens, beta)
     loop = output_token_bound(body, cap, context)  # a server tool's loop: several model calls

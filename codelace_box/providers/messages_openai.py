@@ -51,7 +51,7 @@ from codelace_box.providers.openai import (
     cap_field,
     without_message_field,
 )
-from codelace_box.providers.reasoning_details import is_sealed, unseal
+from codelace_box.providers.reasoning_details import is_sealed, sealed_reasoning, unseal
 from codelace_box.providers.search_results import SEARCH_RESULT, block_text, search_result_text
 from codelace_box.providers.stop_reasons import stops_of
 from codelace_box.providers.thought_signature import split_id, with_signature
@@ -201,10 +201,10 @@ def _assistant_message(content: Any, model: str) -> JSON:
 
 def _own_reasoning(content: list[Any]) -> str:
     """The reasoning an OpenAI-compatible upstream gave in this turn: its thinking blocks, the
-    unsigned ones (the box's translation signs none; Anthropic's are signed and not for it).
+    unsigned or box-sealed ones (Anthropic's are not for it; a sealed one's text when omitted).
     Sent back on a turn that called tools, as DeepSeek's thinking mode demands (400 without)."""
     return "".join(
-        str(block.get("thinking") or "")
+        str(block.get("thinking") or sealed_reasoning(block.get("signature")))
         for block in content
         if isinstance(block, dict)
         and block.get("type") == "thinking"

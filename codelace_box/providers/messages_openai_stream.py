@@ -36,7 +36,7 @@ from codelace_box.providers.call_keys import CallKeys, arguments_of
 from codelace_box.providers.json_prefix import ObjectPrefix
 from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.openai_errors import failed_finish
-from codelace_box.providers.reasoning_details import details_of, merge, seal
+from codelace_box.providers.reasoning_details import details_of, merge, seal, with_reasoning
 from codelace_box.providers.stop_reasons import stop_of, with_calls
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
 
@@ -190,6 +190,8 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.stop_sequence: str | None = None
         self.details: list[JSON] = []  # reasoning details streamed, for the next thinking stop
         self.blank = ""  # whitespace text held until text or the end (_text)
+        self.omitted = False  # thinking.display "omitted": no thinking_delta, the text sealed
+        self.hidden = ""  # the open thinking block's text left out (sealed at its stop)
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         """The events for one upstream chunk."""
@@ -252,7 +254,10 @@ class OpenAIToMessagesStream(StreamTranslator):
             if kind == "thinking":  # an OpenAI upstream signs nothing: empty, as in answers
                 block["signature"] = ""
             out.append({"type": "content_block_start", "index": self.index, "content_block": block})
-        out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
+        if self.omitted and delta.get("type") == "thinking_delta":
+            self.hidden += delta["thinking"]
+        else:
+            out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
         return out
 
     def _text(self, text: str) -> list[JSON]:
@@ -338,11 +343,11 @@ class OpenAIToMessagesStream(StreamTranslator):
         if self.kind is None:
             return []
         out: list[JSON] = []
-        if self.kind == "thinking" and self.details:
-            sealed = seal(merge(self.details), self.catalog_model)
-            delta = {"type": "signature_delta", "signature": sealed}
+        if self.kind == "thinking" and (self.details or self.hidden):
+            details = with_reasoning(merge(self.details), self.hidden)
+            delta = {"type": "signature_delta", "signature": seal(details, self.catalog_model)}
             out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
-            self.details = []
+            self.details, self.hidden = [], ""
         self.kind = None
         return [*out, {"type": "content_block_stop", "index": self.index}]
 

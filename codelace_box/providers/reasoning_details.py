@@ -14,7 +14,10 @@ dialect's shapes, so the details ride in the field each returns untouched: a thi
 back as `reasoning_details` only to the model that wrote them (another model, or Anthropic
 after Claude Code's /model, never sees them). Streamed pieces of one detail share its `index`
 and type: their text and summary add up, the other fields are the last given (as OpenRouter's
-own clients merge them). Pure code.
+own clients merge them). An answer whose thinking text was left out (Anthropic's
+`thinking.display: "omitted"`) carries that text in the seal too, as a detail of the box's own
+(`codelace.reasoning`): never sent up as a detail, read back as the reasoning the block held
+(DeepSeek's tool loop needs it: providers/messages_openai.py). Pure code.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ JSON = dict[str, Any]
 PREFIX = "codelace-rd-v1:"
 _ADDED = ("text", "summary")  # a streamed detail's pieces add up these
 _KEYS = ("index", "type")
+OWN_REASONING = "codelace.reasoning"  # the box's own detail: thinking text an answer left out
 
 
 def model_tag(model: str) -> str:
@@ -65,6 +69,11 @@ def seal(details: list[JSON], model: str) -> str:
     return f"{PREFIX}{model_tag(model)}:{base64.urlsafe_b64encode(raw).decode()}"
 
 
+def with_reasoning(details: list[JSON], reasoning: str) -> list[JSON]:
+    """The details with the thinking text an answer left out (none: as they are)."""
+    return [*details, {"type": OWN_REASONING, "text": reasoning}] if reasoning else details
+
+
 def is_sealed(value: Any) -> bool:
     """Whether a signature or encrypted_content is one of the box's sealed details."""
     return isinstance(value, str) and value.startswith(PREFIX)
@@ -75,9 +84,24 @@ def unseal(value: Any, model: str) -> list[JSON]:
     (another model's, Anthropic's own signatures, OpenAI's encrypted reasoning, tampering)."""
     if not model or not is_sealed(value):
         return []
-    tag, _, encoded = value[len(PREFIX) :].partition(":")
+    tag, _, _encoded = value[len(PREFIX) :].partition(":")
     if tag != model_tag(model):
         return []
+    return [d for d in _opened(value) if d.get("type") != OWN_REASONING]
+
+
+def sealed_reasoning(value: Any) -> str:
+    """The thinking text a sealed signature carries for an answer that left it out, whichever
+    model wrote it (as a thinking block's text in the clear goes back to any); "" if none."""
+    if not is_sealed(value):
+        return ""
+    own = (d.get("text") for d in _opened(value) if d.get("type") == OWN_REASONING)
+    return "".join(text for text in own if isinstance(text, str))
+
+
+def _opened(value: str) -> list[JSON]:
+    """The details in a sealed string ([] for junk)."""
+    _tag, _, encoded = value[len(PREFIX) :].partition(":")
     try:
         details = json.loads(base64.urlsafe_b64decode(encoded.encode()))
     except (ValueError, binascii.Error, RecursionError):  # junk, or nested past the limit

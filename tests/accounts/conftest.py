@@ -154,12 +154,28 @@ def assert_nothing_secret_stored(server: ServerProcess, secrets: list[str], mark
     """No secret in the database (its rows, and a SQLite file and its WAL), or the server
     log; `marker` (e.g. an email the database holds) proves the scan reads the right bytes."""
     stored = stored_bytes(server.config)
-    log = server.log_text().encode()
+    log = server.log_text()
     assert marker.encode() in stored
     assert secrets, "nothing to look for"
     for secret in secrets:
         assert not secret_pattern(secret).search(stored), "a secret is stored in clear"
-        assert not secret_pattern(secret).search(log), "a secret reached the log"
+    assert not secrets_in_log(log, secrets, server_pids(server, log)), "a secret reached the log"
+
+
+def server_pids(server: ServerProcess, log: str) -> set[int]:
+    """The server's processes: its own, and each worker its log says Sanic started."""
+    pids = {int(pid) for pid in re.findall(r"Starting worker \[(\d+)\]", log)}
+    return pids | ({server.process.pid} if server.process is not None else set())
+
+
+def secrets_in_log(log: str, secrets: list[str], pids: set[int]) -> list[str]:
+    """The secrets a server log holds in clear, the `[<pid>]` tokens of the server's processes
+    (`pids`) set aside first: Sanic's and the supervisor's lines name a process so, and a
+    6-digit PID (on a machine that has them) is no sign-in code. A code anywhere else, or
+    bracketed where no such PID is, is still found."""
+    ours = {str(pid) for pid in pids}
+    text = re.sub(r"\[(\d+)\]", lambda n: "[pid]" if n[1] in ours else n[0], log).encode()
+    return [secret for secret in secrets if secret_pattern(secret).search(text)]
 
 
 CONSOLE_CODE_RE = re.compile(r"sign-in code for (\S+): (\d{6})")

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +19,8 @@ from tests.accounts.conftest import (
     ServerFactory,
     assert_nothing_secret_stored,
     cli,
+    secrets_in_log,
+    server_pids,
     smtp_sections,
 )
 from tests.fakes.smtp_server import RecordingSmtpServer
@@ -262,6 +265,19 @@ def test_no_code_or_key_in_clear_in_database_or_log(
     codes = [m.code for m in smtp.messages]
     assert len(codes) >= 10 and len(client.keys_seen) >= 5
     assert_nothing_secret_stored(box, codes + client.keys_seen, marker="vault0@example.com")
+
+
+def test_the_log_scan_tells_a_pid_from_a_code_in_clear(tmp_path: Path) -> None:
+    """A 6-digit PID in Sanic's lines (`[123456]`, a machine with 6-digit PIDs) is no code:
+    the scan passed or failed by chance there. A code written in clear is found all the same,
+    beside the PID it equals too, and bracketed where no PID of the server's is."""
+    started = "Srv 0 2026-12-07 07:21:51 +0000 INFO: Starting worker [123456]\n"
+    assert server_pids(ServerProcess(tmp_path / "codelace.toml", 1), started) == {123456}
+    assert secrets_in_log(started, ["123456"], {123456}) == []
+    told = started + "2026-12-07 07:21:52,611 WARNING codelace_box: code for a@b.test: 123456\n"
+    assert secrets_in_log(told, ["123456"], {123456}) == ["123456"]
+    assert secrets_in_log("a code [123456]", ["123456"], {654321}) == ["123456"]
+    assert secrets_in_log('{"message":"Worker ready [123456]"}', ["123456"], {123456}) == []
 
 
 def test_code_expires(expiring_code: ExpiringCode):

@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.listen_setup",
         "codelace_box.sanic_env",
         "codelace_box.sanic_config",
+        "codelace_box.sanic_logging",
     ),
     ("codelace_box.api", "admin_tui"),
     (

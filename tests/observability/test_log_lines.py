@@ -4,6 +4,7 @@ while a request is served carries that request's id as a field, not only the acc
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 
@@ -240,6 +241,28 @@ def test_another_librarys_warning_is_a_json_line_too(box_factory: BoxFactory, wo
     assert PROVIDER_KEY not in text
 
 
+# a text line of the box's: local time to the millisecond, level, logger: message
+TEXT_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [\w.]+: ")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_another_librarys_warning_is_a_text_line_of_ours(
+    box_factory: BoxFactory, workers: int
+) -> None:
+    """With `log.format = "text"` a library's warning (aiohttp's, about an upstream's
+    malformed cookie) came out bare, without the time, level and logger every line of ours
+    has; Sanic's own lines are still written once each."""
+    box = box_factory(log={"format": "text"}, server={"workers": workers})
+    _call_with_a_malformed_cookie(box)
+    box.server.wait_for_log(r".*Illegal cookie name.*")
+    box.server.stop()
+    text = box.server.log_text()
+    (told,) = [line for line in text.splitlines() if "Illegal cookie name" in line]
+    assert TEXT_LINE.match(told) and " WARNING aiohttp.internal: " in told, told
+    assert len([line for line in text.splitlines() if "Starting worker" in line]) == workers
+    assert PROVIDER_KEY not in text
+
+
 def test_log_level_error_leaves_out_the_libraries_warnings_too(box_factory: BoxFactory) -> None:
     """`log.level = error` is the lowest level written: a library's warning (aiohttp's, about
     an upstream's malformed cookie: written at the default level, the test above) came out
@@ -250,3 +273,20 @@ def test_log_level_error_leaves_out_the_libraries_warnings_too(box_factory: BoxF
     lines = [json.loads(line) for line in box.server.log_text().splitlines() if line.strip()]
     assert not [line for line in lines if "Illegal cookie name" in line["message"]], lines
     assert not [line for line in lines if line["level"] == "warning"], lines
+
+
+@pytest.mark.parametrize(("log_format", "workers"), [("text", 1), ("json", 2)])
+def test_log_level_error_leaves_out_sanics_info_lines(
+    box_factory: BoxFactory, log_format: str, workers: int
+) -> None:
+    """`log.level = error` held for our lines and the libraries', while Sanic's own ("Starting
+    worker", "Worker ready", its supervisor's) still came at info. The box starts and answers
+    all the same."""
+    box = box_factory(log={"format": log_format, "level": "error"}, server={"workers": workers})
+    with box.http(None) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+    assert box.server.stop() == 0
+    lines = box.server.log_text().splitlines()
+    info = [line for line in lines if " INFO" in line or '"level":"info"' in line]
+    assert not info, lines
+    assert not [line for line in lines if "Starting worker" in line], lines

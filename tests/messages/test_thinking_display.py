@@ -1,0 +1,130 @@
+"""`thinking.display: "omitted"` on /v1/messages to an `openai` provider: as Anthropic answers
+it, the thinking blocks come with an empty `thinking` text (the signature still there, carrying
+the text back: a DeepSeek tool loop still gets its reasoning) and a stream sends no thinking
+text; the field itself is not sent to the Chat Completions upstream. Without it (or with
+"summarized") the upstream's reasoning is shown as before."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import NEEDS_SDK, OPENAI_ALIAS, MessagesBox, openai_chunk
+from tests.messages.test_reasoning_roundtrip import TOOLS, assistant_turns, thinking_then_call
+
+pytestmark = NEEDS_SDK
+
+REASONING = "The user greets me; a greeting back."
+USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+ASKED: dict[str, Any] = {"model": OPENAI_ALIAS, "max_tokens": 4000,
+                         "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+
+
+def thinking(display: str | None) -> dict[str, Any]:
+    """The request's thinking (extended, with this display, or none given)."""
+    shown = {"display": display} if display else {}
+    return {"thinking": {"type": "enabled", "budget_tokens": 2048, **shown}}
+
+
+def reasoned_answer(reasoning: str = REASONING, **answer: Any) -> Reply:
+    """A DeepSeek-like chat completion: reasoning_content beside the answer (its text, or
+    other message fields given)."""
+    message = {"role": "assistant", "content": "Hello.", "reasoning_content": reasoning, **answer}
+    finish = "tool_calls" if "tool_calls" in answer else "stop"
+    completion = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                  "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                  "usage": USAGE}  # fmt: skip
+    return Reply(raw=[json.dumps(completion).encode()], content_type="application/json")
+
+
+def reasoned_stream() -> Reply:
+    """The same, streamed: two reasoning pieces, then the answer."""
+    half = len(REASONING) // 2
+    return Reply(raw=[
+        openai_chunk({"role": "assistant", "content": None,
+                      "reasoning_content": REASONING[:half]}),
+        openai_chunk({"reasoning_content": REASONING[half:]}),
+        openai_chunk({"content": "Hello."}), openai_chunk({}, "stop"),
+        openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n",
+    ])  # fmt: skip
+
+
+def thinking_blocks(message: Any) -> list[Any]:
+    return [block for block in message.content if block.type == "thinking"]
+
+
+def sent_upstream(box: MessagesBox) -> dict[str, Any]:
+    """The chat completion request the fake received (with the whole request as text)."""
+    body = box.openai_fake.requests[-1].body
+    assert "display" not in json.dumps(body) and "thinking" not in body
+    return body
+
+
+@pytest.mark.parametrize("display", ["omitted", "summarized", None])
+def test_an_answers_thinking_text_is_left_out_when_omitted(
+    fresh: MessagesBox, display: str | None
+) -> None:
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(reasoned_answer())
+    message = fresh.client(key).messages.create(**ASKED, extra_body=thinking(display))
+    [block] = thinking_blocks(message)
+    assert block.thinking == ("" if display == "omitted" else REASONING)
+    assert bool(block.signature) is (display == "omitted")  # carries the text left out
+    assert [b.text for b in message.content if b.type == "text"] == ["Hello."]
+    assert sent_upstream(fresh)["reasoning_effort"] == "low"
+
+
+@pytest.mark.parametrize("display", ["omitted", "summarized"])
+def test_a_streams_thinking_text_is_left_out_when_omitted(fresh: MessagesBox, display: str) -> None:
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(reasoned_stream())
+    client = fresh.client(key)
+    with client.messages.stream(**ASKED, extra_body=thinking(display)) as stream:
+        events = list(stream)
+        message = stream.get_final_message()
+    deltas = [e.delta for e in events if e.type == "content_block_delta"]
+    sent = "".join(d.thinking for d in deltas if d.type == "thinking_delta")
+    starts = [e.content_block.type for e in events if e.type == "content_block_start"]
+    assert starts == ["thinking", "text"]  # the block is there either way
+    [block] = thinking_blocks(message)
+    assert sent == block.thinking == ("" if display == "omitted" else REASONING)
+    assert bool(block.signature) is (display == "omitted")
+    assert [b.text for b in message.content if b.type == "text"] == ["Hello."]
+    assert sent_upstream(fresh)["stream"] is True
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_omitted_reasoning_still_goes_back_in_a_tool_loop(fresh: MessagesBox, stream: bool) -> None:
+    """The turn that called tools is handed back as the client got it (no thinking text): the
+    upstream still gets its reasoning_content (DeepSeek refuses the turn without it)."""
+    _, key = fresh.new_key()
+    client = fresh.client(key)
+    said = "I should read a."
+    function = {"name": "Read", "arguments": '{"file_path": "a"}'}
+    call: dict[str, Any] = {"id": "call_1", "type": "function", "function": function}
+    fresh.openai_fake.push(thinking_then_call(said, function["arguments"]) if stream
+                           else reasoned_answer(said, content=None, tool_calls=[call]))  # fmt: skip
+    asked: dict[str, Any] = {
+        **ASKED,
+        "tools": TOOLS,
+        "messages": [{"role": "user", "content": "read a"}],
+    }
+    if stream:
+        with client.messages.stream(**asked, extra_body=thinking("omitted")) as events:
+            first = events.get_final_message()
+    else:
+        first = client.messages.create(**asked, extra_body=thinking("omitted"))
+    assert [(b.type, getattr(b, "thinking", None)) for b in first.content] == [
+        ("thinking", ""), ("tool_use", None)]  # fmt: skip
+    assert said not in first.model_dump_json()  # not in clear anywhere in the answer
+    fresh.openai_fake.push(Reply(content="It says hi."))
+    result = {"type": "tool_result", "tool_use_id": "call_1", "content": "hi"}
+    history = [*asked["messages"],
+               {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+               {"role": "user", "content": [result]}]  # fmt: skip
+    client.messages.create(**{**asked, "messages": history}, extra_body=thinking("omitted"))
+    [turn] = assistant_turns(fresh)
+    assert turn["reasoning_content"] == said
