@@ -10,7 +10,8 @@ key `stripe:<refund|dispute>:<id>`, later changes of the same one `...:<status>`
 redelivery, or an older event arriving after a newer one, moves nothing:
 
     refund   pending / requires_action / succeeded: taken;  failed / canceled: given back (final)
-    dispute  chargeback (needs_response, under_review): taken;  lost: taken (final);
+    dispute  chargeback (needs_response, under_review): taken;  lost: taken (final, unless
+             appealed: appeal_needs_response, appeal_under_review taken, then won or lost);
              won / prevented: given back (final)
              inquiry (warning_needs_response, warning_under_review, warning_closed): nothing
 
@@ -80,6 +81,7 @@ RELEASED = {
 }
 FINAL = {"refund": RELEASED["refund"], "dispute": RELEASED["dispute"] | {"lost"}}
 INQUIRY = "warning_"  # the prefix of an inquiry's statuses: no funds withdrawn
+APPEAL = "appeal_"  # the prefix of a lost dispute's appeal statuses (the funds stay withdrawn)
 
 
 def takes(kind: str, status: str) -> bool:
@@ -324,12 +326,15 @@ def _record(payment: Payment, reversal: Reversal) -> bool:
 def is_stale(kind: str, now: str, heard: str) -> bool:
     """Whether status `heard` changes nothing after `now`: the same, after a final one, or
     an inquiry's (`warning_*`) after a chargeback's (an inquiry comes first, never after).
-    A closed inquiry the issuer escalates to a chargeback is not over: it is left."""
+    A closed inquiry the issuer escalates to a chargeback is not over: it is left; nor is a
+    lost dispute the business appeals (`appeal_*`, then won or lost again): a won never
+    comes before a lost, so one after it is the appeal's."""
     inquiry = kind == "dispute" and is_inquiry(heard)
     if heard == now or (inquiry and now and not is_inquiry(now)):
         return True
     escalated = kind == "dispute" and now == "warning_closed" and not inquiry
-    return now in FINAL[kind] and not escalated
+    appealed = kind == "dispute" and now == "lost" and (heard.startswith(APPEAL) or heard == "won")
+    return now in FINAL[kind] and not (escalated or appealed)
 
 
 def catch_up(payment: Payment) -> bool:

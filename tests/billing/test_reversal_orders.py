@@ -1,7 +1,7 @@
 """A payer's or a shuffled delivery's attempts to keep credit Stripe took back: refunds and
 disputes heard of before the credit, a dispute won before the credit, a second dispute after a
-won one, partial refunds in several events delivered twice; against the running box with
-signed events from the double."""
+won one, a lost dispute won or lost on appeal, partial refunds in several events delivered
+twice; against the running box with signed events from the double."""
 
 from __future__ import annotations
 
@@ -48,6 +48,41 @@ def test_a_second_dispute_after_a_won_one_takes_the_credit_again(box: BillingBox
     second = box.double.dispute(session_id)
     assert results(box, [first, won, second, won, first]) == [
         "reversed", "reversed", "reversed", "duplicate", "duplicate"]  # fmt: skip
+    assert box.balance_nanos(buyer) == 0
+    assert refunded_usd(box, buyer, session_id) == 25
+
+
+def test_a_lost_dispute_won_on_appeal_gives_the_credit_back_once(box: BillingBox) -> None:
+    """Stripe's appeals (API version 2026-10-28.endive, the pinned library's): a lost dispute
+    the business appeals goes appeal_needs_response, appeal_under_review, then won (the funds
+    come back to the operator, the cardholder pays again) or lost. Won gives the credit back,
+    as any won dispute does; the older events delivered after it change nothing."""
+    buyer, session_id = paid_topup(box, 25)
+    created = box.double.dispute(session_id)
+    dispute_id = created["data"]["object"]["id"]
+    lost = box.double.close_dispute(dispute_id, won=False)
+    appealed = box.double.appeal_dispute(dispute_id, "appeal_needs_response")
+    reviewed = box.double.appeal_dispute(dispute_id, "appeal_under_review")
+    won = box.double.close_dispute(dispute_id, won=True)
+    assert results(box, [created, lost, appealed]) == ["reversed", "unchanged", "unchanged"]
+    assert box.balance_nanos(buyer) == 0  # under appeal the funds stay the cardholder's
+    assert results(box, [won, reviewed, won]) == ["reversed", "unchanged", "duplicate"]
+    assert box.balance_nanos(buyer) == 25 * NANOS
+    assert reversals(box, buyer) == [
+        (-25 * NANOS, f"stripe:dispute:{dispute_id}"),
+        (25 * NANOS, f"stripe:dispute:{dispute_id}:won"),
+    ]
+    assert refunded_usd(box, buyer, session_id) == 0
+
+
+def test_an_appeal_lost_again_stays_taken(box: BillingBox) -> None:
+    buyer, session_id = paid_topup(box, 25)
+    created = box.double.dispute(session_id)
+    dispute_id = created["data"]["object"]["id"]
+    lost = box.double.close_dispute(dispute_id, won=False)
+    appealed = box.double.appeal_dispute(dispute_id, "appeal_under_review")
+    lost_again = box.double.close_dispute(dispute_id, won=False)
+    assert results(box, [lost_again, appealed, created, lost]) == ["reversed"] + ["unchanged"] * 3
     assert box.balance_nanos(buyer) == 0
     assert refunded_usd(box, buyer, session_id) == 25
 

@@ -6,8 +6,9 @@ the events Stripe sends, `charge.refunded` (the charge, without its refunds, as 
 since 2022-11-15 render it) and `refund.created` (the refund); `update_refund()` moves a refund
 on (`refund.updated`, or `refund.failed` for a failure). `dispute()` is the cardholder's bank
 opening a dispute (`charge.dispute.created`), `close_dispute()` its end
-(`charge.dispute.closed`, won or lost). `GET /v1/refunds?charge=` lists a charge's refunds,
-newest first, in pages (`limit`, `starting_after`), as Stripe does, and
+(`charge.dispute.closed`, won or lost), `appeal_dispute()` the business appealing a lost one
+(`charge.dispute.updated`, then `close_dispute()` again). `GET /v1/refunds?charge=` lists a
+charge's refunds, newest first, in pages (`limit`, `starting_after`), as Stripe does, and
 `GET /v1/checkout/sessions?payment_intent=` the session a PaymentIntent paid, and
 `GET /v1/charges/{id}`, `/v1/refunds/{id}` and `/v1/disputes/{id}` one object.
 
@@ -147,6 +148,15 @@ class ChargesMixin:
             dispute = self.disputes[dispute_id]
             dispute["status"] = "won" if won else "lost"
             return self._event("charge.dispute.closed", dispute)
+
+    def appeal_dispute(self, dispute_id: str, status: str) -> dict[str, Any]:
+        """The business appeals a lost dispute (Stripe's appeal stage, API version
+        2026-10-28.endive): `status` appeal_needs_response or appeal_under_review; returns
+        charge.dispute.updated (`close_dispute` then ends the appeal won or lost)."""
+        with self.lock:
+            dispute = self.disputes[dispute_id]
+            dispute["status"] = status
+            return self._event("charge.dispute.updated", dispute)
 
     def list_objects(self, parts: list[str], params: dict[str, Any]) -> dict[str, Any] | None:
         """A GET this mixin answers (sessions by PaymentIntent, refunds; a charge, refund or
