@@ -54,11 +54,6 @@ def clock_moment(value: datetime | None, today: date | None = None) -> str:
     return value.strftime("%m-%d %H:%M")
 
 
-def time_of_day(value: datetime | None) -> str:
-    """The UTC time of a moment, to the second (for the newest few), or a dash."""
-    return value.strftime("%H:%M:%S") if value else "—"
-
-
 def short_moment(value: datetime | None) -> str:
     """A UTC timestamp to the minute (for narrow columns), or a dash."""
     return value.strftime("%m-%d %H:%M") if value else "—"
