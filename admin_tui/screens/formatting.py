@@ -54,6 +54,12 @@ def clock_moment(value: datetime | None, today: date | None = None) -> str:
     return value.strftime("%m-%d %H:%M")
 
 
+def dated_moment(value: datetime | None) -> str:
+    """A UTC timestamp with its year, to the minute (an expiry: one a year ahead is not
+    today), or a dash."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else "—"
+
+
 def short_moment(value: datetime | None) -> str:
     """A UTC timestamp to the minute (for narrow columns), or a dash."""
     return value.strftime("%m-%d %H:%M") if value else "—"
