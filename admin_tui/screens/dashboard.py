@@ -14,10 +14,10 @@ from textual.widgets import DataTable, Label, Static
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import (
     alarm,
+    clock_moment,
     count,
     right,
     status_cell,
-    time_of_day,
     usd,
     usd_figure,
     usd_fine,
@@ -75,7 +75,7 @@ class DashboardScreen(AdminScreen):
                 (
                     str(r.id),
                     [
-                        time_of_day(r.created_at),
+                        clock_moment(r.created_at, board.now.date()),
                         status_cell(r.status),
                         r.email,
                         right(count(r.input_tokens + r.output_tokens)),

@@ -54,9 +54,10 @@ def clock_moment(value: datetime | None, today: date | None = None) -> str:
     return value.strftime("%m-%d %H:%M")
 
 
-def time_of_day(value: datetime | None) -> str:
-    """The UTC time of a moment, to the second (for the newest few), or a dash."""
-    return value.strftime("%H:%M:%S") if value else "—"
+def dated_moment(value: datetime | None) -> str:
+    """A UTC timestamp with its year, to the minute (an expiry: one a year ahead is not
+    today), or a dash."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
 def short_moment(value: datetime | None) -> str:

@@ -16,6 +16,7 @@ from admin_tui.services import GROUPINGS, SpendRow
 from admin_tui.widgets.live_table import LiveTable
 
 WINDOWS = ("24h", "7d", "30d", "all")
+SPEND_SHOWN = 1000  # rows listed (each is drawn on the event loop: 20,000 took seconds)
 
 
 class SpendScreen(AdminScreen):
@@ -43,6 +44,7 @@ class SpendScreen(AdminScreen):
             "Group", "Detail", "Requests", "Tokens in", "Tokens out", "Spend", "Errors",
             flex=("Group", "Detail"), id="spend",
         )  # fmt: skip
+        yield Static("", id="spend-more", markup=False)
 
     async def fetch(self) -> list[SpendRow]:
         return await self.services.run(self.services.spend, self.by, self.window)
@@ -60,6 +62,8 @@ class SpendScreen(AdminScreen):
             f"Spend by {self.by}, {window}, {order} first · total {usd_exact(total)} "
             "(g grouping · w window · s order)"
         )
+        self._show_cut(len(rows), order)
+        rows = rows[:SPEND_SHOWN]
         self.query_one("#spend", LiveTable).replace_rows(
             [
                 (
@@ -76,6 +80,17 @@ class SpendScreen(AdminScreen):
                 )
                 for r in rows
             ]
+        )
+
+    def _show_cut(self, groups: int, order: str) -> None:
+        """Say so when the table lists only the first SPEND_SHOWN groups of the report."""
+        more = self.query_one("#spend-more", Static)
+        more.display = groups > SPEND_SHOWN
+        more.update(
+            f"Listing the {SPEND_SHOWN:,} {order} of {groups:,} groups (the total counts them "
+            "all): codelace-box usage report lists every one"
+            if groups > SPEND_SHOWN
+            else ""
         )
 
     def action_back(self) -> None:

@@ -17,6 +17,7 @@ from admin_tui.dialogs.form import FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import (
     count,
+    dated_moment,
     moment,
     paid_cell,
     right,
@@ -274,8 +275,8 @@ def models_text(key: KeyRow) -> str:
 def expiry_text(key: KeyRow, now: datetime) -> str:
     """When a key stops working; 'expired ...' once it has (its requests get 401 key_expired)."""
     if key.expires_at is not None and key.expires_at <= now:
-        return f"expired {short_moment(key.expires_at)}"
-    return short_moment(key.expires_at)
+        return f"expired {dated_moment(key.expires_at)}"
+    return dated_moment(key.expires_at)
 
 
 def spend_text(key: KeyRow) -> str:

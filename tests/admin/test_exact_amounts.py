@@ -56,6 +56,19 @@ async def test_an_expired_key_says_so(admin_env: AdminEnv) -> None:
     assert expires["old"].startswith("expired") and expires["new"] == "—", expires
 
 
+async def test_an_expiry_is_shown_with_its_year(admin_env: AdminEnv) -> None:
+    """A key made to expire a year from today read "12-07 00:00", as one expiring today."""
+    alice = create_user("alice@example.com")
+    today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    later = today.replace(year=today.year + 1, day=min(today.day, 28))
+    create_key(alice.id, "later", {"expires_at": later.isoformat() + "Z"})
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_detail(pilot, "alice@example.com")
+        await until(pilot, lambda: len(column(pilot, "#keys")) == 1, "the key")
+        assert column(pilot, "#keys", 4) == [later.strftime("%Y-%m-%d %H:%M")]
+
+
 async def test_a_sub_cent_admin_credit_is_shown_exactly_in_payments(admin_env: AdminEnv) -> None:
     """An admin credit of $0.005 read "$0.01" in the user's payments (rounded to cents, which
     Stripe's payments are in and admin credits need not be), beside a balance shown exactly."""

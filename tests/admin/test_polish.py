@@ -286,6 +286,18 @@ async def test_activity_times_drop_the_date_for_today(admin_env: AdminEnv) -> No
         assert column(p, "#requests") == ["12:27:15", "02-27 12:30"]
 
 
+async def test_the_dashboards_newest_requests_show_the_date_unless_today(
+    admin_env: AdminEnv,
+) -> None:
+    """On a quiet box the newest requests may be days old: their time alone said today."""
+    alice = create_user("alice@example.com").id
+    add_usage(alice, NOW - timedelta(minutes=3), request_id="today")
+    add_usage(alice, NOW - timedelta(days=2), request_id="older")
+    async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=NARROW) as p:
+        await until(p, lambda: len(column(p, "#recent")) == 2, "the requests")
+        assert column(p, "#recent") == ["12:27:15", "02-27 12:30"]
+
+
 @sqlite_file_only
 async def test_a_new_empty_database_is_pointed_out(admin_env: AdminEnv, tmp_path: Path) -> None:
     sections = base_sections(tmp_path)
