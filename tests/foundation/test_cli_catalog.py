@@ -95,6 +95,17 @@ def test_providers_errors(workspace: Workspace) -> None:
     assert "bad" not in names and "blank" not in names and "nokey" not in names
 
 
+def test_a_provider_name_refused_for_its_length_or_first_character_says_so(
+    workspace: Workspace,
+) -> None:
+    """A 64-character name or one starting with '_' uses only the characters the error listed
+    ("use lower-case letters, digits, '-', '_', '.'"): it told the operator nothing to fix."""
+    for name, why in (("p" * 64, "at most 63"), ("_lab", "start with a letter or digit")):
+        line = workspace.fail("providers", "add", name, "--kind", "openai", "--key", "k")
+        assert why in line, line
+    workspace.run("providers", "add", "p" * 63, "--kind", "openai", "--key", OPENAI_KEY)
+
+
 def test_providers_disable_and_enable(workspace: Workspace) -> None:
     workspace.run("providers", "add", "toggle", "--kind", "openai", "--key", OPENAI_KEY)
     assert workspace.run("providers", "disable", "toggle").stdout == "provider toggle disabled\n"
