@@ -27,6 +27,7 @@ from codelace_box.cli.support import (
     say_notes_now,
 )
 from codelace_box.cli.upkeep import (
+    a_file_not_a_dash,
     build_lines,
     echo_lines,
     migrate_status,
@@ -164,7 +165,7 @@ def migrate_command(state: CliState, status: bool) -> None:
 
 
 @main.command()
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path(dir_okay=False), callback=a_file_not_a_dash)
 @pass_state
 def backup(state: CliState, path: str) -> None:
     """Write a consistent copy of the database to PATH, safe while serve runs."""
