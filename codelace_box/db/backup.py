@@ -50,6 +50,10 @@ def backup_database(source_path: str, target_path: str, stop: threading.Event | 
     target = Path(target_path)
     if target.exists():
         raise CodelaceError(f"{target} already exists; choose a new file")
+    if target.resolve() in {side.resolve() for side in side_files(Path(source_path))}:
+        raise CodelaceError(  # SQLite deletes a -wal it cannot read at the database's next open
+            f"{target} is a name of the database's own SQLite files; choose another name"
+        )
     if leftover := next((side for side in side_files(target) if side.exists()), None):
         raise CodelaceError(
             f"{leftover} is a leftover of an earlier file named {target.name} (SQLite would "
