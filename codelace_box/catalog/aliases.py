@@ -18,7 +18,8 @@ def set_alias(name: str, model_id: str) -> ModelAlias:
     """Route `name` to the catalog model `model_id` (replacing where it pointed before)."""
     if not _ALIAS_RE.fullmatch(name):
         raise InvalidRequest(
-            f"an alias is a bare model name (letters, digits, . _ : @ -, no slash), got {name!r}"
+            "an alias is a bare model name (letters, digits, . _ : @ -, no slash; at most 200, "
+            f"and start with a letter or digit), got {name!r}"
         )
     model = get_model(model_id)
     with write_transaction():

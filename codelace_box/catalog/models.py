@@ -158,14 +158,20 @@ def _token_limits(
 def _check_names(model_id: str, provider: str | None, upstream_model: str | None) -> None:
     """Refuse a model id, provider name or upstream name `set_model` cannot store."""
     if not (_MODEL_ID_RE.fullmatch(model_id) and model_id.isprintable()):
-        raise InvalidRequest(f"model id must look like provider/model, got {model_id!r}")
+        raise InvalidRequest(
+            "model id must look like provider/model (a provider's name: lower-case, at most 63; "
+            f"then a model name of at most 200 characters, no spaces), got {model_id!r}"
+        )
     for option, given in (("provider", provider), ("upstream-model", upstream_model)):
         if given == "":  # a script's unset variable: leave the option out to keep it
             raise InvalidRequest(f"--{option} must not be empty: leave it out to keep the model's")
     if upstream_model and not (
         _UPSTREAM_RE.fullmatch(upstream_model) and upstream_model.isprintable()
     ):
-        raise InvalidRequest(f"upstream model name must have no spaces, got {upstream_model!r}")
+        raise InvalidRequest(
+            "upstream model name must have no spaces (at most 200 characters), "
+            f"got {upstream_model!r}"
+        )
 
 
 def _prices(

@@ -38,7 +38,8 @@ def add_provider(
     `responses_api`: it serves OpenAI's Responses API itself)."""
     if not _NAME_RE.fullmatch(name):
         raise InvalidRequest(  # a key pasted into the name's field is not quoted back
-            f"provider name {mask_tokens(name)!r}: use lower-case letters, digits, '-', '_', '.'"
+            f"provider name {mask_tokens(name)!r}: use lower-case letters, digits, '-', '_', '.' "
+            "(at most 63; start with a letter or digit)"
         )
     _check_kind(kind)
     base_url = lower_scheme_and_host(base_url)

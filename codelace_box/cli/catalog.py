@@ -172,7 +172,10 @@ def _warn_about_the_base_url(provider: Any) -> None:
 
 
 def _key_mark(key: dict[str, Any]) -> str:
-    """After a key in the list: ' (parked)' (out of rotation until key-enable), '!' (failing)."""
+    """After a key in the list: ' (off)' (turned off in the dashboard), ' (parked)' (out of
+    rotation until key-enable), '!' (failing): each out of rotation."""
+    if not key["enabled"]:
+        return " (off)"
     return " (parked)" if key["parked"] else "!" if key["failing"] else ""
 
 

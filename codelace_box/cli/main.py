@@ -27,6 +27,7 @@ from codelace_box.cli.support import (
     say_notes_now,
 )
 from codelace_box.cli.upkeep import (
+    a_file_not_a_dash,
     build_lines,
     echo_lines,
     migrate_status,
@@ -34,6 +35,7 @@ from codelace_box.cli.upkeep import (
     restore_command,
 )
 from codelace_box.cli.usage import usage
+from codelace_box.config import Config
 from codelace_box.errors import CodelaceError
 
 
@@ -164,7 +166,7 @@ def migrate_command(state: CliState, status: bool) -> None:
 
 
 @main.command()
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path(dir_okay=False), callback=a_file_not_a_dash)
 @pass_state
 def backup(state: CliState, path: str) -> None:
     """Write a consistent copy of the database to PATH, safe while serve runs."""
@@ -229,7 +231,7 @@ def db_copy(state: CliState, to_url: str) -> None:
 
     config = state.config()
     _check_copy_target(to_url)
-    to_url = _absolute_sqlite_url(to_url)
+    to_url = _absolute_sqlite_url(to_url, config)
     state.hold_database()
     open_existing_database(config).close()
     late = LateCtrlC()  # Ctrl-C once the copy can no longer be undone: said, not an error
@@ -257,15 +259,21 @@ def db_copy(state: CliState, to_url: str) -> None:
         late.restore()
 
 
-def _absolute_sqlite_url(url: str) -> str:
+def _absolute_sqlite_url(url: str, config: Config) -> str:
     """A relative `sqlite:///PATH` names a file in the working folder, as any path on the
     command line does; database.url reads the same text beside the config file. The copy is
-    made and printed under its absolute path, so the URL shown works in database.url."""
+    made and printed under its absolute path, so the URL shown works in database.url (and
+    never under a name of a SQLite source's own -wal/-shm/-journal)."""
     import os
+
+    from codelace_box.db.backup import refuse_side_file_of
 
     if not url.startswith("sqlite:///"):
         return url
-    return "sqlite:///" + os.path.abspath(url.removeprefix("sqlite:///"))
+    path = os.path.abspath(url.removeprefix("sqlite:///"))
+    if not config.database.is_postgres:
+        refuse_side_file_of(Path(path), Path(config.database.path))
+    return "sqlite:///" + path
 
 
 def _check_copy_target(url: str) -> None:

@@ -60,7 +60,7 @@ def key_view(key: Any) -> dict[str, Any]:
 
 
 KEY_COLUMNS = ["id", "key_prefix", "name", "last_used_at", "spent_usd", "limit_usd",
-               "limit_reset", "can_manage_keys", "expires_at"]  # fmt: skip
+               "limit_reset", "allowed_models", "can_manage_keys", "expires_at"]  # fmt: skip
 
 
 def limit_fields(

@@ -230,9 +230,10 @@ def config_first(args: list[str]) -> list[str]:
     """Move a `--config PATH` given after the command (`serve --config x.toml`) to the front.
 
     `--config` is the group's option; operators also write it after the command, as with
-    other tools' global flags, so both places work. Nothing after `--` is touched.
+    other tools' global flags, so both places work. Nothing after `--` is touched. Each keeps
+    its order: of two, the last given is used (an alias's, then one typed after it), as click.
     """
-    rest, moved, i = list(args), [], 1
+    rest, moved, i = list(args), [], 0
     while i < len(rest) and rest[i] != "--":
         if rest[i] == "--config" and i + 1 < len(rest):
             moved += rest[i : i + 2]

@@ -135,8 +135,16 @@ def echo_lines(lines: list[str]) -> None:
         click.echo(line)
 
 
+def a_file_not_a_dash(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A backup file's path: '-' (standard input or output, as tar and pg_dump take it) is
+    refused, not taken as a file of that name in the working folder."""
+    if value == "-":
+        raise click.BadParameter("'-' (standard input or output) is not taken: name a file")
+    return value
+
+
 @click.command("restore")
-@click.argument("backup", type=click.Path(dir_okay=False))
+@click.argument("backup", type=click.Path(dir_okay=False), callback=a_file_not_a_dash)
 @click.pass_obj
 def restore_command(state: Any, backup: str) -> None:
     """Replace the database with BACKUP (checked as doctor checks it first), keeping the

@@ -50,6 +50,7 @@ def backup_database(source_path: str, target_path: str, stop: threading.Event | 
     target = Path(target_path)
     if target.exists():
         raise CodelaceError(f"{target} already exists; choose a new file")
+    refuse_side_file_of(target, Path(source_path))
     if leftover := next((side for side in side_files(target) if side.exists()), None):
         raise CodelaceError(
             f"{leftover} is a leftover of an earlier file named {target.name} (SQLite would "
@@ -191,6 +192,15 @@ SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's files beside a database, n
 def side_files(path: Path) -> list[Path]:
     """The -wal, -shm and -journal names of a database file."""
     return [path.with_name(path.name + suffix) for suffix in SIDE_FILES]
+
+
+def refuse_side_file_of(target: Path, database: Path) -> None:
+    """A copy is never written under a name of the database's own -wal/-shm/-journal: SQLite
+    uses that file as the database's (and deletes a -wal it cannot read at its next open)."""
+    if target.resolve() in {side.resolve() for side in side_files(database)}:
+        raise CodelaceError(
+            f"{target} is a name of the database's own SQLite files; choose another name"
+        )
 
 
 def remove_with_side_files(path: Path) -> None:

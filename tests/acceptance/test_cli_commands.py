@@ -101,6 +101,31 @@ def test_backup_writes_a_consistent_copy(space: Box, tmp_path: Path) -> None:
     space.fail("backup", str(target))  # an existing file is never overwritten
 
 
+def test_backup_over_the_database_s_own_wal_name_is_refused(tmp_path: Path) -> None:
+    """`backup data/codelace.db-wal` (no WAL there while nothing has the database open) exited
+    0 "backed up N pages", and the next command's open of the database took the copy for a
+    broken write-ahead log and deleted it: the backup was gone without a word."""
+    fresh = Box.create(tmp_path)
+    # not forked (tests/cli_fork.py): an operator's process, whose exit removes the WAL file
+    own = {"PYTHON_OWN_PROCESS": "1"}
+    fresh.ok("users", "create", "walname@users.test", env=own)
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = fresh.db_path.with_name(fresh.db_path.name + suffix)
+        assert not side.exists(), suffix  # nothing has the database open
+        assert "database's own" in fresh.fail("backup", str(side), env=own), suffix
+        assert not side.exists(), suffix
+
+
+def test_backup_and_restore_of_a_dash_say_a_file_is_needed(space: Box, tmp_path: Path) -> None:
+    """`backup - | ssh host 'cat > box.db'` (a dash as standard output, as tar and pg_dump
+    take it) exited 0: the backup went to a file named '-' in the working folder, and the pipe
+    carried the line "backed up N pages to -", which the operator kept as the backup."""
+    for command in ("backup", "restore"):
+        result = run_cli(space.config, command, "-", cwd=tmp_path)
+        assert result.stdout == "" and "standard" in error_line(result), command
+    assert not (tmp_path / "-").exists()
+
+
 def test_doctor_passes_then_names_a_tampered_account(tmp_path: Path) -> None:
     fresh = Box.create(tmp_path)
     fresh.ok("users", "create", "tamper@users.test")

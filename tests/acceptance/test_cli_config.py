@@ -413,3 +413,26 @@ def test_config_may_come_before_or_after_the_command(tmp_path: Path, args: tuple
     result = run_cli(None, *(a.format(config=config) for a in args), cwd=work)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "mine" / "box.db").is_file() and not (work / "data").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--config", "{first}", "--config", "{last}", "users", "create", "who@config.test"),
+        ("--config", "{first}", "users", "create", "who@config.test", "--config", "{last}"),
+        ("users", "create", "who@config.test", "--config={first}", "--config", "{last}"),
+    ],
+)
+def test_of_two_configs_the_last_given_is_the_one_used(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """`alias cb='codelace-box --config /etc/codelace.toml'`, then `cb users create X --config
+    other.toml`: the alias's file won, as it did for `--config A --config B` (moving the
+    --config after the command to the front put it before the first), so the command changed
+    the other box's database without a word. The last --config given is used, as click and
+    other tools take a repeated option."""
+    first = write_config(tmp_path / "first.toml", {"database": {"path": "first.db"}})
+    last = write_config(tmp_path / "last.toml", {"database": {"path": "last.db"}})
+    result = run_cli(None, *(a.format(first=first, last=last) for a in args), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "last.db").is_file() and not (tmp_path / "first.db").exists()

@@ -81,6 +81,17 @@ def test_key_remove_takes_only_a_key_of_that_provider(space: Box) -> None:
     assert "sk-kr1" not in last.stdout + last.stderr
 
 
+def test_a_key_turned_off_is_marked_out_of_rotation_in_the_list(space: Box) -> None:
+    """A key turned off in the dashboard is out of rotation, yet `providers list` showed it as
+    `3:...cond` like a working one: only failing ('!') and parked keys were marked."""
+    space.ok("providers", "add", "off1", "--kind", "openai", "--key", "sk-off1-working")
+    space.ok("providers", "key-add", "off1", "--key", "sk-off1-turned-off")
+    working, off = [k["id"] for k in provider(space, "off1")["keys"]]  # type: ignore[attr-defined]
+    space.sql("UPDATE provider_key SET enabled = 0 WHERE id = ?", (off,))  # as the dashboard's x
+    row = next(line for line in space.ok("providers", "list").splitlines() if "off1 " in line)
+    assert f"{working}:sk-…king, {off}:sk-…-off (off)" in row, row
+
+
 def test_key_enable_probes_first_and_puts_back_only_a_working_key(
     space: Box, models_upstream: FakeModelsUpstream
 ) -> None:

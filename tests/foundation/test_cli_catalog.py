@@ -95,6 +95,37 @@ def test_providers_errors(workspace: Workspace) -> None:
     assert "bad" not in names and "blank" not in names and "nokey" not in names
 
 
+def test_a_provider_name_refused_for_its_length_or_first_character_says_so(
+    workspace: Workspace,
+) -> None:
+    """A 64-character name or one starting with '_' uses only the characters the error listed
+    ("use lower-case letters, digits, '-', '_', '.'"): it told the operator nothing to fix."""
+    for name, why in (("p" * 64, "at most 63"), ("_lab", "start with a letter or digit")):
+        line = workspace.fail("providers", "add", name, "--kind", "openai", "--key", "k")
+        assert why in line, line
+    workspace.run("providers", "add", "p" * 63, "--kind", "openai", "--key", OPENAI_KEY)
+
+
+def test_a_model_id_alias_or_upstream_name_refused_for_its_case_or_length_says_so(
+    workspace: Workspace,
+) -> None:
+    """`models set OpenAI/gpt-4o` was refused as "must look like provider/model", which it
+    does (provider names are lower-case); a name past 200 characters, or an alias starting
+    with '_', was refused with the same words or with the characters it already used."""
+    price = ("--input-per-1m", "1", "--output-per-1m", "2")
+    workspace.run("providers", "add", "lenlab", "--kind", "openai", "--key", OPENAI_KEY)
+    workspace.run("models", "set", "lenlab/m", *price)
+    for args, why in (
+        (("models", "set", "OpenAI/gpt-4o", *price), "lower-case"),
+        (("models", "set", "lenlab/" + "m" * 201, *price), "at most 200"),
+        (("models", "set", "lenlab/m", "--upstream-model", "u" * 201), "at most 200"),
+        (("models", "alias", "_sonnet", "lenlab/m"), "start with a letter or digit"),
+        (("models", "alias", "s" * 201, "lenlab/m"), "at most 200"),
+    ):
+        line = workspace.fail(*args)
+        assert why in line, (args[:2], line)
+
+
 def test_providers_disable_and_enable(workspace: Workspace) -> None:
     workspace.run("providers", "add", "toggle", "--kind", "openai", "--key", OPENAI_KEY)
     assert workspace.run("providers", "disable", "toggle").stdout == "provider toggle disabled\n"

@@ -135,6 +135,22 @@ def test_a_relative_sqlite_target_is_named_as_database_url_will_find_it(
     assert shown.returncode == 0, shown.stderr
 
 
+def test_a_target_named_as_the_source_s_own_wal_file_is_refused(tmp_path: Path) -> None:
+    """`--to sqlite:///data/codelace.db-wal`: the copy was written into the file the source's
+    open connection used as its write-ahead log, said 'copied N rows', and was deleted when the
+    source closed (its rows left in a stray `codelace.db-wal-wal`)."""
+    source = tmp_path / "source.db"
+    migrate(open_database(source))
+    close_database()
+    config = write_config(tmp_path / "c.toml", {"database": {"path": str(source)}})
+    for suffix in ("-wal", "-shm", "-journal"):
+        refused = run_cli(config, "db", "copy", "--to", f"sqlite:///{source}{suffix}")
+        assert refused.returncode == 1, (suffix, refused.stdout)
+        [line] = refused.stderr.splitlines()
+        assert "database's own" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "source.db"]
+
+
 def test_a_sqlite_target_in_a_folder_not_made_yet_gets_its_folder_as_database_path_does(
     tmp_path: Path,
 ) -> None:

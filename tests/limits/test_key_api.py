@@ -243,6 +243,19 @@ def test_the_cli_sets_and_clears_limits(box: Box) -> None:
         assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_keys_list_shows_the_models_a_key_may_call_beside_its_other_limits(box: Box) -> None:
+    """`keys list` showed a key's cap, reset, scope and expiry but not `--models`: a key the
+    operator had restricted looked unrestricted there (only --json told)."""
+    email, _ = box.new_user("1")
+    box.cli("keys", "create", email, "--name", "narrow", "--models", MODEL)
+    box.cli("keys", "create", email, "--name", "open")
+    header, *rows = box.cli("keys", "list", email).splitlines()
+    column = header.split().index("ALLOWED_MODELS")
+    mine = [row.split() for row in rows if row.split()[2] in ("narrow", "open")]
+    shown = {cells[2]: cells[column] for cells in mine}  # each of their cells one word
+    assert shown == {"narrow": MODEL, "open": "-"}, rows
+
+
 def _keys(box: Box, email: str) -> list[dict[str, Any]]:
     import json
 
