@@ -138,3 +138,25 @@ def test_back_from_the_code_step_returns_to_the_email_step(cdp: Browser, box: Po
     browser.button("Sign in").click()
     wait_page(browser, "Your account")
     assert browser.console_errors() == []
+
+
+def test_another_address_after_a_reload_on_the_code_step(cdp: Browser, box: PortalBox) -> None:
+    """A reload on the code step draws the email step on the code step's history entry. The
+    next code step's 'Use another address' (and Back) went to that entry and drew the old code
+    step again, not the email step."""
+    browser = cdp
+    driver = browser.driver
+    email = "reload-code@portal.test"
+    driver.get(box.url + "/signin")
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form").send_keys(email)
+    browser.button("Email me a code").click()
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    driver.refresh()
+    again = browser.wait_for(lambda: browser.field("Email address"), "the email step (reload)")
+    again.send_keys("other-" + email)
+    browser.button("Email me a code").click()
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the second code step")
+    browser.button("Use another address").click()
+    address = browser.wait_for(lambda: browser.field("Email address"), "the email step")
+    assert address.get_attribute("value") == "other-" + email
+    wait_page(browser, "Sign in")

@@ -19,6 +19,9 @@ window.addEventListener("popstate", (event) => {
 // The field reads the notice too: the keyboard is put there at once, which may cut the alert off.
 // `address`: the address typed before (back from the code step).
 export function signinPage(main, notice, address = "") {
+  // A reload on the code step draws this step on the code step's entry: it is this step's now
+  // (else Back from the next code step drew the old one again).
+  if (window.history.state?.signinStep) window.history.replaceState(null, "");
   notice?.setAttribute("id", "signin-notice");
   const email = field("Email address", { type: "email", autocomplete: "email", name: "email",
     value: address, "aria-describedby": notice ? "signin-notice" : null });
