@@ -4,6 +4,8 @@ from the code step, in a real browser on a real box."""
 
 from __future__ import annotations
 
+from selenium.webdriver.common.keys import Keys
+
 from tests.portal.browser import Browser
 from tests.portal.conftest import PortalBox, sign_in, wait_page
 
@@ -160,3 +162,33 @@ def test_another_address_after_a_reload_on_the_code_step(cdp: Browser, box: Port
     address = browser.wait_for(lambda: browser.field("Email address"), "the email step")
     assert address.get_attribute("value") == "other-" + email
     wait_page(browser, "Sign in")
+
+
+def test_the_skip_link_on_the_code_step_stays_on_the_code_step(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """The skip link ('#main') is a history step of its own, and the page took every such step
+    as Back or Forward between the sign-in steps: on the code step it drew the email step. It
+    stays on the code step; 'Use another address' still leads to the email step, Back from
+    there to the code step, whose code still signs in."""
+    browser = cdp
+    driver = browser.driver
+    email = "skip-link@portal.test"
+    driver.get(box.url + "/signin")
+    before = len(box.smtp.messages_to(email))
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form").send_keys(email)
+    browser.button("Email me a code").click()
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    code = box.smtp.wait_for(email, count=before + 1).code
+    driver.execute_script("arguments[0].focus()", browser.css("a.skip"))  # Tab from the top
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    browser.wait_for(lambda: driver.current_url.endswith("#main"), "the skip link followed")
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step still")
+    browser.button("Use another address").click()  # still the way to the email step
+    address = browser.wait_for(lambda: browser.field("Email address"), "the email step")
+    assert address.get_attribute("value") == email
+    driver.back()  # the code step was the step before
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step again").send_keys(code)
+    browser.button("Sign in").click()
+    wait_page(browser, "Your account")
+
