@@ -192,3 +192,22 @@ def test_the_skip_link_on_the_code_step_stays_on_the_code_step(
     browser.button("Sign in").click()
     wait_page(browser, "Your account")
 
+
+def test_a_new_key_revoked_in_another_tab_is_no_longer_shown_in_full(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """The new key is shown in full until it is revoked (nothing to copy: it no longer works).
+    Revoked in another tab, it left the list when the list was drawn anew, but its full text
+    stayed up for copying."""
+    browser = cdp
+    _keys_page_with(browser, box, "new-key-gone@portal.test", "other")
+    browser.field("Name of the new key").send_keys("fresh")
+    browser.button("Create key").click()
+    browser.wait_for(lambda: "Key fresh" in _listed(browser), "the new key in the list")
+    assert browser.all("input[name='full_key']")
+    _revoke_elsewhere(browser, box, "fresh")
+    browser.css("button[aria-label='Revoke key other']").click()
+    browser.click(lambda: browser.button("Yes, revoke it"), "the confirmation")
+    browser.wait_for(lambda: "Key other is revoked" in browser.main_text(), "the revoke")
+    assert _listed(browser) == []
+    assert not browser.all("input[name='full_key']")
