@@ -4,6 +4,8 @@ from the code step, in a real browser on a real box."""
 
 from __future__ import annotations
 
+from selenium.webdriver.common.keys import Keys
+
 from tests.portal.browser import Browser
 from tests.portal.conftest import PortalBox, sign_in, wait_page
 
@@ -138,3 +140,74 @@ def test_back_from_the_code_step_returns_to_the_email_step(cdp: Browser, box: Po
     browser.button("Sign in").click()
     wait_page(browser, "Your account")
     assert browser.console_errors() == []
+
+
+def test_another_address_after_a_reload_on_the_code_step(cdp: Browser, box: PortalBox) -> None:
+    """A reload on the code step draws the email step on the code step's history entry. The
+    next code step's 'Use another address' (and Back) went to that entry and drew the old code
+    step again, not the email step."""
+    browser = cdp
+    driver = browser.driver
+    email = "reload-code@portal.test"
+    driver.get(box.url + "/signin")
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form").send_keys(email)
+    browser.button("Email me a code").click()
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    driver.refresh()
+    again = browser.wait_for(lambda: browser.field("Email address"), "the email step (reload)")
+    again.send_keys("other-" + email)
+    browser.button("Email me a code").click()
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the second code step")
+    browser.button("Use another address").click()
+    address = browser.wait_for(lambda: browser.field("Email address"), "the email step")
+    assert address.get_attribute("value") == "other-" + email
+    wait_page(browser, "Sign in")
+
+
+def test_the_skip_link_on_the_code_step_stays_on_the_code_step(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """The skip link ('#main') is a history step of its own, and the page took every such step
+    as Back or Forward between the sign-in steps: on the code step it drew the email step. It
+    stays on the code step; 'Use another address' still leads to the email step, Back from
+    there to the code step, whose code still signs in."""
+    browser = cdp
+    driver = browser.driver
+    email = "skip-link@portal.test"
+    driver.get(box.url + "/signin")
+    before = len(box.smtp.messages_to(email))
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form").send_keys(email)
+    browser.button("Email me a code").click()
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    code = box.smtp.wait_for(email, count=before + 1).code
+    driver.execute_script("arguments[0].focus()", browser.css("a.skip"))  # Tab from the top
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    browser.wait_for(lambda: driver.current_url.endswith("#main"), "the skip link followed")
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step still")
+    browser.button("Use another address").click()  # still the way to the email step
+    address = browser.wait_for(lambda: browser.field("Email address"), "the email step")
+    assert address.get_attribute("value") == email
+    driver.back()  # the code step was the step before
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step again").send_keys(code)
+    browser.button("Sign in").click()
+    wait_page(browser, "Your account")
+
+
+def test_a_new_key_revoked_in_another_tab_is_no_longer_shown_in_full(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """The new key is shown in full until it is revoked (nothing to copy: it no longer works).
+    Revoked in another tab, it left the list when the list was drawn anew, but its full text
+    stayed up for copying."""
+    browser = cdp
+    _keys_page_with(browser, box, "new-key-gone@portal.test", "other")
+    browser.field("Name of the new key").send_keys("fresh")
+    browser.button("Create key").click()
+    browser.wait_for(lambda: "Key fresh" in _listed(browser), "the new key in the list")
+    assert browser.all("input[name='full_key']")
+    _revoke_elsewhere(browser, box, "fresh")
+    browser.css("button[aria-label='Revoke key other']").click()
+    browser.click(lambda: browser.button("Yes, revoke it"), "the confirmation")
+    browser.wait_for(lambda: not _listed(browser), "the list drawn anew, empty")
+    assert "Key other is revoked" in browser.main_text()
+    assert not browser.all("input[name='full_key']")

@@ -210,7 +210,7 @@ function createForm(refresh, shown) {
 }
 
 // The place the new key is shown in full, once: the newest key only, and gone once that key
-// is revoked.
+// is revoked (here, or found gone when the list is drawn anew).
 function newKeyBox() {
   const el = h("div");
   let shownId = null;
@@ -230,6 +230,10 @@ function newKeyBox() {
       el.replaceChildren();
       shownId = null;
     },
+    // The list as drawn now: a shown key not in it was revoked (in another tab, by the CLI).
+    listed(keys) {
+      if (shownId !== null && !keys.some((k) => k.id === shownId)) this.forget(shownId);
+    },
   };
 }
 
@@ -242,6 +246,7 @@ export async function keysPage(main) {
   // action draws the list anew; only closing it (`closing`: its key) draws that key anew.
   const refresh = async (closing = null) => {
     const keys = await api("GET", "/portal/api/keys");
+    shown.listed(keys);
     const open = new Map([...list.querySelectorAll("article.key[data-open]")]
       .filter((el) => el.dataset.key !== closing).map((el) => [el.dataset.key, el]));
     const focused = document.activeElement;

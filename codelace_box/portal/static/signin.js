@@ -5,13 +5,17 @@ import { busy, field, h, leaving, messageArea, page } from "./ui.js";
 
 // The code step drawn last in this tab ({main, address, shownAddress, ttlSec}), or null. It has
 // a history entry of its own (drawn in place, Back left the portal): Back draws the email step
-// again (its address kept), Forward the code step.
+// again (its address kept), Forward the code step. Both entries are marked with their step
+// (`signinStep`); any other history step (the skip link's #main) leaves the page as it is, and
+// so does one onto the step already drawn (`drawnStep`).
 let shownCode = null;
+let drawnStep = "";
 
 window.addEventListener("popstate", (event) => {
-  if (!shownCode) return;
+  const step = event.state?.signinStep;
+  if (!shownCode || !step || step === drawnStep) return;
   const { main, address, shownAddress, ttlSec } = shownCode;
-  if (event.state?.signinStep === "code") codeStep(main, address, shownAddress, ttlSec, false);
+  if (step === "code") codeStep(main, address, shownAddress, ttlSec, false);
   else signinPage(main, null, address);
 });
 
@@ -19,6 +23,10 @@ window.addEventListener("popstate", (event) => {
 // The field reads the notice too: the keyboard is put there at once, which may cut the alert off.
 // `address`: the address typed before (back from the code step).
 export function signinPage(main, notice, address = "") {
+  // A reload on the code step draws this step on the code step's entry: it is this step's now
+  // (else Back from the next code step drew the old one again).
+  if (window.history.state?.signinStep === "code") window.history.replaceState(null, "");
+  drawnStep = "email";
   notice?.setAttribute("id", "signin-notice");
   const email = field("Email address", { type: "email", autocomplete: "email", name: "email",
     value: address, "aria-describedby": notice ? "signin-notice" : null });
@@ -61,10 +69,25 @@ async function signedInElsewhere() {
   return true;
 }
 
+// The code step is drawn; `push`: on an entry of its own, the one before marked the email step's.
+function enterCodeStep(push) {
+  drawnStep = "code";
+  if (!push) return;
+  window.history.replaceState({ signinStep: "email" }, "");
+  window.history.pushState({ signinStep: "code" }, "");
+}
+
+// To the email step: Back when on the code step's entry (the email step's is the one before),
+// else (the skip link's entry) drawn here.
+function anotherAddress(main, address) {
+  if (window.history.state?.signinStep === "code") window.history.back();
+  else signinPage(main, null, address);
+}
+
 // `push`: a history entry for the step (false: drawn by Forward, which is on its entry).
 function codeStep(main, address, shownAddress, ttlSec, push = true) {
   shownCode = { main, address, shownAddress, ttlSec };
-  if (push) window.history.pushState({ signinStep: "code" }, "");
+  enterCodeStep(push);
   const code = field(
     "Sign-in code",
     { inputmode: "numeric", autocomplete: "one-time-code", name: "code" },
@@ -76,7 +99,7 @@ function codeStep(main, address, shownAddress, ttlSec, push = true) {
     type: "button",
     class: "secondary",
     text: "Use another address",
-    onclick: () => window.history.back(), // to the email step (its entry is the one before)
+    onclick: () => anotherAddress(main, address),
   });
   const resend = h("button", { type: "button", class: "secondary", text: "Send a new code" });
   resend.addEventListener("click", () => busy(resend, async () => {
