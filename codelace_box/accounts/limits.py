@@ -357,9 +357,9 @@ def check_model_allowed(allowed: frozenset[str] | None, model_id: str) -> None:
 
 
 # Fields that let a provider answer with other models than the one asked for (OpenRouter's
-# fallbacks, LiteLLM's and Anthropic's `fallbacks`, LiteLLM's context-window and content-policy
-# fallbacks, where the operator allowed them for the provider: providers/billed_fields.py).
-OTHER_MODEL_FIELDS = ("models", "route", "fallbacks", "context_window_fallbacks",
+# fallbacks and presets, LiteLLM's and Anthropic's `fallbacks`, LiteLLM's context-window and
+# content-policy fallbacks, where the operator allowed them: providers/billed_fields.py).
+OTHER_MODEL_FIELDS = ("models", "route", "preset", "fallbacks", "context_window_fallbacks",
                       "content_policy_fallbacks", "context_window_fallback_dict")  # fmt: skip
 
 

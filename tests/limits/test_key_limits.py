@@ -356,7 +356,8 @@ def test_a_model_not_allowed_is_a_403_even_when_its_provider_is_disabled(
 def test_a_key_limited_to_some_models_may_not_ask_the_provider_for_fallbacks(
     box: Box, fake: FakeOpenAI
 ) -> None:
-    """OpenRouter's `models` (and `route`, and LiteLLM's or Anthropic's `fallbacks`) let the
+    """OpenRouter's `models` (and `route`, and `preset`: a preset of the operator's account
+    picks its own model and fallbacks; and LiteLLM's or Anthropic's `fallbacks`) let the
     provider answer with other models, billed at the catalog model's price. Where the operator
     allowed them for the provider, a key without an allow-list may send them; a key limited to
     some models gets the 403, as for calling another model itself, and nothing reaches the
@@ -366,7 +367,7 @@ def test_a_key_limited_to_some_models_may_not_ask_the_provider_for_fallbacks(
             "--allow-field", "route", "--allow-field", "fallbacks",
             "--allow-field", "context_window_fallbacks",
             "--allow-field", "content_policy_fallbacks",
-            "--allow-field", "context_window_fallback_dict")  # fmt: skip
+            "--allow-field", "context_window_fallback_dict", "--allow-field", "preset")  # fmt: skip
     box.cli("models", "set", "router/m", "--input-per-1m", "1", "--output-per-1m", "1",
             "--provider", "router")  # fmt: skip
     box.until_served("router/m")
@@ -377,7 +378,8 @@ def test_a_key_limited_to_some_models_may_not_ask_the_provider_for_fallbacks(
                   {"fallbacks": ["openai/gpt-5.4"]},
                   {"context_window_fallbacks": [{"m": ["openai/gpt-5.4"]}]},
                   {"content_policy_fallbacks": [{"m": ["openai/gpt-5.4"]}]},
-                  {"context_window_fallback_dict": {"m": "openai/gpt-5.4"}}):  # fmt: skip
+                  {"context_window_fallback_dict": {"m": "openai/gpt-5.4"}},
+                  {"preset": "email-copywriter"}):  # fmt: skip
         refused = box.http(limited).post("/v1/chat/completions", json=body | extra)
         assert openai_code(refused) == (403, "model_not_allowed"), extra
         assert next(iter(extra)) in refused.json()["error"]["message"]
