@@ -205,12 +205,14 @@ _MODEL_TOOLS = frozenset({"advisor", "subagent"})
 
 
 def other_model_tools(body: dict[str, Any]) -> Iterator[str]:
-    """The param of each gateway tool (a namespaced type) that runs another model: OpenRouter's
-    advisor and subagent, or one whose definition names a `model`."""
+    """The param of each tool the upstream runs that runs another model: OpenRouter's advisor
+    and subagent, or one whose definition names a `model` (a hosted image_generation's)."""
     if _lists_no_tools(body):
         return
     for where, kind, tool in _tool_types(body):
-        if ":" in kind and (kind.partition(":")[2] in _MODEL_TOOLS or _names_model(tool)):
+        if kind.partition(":")[2] in _MODEL_TOOLS or (
+            _is_hosted(kind, tool) and _names_model(tool)
+        ):
             yield _param(where)
 
 

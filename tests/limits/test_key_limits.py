@@ -395,8 +395,8 @@ def test_a_key_limited_to_some_models_may_not_reach_others_through_a_server_tool
 ) -> None:
     """OpenRouter's advisor and subagent server tools run any OpenRouter model (the tool's
     `parameters.model`, else one the call names) inside the call. Where the operator allowed
-    server tools, a key limited to some models gets the 403 for them, and for any gateway tool
-    naming a model; nothing reaches the provider. Its other server tools pass, and a key
+    server tools, a key limited to some models gets the 403 for them, and for any hosted or
+    gateway tool naming a model (OpenAI's image_generation); nothing reaches the provider. Its other server tools pass, and a key
     without an allow-list may send them all."""
     box.cli("providers", "add", "tooled", "--kind", "openai", "--base-url", fake.base_url,
             "--key", "sk-tooled-key-0001", "--allow-field", "server_tools")  # fmt: skip
@@ -409,7 +409,8 @@ def test_a_key_limited_to_some_models_may_not_reach_others_through_a_server_tool
     opus = {"model": "~anthropic/claude-opus-latest"}
     for tool in ({"type": "openrouter:advisor"}, {"type": "OpenRouter:Subagent"},
                  {"type": "openrouter:advisor", "parameters": opus},
-                 {"type": "other:consult", "parameters": opus}):  # fmt: skip
+                 {"type": "other:consult", "parameters": opus},
+                 {"type": "image_generation", "model": "gpt-image-1"}):  # fmt: skip
         refused = box.http(limited).post("/v1/chat/completions", json=body | {"tools": [tool]})
         assert openai_code(refused) == (403, "model_not_allowed"), tool
         assert "tools[0]" in refused.json()["error"]["message"]
