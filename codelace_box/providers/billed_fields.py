@@ -199,6 +199,28 @@ def _server_tools_in(body: dict[str, Any]) -> Iterator[str]:
             yield next(name for prefix, name in SERVER_TOOLS.items() if kind.startswith(prefix))
 
 
+# OpenRouter's server tools that run another model inside the call: any OpenRouter model, the
+# tool's `parameters.model` or else one the call names (a key's allowed_models cannot hold them)
+_MODEL_TOOLS = frozenset({"advisor", "subagent"})
+
+
+def other_model_tools(body: dict[str, Any]) -> Iterator[str]:
+    """The param of each tool the upstream runs that runs another model: OpenRouter's advisor
+    and subagent, or one whose definition names a `model` (a hosted image_generation's)."""
+    if _lists_no_tools(body):
+        return
+    for where, kind, tool in _tool_types(body):
+        if kind.partition(":")[2] in _MODEL_TOOLS or (
+            _is_hosted(kind, tool) and _names_model(tool)
+        ):
+            yield _param(where)
+
+
+def _names_model(tool: dict[str, Any]) -> bool:
+    parameters = tool.get("parameters")
+    return "model" in tool or (isinstance(parameters, dict) and "model" in parameters)
+
+
 def is_billed_field(name: str) -> bool:
     """Whether the operator can allow this field (it is one of BILLED_FIELDS)."""
     return name in BILLED_FIELDS

@@ -356,7 +356,8 @@ def test_a_model_not_allowed_is_a_403_even_when_its_provider_is_disabled(
 def test_a_key_limited_to_some_models_may_not_ask_the_provider_for_fallbacks(
     box: Box, fake: FakeOpenAI
 ) -> None:
-    """OpenRouter's `models` (and `route`, and LiteLLM's or Anthropic's `fallbacks`) let the
+    """OpenRouter's `models` (and `route`, and `preset`: a preset of the operator's account
+    picks its own model and fallbacks; and LiteLLM's or Anthropic's `fallbacks`) let the
     provider answer with other models, billed at the catalog model's price. Where the operator
     allowed them for the provider, a key without an allow-list may send them; a key limited to
     some models gets the 403, as for calling another model itself, and nothing reaches the
@@ -366,7 +367,7 @@ def test_a_key_limited_to_some_models_may_not_ask_the_provider_for_fallbacks(
             "--allow-field", "route", "--allow-field", "fallbacks",
             "--allow-field", "context_window_fallbacks",
             "--allow-field", "content_policy_fallbacks",
-            "--allow-field", "context_window_fallback_dict")  # fmt: skip
+            "--allow-field", "context_window_fallback_dict", "--allow-field", "preset")  # fmt: skip
     box.cli("models", "set", "router/m", "--input-per-1m", "1", "--output-per-1m", "1",
             "--provider", "router")  # fmt: skip
     box.until_served("router/m")
@@ -377,7 +378,8 @@ def test_a_key_limited_to_some_models_may_not_ask_the_provider_for_fallbacks(
                   {"fallbacks": ["openai/gpt-5.4"]},
                   {"context_window_fallbacks": [{"m": ["openai/gpt-5.4"]}]},
                   {"content_policy_fallbacks": [{"m": ["openai/gpt-5.4"]}]},
-                  {"context_window_fallback_dict": {"m": "openai/gpt-5.4"}}):  # fmt: skip
+                  {"context_window_fallback_dict": {"m": "openai/gpt-5.4"}},
+                  {"preset": "email-copywriter"}):  # fmt: skip
         refused = box.http(limited).post("/v1/chat/completions", json=body | extra)
         assert openai_code(refused) == (403, "model_not_allowed"), extra
         assert next(iter(extra)) in refused.json()["error"]["message"]
@@ -386,3 +388,35 @@ def test_a_key_limited_to_some_models_may_not_ask_the_provider_for_fallbacks(
     unlimited = box.http(login).post("/v1/chat/completions", json=body | {"models": ["x/y"]})
     assert unlimited.status_code == 200, unlimited.text
     assert fake.requests[-1].body["models"] == ["x/y"]
+
+
+def test_a_key_limited_to_some_models_may_not_reach_others_through_a_server_tool(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """OpenRouter's advisor and subagent server tools run any OpenRouter model (the tool's
+    `parameters.model`, else one the call names) inside the call. Where the operator allowed
+    server tools, a key limited to some models gets the 403 for them, and for any hosted or
+    gateway tool naming a model (OpenAI's image_generation); nothing reaches the provider. Its other server tools pass, and a key
+    without an allow-list may send them all."""
+    box.cli("providers", "add", "tooled", "--kind", "openai", "--base-url", fake.base_url,
+            "--key", "sk-tooled-key-0001", "--allow-field", "server_tools")  # fmt: skip
+    box.cli("models", "set", "tooled/m", "--input-per-1m", "1", "--output-per-1m", "1",
+            "--provider", "tooled")  # fmt: skip
+    box.until_served("tooled/m")
+    email, login = box.new_user("5")
+    limited, _ = new_key(box, email, allowed_models=["tooled/m"])
+    body = {"model": "tooled/m", "messages": HELLO, "max_tokens": 5}
+    opus = {"model": "~anthropic/claude-opus-latest"}
+    for tool in ({"type": "openrouter:advisor"}, {"type": "OpenRouter:Subagent"},
+                 {"type": "openrouter:advisor", "parameters": opus},
+                 {"type": "other:consult", "parameters": opus},
+                 {"type": "image_generation", "model": "gpt-image-1"}):  # fmt: skip
+        refused = box.http(limited).post("/v1/chat/completions", json=body | {"tools": [tool]})
+        assert openai_code(refused) == (403, "model_not_allowed"), tool
+        assert "tools[0]" in refused.json()["error"]["message"]
+    assert fake.requests == []
+    search = {"tools": [{"type": "openrouter:web_search"}]}
+    assert box.http(limited).post("/v1/chat/completions", json=body | search).is_success
+    advised = body | {"tools": [{"type": "openrouter:advisor", "parameters": opus}]}
+    assert box.http(login).post("/v1/chat/completions", json=advised).status_code == 200
+    assert fake.requests[-1].body["tools"] == advised["tools"]
