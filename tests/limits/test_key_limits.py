@@ -396,8 +396,8 @@ def test_a_key_limited_to_some_models_may_not_reach_others_through_a_server_tool
     """OpenRouter's advisor and subagent server tools run any OpenRouter model (the tool's
     `parameters.model`, else one the call names) inside the call. Where the operator allowed
     server tools, a key limited to some models gets the 403 for them, and for any hosted or
-    gateway tool naming a model (OpenAI's image_generation); nothing reaches the provider. Its other server tools pass, and a key
-    without an allow-list may send them all."""
+    gateway tool naming a model (OpenAI's image_generation); nothing reaches the provider. Its
+    other server tools pass, and a key without an allow-list may send them all."""
     box.cli("providers", "add", "tooled", "--kind", "openai", "--base-url", fake.base_url,
             "--key", "sk-tooled-key-0001", "--allow-field", "server_tools")  # fmt: skip
     box.cli("models", "set", "tooled/m", "--input-per-1m", "1", "--output-per-1m", "1",
