@@ -72,6 +72,8 @@ def test_an_open_form_and_what_was_typed_in_it_survive_the_list_drawn_anew(
     browser.css("button[aria-label='Revoke key other']").click()
     browser.click(lambda: browser.button("Yes, revoke it"), "the confirmation")
     browser.wait_for(lambda: "Key other is revoked" in browser.main_text(), "the revoke")
+    # (the notice comes first, then the list drawn anew: its redraw is what is tested)
+    browser.wait_for(lambda: "Key other" not in _listed(browser), "the list drawn anew")
     assert browser.field("Spending limit in USD for open").get_attribute("value") == "7"
     assert browser.field("Name of the new key").get_attribute("value") == "draft"
     browser.button("Create key").click()
