@@ -125,3 +125,26 @@ def test_an_error_after_a_named_event_of_empty_data_is_still_the_first_event(
     assert "free-models-per-min" in answer.text, answer.text
     assert len(hostile.seen) == 1 + RETRIES
     assert box.last_row(email)["error_code"] == "rate_limited"
+
+
+# An event named as an error with empty data says the upstream failed, though not how: a
+# failure (free), not a blank to pass over (a stream ending normally after it was charged as ok).
+FAILED = {"ho": b"event: error\ndata:\n\n", "hr": b"event: response.failed\ndata: \n\n"}
+
+
+@pytest.mark.parametrize(("route", "kind"), [*((route, "ho") for route in ROUTES),
+                                             ("responses", "hr")])  # fmt: skip
+@pytest.mark.parametrize("where", ["first", "middle"])
+def test_an_error_event_of_empty_data_is_a_failure(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str, where: str
+) -> None:
+    email, key = box.new_user("10")
+    writes = chat_stream(PIECES) if kind == "ho" else responses_stream(PIECES)
+    at = 0 if where == "first" else 3
+    hostile.default = Act(200, [*writes[:at], FAILED[kind], *writes[at:]], SSE)
+    answer = box.post(key, route, kind, stream=True)
+    if where == "first":  # an error before the first event: answered unstreamed
+        assert answer.status_code == 502, answer.text
+    row = box.last_row(email)
+    assert row["status"] == "error" and row["cost_nanos"] == 0, row
+    assert box.open_holds() == 0
