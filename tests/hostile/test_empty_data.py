@@ -148,3 +148,16 @@ def test_an_error_event_of_empty_data_is_a_failure(
     row = box.last_row(email)
     assert row["status"] == "error" and row["cost_nanos"] == 0, row
     assert box.open_holds() == 0
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_error_event_of_empty_data_in_a_stream_sent_for_a_whole_answer_is_a_failure(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    email, key = box.new_user("10")
+    writes = chat_stream(PIECES)
+    hostile.default = Act(200, [*writes[:3], FAILED["ho"], *writes[3:]], SSE)
+    answer = box.post(key, route, "ho", stream=False)
+    assert answer.status_code == 502, answer.text
+    row = box.last_row(email)
+    assert row["status"] == "error" and row["cost_nanos"] == 0, row
