@@ -2,7 +2,8 @@
 not, anywhere in a stream: it carries nothing and is skipped, on every route that relays or
 translates a stream (chat completions, /v1/messages native and translated, /v1/responses native
 and translated, a stream sent for a whole answer); the client gets the whole text and the call
-is metered as usual. It was a 502 or an error event "malformed stream event"."""
+is metered as usual. It was a 502 or an error event "malformed stream event". One named as a
+failure (`event: error`, `response.failed`) is a failure all the same, and free."""
 
 from __future__ import annotations
 
