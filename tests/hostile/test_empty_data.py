@@ -130,17 +130,17 @@ def test_an_error_after_a_named_event_of_empty_data_is_still_the_first_event(
 
 # An event named as an error with empty data says the upstream failed, though not how: a
 # failure (free), not a blank to pass over (a stream ending normally after it was charged as ok).
-FAILED = {"ho": b"event: error\ndata:\n\n", "hr": b"event: response.failed\ndata: \n\n"}
+FAILED = {"ho": b"event: error\ndata:\n\n", "ha": b"event: error\ndata: \n\n",
+          "hr": b"event: response.failed\ndata: \n\n"}  # fmt: skip
 
 
-@pytest.mark.parametrize(("route", "kind"), [*((route, "ho") for route in ROUTES),
-                                             ("responses", "hr")])  # fmt: skip
+@pytest.mark.parametrize(("route", "kind"), CASES)
 @pytest.mark.parametrize("where", ["first", "middle"])
 def test_an_error_event_of_empty_data_is_a_failure(
     box: HostileBox, hostile: HostileUpstream, route: str, kind: str, where: str
 ) -> None:
     email, key = box.new_user("10")
-    writes = chat_stream(PIECES) if kind == "ho" else responses_stream(PIECES)
+    writes = {"ho": chat_stream, "ha": anthropic_stream, "hr": responses_stream}[kind](PIECES)
     at = 0 if where == "first" else 3
     hostile.default = Act(200, [*writes[:at], FAILED[kind], *writes[at:]], SSE)
     answer = box.post(key, route, kind, stream=True)
