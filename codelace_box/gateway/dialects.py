@@ -20,7 +20,7 @@ from codelace_box.gateway.outcome import cost_field, usage_body
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import DONE, encode_chunk, encode_error, encode_json
 from codelace_box.providers.base import JSON, Usage
-from codelace_box.providers.messages_openai_stream import anthropic_usage
+from codelace_box.providers.messages_openai_stream import HIDDEN, anthropic_usage
 from codelace_box.providers.responses_closing import closing_events
 from codelace_box.providers.responses_compaction import (
     CompactionEvents,
@@ -85,10 +85,10 @@ def anthropic_error_body(
 
 
 def encode_event(event: JSON) -> bytes:
-    """One Anthropic SSE event: `event: <type>` then its JSON."""
+    """One Anthropic SSE event: `event: <type>` then its JSON; nothing for one marked HIDDEN."""
     name = event.get("type")
     head = f"event: {name}\n".encode() if isinstance(name, str) and name else b""
-    return head + b"data: " + encode_json(event) + b"\n\n"
+    return b"" if event.get(HIDDEN) else head + b"data: " + encode_json(event) + b"\n\n"
 
 
 class OpenAIChunks:

@@ -30,8 +30,8 @@ from codelace_box.providers.base import (
     SSEEvent,
     StreamTranslator,
     UpstreamStreamError,
+    is_blank,
     is_done,
-    is_empty,
 )
 
 JSON = dict[str, Any]
@@ -39,7 +39,7 @@ JSON = dict[str, Any]
 
 def event_data(event: SSEEvent) -> JSON | None:
     """An event's JSON object; None for a `[DONE]` line (some compatible servers end with one)
-    and for empty data (it carries nothing: base.py is_empty). Anything else that is not a JSON
+    and for empty data (it carries nothing: base.py is_blank). Anything else that is not a JSON
     object is a broken upstream (UpstreamStreamError): dropped without a word, it would leave a
     hole in the text relayed as a complete answer."""
     if is_done(event.data):
@@ -47,7 +47,7 @@ def event_data(event: SSEEvent) -> JSON | None:
     try:
         data = loads(event.data)
     except ValueError:
-        if is_empty(event.data):
+        if is_blank(event):
             return None
         data = None
     if not isinstance(data, dict):

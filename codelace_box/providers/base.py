@@ -25,19 +25,24 @@ class SSEEvent:
     event: str | None = None
 
 
+FAILURE_EVENTS = ("error", "response.failed")  # event names that report a failure
+
+
 def is_blank(event: SSEEvent) -> bool:
     """Whether an event carries nothing: a `data:` that is empty or white space alone, named
     or not (some vLLM and llama.cpp builds send one while the prompt is read; the SSE rules
     dispatch it, with nothing in it to relay; an `event: message` with it is nothing either).
     Before a stream's first event it is passed over as a comment is
-    (`StreamTranslator.until_finished`, gateway/stream_start.py)."""
-    return is_empty(event.data)
+    (`StreamTranslator.until_finished`, gateway/stream_start.py), and skipped anywhere after
+    it. One named as a failure (`event: error`, `response.failed`) is no blank: the upstream
+    says it failed, if not how."""
+    return is_empty(event.data) and event.event not in FAILURE_EVENTS
 
 
 def is_empty(data: str) -> bool:
     """Whether an event's data is empty or white space alone: it carries nothing, and is
-    skipped wherever it comes in a stream (the translators ask only once their JSON parse
-    failed, so an event that parses pays nothing for it)."""
+    skipped wherever it comes in a stream, unless named as a failure (is_blank: the
+    translators ask only once their JSON parse failed, so an event that parses pays nothing)."""
     return not data or data.isspace()
 
 

@@ -40,6 +40,11 @@ from codelace_box.providers.reasoning_details import details_of, merge, seal, wi
 from codelace_box.providers.stop_reasons import stop_of, with_calls
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
 
+# The mark of an event the translation counts but the client never gets: a thinking delta left
+# out for `thinking.display: "omitted"` (the relay's tally counts its output, and cuts it at the
+# reserved cap, as when it is shown; gateway/dialects.py encode_event writes nothing for it).
+HIDDEN = "codelace_hidden"
+
 
 def anthropic_usage(usage: Usage) -> JSON:
     """Anthropic's usage object: input_tokens are the uncached ones."""
@@ -254,10 +259,11 @@ class OpenAIToMessagesStream(StreamTranslator):
             if kind == "thinking":  # an OpenAI upstream signs nothing: empty, as in answers
                 block["signature"] = ""
             out.append({"type": "content_block_start", "index": self.index, "content_block": block})
+        event = {"type": "content_block_delta", "index": self.index, "delta": delta}
         if self.omitted and delta.get("type") == "thinking_delta":
             self.hidden += delta["thinking"]
-        else:
-            out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
+            event[HIDDEN] = True  # counted by the relay (output charged, cap), never written
+        out.append(event)
         return out
 
     def _text(self, text: str) -> list[JSON]:

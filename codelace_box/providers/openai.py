@@ -20,8 +20,8 @@ from codelace_box.providers.base import (
     UpstreamStreamError,
     UpstreamTarget,
     Usage,
+    is_blank,
     is_done,
-    is_empty,
 )
 from codelace_box.providers.call_keys import CanonicalCalls
 from codelace_box.providers.openai_errors import (
@@ -162,10 +162,10 @@ def _call_chars(calls: list[Any]) -> int:
     return total
 
 
-def _unparsed(data: str) -> list[JSON]:
-    """No chunks for an event of empty data (it carries nothing: base.py is_empty); any other
-    data that is no JSON is a broken upstream."""
-    if is_empty(data):
+def _unparsed(event: SSEEvent) -> list[JSON]:
+    """No chunks for an event of empty data (it carries nothing: base.py is_blank); any other
+    data that is no JSON is a broken upstream (an `event: error` of empty data too)."""
+    if is_blank(event):
         return []
     raise UpstreamStreamError("the upstream sent a malformed stream event") from None
 
@@ -192,7 +192,7 @@ class OpenAIStreamTranslator(StreamTranslator):
         try:
             chunk = loads(data)
         except ValueError:
-            return _unparsed(data)
+            return _unparsed(event)
         if not isinstance(chunk, dict):
             raise UpstreamStreamError("the upstream sent a malformed stream event")
         if chunk.get("error") or chunk.get("object") == "error" or event.event == "error":

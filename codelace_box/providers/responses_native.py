@@ -20,7 +20,7 @@ from codelace_box.providers.base import (
     StreamTranslator,
     UpstreamStreamError,
     Usage,
-    is_empty,
+    is_blank,
 )
 from codelace_box.providers.openai_usage import set_cache_tokens
 from codelace_box.providers.responses_compaction import for_native, without_foreign
@@ -171,7 +171,7 @@ class NativeResponsesStream(StreamTranslator):
         try:
             data = json.loads(event.data)
         except ValueError:
-            if is_empty(event.data):  # an event of empty data carries nothing: skipped
+            if is_blank(event):  # an event of empty data carries nothing: skipped
                 return []
             raise UpstreamStreamError("the upstream sent a malformed stream event") from None
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):

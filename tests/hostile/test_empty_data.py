@@ -2,7 +2,8 @@
 not, anywhere in a stream: it carries nothing and is skipped, on every route that relays or
 translates a stream (chat completions, /v1/messages native and translated, /v1/responses native
 and translated, a stream sent for a whole answer); the client gets the whole text and the call
-is metered as usual. It was a 502 or an error event "malformed stream event"."""
+is metered as usual. It was a 502 or an error event "malformed stream event". One named as a
+failure (`event: error`, `response.failed`) is a failure all the same, and free."""
 
 from __future__ import annotations
 
@@ -125,3 +126,39 @@ def test_an_error_after_a_named_event_of_empty_data_is_still_the_first_event(
     assert "free-models-per-min" in answer.text, answer.text
     assert len(hostile.seen) == 1 + RETRIES
     assert box.last_row(email)["error_code"] == "rate_limited"
+
+
+# An event named as an error with empty data says the upstream failed, though not how: a
+# failure (free), not a blank to pass over (a stream ending normally after it was charged as ok).
+FAILED = {"ho": b"event: error\ndata:\n\n", "ha": b"event: error\ndata: \n\n",
+          "hr": b"event: response.failed\ndata: \n\n"}  # fmt: skip
+
+
+@pytest.mark.parametrize(("route", "kind"), CASES)
+@pytest.mark.parametrize("where", ["first", "middle"])
+def test_an_error_event_of_empty_data_is_a_failure(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str, where: str
+) -> None:
+    email, key = box.new_user("10")
+    writes = {"ho": chat_stream, "ha": anthropic_stream, "hr": responses_stream}[kind](PIECES)
+    at = 0 if where == "first" else 3
+    hostile.default = Act(200, [*writes[:at], FAILED[kind], *writes[at:]], SSE)
+    answer = box.post(key, route, kind, stream=True)
+    if where == "first":  # an error before the first event: answered unstreamed
+        assert answer.status_code == 502, answer.text
+    row = box.last_row(email)
+    assert row["status"] == "error" and row["cost_nanos"] == 0, row
+    assert box.open_holds() == 0
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_error_event_of_empty_data_in_a_stream_sent_for_a_whole_answer_is_a_failure(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    email, key = box.new_user("10")
+    writes = chat_stream(PIECES)
+    hostile.default = Act(200, [*writes[:3], FAILED["ho"], *writes[3:]], SSE)
+    answer = box.post(key, route, "ho", stream=False)
+    assert answer.status_code == 502, answer.text
+    row = box.last_row(email)
+    assert row["status"] == "error" and row["cost_nanos"] == 0, row

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from tests.fakes.openai_upstream import Reply
-from tests.messages.conftest import NEEDS_SDK, OPENAI_ALIAS, MessagesBox, openai_chunk
+from tests.messages.conftest import (
+    NEEDS_SDK,
+    OPENAI_ALIAS,
+    OPENAI_PRICES,
+    MessagesBox,
+    openai_chunk,
+    usd_nanos,
+)
 from tests.messages.test_reasoning_roundtrip import TOOLS, assistant_turns, thinking_then_call
 
 pytestmark = NEEDS_SDK
@@ -128,3 +135,47 @@ def test_omitted_reasoning_still_goes_back_in_a_tool_loop(fresh: MessagesBox, st
     client.messages.create(**{**asked, "messages": history}, extra_body=thinking("omitted"))
     [turn] = assistant_turns(fresh)
     assert turn["reasoning_content"] == said
+
+
+PIECE = "I weigh the greeting. "  # a reasoning piece (22 characters)
+
+
+def long_reasoning(pieces: int) -> Reply:
+    """A stream of many reasoning pieces, then the answer, with no usage (an upstream that
+    never counts: the box counts what it streamed)."""
+    return Reply(raw=[
+        openai_chunk({"role": "assistant", "content": None, "reasoning_content": PIECE}),
+        *(openai_chunk({"reasoning_content": PIECE}) for _ in range(pieces)),
+        openai_chunk({"content": "Hello."}), openai_chunk({}, "stop"), b"data: [DONE]\n\n",
+    ])  # fmt: skip
+
+
+def streamed_row(box: MessagesBox, display: str, max_tokens: int, pieces: int) -> Any:
+    """The stop reason of a stream of `long_reasoning` and its usage row."""
+    email, key = box.new_key()
+    box.openai_fake.push(long_reasoning(pieces))
+    asked = {**ASKED, "max_tokens": max_tokens}
+    with box.client(key).messages.stream(**asked, extra_body=thinking(display)) as stream:
+        stop = stream.get_final_message().stop_reason
+    [row] = box.usage_rows(email)
+    return stop, row
+
+
+def test_omitted_reasoning_is_counted_as_shown_reasoning(fresh: MessagesBox) -> None:
+    """Left out of the stream, the reasoning was still produced: an upstream that reports no
+    usage is charged for it as when it is shown (it was charged for the answer alone)."""
+    _, shown = streamed_row(fresh, "summarized", 4000, 40)
+    stop, omitted = streamed_row(fresh, "omitted", 4000, 40)
+    assert stop == "end_turn" and omitted["estimated"] == 1
+    assert omitted["output_tokens"] == shown["output_tokens"] > 40 * len(PIECE) // 4
+    charged = ((omitted["input_tokens"], OPENAI_PRICES["in"]),
+               (omitted["output_tokens"], OPENAI_PRICES["out"]))  # fmt: skip
+    assert omitted["cost_nanos"] == usd_nanos(*charged)
+
+
+def test_omitted_reasoning_is_cut_at_the_output_cap(fresh: MessagesBox) -> None:
+    """An upstream reasoning on past the reserved cap is cut there, shown or not."""
+    for display in ("summarized", "omitted"):
+        stop, row = streamed_row(fresh, display, 50, 200)
+        assert stop == "max_tokens", display
+        assert (row["status"], row["error_code"]) == ("ok", "output_cap"), display
