@@ -196,8 +196,10 @@ def side_files(path: Path) -> list[Path]:
 
 def refuse_side_file_of(target: Path, database: Path) -> None:
     """A copy is never written under a name of the database's own -wal/-shm/-journal: SQLite
-    uses that file as the database's (and deletes a -wal it cannot read at its next open)."""
-    if target.resolve() in {side.resolve() for side in side_files(database)}:
+    uses that file as the database's (and deletes a -wal it cannot read at its next open).
+    A symlinked database's are beside the file it points to, where SQLite keeps them."""
+    sides = [*side_files(database), *side_files(database.resolve())]
+    if target.resolve() in {side.resolve() for side in sides}:
         raise CodelaceError(
             f"{target} is a name of the database's own SQLite files; choose another name"
         )

@@ -200,13 +200,21 @@ def _server_tools_in(body: dict[str, Any]) -> Iterator[str]:
 
 
 # OpenRouter's server tools that run another model inside the call: any OpenRouter model, the
-# tool's `parameters.model` or else one the call names (a key's allowed_models cannot hold them)
-_MODEL_TOOLS = frozenset({"advisor", "subagent"})
+# tool's `parameters.model` or else one the call names; fusion a panel and a judge (by default
+# Opus, GPT and Gemini Pro; `parameters.analysis_models`). A key's allowed_models cannot hold them
+_MODEL_TOOLS = frozenset({"advisor", "subagent", "fusion"})
+_MODEL_PLUGINS = frozenset({"fusion"})  # OpenRouter's plugin that injects openrouter:fusion
 
 
 def other_model_tools(body: dict[str, Any]) -> Iterator[str]:
-    """The param of each tool the upstream runs that runs another model: OpenRouter's advisor
-    and subagent, or one whose definition names a `model` (a hosted image_generation's)."""
+    """The param of each tool the upstream runs that runs another model: OpenRouter's advisor,
+    subagent and fusion, or one whose definition names a `model` (a hosted image_generation's);
+    and of each plugin that does (OpenRouter's fusion, unless `enabled: false`)."""
+    plugins = body.get("plugins")
+    for index, plugin in enumerate(plugins if isinstance(plugins, list) else ()):
+        named = isinstance(plugin, dict) and str(plugin.get("id")).lower() in _MODEL_PLUGINS
+        if named and plugin.get("enabled") is not False:
+            yield f"plugins[{index}]"
     if _lists_no_tools(body):
         return
     for where, kind, tool in _tool_types(body):

@@ -116,6 +116,27 @@ def test_backup_over_the_database_s_own_wal_name_is_refused(tmp_path: Path) -> N
         assert not side.exists(), suffix
 
 
+def test_backup_over_the_wal_name_beside_a_symlinked_database_s_file_is_refused(
+    tmp_path: Path,
+) -> None:
+    """database.path a symlink (a supported setup: restore writes through it): SQLite keeps
+    the -wal/-shm/-journal beside the file the link points to, so `backup real/x.db-wal`
+    exited 0 "backed up N pages", and the next open deleted the copy as a broken WAL."""
+    fresh = Box.create(tmp_path / "box")
+    own = {"PYTHON_OWN_PROCESS": "1"}
+    fresh.ok("users", "create", "walname@users.test", env=own)
+    real = tmp_path / "real" / "kept.db"
+    real.parent.mkdir()
+    fresh.db_path.rename(real)
+    fresh.db_path.symlink_to(real)
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = real.with_name(real.name + suffix)
+        assert not side.exists(), suffix  # nothing has the database open
+        assert "database's own" in fresh.fail("backup", str(side), env=own), suffix
+        assert not side.exists(), suffix
+    assert "walname@users.test" in fresh.ok("users", "list", env=own)
+
+
 def test_backup_and_restore_of_a_dash_say_a_file_is_needed(space: Box, tmp_path: Path) -> None:
     """`backup - | ssh host 'cat > box.db'` (a dash as standard output, as tar and pg_dump
     take it) exited 0: the backup went to a file named '-' in the working folder, and the pipe

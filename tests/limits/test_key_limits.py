@@ -420,3 +420,46 @@ def test_a_key_limited_to_some_models_may_not_reach_others_through_a_server_tool
     advised = body | {"tools": [{"type": "openrouter:advisor", "parameters": opus}]}
     assert box.http(login).post("/v1/chat/completions", json=advised).status_code == 200
     assert fake.requests[-1].body["tools"] == advised["tools"]
+
+
+def test_a_key_limited_to_some_models_may_not_reach_a_panel_of_others_through_fusion(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """OpenRouter's fusion (the `openrouter:fusion` server tool, and the `fusion` plugin that
+    injects it) sends the prompt to a panel of models and a judge, by default Opus, GPT and
+    Gemini Pro, named by `analysis_models` and `model` or by none: a key limited to a cheap
+    model reached them where the operator allowed server tools or plugins. It gets the 403;
+    its other plugins and tools, Codex's function tools with a `model` parameter among them,
+    pass, and a key without an allow-list may send fusion."""
+    box.cli("providers", "add", "fused", "--kind", "openai", "--base-url", fake.base_url,
+            "--key", "sk-fused-key-0001", "--allow-field", "server_tools",
+            "--allow-field", "plugins")  # fmt: skip
+    box.cli("models", "set", "fused/m", "--input-per-1m", "1", "--output-per-1m", "1",
+            "--provider", "fused")  # fmt: skip
+    box.until_served("fused/m")
+    email, login = box.new_user("5")
+    limited, _ = new_key(box, email, allowed_models=["fused/m"])
+    body = {"model": "fused/m", "messages": HELLO, "max_tokens": 5}
+    panel = {"analysis_models": ["~openai/gpt-latest"]}
+    for extra, param in (({"tools": [{"type": "openrouter:fusion"}]}, "tools[0]"),
+                         ({"tools": [{"type": "openrouter:fusion", "parameters": panel}]},
+                          "tools[0]"),
+                         ({"plugins": [{"id": "web"}, {"id": "fusion"}]}, "plugins[1]"),
+                         ({"plugins": [{"id": "Fusion"} | panel]}, "plugins[0]")):  # fmt: skip
+        refused = box.http(limited).post("/v1/chat/completions", json=body | extra)
+        assert openai_code(refused) == (403, "model_not_allowed"), extra
+        assert param in refused.json()["error"]["message"], extra
+    assert fake.requests == []
+    schema = {"type": "object", "properties": {"model": {"type": "string"}}}
+    own = {"type": "function", "function": {"name": "spawn", "parameters": schema}}
+    passing: list[dict[str, Any]] = [
+        {"plugins": [{"id": "web"}]},
+        {"plugins": [{"id": "fusion", "enabled": False}]},
+        {"tools": [own, {"type": "openrouter:web_search"}]},
+    ]
+    for extra in passing:
+        passed = box.http(limited).post("/v1/chat/completions", json=body | extra)
+        assert passed.status_code == 200, (extra, passed.text)
+    fused = body | {"tools": [{"type": "openrouter:fusion"}], "plugins": [{"id": "fusion"}]}
+    assert box.http(login).post("/v1/chat/completions", json=fused).status_code == 200
+    assert fake.requests[-1].body["plugins"] == fused["plugins"]
