@@ -6,7 +6,10 @@ Anthropic then answers thinking blocks with an empty `thinking` text, the signat
 translation does the same with the upstream's reasoning (`reasoning_content`, `reasoning`): the
 block stays, its text is left out of it and sealed in its signature (with OpenRouter's reasoning
 details, if any: providers/reasoning_details.py), so a tool loop still hands DeepSeek its
-reasoning back. The field itself goes nowhere: the Chat Completions body is built anew
+reasoning back. `display: "updates"` (Claude Code 2.1.332 in stream-json and on its own screen,
+with the thinking-display-updates beta) hides the reasoning too, showing only progress notes
+written between tool calls, which an OpenAI-compatible upstream never writes: it is taken as
+"omitted". The field itself goes nowhere: the Chat Completions body is built anew
 (providers/messages_openai.py).
 """
 
@@ -19,11 +22,13 @@ from codelace_box.providers.messages_openai import MessagesToOpenAI
 from codelace_box.providers.messages_openai_stream import OpenAIToMessagesStream
 from codelace_box.providers.reasoning_details import seal, unseal, with_reasoning
 
+HIDING_DISPLAYS = ("omitted", "updates")  # thinking.display values that keep reasoning unseen
+
 
 def omits_thinking(body: JSON) -> bool:
     """Whether a Messages body asks for its thinking text to be left out."""
     thinking = body.get("thinking")
-    return isinstance(thinking, dict) and thinking.get("display") == "omitted"
+    return isinstance(thinking, dict) and thinking.get("display") in HIDING_DISPLAYS
 
 
 class MessagesToOpenAIOmitted(MessagesToOpenAI):

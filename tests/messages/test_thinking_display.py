@@ -7,6 +7,8 @@ text; the field itself is not sent to the Chat Completions upstream. Without it 
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,12 +22,17 @@ from tests.messages.conftest import (
     openai_chunk,
     usd_nanos,
 )
+from tests.messages.test_claude_code import CLAUDE, claude_env, notes_home
 from tests.messages.test_reasoning_roundtrip import TOOLS, assistant_turns, thinking_then_call
 
 pytestmark = NEEDS_SDK
 
 REASONING = "The user greets me; a greeting back."
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+# Displays that keep the reasoning out of sight: "updates" (Claude Code 2.1.332 in stream-json
+# and its own screen, with the thinking-display-updates beta) shows only progress notes written
+# between tool calls, which an OpenAI-compatible upstream never writes.
+HIDDEN = ("omitted", "updates")
 ASKED: dict[str, Any] = {"model": OPENAI_ALIAS, "max_tokens": 4000,
                          "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
 
@@ -70,7 +77,7 @@ def sent_upstream(box: MessagesBox) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize("display", ["omitted", "summarized", None])
+@pytest.mark.parametrize("display", ["omitted", "updates", "summarized", None])
 def test_an_answers_thinking_text_is_left_out_when_omitted(
     fresh: MessagesBox, display: str | None
 ) -> None:
@@ -78,13 +85,13 @@ def test_an_answers_thinking_text_is_left_out_when_omitted(
     fresh.openai_fake.push(reasoned_answer())
     message = fresh.client(key).messages.create(**ASKED, extra_body=thinking(display))
     [block] = thinking_blocks(message)
-    assert block.thinking == ("" if display == "omitted" else REASONING)
-    assert bool(block.signature) is (display == "omitted")  # carries the text left out
+    assert block.thinking == ("" if display in HIDDEN else REASONING)
+    assert bool(block.signature) is (display in HIDDEN)  # carries the text left out
     assert [b.text for b in message.content if b.type == "text"] == ["Hello."]
     assert sent_upstream(fresh)["reasoning_effort"] == "low"
 
 
-@pytest.mark.parametrize("display", ["omitted", "summarized"])
+@pytest.mark.parametrize("display", ["omitted", "updates", "summarized"])
 def test_a_streams_thinking_text_is_left_out_when_omitted(fresh: MessagesBox, display: str) -> None:
     _, key = fresh.new_key()
     fresh.openai_fake.push(reasoned_stream())
@@ -97,8 +104,8 @@ def test_a_streams_thinking_text_is_left_out_when_omitted(fresh: MessagesBox, di
     starts = [e.content_block.type for e in events if e.type == "content_block_start"]
     assert starts == ["thinking", "text"]  # the block is there either way
     [block] = thinking_blocks(message)
-    assert sent == block.thinking == ("" if display == "omitted" else REASONING)
-    assert bool(block.signature) is (display == "omitted")
+    assert sent == block.thinking == ("" if display in HIDDEN else REASONING)
+    assert bool(block.signature) is (display in HIDDEN)
     assert [b.text for b in message.content if b.type == "text"] == ["Hello."]
     assert sent_upstream(fresh)["stream"] is True
 
@@ -135,6 +142,28 @@ def test_omitted_reasoning_still_goes_back_in_a_tool_loop(fresh: MessagesBox, st
     client.messages.create(**{**asked, "messages": history}, extra_body=thinking("omitted"))
     [turn] = assistant_turns(fresh)
     assert turn["reasoning_content"] == said
+
+
+@pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
+def test_claude_codes_stream_json_shows_no_reasoning(fresh: MessagesBox, tmp_path: Path) -> None:
+    """`claude -p --output-format stream-json` (display "updates") on a DeepSeek-like model: the
+    reasoning is nowhere in what the user sees, and still goes back with the tool loop."""
+    _, key = fresh.new_key()
+    home, notes = notes_home(tmp_path)
+    said = "Secretly I plan to read notes.txt."
+    fresh.openai_fake.push(thinking_then_call(said, json.dumps({"file_path": str(notes)})),
+                           Reply(content="The word is pelican."))  # fmt: skip
+    env = {**claude_env(fresh, home), "ANTHROPIC_AUTH_TOKEN": key}
+    assert CLAUDE is not None
+    command = [CLAUDE, "-p", "What is the secret word in notes.txt?", "--model", OPENAI_ALIAS,
+               "--allowedTools", "Read", "--output-format", "stream-json", "--verbose"]  # fmt: skip
+    done = subprocess.run(command, env=env, cwd=home, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1])["result"] == "The word is pelican."
+    assert said not in done.stdout
+    calling = [t for t in assistant_turns(fresh) if t.get("tool_calls")]
+    assert calling and calling[-1].get("reasoning_content") == said
 
 
 PIECE = "I weigh the greeting. "  # a reasoning piece (22 characters)
