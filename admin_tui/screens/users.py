@@ -107,7 +107,7 @@ class UsersScreen(UserActions, AdminScreen):
 
     @on(Input.Changed, "#search")
     def _search_changed(self) -> None:
-        self.reload()
+        self.search_typed()
 
     @on(Input.Submitted, "#search")
     def _search_done(self) -> None:
