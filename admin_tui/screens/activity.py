@@ -139,7 +139,7 @@ class ActivityScreen(AdminScreen):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self) -> None:
-        self.reload()
+        self.search_typed()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:

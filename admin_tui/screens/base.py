@@ -5,7 +5,9 @@ A screen says how to `fetch` its data (on the database thread, via the services)
 every REFRESH_SECONDS while the screen is visible: a periodic refresh never replaces a read still
 in flight (on a long history a read may take longer than the interval: replacing it each time
 showed nothing ever) and waits REFRESH_BACKOFF times as long as the last read took, so
-refreshes alone never keep the database thread busy. `act` runs one feature action and reports
+refreshes alone never keep the database thread busy. A search box reloads once typing pauses
+(`search_typed`), not on each keystroke, and a read begun before the last keystroke is not
+shown (its term is no longer the box's). `act` runs one feature action and reports
 the outcome: the feature's own message on a CodelaceError, a short confirmation otherwise.
 """
 
@@ -22,6 +24,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer
 
 from admin_tui.dialogs.confirm import ConfirmDialog
@@ -38,6 +41,7 @@ def describe(exc: Exception) -> str:
 
 
 REFRESH_BACKOFF = 3  # a periodic refresh waits this many times the last read's duration
+SEARCH_DELAY = 0.3  # seconds after the last keystroke in a search box before it searches
 
 
 class HasServices(Protocol):
@@ -82,6 +86,8 @@ class AdminScreen(Screen[None]):
         self._loaded = asyncio.Event()  # set once the first reload has shown its data (or failed)
         self._reading = 0  # reloads in flight (a replaced one may still be ending)
         self._next_refresh = 0.0  # monotonic: no periodic refresh before then
+        self._typed = 0  # keystrokes in the search box so far (a read remembers the count)
+        self._search_timer: Timer | None = None  # the search due once typing pauses
 
     async def loaded(self, timeout: float = 5.0) -> None:
         """Wait until the screen has shown its data once (or failed to load it), at most
@@ -112,8 +118,22 @@ class AdminScreen(Screen[None]):
 
     def _tick(self) -> None:
         """A periodic refresh, unless a read is in flight or the last one ended too recently."""
+        if self._search_timer is not None:  # a search is due: it reads the box then
+            return
         if self.is_current and not self._reading and time.monotonic() >= self._next_refresh:
             self.reload()
+
+    def search_typed(self) -> None:
+        """The search box changed: search SEARCH_DELAY after the last keystroke, not on each
+        one (each search waits its turn on the one database thread, actions behind it)."""
+        self._typed += 1
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._search_timer = self.set_timer(SEARCH_DELAY, self._search_now)
+
+    def _search_now(self) -> None:
+        self._search_timer = None
+        self.reload()
 
     def reload(self) -> None:
         """Fetch and show fresh data in the background (a newer reload replaces an older one)."""
@@ -122,7 +142,7 @@ class AdminScreen(Screen[None]):
     @work(exclusive=True, group="reload", exit_on_error=False)
     async def _reload(self) -> None:
         self._reading += 1
-        began = time.monotonic()
+        began, typed = time.monotonic(), self._typed
         try:
             data = await self.fetch()
         except Exception as exc:
@@ -133,6 +153,8 @@ class AdminScreen(Screen[None]):
             self._reading -= 1
             ended = time.monotonic()
             self._next_refresh = ended + REFRESH_BACKOFF * (ended - began)
+        if typed != self._typed:  # read for a term typed over since: the newer one's search
+            return  # is due (or running), and shows its own
         self.show(data)
         self._loaded.set()
 

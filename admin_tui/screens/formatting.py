@@ -44,14 +44,12 @@ def moment(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "—"
 
 
-def clock_moment(value: datetime | None, today: date | None = None) -> str:
-    """A UTC moment for a live table: the time to the second when it is `today`, else the
-    date and the minute (narrow either way), or a dash."""
-    if value is None:
-        return "—"
-    if value.date() == today:
+def clock_moment(value: datetime | None, today: date) -> str:
+    """A UTC moment for a live table: the time to the second when it is `today`, else as
+    `history_moment` (narrow either way), or a dash."""
+    if value is not None and value.date() == today:
         return value.strftime("%H:%M:%S")
-    return value.strftime("%m-%d %H:%M")
+    return history_moment(value, today)
 
 
 def dated_moment(value: datetime | None) -> str:
@@ -60,9 +58,13 @@ def dated_moment(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
-def short_moment(value: datetime | None) -> str:
-    """A UTC timestamp to the minute (for narrow columns), or a dash."""
-    return value.strftime("%m-%d %H:%M") if value else "—"
+def history_moment(value: datetime | None, now: date) -> str:
+    """A UTC moment of the history to the minute, or a dash: '12-07 09:15' in the current UTC
+    year (that of `now`), with its year otherwise ('2025-12-07 09:15': on a box older than a
+    year, last December's rows are no this December's)."""
+    if value is None:
+        return "—"
+    return value.strftime("%m-%d %H:%M" if value.year == now.year else "%Y-%m-%d %H:%M")
 
 
 def status_cell(status: str) -> Text:

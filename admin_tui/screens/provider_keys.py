@@ -3,6 +3,7 @@ is probed first and goes back only if its upstream accepts it), test against the
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -10,7 +11,7 @@ from textual.widgets import Static
 
 from admin_tui.dialogs.form import Abandon, FormDialog, FormField
 from admin_tui.screens.base import describe
-from admin_tui.screens.formatting import short_moment
+from admin_tui.screens.formatting import history_moment
 from admin_tui.services import InvalidRequest, ProviderKeyRow, ProviderRow
 from admin_tui.widgets.live_table import visible
 
@@ -189,14 +190,14 @@ def key_state(key: ProviderKeyRow) -> str:
     return "in use"
 
 
-def describe_key(provider: ProviderRow, key: ProviderKeyRow) -> str:
+def describe_key(provider: ProviderRow, key: ProviderKeyRow, now: datetime) -> str:
     """What the operator should know about a key, the upstream's whole reason included."""
     head = f"Key {key.hint} of {provider.name}: "
     if not key.enabled:
         return head + "off (x puts it back in rotation)."
     if key.failing:
         return (
-            head + f"{key_state(key)} since {short_moment(key.last_failed_at)} UTC: "
+            head + f"{key_state(key)} since {history_moment(key.last_failed_at, now)} UTC: "
             f"{key.failure_reason or 'no reason recorded'} (t tests it, x puts it back)."
         )
     return head + "in use (t tests it, x takes it out, o rotates it)."

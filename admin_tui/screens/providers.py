@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Label, Static
 
 from admin_tui.dialogs.form import FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
-from admin_tui.screens.formatting import alarm, right, short_moment, status_cell
+from admin_tui.screens.formatting import alarm, history_moment, right, status_cell
 from admin_tui.screens.provider_keys import KEY_NOTE, ProviderKeyActions, describe_key, key_state
 from admin_tui.services import PROVIDER_KINDS, ProviderExtras, ProviderKeyRow, ProviderRow
 from admin_tui.widgets.live_table import LiveTable, visible
@@ -99,6 +99,7 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
         if provider is not None:
             title += provider_extras_text(provider)
         self.query_one("#keys-title", Label).update(title)
+        now = self.services.now()
         self.query_one("#keys", LiveTable).replace_rows(
             [
                 (
@@ -108,7 +109,7 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
                         k.hint,
                         status_cell(key_state(k)),
                         k.failure_reason,
-                        short_moment(k.last_failed_at),
+                        history_moment(k.last_failed_at, now),
                     ],
                 )
                 for k in (provider.keys if provider else [])
@@ -128,7 +129,7 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
         """The line under the keys: the highlighted key's state and its whole failure reason."""
         selected = self.selected_key()
         self.query_one("#key-check", Static).update(
-            Text(visible(describe_key(*selected))) if selected else ""
+            Text(visible(describe_key(*selected, self.services.now()))) if selected else ""
         )
 
     def selected_provider(self) -> ProviderRow | None:

@@ -18,10 +18,10 @@ from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import (
     count,
     dated_moment,
+    history_moment,
     moment,
     paid_cell,
     right,
-    short_moment,
     status_cell,
     usd_exact,
     usd_fine,
@@ -259,7 +259,7 @@ def key_rows(detail: UserDetail) -> list[Row]:
                 spend_text(k),
                 expiry_text(k, detail.now),
                 yes_no(k.can_manage_keys),
-                short_moment(k.last_used_at),
+                history_moment(k.last_used_at, detail.now),
                 models_text(k),
             ],
         )
@@ -297,7 +297,12 @@ def ledger_rows(detail: UserDetail) -> list[Row]:
     return [
         (
             str(e.id),
-            [short_moment(e.created_at), right(usd_exact(e.amount_nanos)), e.kind, e.reason],
+            [
+                history_moment(e.created_at, detail.now),
+                right(usd_exact(e.amount_nanos)),
+                e.kind,
+                e.reason,
+            ],
         )
         for e in detail.ledger
     ]
@@ -308,7 +313,7 @@ def usage_rows(detail: UserDetail) -> list[Row]:
         (
             str(r.id),
             [
-                short_moment(r.created_at),
+                history_moment(r.created_at, detail.now),
                 r.model,
                 right(count(r.input_tokens)),
                 right(count(r.output_tokens)),
@@ -325,7 +330,7 @@ def payment_rows(detail: UserDetail) -> list[Row]:
         (
             str(p.id),
             [
-                short_moment(p.created_at),
+                history_moment(p.created_at, detail.now),
                 paid_cell(p.amount_nanos, p.refunded_nanos),
                 p.kind,
                 status_cell(p.status),

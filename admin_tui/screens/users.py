@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Input, Static
 
 from admin_tui.dialogs.form import FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
-from admin_tui.screens.formatting import count, right, short_moment, status_cell, usd_exact
+from admin_tui.screens.formatting import count, history_moment, right, status_cell, usd_exact
 from admin_tui.screens.user_actions import UserActions
 from admin_tui.services import USERS_SHOWN, UserRow
 from admin_tui.widgets.live_table import LiveTable
@@ -73,6 +73,7 @@ class UsersScreen(UserActions, AdminScreen):
         data, total = data
         self._show_cut(len(data) > USERS_SHOWN, total)
         data = data[:USERS_SHOWN]
+        now = self.services.now()
         self._rows = {str(row.id): row for row in data}
         self.query_one("#users", LiveTable).replace_rows(
             [
@@ -82,7 +83,7 @@ class UsersScreen(UserActions, AdminScreen):
                         row.shown_email,
                         right(usd_exact(row.balance_nanos)),
                         right(count(row.requests)),
-                        short_moment(row.last_seen),
+                        history_moment(row.last_seen, now),
                         status_cell(row.status),
                     ],
                 )
@@ -106,7 +107,7 @@ class UsersScreen(UserActions, AdminScreen):
 
     @on(Input.Changed, "#search")
     def _search_changed(self) -> None:
-        self.reload()
+        self.search_typed()
 
     @on(Input.Submitted, "#search")
     def _search_done(self) -> None:

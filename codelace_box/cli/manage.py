@@ -161,10 +161,11 @@ def users_show(state: CliState, email: str, as_json: bool) -> None:
     """Show one account with its usage totals and its keys."""
     from codelace_box.accounts.keys import list_keys
     from codelace_box.accounts.users import get_account
+    from codelace_box.cli.limits_text import limits_in_effect, limits_text
     from codelace_box.reports.traffic import last_seen, usage_totals
 
     state.database()
-    user = get_account(email)
+    user, defaults = get_account(email), state.config().limits
     used = usage_totals(user.id)
     view = user_view(user) | {
         "last_seen_at": iso_z(last_seen(user.id, user.last_seen_at)),
@@ -176,11 +177,11 @@ def users_show(state: CliState, email: str, as_json: bool) -> None:
     }
 
     def render(v: dict[str, Any]) -> str:
-        text = shown(v, user, used.cost_nanos)
+        text = shown(v, user, used.cost_nanos) | limits_text(user, defaults)  # in effect
         lines = [f"{k}: {plain(value)}" for k, value in text.items() if k != "keys"]
         return "\n".join(lines) + "\nkeys:\n" + table(v["keys"], ["id", "key_prefix", "name"])
 
-    emit(view, as_json, render)
+    emit(view | limits_in_effect(user, defaults) if as_json else view, as_json, render)
 
 
 @users.command("limits")

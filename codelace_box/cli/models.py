@@ -172,15 +172,32 @@ def models_list(state: CliState, as_json: bool) -> None:
     aliases: dict[str, list[str]] = {}
     for name, target in list_aliases().items():
         aliases.setdefault(target, []).append(name)
-    rows = [model_view(m) | {"aliases": aliases.get(m.id, [])} for m in list_models()]
+    rows = [model_view(m) | {"aliases": aliases.get(m.id, []), "served": served(m)}
+            for m in list_models()]  # fmt: skip
     columns = ["id", "provider", "upstream_model", "input_per_1m", "output_per_1m"]
     columns += ["cache_read_per_1m", "cache_write_per_1m", "cache_write_1h_per_1m"]
     columns += ["max_output_tokens", "context_tokens", "enabled", "aliases"]
 
     def render(items: list[dict[str, Any]]) -> str:
-        return table([r | {"aliases": ", ".join(r["aliases"])} for r in items], columns)
+        return table([r | {"aliases": ", ".join(r["aliases"]), "enabled": enabled_text(r)}
+                      for r in items], columns)  # fmt: skip
 
     emit(rows, as_json, render)
+
+
+def served(model: Any) -> bool:
+    """Whether requests for a model are served (and /v1/models lists it): it and its provider
+    are enabled."""
+    return bool(model.enabled and model.provider.enabled)
+
+
+def enabled_text(row: dict[str, Any]) -> str:
+    """The Enabled cell: an enabled model its disabled provider keeps from being served says so."""
+    return (
+        f"{row['enabled']} (provider off)"
+        if row["enabled"] and not row["served"]
+        else str(row["enabled"])
+    )
 
 
 @models.command("alias")

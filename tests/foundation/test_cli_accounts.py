@@ -3,6 +3,7 @@ users, credit and keys, with their exit codes, one-line errors and --json output
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import subprocess
@@ -309,7 +310,7 @@ def test_users_show_and_keys_update_print_amounts_and_blanks_as_the_tables_do(
     workspace.run("users", "create", "tiny@example.com")
     workspace.run("credit", "tiny@example.com", "0.000001", "--reason", "a micro-dollar")
     lines = workspace.run("users", "show", "tiny@example.com").stdout.splitlines()
-    assert "credit_balance_usd: 0.000001" in lines and "rpm: -" in lines, lines
+    assert "credit_balance_usd: 0.000001" in lines and "last_seen_at: -" in lines, lines
     values = [line for line in lines if not line.startswith("id: ")]  # a UUID may hold "6e-0"
     assert not any("None" in line or "e-0" in line for line in values), lines
     workspace.run("keys", "create", "tiny@example.com")
@@ -359,3 +360,27 @@ def test_keys_create_for_a_disabled_account_is_refused_saying_how_to_enable_it(
     workspace.run("users", "enable", "frozen@example.com")
     workspace.run("keys", "create", "frozen@example.com", "--name", "ci")
     assert len(workspace.json("keys", "list", "frozen@example.com")) == 1
+
+
+def test_users_show_gives_the_limits_in_effect_and_where_they_come_from(
+    workspace: Workspace,
+) -> None:
+    """`rpm: -` read as no limit where the [limits] default of 60 applied."""
+    defaults = {"CODELACE_LIMITS_RPM": "60", "CODELACE_LIMITS_MAX_CONCURRENT": "0"}
+    workspace.run("users", "create", "lim@example.com")
+    text = workspace.run("users", "show", "lim@example.com", env=defaults).stdout
+    assert "\nrpm: 60 (default)\n" in text and "\nmax_concurrent: unlimited (default)\n" in text
+    assert "effective" not in text  # the lines above say it
+    shown = json.loads(
+        workspace.run("users", "show", "lim@example.com", "--json", env=defaults).stdout
+    )
+    assert (shown["rpm"], shown["rpm_effective"]) == (None, 60)
+    assert (shown["max_concurrent"], shown["max_concurrent_effective"]) == (None, 0)
+    workspace.run("users", "limits", "lim@example.com", "--rpm", "7", "--concurrent", "0")
+    text = workspace.run("users", "show", "lim@example.com", env=defaults).stdout
+    assert "\nrpm: 7\n" in text and "\nmax_concurrent: unlimited\n" in text
+    shown = json.loads(
+        workspace.run("users", "show", "lim@example.com", "--json", env=defaults).stdout
+    )
+    assert (shown["rpm"], shown["rpm_effective"]) == (7, 7)
+    assert (shown["max_concurrent"], shown["max_concurrent_effective"]) == (0, 0)

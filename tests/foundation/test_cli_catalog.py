@@ -157,6 +157,7 @@ def test_models_set_list_and_change_prices(workspace: Workspace) -> None:
         "cache_write_per_1m": 0.15,
         "cache_write_1h_per_1m": 0.15,
         "aliases": [],
+        "served": True,  # its provider enabled
     }
     workspace.run(
         "models", "set", "acme/fast-1", "--input-per-1m", "0.01", "--output-per-1m", "2",
