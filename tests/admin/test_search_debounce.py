@@ -50,6 +50,7 @@ async def test_typing_a_term_runs_one_search_not_one_per_keystroke(admin_env: Ad
         await until(pilot, lambda: column(pilot, "#users") == [], "the search for the term")
         await until(pilot, lambda: TERM in searched, "the search noted")
     # one search per pause in typing: one, or a few should the machine stall between keys
-    # (each keystroke searched: as many as the term has characters)
-    assert len(searched) <= 3 < len(TERM), searched
+    # (each keystroke searched: as many as the term has characters); a loaded machine may
+    # stall now and then, never between most of the keys
+    assert len(searched) <= len(TERM) // 2, searched
     assert searched[-1] == TERM
