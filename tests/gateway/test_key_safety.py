@@ -285,3 +285,19 @@ def test_a_key_the_server_secret_cannot_decrypt_is_logged_once_not_at_every_relo
         assert caught.value.status_code == 503
         time.sleep(0.6)  # past the catalog's reload time
     assert box.server.log_text().count("provider key 1 is unusable") == 1
+
+
+@pytest.mark.parametrize("waits", [("5", "60"), ("60", "5")])
+def test_every_key_limited_is_a_429_with_the_shortest_wait_of_its_keys(
+    two_keys: Box, fake: FakeOpenAI, waits: tuple[str, str]
+) -> None:
+    """When every key answers 429, the client should come back when the first of them is free
+    again (the box then fails over to it), not when the last one tried is: told 60 s where one
+    key was free after 5 s, an SDK waited twelve times too long."""
+    limited = {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}
+    fake.push(*(Reply(status=429, error=limited, headers={"retry-after": w}) for w in waits))
+    _, key = two_keys.new_user("1")
+    with pytest.raises(openai.RateLimitError) as caught:
+        two_keys.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert sorted(r.api_key for r in fake.requests) == [FIRST, SECOND]
+    assert caught.value.response.headers["retry-after"] == "5"
