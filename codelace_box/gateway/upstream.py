@@ -367,7 +367,7 @@ async def open_upstream(
     _shape_for_provider(routes, call)
     tried = set() if tried is None else tried  # a retry goes to another key, whatever turns
     while True:
-        key = routes.next_key(call.route.provider.id, tried, at=call.route.provider)
+        key = routes.next_key(call.route.provider.id, tried, call.refused_keys, call.route.provider)
         if key is None:
             raise last or ServiceUnavailable(
                 f"{call.route.provider.name} has no working key", code="provider_unavailable"
