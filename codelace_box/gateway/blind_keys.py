@@ -39,7 +39,8 @@ async def key_left_rotation(
 ) -> bool:
     """Judge an upstream's refusal of the key (401, or a 403 about the key): True when the key
     left the rotation (a probe confirmed the refusal, or the key was parked), False when it
-    stays (the next key is tried as for a 5xx)."""
+    stays (the next key is tried as for a 5xx, and never this one again by this call)."""
+    call.refused_keys.add(key.id)
     provider = call.route.provider
     if not routes.still_at(provider):  # refused where the provider no longer is: says nothing
         log.warning(  # of the key where it is now, so the key is neither probed nor flagged

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
@@ -90,6 +90,7 @@ class ChatCall:
     advisor: ModelRoute | None = None  # the advisor tool's catalog model (gateway/advisor.py)
     unsettled: bool = False  # its settlement or release was refused: its hold is the sweep's
     left: bool = False  # its client went away: no new upstream attempt starts for nobody
+    refused_keys: set[int] = field(default_factory=set)  # refused it (about the key): not again
 
     @property
     def answer_model(self) -> str:

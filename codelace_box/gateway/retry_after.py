@@ -12,6 +12,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from codelace_box.errors import CodelaceError, RateLimited
 from codelace_box.providers.openai_errors import error_body
 
 MAX_RETRY_AFTER_SEC = 86_400  # a longer wait is not a plausible instruction: treated as absent
@@ -65,3 +66,12 @@ def google_retry_delay(payload: bytes) -> int | None:
         if isinstance(delay, str) and _DELTA_SECONDS_RE.fullmatch(delay.removesuffix("s")):
             return retry_after_sec(delay.removesuffix("s"))
     return None
+
+
+def sooner(last: CodelaceError | None, error: CodelaceError) -> CodelaceError:
+    """`error`, the wait of a rate limit that follows another one (on another key) cut to the
+    shorter of the two: a client of a provider whose every key is limited comes back when the
+    first key is free again (its retry fails over to it), not when the last one tried is."""
+    if isinstance(last, RateLimited) and isinstance(error, RateLimited):
+        error.retry_after_sec = min(error.retry_after_sec, last.retry_after_sec)
+    return error

@@ -315,22 +315,27 @@ class RouteTable:
         return found or next((m for k, m in self._models.items() if composed(k) == wanted), None)
 
     def next_key(
-        self, provider_id: int, avoid: Collection[int] = (), at: ProviderRoute | None = None
+        self,
+        provider_id: int,
+        avoid: Collection[int] = (),
+        refused: Collection[int] = (),
+        at: ProviderRoute | None = None,
     ) -> KeySlot | None:
         """The next usable key of a provider, round robin, passing over the keys in `avoid` (a
-        call's retry: those it tried) unless there is no other; None when it has none left, or
-        when the provider was disabled or no longer is at `at`'s address and kind (a call
-        admitted before the operator disabled or moved it: its retry is a new call to the
-        provider, and the keys now belong to the new address, never sent to the old)."""
+        call's retry: those it tried) unless there is no other, and never one in `refused`
+        (those that refused the call: the same key would be refused again); None when it has
+        none left, or when the provider was disabled or no longer is at `at`'s address and kind
+        (a call admitted before the operator disabled or moved it: its retry is a new call to
+        the provider, and the keys now belong to the new address, never sent to the old)."""
         self._fresh()
         provider = self._providers.get(provider_id)
-        if provider is None or not provider.keys:
+        keys = tuple(k for k in provider.keys if k.id not in refused) if provider else ()
+        if provider is None or not keys:
             return None
         if at is not None and not (provider.enabled and self.still_at(at)):
             return None
         turn = self._turn.get(provider_id, 0)
         self._turn[provider_id] = turn + 1
-        keys = provider.keys
         for step in range(len(keys) if avoid else 1):
             key = keys[(turn + step) % len(keys)]
             if key.id not in avoid:

@@ -76,7 +76,7 @@ from codelace_box.gateway.outcome import UpstreamWentSilent, count_retried_failu
 from codelace_box.gateway.refused_output import drop_refused_output, leave_out_refused_output
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.responses import in_client_terms
-from codelace_box.gateway.retry_after import google_retry_delay, upstream_wait_sec
+from codelace_box.gateway.retry_after import google_retry_delay, sooner, upstream_wait_sec
 from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
 
@@ -367,7 +367,7 @@ async def open_upstream(
     _shape_for_provider(routes, call)
     tried = set() if tried is None else tried  # a retry goes to another key, whatever turns
     while True:
-        key = routes.next_key(call.route.provider.id, tried, at=call.route.provider)
+        key = routes.next_key(call.route.provider.id, tried, call.refused_keys, call.route.provider)
         if key is None:
             raise last or ServiceUnavailable(
                 f"{call.route.provider.name} has no working key", code="provider_unavailable"
@@ -385,7 +385,8 @@ async def open_upstream(
                 remember_refused_hints(routes, call)
                 return Opened(answer, key, retries_left)
             else:
-                last, free = await _judge(prober, routes, call, key, answer)
+                error, free = await _judge(prober, routes, call, key, answer)
+                last = sooner(last, error)  # every key limited: the first to be free again
                 if free and not call.left:  # the rotation shrank, or the request changed:
                     continue  # the next is no retry
         finally:  # every attempt's wait is the upstream's, failed ones too (not the box's own)

@@ -285,3 +285,36 @@ def test_a_key_the_server_secret_cannot_decrypt_is_logged_once_not_at_every_relo
         assert caught.value.status_code == 503
         time.sleep(0.6)  # past the catalog's reload time
     assert box.server.log_text().count("provider key 1 is unusable") == 1
+
+
+@pytest.mark.parametrize("waits", [("5", "60"), ("60", "5")])
+def test_every_key_limited_is_a_429_with_the_shortest_wait_of_its_keys(
+    two_keys: Box, fake: FakeOpenAI, waits: tuple[str, str]
+) -> None:
+    """When every key answers 429, the client should come back when the first of them is free
+    again (the box then fails over to it), not when the last one tried is: told 60 s where one
+    key was free after 5 s, an SDK waited twelve times too long."""
+    limited = {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}
+    fake.push(*(Reply(status=429, error=limited, headers={"retry-after": w}) for w in waits))
+    _, key = two_keys.new_user("1")
+    with pytest.raises(openai.RateLimitError) as caught:
+        two_keys.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert sorted(r.api_key for r in fake.requests) == [FIRST, SECOND]
+    assert caught.value.response.headers["retry-after"] == "5"
+
+
+def test_a_key_refused_on_a_call_is_not_tried_again_by_that_call(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """A key refused (401) whose probe works stays in rotation, and the call goes on to the
+    next key; when that one failed too (a 500), the last retry went back to the refused key,
+    which refused again: the client got a 503 `provider_key_rejected` though the other key
+    was fine and a retry was left for it."""
+    box = box_factory(keys=(FIRST, SECOND), gateway={"max_retries": 2})
+    fake.key_status[FIRST] = 401  # refused on calls, though its probe (the model list) works
+    fake.push(Reply(status=500, error={"message": "boom", "type": "server_error"}))
+    _, key = box.new_user("1")
+    done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert done.choices[0].message.content == "Hello from the fake upstream."
+    assert [r.api_key for r in fake.requests] == [FIRST, SECOND, SECOND]
+    assert fake.probes == [FIRST]
