@@ -329,8 +329,12 @@ class RouteTable:
         the provider, and the keys now belong to the new address, never sent to the old)."""
         self._fresh()
         provider = self._providers.get(provider_id)
-        keys = tuple(k for k in provider.keys if k.id not in refused) if provider else ()
-        if provider is None or not keys:
+        if provider is None:
+            return None
+        keys = provider.keys  # (a first try has no refused key: no copy on the hot path)
+        if refused:
+            keys = tuple(k for k in keys if k.id not in refused)
+        if not keys:
             return None
         if at is not None and not (provider.enabled and self.still_at(at)):
             return None
