@@ -21,7 +21,12 @@ from codelace_box.providers.anthropic_request import (
 from codelace_box.providers.anthropic_response import error_message, translate_response
 from codelace_box.providers.anthropic_response import usage_from as anthropic_usage
 from codelace_box.providers.anthropic_stream import AnthropicStreamTranslator
-from codelace_box.providers.anthropic_thinking import REPLY_DEFAULT, reply_shape, thinking_field
+from codelace_box.providers.anthropic_thinking import (
+    REPLY_DEFAULT,
+    add_display_beta,
+    reply_shape,
+    thinking_field,
+)
 from codelace_box.providers.base import (
     JSON,
     ProviderAdapter,
@@ -182,6 +187,7 @@ class AnthropicAdapter(ProviderAdapter):
             "content-type": "application/json",
         }
         payload = fit_output_fields(payload, headers, target.refused_fields)
+        add_display_beta(payload, headers)
         base = (target.base_url or self.default_base_url).rstrip("/")
         return UpstreamRequest(url=f"{base}/v1/messages", headers=headers, json_body=payload)
 

@@ -3,9 +3,10 @@
 LiteLLM users turn Claude's extended thinking on with Anthropic's own field beside the OpenAI
 ones: `thinking: {"type": "enabled", "budget_tokens": N}` (or `adaptive`, or `disabled`). It
 is checked here and sent as given (adaptive asks for the summarized text unless the client said
-otherwise, as reasoning_effort does: reasoning_content needs it); what Anthropic would refuse is
-a 400 naming the field. `reasoning_effort` is the OpenAI way to the same thing, and OpenRouter's
-`reasoning` object (`effort`, `max_tokens`, `exclude`, `enabled`) a third: one of the three.
+otherwise, as reasoning_effort does: reasoning_content needs it; display "updates" with the beta
+Anthropic takes it under); what Anthropic would refuse is a 400 naming the field.
+`reasoning_effort` is the OpenAI way to the same thing, and OpenRouter's `reasoning` object
+(`effort`, `max_tokens`, `exclude`, `enabled`) a third: one of the three.
 `native_reasoning` rewrites OpenRouter's object into the other two (its `effort` as
 reasoning_effort, its `max_tokens` as a thinking budget, `enabled` alone as medium effort, as
 OpenRouter documents), naming `reasoning.*` in its refusals; `reply_shape` says how the answer
@@ -34,7 +35,10 @@ _REASONING_KEYS = frozenset({"effort", "max_tokens", "exclude", "enabled"})
 REPLY_DEFAULT, REPLY_OPENROUTER, REPLY_EXCLUDED = "reasoning_content", "reasoning", "excluded"
 _KEYS = {"enabled": {"type", "budget_tokens", "display"}, "adaptive": {"type", "display"},
          "disabled": {"type"}}  # fmt: skip
-_DISPLAYS = ("summarized", "omitted")
+_DISPLAYS = ("summarized", "omitted", "updates")
+# Anthropic takes display "updates" (only the progress notes written between tool calls, the
+# reasoning hidden) under this beta; this route forwards no beta of the client's: the box adds it.
+DISPLAY_UPDATES_BETA = "thinking-display-updates-2026-08-18"
 
 
 def _bad(message: str, param: str = "thinking") -> InvalidRequest:
@@ -68,7 +72,8 @@ def client_thinking(body: JSON, max_tokens: int, adaptive_only: bool) -> JSON | 
     if extra:
         raise _bad(f"{kind} thinking takes no {', '.join(sorted(extra))}")
     if thinking.get("display", "summarized") not in _DISPLAYS:
-        raise _bad(f"display must be {' or '.join(_DISPLAYS)}", "thinking.display")
+        raise _bad(f"display must be {', '.join(_DISPLAYS[:-1])} or {_DISPLAYS[-1]}",
+                   "thinking.display")  # fmt: skip
     if kind == "disabled":
         return None
     if kind == "adaptive":
@@ -83,6 +88,17 @@ def client_thinking(body: JSON, max_tokens: int, adaptive_only: bool) -> JSON | 
     if budget >= max_tokens:
         raise _bad(f"must be below max_tokens ({max_tokens})", "thinking.budget_tokens")
     return dict(thinking)
+
+
+def add_display_beta(payload: JSON, headers: dict[str, str]) -> None:
+    """`headers` get the beta of display "updates" when the Messages payload's thinking asks
+    for it (a display billed as any other: no money-safety beta)."""
+    thinking = payload.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("display") != "updates":
+        return
+    given = [flag.strip() for flag in headers.get("anthropic-beta", "").split(",") if flag.strip()]
+    if DISPLAY_UPDATES_BETA not in given:
+        headers["anthropic-beta"] = ",".join([*given, DISPLAY_UPDATES_BETA])
 
 
 def reasoning_on(reasoning: JSON) -> bool:

@@ -47,14 +47,22 @@ HIDDEN = "codelace_hidden"
 
 
 def anthropic_usage(usage: Usage) -> JSON:
-    """Anthropic's usage object: input_tokens are the uncached ones."""
+    """Anthropic's usage object: input_tokens are the uncached ones; the upstream's
+    reasoning_tokens, when it counts them, as `output_tokens_details.thinking_tokens`."""
     cached = usage.cache_read_tokens + usage.cache_write_tokens
-    return {
+    out: JSON = {
         "input_tokens": max(usage.input_tokens - cached, 0),
         "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cache_read_tokens,
         "output_tokens": usage.output_tokens,
     }
+    details = usage.details.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    if type(reasoning) is int:  # (a part of output_tokens, as Anthropic's; a bool is no count)
+        out["output_tokens_details"] = {
+            "thinking_tokens": min(max(reasoning, 0), out["output_tokens"])
+        }
+    return out
 
 
 def _obj(holder: JSON, name: str) -> JSON:

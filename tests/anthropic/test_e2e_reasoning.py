@@ -1,4 +1,5 @@
-"""End to end: OpenRouter's `reasoning`, allowed_tools, `"usage": null` chunks and overload.
+"""End to end: OpenRouter's `reasoning`, allowed_tools, `"usage": null` chunks, overload, and
+Anthropic's `thinking.display: "updates"`.
 
 The openai SDK -> the real box -> the strict fake Anthropic API: what OpenRouter-style clients
 send for thinking reaches Claude as Anthropic's `thinking` and comes back where they read it.
@@ -11,7 +12,14 @@ from typing import Any
 import openai
 import pytest
 
-from tests.anthropic.conftest import MAX_OUTPUT, MODEL, AnthropicBox, expected_cost_nanos
+from tests.anthropic.conftest import (
+    ADAPTIVE_MODEL,
+    MAX_OUTPUT,
+    MODEL,
+    AnthropicBox,
+    expected_cost_nanos,
+)
+from tests.fakes.anthropic_checks import thinking_display_problem
 from tests.fakes.anthropic_upstream import FakeAnthropic, Reply, ToolUse
 
 pytestmark = pytest.mark.timeout(60)
@@ -153,3 +161,58 @@ def test_overloaded_on_every_key_is_a_503(box: AnthropicBox, fresh_fake: FakeAnt
     assert isinstance(error, dict) and error["code"] == "upstream_overloaded"
     assert "Overloaded" in error["message"] and len(fresh_fake.requests) == 3
     assert box.balance_nanos(email) == before
+
+
+UPDATES_BETA = "thinking-display-updates-2026-08-18"
+
+
+def _betas(headers: dict[str, str]) -> list[str]:
+    """The anthropic-beta flags of a request the fake received."""
+    sent = next((v for k, v in headers.items() if k.lower() == "anthropic-beta"), "")
+    return [flag.strip() for flag in sent.split(",") if flag.strip()]
+
+
+def test_the_fake_takes_display_updates_only_under_its_beta() -> None:
+    """As Anthropic: "updates" is a beta's display (Claude Code sends it with the beta)."""
+    body = {"thinking": {"type": "adaptive", "display": "updates"}}
+    refused = thinking_display_problem(body, "")
+    assert refused is not None and "thinking.adaptive.display" in refused
+    assert thinking_display_problem(body, f"x-1, {UPDATES_BETA}") is None
+    assert thinking_display_problem(
+        {"thinking": {"type": "adaptive", "display": "x"}}, UPDATES_BETA
+    )
+    assert (
+        thinking_display_problem({"thinking": {"type": "adaptive", "display": "omitted"}}, "")
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "thinking"),
+    [(MODEL, {"type": "enabled", "budget_tokens": 2000}), (ADAPTIVE_MODEL, {"type": "adaptive"})],
+    ids=["enabled", "adaptive"],
+)
+def test_display_updates_reaches_anthropic_with_its_beta(
+    box: AnthropicBox, fresh_fake: FakeAnthropic, model: str, thinking: dict[str, Any]
+) -> None:
+    """A client's own Anthropic `thinking` with display "updates" (Anthropic's newer display,
+    progress notes between tool calls only) was a 400 "display must be summarized or omitted".
+    It is sent as given, with the beta Anthropic takes it under (this route forwards no betas
+    of the client's); the other displays add no beta."""
+    _, client = box.new_user()
+    for display in ("updates", "omitted", "summarized"):
+        asked = {**thinking, "display": display}
+        client.chat.completions.create(
+            model=model, messages=HELLO, max_tokens=4000, extra_body={"thinking": asked}
+        )
+        sent = fresh_fake.requests[-1]
+        assert sent.body["thinking"] == asked
+        assert (UPDATES_BETA in _betas(sent.headers)) is (display == "updates")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=model, messages=HELLO, max_tokens=4000,
+            extra_body={"thinking": {**thinking, "display": "full"}},
+        )  # fmt: skip
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["param"] == "thinking.display"
+    assert len(fresh_fake.requests) == 3

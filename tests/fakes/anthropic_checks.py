@@ -12,7 +12,9 @@
 task budget;
 `message_fields_problem(message, i, beta)` a message's own fields (a mid-conversation system
 message's per-message `output_config` under its beta);
-`omits_thinking(body)` whether the answer's thinking blocks come without their text.
+`omits_thinking(body)` whether the answer's thinking blocks come without their text;
+`thinking_display_problem(body, beta)` a thinking.display Anthropic refuses ("updates" only
+under its beta).
 """
 
 from __future__ import annotations
@@ -326,3 +328,21 @@ def omits_thinking(body: Any) -> bool:
     thinking = body.get("thinking")
     display = thinking.get("display") if isinstance(thinking, dict) else None
     return version is not None and version >= (4, 7) and display != "summarized"
+
+
+DISPLAY_UPDATES_BETA = "thinking-display-updates-2026-08-18"
+
+
+def thinking_display_problem(body: Any, beta: str) -> str | None:
+    """A `thinking.display` Anthropic refuses, worded as it does: anything but summarized or
+    omitted (or none), "updates" too unless the request carries its beta."""
+    thinking = body.get("thinking") if isinstance(body, dict) else None
+    display = thinking.get("display") if isinstance(thinking, dict) else None
+    flags = [flag.strip().lower() for flag in beta.split(",")]
+    allowed = ["summarized", "omitted", *(["updates"] if DISPLAY_UPDATES_BETA in flags else [])]
+    if display is None or display in allowed:
+        return None
+    assert isinstance(thinking, dict)
+    return f"thinking.{thinking.get('type')}.display: Input should be " + " or ".join(
+        repr(value) for value in allowed
+    )

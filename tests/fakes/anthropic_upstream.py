@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.anthropic_checks import media_problem, omits_thinking
+from tests.fakes.anthropic_checks import media_problem, omits_thinking, thinking_display_problem
 from tests.fakes.anthropic_safeguards import safeguard_results
 from tests.fakes.anthropic_signatures import SignatureBook
 from tests.fakes.anthropic_validation import request_problem
@@ -353,6 +353,7 @@ class FakeAnthropic(LoopbackServer):
         problem = self._lagging_problem(body, beta)
         if problem is None:
             problem = request_problem(self._without_legacy(body), beta) or media_problem(body)
+            problem = problem or thinking_display_problem(body, beta)
             problem = problem or self.signatures.problem(body)
         if problem is not None:
             return web.json_response(error_body("invalid_request_error", problem), status=400)
