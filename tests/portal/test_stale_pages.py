@@ -5,6 +5,7 @@ from the code step, in a real browser on a real box."""
 from __future__ import annotations
 
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
 
 from tests.portal.browser import Browser
 from tests.portal.conftest import PortalBox, sign_in, wait_page
@@ -28,6 +29,16 @@ def _revoke_elsewhere(browser: Browser, box: PortalBox, name: str) -> None:
 
 def _listed(browser: Browser) -> list[str]:
     return [a.get_attribute("aria-label") for a in browser.all("article.key")]
+
+
+def _to_the_code_step(browser: Browser, box: PortalBox, email: str) -> tuple[WebElement, str]:
+    """The sign-in page's code step for `email`: its code field and the code mailed."""
+    before = len(box.smtp.messages_to(email))
+    browser.driver.get(box.url + "/signin")
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form").send_keys(email)
+    browser.button("Email me a code").click()
+    field = browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    return field, box.smtp.wait_for(email, count=before + 1).code
 
 
 def test_a_key_revoked_in_another_tab_is_said_to_be_gone_and_leaves_the_list(
@@ -97,12 +108,7 @@ def test_the_code_step_after_another_tab_signed_in_shows_the_account(
     browser = cdp
     driver = browser.driver
     email = "code-step-tabs@portal.test"
-    driver.get(box.url + "/signin")
-    before = len(box.smtp.messages_to(email))
-    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form").send_keys(email)
-    browser.button("Email me a code").click()
-    code_field = browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
-    first_code = box.smtp.wait_for(email, count=before + 1).code
+    code_field, first_code = _to_the_code_step(browser, box, email)
     tab_a = driver.current_window_handle
     driver.switch_to.new_window("tab")
     sign_in(browser, box, email)
@@ -122,12 +128,7 @@ def test_back_from_the_code_step_returns_to_the_email_step(cdp: Browser, box: Po
     browser = cdp
     driver = browser.driver
     email = "back-from-code@portal.test"
-    driver.get(box.url + "/signin")
-    before = len(box.smtp.messages_to(email))
-    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form").send_keys(email)
-    browser.button("Email me a code").click()
-    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
-    code = box.smtp.wait_for(email, count=before + 1).code
+    _field, code = _to_the_code_step(browser, box, email)
     driver.back()
     address = browser.wait_for(lambda: browser.field("Email address"), "the email step again")
     assert address.get_attribute("value") == email
@@ -176,12 +177,7 @@ def test_the_skip_link_on_the_code_step_stays_on_the_code_step(
     browser = cdp
     driver = browser.driver
     email = "skip-link@portal.test"
-    driver.get(box.url + "/signin")
-    before = len(box.smtp.messages_to(email))
-    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form").send_keys(email)
-    browser.button("Email me a code").click()
-    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
-    code = box.smtp.wait_for(email, count=before + 1).code
+    _field, code = _to_the_code_step(browser, box, email)
     driver.execute_script("arguments[0].focus()", browser.css("a.skip"))  # Tab from the top
     driver.switch_to.active_element.send_keys(Keys.ENTER)
     browser.wait_for(lambda: driver.current_url.endswith("#main"), "the skip link followed")
