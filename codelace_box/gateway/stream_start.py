@@ -161,6 +161,7 @@ async def open_stream_started(
     while True:
         opened = await _open(client, routes, call, retries_left, prober, tried, earlier)
         retries_left = opened.retries_left  # those spent opening it are spent
+        earlier = opened.failed or earlier  # the latest failure (its wait cut: _open)
         whole = anthropic or translated_compaction(call)  # its start; else its first event
         reading, content_by = time.perf_counter(), time.monotonic() + read_timeout_sec
         held = call.started + hold_sec - time.monotonic()  # the call's hold: from the request
@@ -190,13 +191,17 @@ async def _open(
     tried: set[int],
     earlier: CodelaceError | None,
 ) -> Opened:
-    """open_upstream; a rate limit it ends with keeps the shorter wait of an earlier error
-    event's rate limit (every key limited: the client comes back when the first is free)."""
+    """open_upstream; a rate limit it ends with (raised, or the last failure before its 200)
+    keeps the shorter wait of an earlier error event's rate limit (every key limited: the
+    client comes back when the first is free again)."""
     try:
-        return await open_upstream(client, routes, call, retries_left, prober, tried)
+        opened = await open_upstream(client, routes, call, retries_left, prober, tried)
     except CodelaceError as exc:
         sooner(earlier, exc)
         raise
+    if opened.failed is not None:
+        sooner(earlier, opened.failed)
+    return opened
 
 
 async def _after_error_event(
