@@ -42,6 +42,7 @@ from codelace_box.gateway.compaction_retry import (
 )
 from codelace_box.gateway.outcome import count_retried_failure
 from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.retry_after import sooner
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser
 from codelace_box.gateway.upstream import Opened, failure_of, judge_failure, open_upstream
@@ -156,9 +157,11 @@ async def open_stream_started(
     retries_left = max_retries
     tried: set[int] = set()  # the keys tried: a retry goes to another, if there is one
     anthropic = call.route.provider.kind == "anthropic"
+    earlier: CodelaceError | None = None  # the last error event's: its rate limit's wait counts
     while True:
-        opened = await open_upstream(client, routes, call, retries_left, prober, tried)
+        opened = await _open(client, routes, call, retries_left, prober, tried, earlier)
         retries_left = opened.retries_left  # those spent opening it are spent
+        earlier = opened.failed or earlier  # the latest failure (its wait cut: _open)
         whole = anthropic or translated_compaction(call)  # its start; else its first event
         reading, content_by = time.perf_counter(), time.monotonic() + read_timeout_sec
         held = call.started + hold_sec - time.monotonic()  # the call's hold: from the request
@@ -174,7 +177,31 @@ async def open_stream_started(
         if event is None:
             return Started(opened, prefix, content_by if whole and not began else None)
         opened.response.close()
-        retries_left = await _after_error_event(prober, routes, call, opened, event, retries_left)
+        retries_left, earlier = await _after_error_event(
+            prober, routes, call, opened, event, retries_left, earlier
+        )
+
+
+async def _open(
+    client: UpstreamClient,
+    routes: RouteTable,
+    call: ChatCall,
+    retries_left: int,
+    prober: KeyProber,
+    tried: set[int],
+    earlier: CodelaceError | None,
+) -> Opened:
+    """open_upstream; a rate limit it ends with (raised, or the last failure before its 200)
+    keeps the shorter wait of an earlier error event's rate limit (every key limited: the
+    client comes back when the first is free again)."""
+    try:
+        opened = await open_upstream(client, routes, call, retries_left, prober, tried)
+    except CodelaceError as exc:
+        sooner(earlier, exc)
+        raise
+    if opened.failed is not None:
+        sooner(earlier, opened.failed)
+    return opened
 
 
 async def _after_error_event(
@@ -184,24 +211,27 @@ async def _after_error_event(
     opened: Opened,
     event: SSEEvent,
     retries_left: int,
-) -> int:
+    earlier: CodelaceError | None,
+) -> tuple[int, CodelaceError | None]:
     """The retries left for the next attempt after an error event before the stream's start
-    (one that is no retry costs none), or the error it stands for, raised: when no retry is
-    left, or the client left (no new work for nobody). A failure the next attempt hides is
-    counted all the same (the upstream errors metric)."""
+    (one that is no retry costs none) and the error it stands for (a rate limit's wait cut to
+    an `earlier` one's: sooner), or that error, raised: when no retry is left, or the client
+    left (no new work for nobody). A failure the next attempt hides is counted all the same
+    (the upstream errors metric)."""
     event = SSEEvent(error_answer(event.data), event.event)  # a Responses one as the others
     refused = _error_of(event)
     if not call.left and trim_compaction_refused_in_stream(call, refused):
         count_retried_failure(call, refused)
-        return retries_left  # the request changed: the next attempt is no retry
+        return retries_left, earlier  # the request changed: the next attempt is no retry
     error, free = await _judged_event(prober, routes, call, opened, event)
+    error = sooner(earlier, error)
     if free and not call.left:  # the rotation shrank, or the request changed: no retry
         count_retried_failure(call, error)
-        return retries_left
+        return retries_left, error
     if retries_left <= 0 or call.left:
         raise error
     count_retried_failure(call, error)
-    return retries_left - 1
+    return retries_left - 1, error
 
 
 async def _judged_event(

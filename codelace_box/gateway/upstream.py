@@ -133,6 +133,7 @@ class Opened:
     response: UpstreamResponse
     key: KeySlot
     retries_left: int = 0  # of those open_upstream was given (a stream's retry takes one)
+    failed: CodelaceError | None = None  # the last failure of the attempts before (its wait)
 
     def without_key(self, exc: BaseException) -> BaseException:
         """`exc` with the key masked out of its message: an error inside a 200 answer (a
@@ -383,7 +384,7 @@ async def open_upstream(
             elif answer.status == 200:
                 prober.answered(key.id)
                 remember_refused_hints(routes, call)
-                return Opened(answer, key, retries_left)
+                return Opened(answer, key, retries_left, last)
             else:
                 error, free = await _judge(prober, routes, call, key, answer)
                 last = sooner(last, error)  # every key limited: the first to be free again

@@ -313,3 +313,34 @@ def test_a_native_responses_failure_after_response_created_reaches_the_client_as
     assert box.balance_nanos(email) == (start, 0)
     row = box.last_row(email)
     assert (row["status"], row["cost_nanos"]) == ("error", 0), row
+
+
+def _limited(wait: int, in_event: bool) -> Act:
+    """A rate limit of `wait` seconds: in a stream's first event (Gemini's RetryInfo), or a 429."""
+    if in_event:
+        delay = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{wait}s"}
+        gemini = {"code": 429, "message": "Resource has been exhausted", "details": [delay]}
+        return Act(200, [sse({"error": gemini})], SSE)
+    limited = json.dumps({"error": {"message": "slow down", "code": "rate_limit_exceeded"}})
+    return Act(429, [limited.encode()], headers={"retry-after": str(wait)})
+
+
+@pytest.mark.parametrize("event_first", [True, False])
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_rate_limit_in_the_first_event_counts_toward_the_shortest_wait_of_the_keys(
+    patient_box: HostileBox, hostile: HostileUpstream, route: str, event_first: bool
+) -> None:
+    """Every key limited, one in its stream's first event, the other with a 429, the first one
+    tried free again in 5 s and the other in 60 s: the client should come back when the first
+    key is free, as when both keys answered 429 (gateway/retry_after.py sooner); it was told
+    the last one's 60 s."""
+    box = patient_box
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    later = _limited(60, not event_first)
+    hostile.push(_limited(5, event_first), later, later)
+    answer = box.post(key, route, "ho", stream=True)
+    assert answer.status_code == 429, answer.text
+    assert len({seen.key for seen in hostile.seen}) == 2
+    assert answer.headers["retry-after"] == "5", answer.headers
+    assert_free(box, email, start, "rate_limited")
