@@ -23,7 +23,7 @@ upstream gone silent: a 504 while the answer is still held back, an error event 
 started (the relay's `content_by`); either way free. A translated compaction's stream (Codex
 streams it) is read to its content on any provider: an error event before content saying it is
 too long (a proxy's, where the provider would answer 400) asks it again shorter
-(gateway/compaction_retry.py). """
+(gateway/compaction_retry.py)."""
 
 from __future__ import annotations
 
