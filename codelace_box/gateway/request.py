@@ -90,7 +90,7 @@ class ChatCall:
     advisor: ModelRoute | None = None  # the advisor tool's catalog model (gateway/advisor.py)
     unsettled: bool = False  # its settlement or release was refused: its hold is the sweep's
     left: bool = False  # its client went away: no new upstream attempt starts for nobody
-    refused_keys: set[int] = field(default_factory=set)  # refused it (about the key): not again
+    refused_keys: set[int] = field(default_factory=set)  # refused it, 429, no credit: not again
 
     @property
     def answer_model(self) -> str:

@@ -323,7 +323,7 @@ class RouteTable:
     ) -> KeySlot | None:
         """The next usable key of a provider, round robin, passing over the keys in `avoid` (a
         call's retry: those it tried) unless there is no other, and never one in `refused`
-        (those that refused the call: the same key would be refused again); None when it has
+        (that refused the call, or answered a 429 or no credit: they would again); None when it has
         none left, or when the provider was disabled or no longer is at `at`'s address and kind
         (a call admitted before the operator disabled or moved it: its retry is a new call to
         the provider, and the keys now belong to the new address, never sent to the old)."""

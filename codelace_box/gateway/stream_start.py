@@ -5,25 +5,25 @@ An upstream may accept a streamed call (200) and then send an error as its first
 block; OpenRouter's, vLLM's and proxies' `{"error": {...}}` chunk): the client has nothing yet,
 so the box answers it as it answers the same error in an error answer (gateway/upstream.py, by
 the status the event stands for: providers/error_events.py; a native Responses stream's
-`response.failed` or `error` first event too): a rate limit, an overload or a
-server error goes to the next key, then is a 429 (Retry-After), 503 or 502; a refused request
-is the 400 with the upstream's words; all free. `open_stream_started` reads the first event of
-an OpenAI-compatible upstream, and the first events of an Anthropic upstream until content
-begins (or the stream ends), and hands the bytes it read to the relay, which relays them as if
-they had just arrived. It holds the answer back for the keep-alive interval at most
-(`hold_sec`, counted from the request, every attempt's hold in it: as the relay's keep-alive):
-a long prompt's prefill sends message_start and then only pings (a compatible server nothing,
-or comments), and a client left without a byte that long gives up (Claude Code aborts a stream
-silent for its idle timeout and warns of a slow first byte after 30 s; a proxy in front of the
-box cuts a response with no byte for its read timeout, often 60 s). Past it the
-stream starts (message_start and the pings relayed, keep-alive comments after), and an error
-event comes as an error event. Content that does not begin within `gateway.read_timeout_sec`
-(an upstream that only pings) is an upstream gone silent: a 504 while the answer is still held
-back, an error event once the stream started (the relay's `content_by`); either way free. A
-translated compaction's stream (Codex streams it) is read to its content on any provider: an
-error event before content saying it is too long (a proxy's, where the provider would answer
-400) asks it again shorter (gateway/compaction_retry.py).
-"""
+`response.failed` or `error` first event too): a rate limit, an overload or a server error goes
+to the next key, then is a 429 (Retry-After), 503 or 502 (a key that answered a rate limit or
+out-of-credit is not asked again by the call, as a refused key); a refused request is the 400
+with the upstream's words; all free. `open_stream_started` reads the first event of an
+OpenAI-compatible upstream, and the first events of an Anthropic upstream until content begins
+(or the stream ends), and hands the bytes it read to the relay, which relays them as if they had
+just arrived. It holds the answer back for the keep-alive interval at most (`hold_sec`, counted
+from the request, every attempt's hold in it: as the relay's keep-alive): a long prompt's
+prefill sends message_start and then only pings (a compatible server nothing, or comments), and
+a client left without a byte that long gives up (Claude Code aborts a stream silent for its idle
+timeout and warns of a slow first byte after 30 s; a proxy in front of the box cuts a response
+with no byte for its read timeout, often 60 s). Past it the stream starts (message_start and the
+pings relayed, keep-alive comments after), and an error event comes as an error event. Content
+that does not begin within `gateway.read_timeout_sec` (an upstream that only pings) is an
+upstream gone silent: a 504 while the answer is still held back, an error event once the stream
+started (the relay's `content_by`); either way free. A translated compaction's stream (Codex
+streams it) is read to its content on any provider: an error event before content saying it is
+too long (a proxy's, where the provider would answer 400) asks it again shorter
+(gateway/compaction_retry.py)."""
 
 from __future__ import annotations
 
@@ -228,10 +228,16 @@ async def _after_error_event(
     if free and not call.left:  # the rotation shrank, or the request changed: no retry
         count_retried_failure(call, error)
         return retries_left, error
-    if retries_left <= 0 or call.left:
+    if retries_left <= 0 or call.left or _no_key_left(call):
         raise error
     count_retried_failure(call, error)
     return retries_left - 1, error
+
+
+def _no_key_left(call: ChatCall) -> bool:
+    """Whether every key of the call's provider refused it, answered a rate limit or wants
+    paying (`refused_keys`): the next attempt would find none, so this error is the answer."""
+    return call.refused_keys.issuperset(key.id for key in call.route.provider.keys)
 
 
 async def _judged_event(

@@ -1,23 +1,23 @@
 """Calling the upstream: key rotation, retries before any byte reached the client, errors.
 
 One call tries the provider's keys round robin. Connect errors, 429, 5xx (Anthropic's 529
-included) and 402 (the operator's account at the provider cannot pay; another key may belong to
-another account) move on to the next key, at most `max_retries` times. A 401, or a 403 whose
-error blames the key (its type, code or message speaks of the key, authentication or
-permission), or a 400 saying the key is not valid (gateway/key_blame.py), is confirmed by
-probing the key (catalog/keyprobe.py): refused again, the key is flagged and leaves the
-rotation, and that attempt does not use up a retry (the rotation shrinks); the probe working,
-the key stays and the next key is tried as for a 5xx (with no other key in rotation its refusal
-is the answer: the same key would be refused again), until a second such refusal parks it
-(gateway/blind_keys.py). A 403 that is an HTML page (a firewall or proxy in front of the
-provider), whatever its words, is the provider unavailable: 503, tried on the next key as a 5xx;
-so is OpenAI's unsupported_country_region_territory, not tried again (gateway/forbidden.py).
-Any other 403 is a refusal of the request's content (OpenRouter's moderation): 400
-`content_refused`, no key touched or tried. The client finally sees: the upstream's own 4xx
-status and message, 429 with Retry-After (a malformed one counts as absent), 502 for 5xx and
-unreachable upstreams, 503 when no key is left, the provider wants paying (402 is the user's own
-balance) or is overloaded (Anthropic's 529 on the last key tried: OpenAI's status for it), 504
-for timeouts.
+included) and 402 (the operator's account at the provider cannot pay; another key may be another
+account's) move on to the next key, at most `max_retries` times, never back to one that answered
+a 429 or out-of-credit (no other key: that is the answer). A 401, or a 403 whose error blames
+the key (its type, code or message speaks of the key, authentication or permission), or a 400
+saying the key is not valid (gateway/key_blame.py), is confirmed by probing the key
+(catalog/keyprobe.py): refused again, the key is flagged and leaves the rotation, and that
+attempt does not use up a retry (the rotation shrinks); the probe working, the key stays and the
+next key is tried as for a 5xx (with no other key in rotation its refusal is the answer: the
+same key would be refused again), until a second such refusal parks it (gateway/blind_keys.py).
+A 403 that is an HTML page (a firewall or proxy in front of the provider), whatever its words,
+is the provider unavailable: 503, tried on the next key as a 5xx; so is OpenAI's
+unsupported_country_region_territory, not tried again (gateway/forbidden.py). Any other 403 is a
+refusal of the request's content (OpenRouter's moderation): 400 `content_refused`, no key
+touched or tried. The client finally sees: the upstream's own 4xx status and message, 429 with
+Retry-After (a malformed one counts as absent), 502 for 5xx and unreachable upstreams, 503 when
+no key is left, the provider wants paying (402 is the user's own balance) or is overloaded
+(Anthropic's 529 on the last key tried: OpenAI's status for it), 504 for timeouts.
 
 A 400 (or Mistral's 422 extra_forbidden) that says the model takes no `reasoning_effort` at all,
 to a call whose translation added that field (Messages or Responses to an `openai` provider:
@@ -308,6 +308,8 @@ async def judge_failure(prober: KeyProber, routes: RouteTable, call: ChatCall, k
             return True
         if not routes.has_other_key(call.route.provider.id, key.id):
             raise error  # the same key again would be refused again
+    if isinstance(error, RateLimited | ProviderOutOfCredit):  # the same key answers the same
+        call.refused_keys.add(key.id)  # (for a while): never again by this call
     if isinstance(error, ProviderOutOfCredit):
         log.warning(
             "%s key %d: the provider wants paying (HTTP %d)",

@@ -76,7 +76,7 @@ def test_upstream_429_is_relayed_with_retry_after(box: Box, fake: FakeOpenAI) ->
         box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
     assert caught.value.response.headers["retry-after"] == "7"
     assert "Rate limit reached for requests" in caught.value.message
-    assert len(fake.requests) == 1 + RETRIES
+    assert len(fake.requests) == 1  # its one key, asked again at once, would answer the same
     assert_free_failure(box, email, start, "rate_limited")
 
 

@@ -1,15 +1,18 @@
 """A retry goes to another provider key (the contract: "retries on another provider key"), also
 when other calls take turns of the round robin meanwhile: a call's retry that landed on the key
 that had just failed it, because concurrent calls moved the shared turn on, failed with a 502
-while a working key sat idle."""
+while a working key sat idle. A key that answered a rate limit or out-of-credit is not tried
+again by the same call: with no other key, the client gets that answer at once."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
+import openai
 import pytest
 
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, BoxFactory
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,3 +36,72 @@ def test_concurrent_calls_retry_on_another_key_not_the_one_that_failed(
     failures = [r for r in results if isinstance(r, Exception)]
     assert not failures, f"{len(failures)} of 24 calls failed: {failures[0]!r}"
     assert [r.api_key for r in fake.requests].count(GOOD) == 24
+
+
+RATE_LIMIT = {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}
+LIMITED = Reply(status=429, error=RATE_LIMIT, headers={"retry-after": "7"})
+NO_QUOTA = Reply(status=429, error={
+    "message": "You exceeded your current quota, please check your plan and billing details.",
+    "type": "insufficient_quota", "code": "insufficient_quota"})  # fmt: skip
+NO_BALANCE = Reply(status=402, error={"message": "Insufficient Balance", "type": "unknown_error"})
+ANSWERS = {"rate_limit": (LIMITED, 429, "rate_limited"),
+           "insufficient_quota": (NO_QUOTA, 503, "provider_out_of_credit"),
+           "insufficient_balance": (NO_BALANCE, 503, "provider_out_of_credit")}  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("case", list(ANSWERS))
+def test_a_single_key_that_is_limited_or_out_of_credit_is_asked_once(
+    box_factory: BoxFactory, fake: FakeOpenAI, case: str, stream: bool
+) -> None:
+    """The same key asked again at once answers the same (a rate limit lasts its Retry-After,
+    an empty account stays empty): max_retries 2 made each client call three upstream calls,
+    and a client's own retries multiplied them (Codex: 60 a turn)."""
+    reply, status, code = ANSWERS[case]
+    box = box_factory(keys=(BROKEN,), gateway={"max_retries": 2})
+    fake.default = reply
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO, stream=stream)
+    assert (caught.value.status_code, caught.value.code) == (status, code)
+    if status == 429:
+        assert caught.value.response.headers["retry-after"] == "7"
+    assert len(fake.requests) == 1
+    assert box.balance(email) == (start, 0)
+
+
+@pytest.mark.parametrize("case", list(ANSWERS))
+def test_a_key_limited_or_out_of_credit_leaves_the_call_to_the_other_key(
+    box_factory: BoxFactory, fake: FakeOpenAI, case: str
+) -> None:
+    """The other key is tried, and once it failed too (a 500) the last retry goes to it again,
+    never back to the key that answered a rate limit or out-of-credit."""
+    box = box_factory(keys=(BROKEN, GOOD), gateway={"max_retries": 2})
+    fake.push(
+        ANSWERS[case][0], Reply(status=500, error={"message": "boom", "type": "server_error"})
+    )
+    _, key = box.new_user("1")
+    done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert done.choices[0].message.content == "Hello from the fake upstream."
+    assert [r.api_key for r in fake.requests] == [BROKEN, GOOD, GOOD]
+
+
+@pytest.mark.parametrize(
+    ("error", "status"), [({"code": 429, "message": "Rate limit exceeded"}, 429),
+                          ({"code": 402, "message": "Insufficient Balance"}, 503)],
+)  # fmt: skip
+def test_a_stream_whose_first_event_says_so_is_asked_once_on_a_single_key(
+    box_factory: BoxFactory, fake: FakeOpenAI, error: dict[str, object], status: int
+) -> None:
+    """A stream accepted (200) whose first event is a rate limit or out-of-credit goes as the
+    same error status does: the single key is not asked again, the client gets the answer."""
+    box = box_factory(keys=(BROKEN,), gateway={"max_retries": 2})
+    fake.default = Reply(raw=[f"data: {json.dumps({'error': error})}\n\n".encode()])
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO, stream=True)
+    assert caught.value.status_code == status
+    assert len(fake.requests) == 1
+    assert box.balance(email) == (start, 0)

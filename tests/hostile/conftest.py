@@ -38,6 +38,7 @@ from tests.support import (
 )
 
 RETRIES = 2
+KEYS = 2  # of each provider: a rate limit is asked of each once (the same key answers the same)
 KINDS = ("ho", "ha")  # the openai provider, the anthropic provider
 ROUTES = ("chat", "messages", "responses")
 BODY_LIMIT, EVENT_LIMIT = 8192, 4096  # gateway.max_upstream_body_bytes, max_sse_event_bytes

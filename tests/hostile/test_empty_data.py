@@ -18,7 +18,7 @@ from tests.fakes.hostile_upstream import (
     chat_stream,
     responses_stream,
 )
-from tests.hostile.conftest import KINDS, RETRIES, ROUTES, HostileBox
+from tests.hostile.conftest import KEYS, KINDS, ROUTES, HostileBox
 from tests.hostile.test_first_event_errors import FIRST_EVENTS
 from tests.hostile.test_split_text import got_text
 
@@ -116,7 +116,7 @@ def test_an_error_after_a_named_event_of_empty_data_is_still_the_first_event(
     box: HostileBox, hostile: HostileUpstream, route: str, kind: str
 ) -> None:
     """It is no first event: an error event after it is answered unstreamed, a rate limit
-    tried on every key and then a 429, as after a nameless one."""
+    tried on every key once and then a 429, as after a nameless one."""
     email, key = box.new_user("10")
     rate_limit = FIRST_EVENTS["rate_limit"]
     error = rate_limit[0] if kind == "ho" else rate_limit[1]
@@ -124,7 +124,7 @@ def test_an_error_after_a_named_event_of_empty_data_is_still_the_first_event(
     answer = box.post(key, route, kind, stream=True)
     assert answer.status_code == 429, answer.text
     assert "free-models-per-min" in answer.text, answer.text
-    assert len(hostile.seen) == 1 + RETRIES
+    assert len(hostile.seen) == KEYS
     assert box.last_row(email)["error_code"] == "rate_limited"
 
 

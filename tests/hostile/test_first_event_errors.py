@@ -23,6 +23,7 @@ from tests.fakes.hostile_upstream import (
     sse,
 )
 from tests.hostile.conftest import (
+    KEYS,
     KINDS,
     RETRIES,
     ROUTES,
@@ -46,7 +47,7 @@ FIRST_EVENTS: dict[str, tuple[bytes, bytes, str, int, str, int]] = {
     "rate_limit": (
         sse({"error": {"code": 429, "message": "Rate limit exceeded: free-models-per-min"}}),
         _anthropic_error("rate_limit_error", "Rate limit exceeded: free-models-per-min"),
-        "free-models-per-min", 429, "rate_limited", 1 + RETRIES,
+        "free-models-per-min", 429, "rate_limited", KEYS,  # each key once: it would answer the same
     ),
     "overloaded": (
         sse({"error": {"message": "The model is overloaded now", "type": "overloaded_error",
@@ -208,7 +209,7 @@ def test_an_unsupported_country_in_the_first_event_is_the_same_503_as_in_an_erro
 # left, the usage row's code and how often it is tried
 NATIVE_FIRST_EVENTS: dict[str, tuple[str, str, int, str, int]] = {
     "rate_limit": ("rate_limit_exceeded", "Rate limit reached for m on tokens per min (TPM)",
-                   429, "rate_limited", 1 + RETRIES),
+                   429, "rate_limited", KEYS),
     "server_error": ("server_error", "An error occurred while processing your request",
                      502, "upstream_error", 1 + RETRIES),
     "overloaded": ("server_is_overloaded", "The server is overloaded, try again later",

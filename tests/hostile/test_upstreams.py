@@ -23,6 +23,7 @@ from tests.fakes.hostile_upstream import (
 )
 from tests.hostile.conftest import (
     BODY_LIMIT,
+    KEYS,
     KINDS,
     PRICES,
     RETRIES,
@@ -106,15 +107,16 @@ def test_a_failure_before_any_byte_is_retried_then_answered_in_the_routes_shape_
     box: HostileBox, hostile: HostileUpstream, failure: str, route: str, kind: str, stream: bool
 ) -> None:
     """500, 429 (Retry-After kept) and Anthropic's 529 on every try: the call goes to the
-    provider's other key, max_retries times, then the client gets 502, 429 or 503 in its route's
-    error shape (Anthropic's on /v1/messages), nothing is charged and no credit stays held."""
+    provider's other key, max_retries times (a 429: each key once, as the same key would answer
+    the same), then the client gets 502, 429 or 503 in its route's error shape (Anthropic's on
+    /v1/messages), nothing is charged and no credit stays held."""
     email, key = box.new_user("10")
     start = box.balance_nanos(email)[0]
     act, status, code = FAILURES[failure]
     hostile.default = act
     answer = box.post(key, route, kind, stream)
     assert answer.status_code == status, answer.text
-    assert len(hostile.seen) == 1 + RETRIES
+    assert len(hostile.seen) == (KEYS if status == 429 else 1 + RETRIES)
     assert {seen.key[-4:] for seen in hostile.seen} == {"0001", "0002"}
     error = answer.json()
     assert (error["type"] == "error") if route == "messages" else ("code" in error["error"])
