@@ -33,6 +33,8 @@ from peewee import PeeweeException, PostgresqlDatabase
 
 # a query parameter that holds a password (password, sslpassword): its value, for messages
 _QUERY_PASSWORD_RE = re.compile(r"((?:^|&)[^=&]*password=)([^&]*)", re.IGNORECASE)
+# libpq's keyword form (`host=h password='a b'`), which `db copy --to` refuses: its password
+_KEYWORD_PASSWORD_RE = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s']*)", re.IGNORECASE)
 LOCK_TIMEOUT_MS = 10_000  # as SQLite's busy timeout: a lock not had by then is "busy"
 # libpq's connection parameters for a server host that stops answering (its packets dropped,
 # not refused), each unless database.url's query string (or libpq's environment: a
@@ -241,7 +243,10 @@ def _query_start(url: str) -> int:
 def redacted(url: str) -> str:
     """The URL without its passwords, for messages: the one before the host, and any given as
     a query parameter (libpq takes `?password=...`, and `sslpassword`, there too), each to
-    where libpq ends it (a # in one is part of it). A URL with none is returned as written."""
+    where libpq ends it (a # in one is part of it). A URL with none is returned as written;
+    a text that is no URL (libpq's `key=value` form) with its password masked."""
+    if "://" not in url:
+        return _KEYWORD_PASSWORD_RE.sub(r"\1***", url)
     span, query_at = _password_span(url), _query_start(url)
     if query_at >= 0:
         url = url[:query_at] + _QUERY_PASSWORD_RE.sub(r"\1***", url[query_at:])

@@ -85,7 +85,7 @@ def test_db_copy_while_another_process_writes_is_one_instant_of_the_source(
 def test_db_copy_takes_only_a_database_url_it_can_keep(tmp_path: Path) -> None:
     """Anything but sqlite:///FILE or postgresql://... was opened as a SQLite file named by
     the text (a mysql:// URL made folders `mysql:/host`) and :memory: was gone at exit; both
-    said 'copied N rows'."""
+    said 'copied N rows'. The refusal never shows a password (a keyword DSN's was shown)."""
     source = tmp_path / "source.db"
     migrate(open_database(source))
     close_database()
@@ -93,6 +93,8 @@ def test_db_copy_takes_only_a_database_url_it_can_keep(tmp_path: Path) -> None:
     for url in (
         "mysql://box:hunter2@db.internal/codelace",
         "postgresql+psycopg://box:hunter2@db.internal/codelace",
+        "host=db.internal user=box password=hunter2 dbname=codelace",  # libpq's keyword form
+        "host=db.internal PassWord = 'hunter2 x' dbname=codelace",
         "sqlite:///:memory:",
         str(tmp_path / "plain.db"),
         "",
