@@ -144,3 +144,22 @@ def test_a_limited_key_is_the_answer_when_the_other_key_refused_the_call_in_its_
     assert caught.value.response.headers["retry-after"] == "7"
     assert [r.api_key for r in fake.requests] == [BROKEN, GOOD]
     assert box.balance(email) == (start, 0)
+
+
+def test_a_failure_between_two_rate_limits_keeps_the_shorter_wait(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """Three keys: a 429 of 5 s, a 500, a 429 of 60 s (the retries spent). The client comes back
+    when the first key is free again (5 s): the 500 between them made it forget that wait."""
+    box = box_factory(keys=(BROKEN, GOOD, "sk-third-key-0000003"), gateway={"max_retries": 2})
+    limited = {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}
+    fake.push(
+        Reply(status=429, error=limited, headers={"retry-after": "5"}),
+        Reply(status=500, error={"message": "boom", "type": "server_error"}),
+        Reply(status=429, error=limited, headers={"retry-after": "60"}),
+    )
+    _, key = box.new_user("1")
+    with pytest.raises(openai.RateLimitError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert len(fake.requests) == 3
+    assert caught.value.response.headers["retry-after"] == "5"
