@@ -1,8 +1,9 @@
 """The keys a call asks no more, and its answer once none is left: a key that refused the call
 (gateway/blind_keys.py) or answered a rate limit or out-of-credit (gateway/upstream.py
 `judge_failure`) is in `ChatCall.refused_keys`, passed over by `RouteTable.next_key`; when every
-key left is such a key, the client gets the limited keys' 429 (the shortest wait) or their
-out-of-credit, not the refusal of a key tried after them (which says nothing of those)."""
+key left is such a key, or the retries are spent on a key's refusal, the client gets the
+limited keys' 429 (the shortest wait) or their out-of-credit, not the refusal of a key tried
+after them (which says nothing of those)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,12 @@ def no_key_left(call: ChatCall, last: CodelaceError | None) -> CodelaceError:
         or last
         or ServiceUnavailable(f"{name} has no working key", code="provider_unavailable")
     )
+
+
+def retries_spent(call: ChatCall, last: CodelaceError) -> CodelaceError:
+    """The answer of a call whose retries are spent: its keys' rate limit or out-of-credit
+    rather than a key's refusal of the call (`provider_key_rejected`, final on /v1/messages,
+    says nothing of the keys that answer again after their wait), else the last failure."""
+    if last.code == "provider_key_rejected" and call.limited is not None:
+        return call.limited
+    return last

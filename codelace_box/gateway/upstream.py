@@ -70,7 +70,7 @@ from codelace_box.gateway.client import (
 )
 from codelace_box.gateway.compaction_retry import trim_refused_compaction
 from codelace_box.gateway.forbidden import ContentRefused, not_the_key
-from codelace_box.gateway.held_keys import hold_back, no_key_left
+from codelace_box.gateway.held_keys import hold_back, no_key_left, retries_spent
 from codelace_box.gateway.hints import STREAM_OPTIONS, refused_hints
 from codelace_box.gateway.key_blame import refuses_key
 from codelace_box.gateway.outcome import UpstreamWentSilent, count_retried_failure
@@ -394,5 +394,5 @@ async def open_upstream(
         finally:  # every attempt's wait is the upstream's, failed ones too (not the box's own)
             call.upstream_sec += time.perf_counter() - sent
         if retries_left <= 0 or call.left:  # no new work for a client that left
-            raise last
+            raise retries_spent(call, last)
         retries_left -= 1
