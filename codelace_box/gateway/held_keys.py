@@ -8,6 +8,7 @@ after them (which says nothing of those)."""
 from __future__ import annotations
 
 from codelace_box.errors import CodelaceError, RateLimited, ServiceUnavailable
+from codelace_box.gateway.outcome import count_retried_failure
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.retry_after import sooner
 
@@ -26,12 +27,10 @@ def no_key_left(call: ChatCall, last: CodelaceError | None) -> CodelaceError:
     """The answer of a call that has no key left to try: its keys' rate limit or out-of-credit
     when every key left answered one (a key refused or flagged after says nothing of those),
     else the last failure, else a 503."""
-    name = call.route.provider.name
-    return (
-        call.limited
-        or last
-        or ServiceUnavailable(f"{name} has no working key", code="provider_unavailable")
-    )
+    if call.limited is None:
+        name = call.route.provider.name
+        return last or ServiceUnavailable(f"{name} has no working key", code="provider_unavailable")
+    return _instead(call, call.limited, last)
 
 
 def retries_spent(call: ChatCall, last: CodelaceError) -> CodelaceError:
@@ -39,5 +38,12 @@ def retries_spent(call: ChatCall, last: CodelaceError) -> CodelaceError:
     rather than a key's refusal of the call (`provider_key_rejected`, final on /v1/messages,
     says nothing of the keys that answer again after their wait), else the last failure."""
     if last.code == "provider_key_rejected" and call.limited is not None:
-        return call.limited
+        return _instead(call, call.limited, last)
     return last
+
+
+def _instead(call: ChatCall, limited: CodelaceError, last: CodelaceError | None) -> CodelaceError:
+    """The keys' `limited` answer, `last` (if another) counted as a failure it hides."""
+    if last is not limited:
+        count_retried_failure(call, last)
+    return limited
