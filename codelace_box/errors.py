@@ -37,6 +37,7 @@ class CodelaceError(Exception):
     from_upstream: bool = False  # an upstream's own refusal relayed (not the box's)
     cost_nanos: int | None = None  # what a failed call was charged (an answer too large to relay)
     passing: bool = False  # may be gone at a retry shortly, whatever its code (never said final)
+    counted: bool = False  # in the upstream errors metric already (a retry hid it at first)
 
     def __init__(self, message: str, code: str | None = None, param: str | None = None) -> None:
         super().__init__(message)

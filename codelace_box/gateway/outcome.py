@@ -125,10 +125,11 @@ def count_retried_failure(call: ChatCall, exc: BaseException | None) -> None:
     metric all the same, by provider and code, as the provider did fail it; not logged (the
     call's own end is: `failed`)."""
     error = client_error(exc) if exc is not None else None
-    if error is not None and error.code not in OWN_TROUBLE_CODES:
+    if error is not None and error.code not in OWN_TROUBLE_CODES and not error.counted:
         metrics.upstream_errors(
             call.route.provider.name, metrics.upstream_error_code(error.code)
         ).inc()
+        error.counted = True  # the answer after all (gateway/held_keys.py): not counted again
 
 
 def count_upstream_error(call: ChatCall, error: CodelaceError) -> str | None:
@@ -137,7 +138,9 @@ def count_upstream_error(call: ChatCall, error: CodelaceError) -> str | None:
     returns that message (None for the box's own database trouble, not the upstream's)."""
     if error.code in OWN_TROUBLE_CODES:
         return None
-    metrics.upstream_errors(call.route.provider.name, metrics.upstream_error_code(error.code)).inc()
+    if not error.counted:  # (an earlier attempt's failure as the answer: counted with it)
+        code = metrics.upstream_error_code(error.code)
+        metrics.upstream_errors(call.route.provider.name, code).inc()
     message = mask_tokens(error.message)
     log.warning(
         "upstream error: request %s model %s provider %s: %d %s: %s",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from codelace_box.errors import InvalidRequest
+from codelace_box.errors import CodelaceError, InvalidRequest
 from codelace_box.gateway.advisor import advisor_tools
 from codelace_box.gateway.extra_samplings import compaction_nanos
 from codelace_box.gateway.metering import (
@@ -91,6 +91,7 @@ class ChatCall:
     unsettled: bool = False  # its settlement or release was refused: its hold is the sweep's
     left: bool = False  # its client went away: no new upstream attempt starts for nobody
     refused_keys: set[int] = field(default_factory=set)  # refused it, 429, no credit: not again
+    limited: CodelaceError | None = None  # its keys' 429 or no credit: the answer when none left
 
     @property
     def answer_model(self) -> str:

@@ -40,6 +40,7 @@ from codelace_box.gateway.compaction_retry import (
     translated_compaction,
     trim_compaction_refused_in_stream,
 )
+from codelace_box.gateway.held_keys import no_key_left, retries_spent
 from codelace_box.gateway.outcome import count_retried_failure
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.retry_after import sooner
@@ -228,8 +229,10 @@ async def _after_error_event(
     if free and not call.left:  # the rotation shrank, or the request changed: no retry
         count_retried_failure(call, error)
         return retries_left, error
-    if retries_left <= 0 or call.left or _no_key_left(call):
-        raise error
+    if _no_key_left(call):  # every key's answer given: a limited key's first (no_key_left)
+        raise no_key_left(call, error)
+    if retries_left <= 0 or call.left:
+        raise retries_spent(call, error)
     count_retried_failure(call, error)
     return retries_left - 1, error
 

@@ -70,6 +70,7 @@ from codelace_box.gateway.client import (
 )
 from codelace_box.gateway.compaction_retry import trim_refused_compaction
 from codelace_box.gateway.forbidden import ContentRefused, not_the_key
+from codelace_box.gateway.held_keys import hold_back, no_key_left, retries_spent
 from codelace_box.gateway.hints import STREAM_OPTIONS, refused_hints
 from codelace_box.gateway.key_blame import refuses_key
 from codelace_box.gateway.outcome import UpstreamWentSilent, count_retried_failure
@@ -309,7 +310,7 @@ async def judge_failure(prober: KeyProber, routes: RouteTable, call: ChatCall, k
         if not routes.has_other_key(call.route.provider.id, key.id):
             raise error  # the same key again would be refused again
     if isinstance(error, RateLimited | ProviderOutOfCredit):  # the same key answers the same
-        call.refused_keys.add(key.id)  # (for a while): never again by this call
+        hold_back(call, key.id, error)  # (for a while): never again by this call
     if isinstance(error, ProviderOutOfCredit):
         log.warning(
             "%s key %d: the provider wants paying (HTTP %d)",
@@ -372,9 +373,7 @@ async def open_upstream(
     while True:
         key = routes.next_key(call.route.provider.id, tried, call.refused_keys, call.route.provider)
         if key is None:
-            raise last or ServiceUnavailable(
-                f"{call.route.provider.name} has no working key", code="provider_unavailable"
-            )
+            raise no_key_left(call, last)
         tried.add(key.id)
         count_retried_failure(call, last)  # the failure (if any) this attempt hides
         request = call.adapter.build_request(call.body, _target(call, key))
@@ -395,5 +394,5 @@ async def open_upstream(
         finally:  # every attempt's wait is the upstream's, failed ones too (not the box's own)
             call.upstream_sec += time.perf_counter() - sent
         if retries_left <= 0 or call.left:  # no new work for a client that left
-            raise last
+            raise retries_spent(call, last)
         retries_left -= 1

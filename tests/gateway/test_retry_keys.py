@@ -105,3 +105,83 @@ def test_a_stream_whose_first_event_says_so_is_asked_once_on_a_single_key(
     assert caught.value.status_code == status
     assert len(fake.requests) == 1
     assert box.balance(email) == (start, 0)
+
+
+@pytest.mark.parametrize(("probe", "retries"), [(401, 2), (200, 2), (200, 1)])
+def test_a_limited_key_is_the_answer_when_the_other_key_refused_the_call(
+    box_factory: BoxFactory, fake: FakeOpenAI, probe: int, retries: int
+) -> None:
+    """The first key answers 429 (7 s), the other refuses the key (401; its probe refused too:
+    flagged, or working: it stays). Every key left is one the call does not ask again (or the
+    retries are spent), and the one that will answer is the limited key: the client is told to
+    come back in 7 s, not that the provider's key is rejected (a 503 that /v1/messages marks
+    `x-should-retry: false`)."""
+    box = box_factory(keys=(BROKEN, GOOD), gateway={"max_retries": retries})
+    fake.push(LIMITED)
+    fake.key_status[GOOD] = 401
+    fake.probe_status[GOOD] = probe
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert (caught.value.status_code, caught.value.code) == (429, "rate_limited")
+    assert caught.value.response.headers["retry-after"] == "7"
+    assert [r.api_key for r in fake.requests] == [BROKEN, GOOD]
+    assert box.balance(email) == (start, 0)
+
+
+def test_a_limited_key_is_the_answer_when_the_other_key_refused_the_call_in_its_stream(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """As above, the other key's refusal being its stream's first event (its probe works)."""
+    box = box_factory(keys=(BROKEN, GOOD), gateway={"max_retries": 2})
+    refusal = {"error": {"code": 401, "message": "Incorrect API key provided"}}
+    fake.push(LIMITED, Reply(raw=[f"data: {json.dumps(refusal)}\n\n".encode()]))
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO, stream=True)
+    assert (caught.value.status_code, caught.value.code) == (429, "rate_limited")
+    assert caught.value.response.headers["retry-after"] == "7"
+    assert [r.api_key for r in fake.requests] == [BROKEN, GOOD]
+    assert box.balance(email) == (start, 0)
+
+
+def test_a_failure_between_two_rate_limits_keeps_the_shorter_wait(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """Three keys: a 429 of 5 s, a 500, a 429 of 60 s (the retries spent). The client comes back
+    when the first key is free again (5 s): the 500 between them made it forget that wait."""
+    box = box_factory(keys=(BROKEN, GOOD, "sk-third-key-0000003"), gateway={"max_retries": 2})
+    limited = {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}
+    fake.push(
+        Reply(status=429, error=limited, headers={"retry-after": "5"}),
+        Reply(status=500, error={"message": "boom", "type": "server_error"}),
+        Reply(status=429, error=limited, headers={"retry-after": "60"}),
+    )
+    _, key = box.new_user("1")
+    with pytest.raises(openai.RateLimitError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert len(fake.requests) == 3
+    assert caught.value.response.headers["retry-after"] == "5"
+
+
+def test_a_limited_key_is_the_answer_when_the_last_retry_is_refused_in_its_stream(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """Three keys, the retries spent: a 429 (7 s), a 500, then a stream whose first event
+    refuses the key (its probe works). The limited key answers again in 7 s: a 429, not a
+    503 `provider_key_rejected`."""
+    box = box_factory(keys=(BROKEN, GOOD, "sk-third-key-0000003"), gateway={"max_retries": 2})
+    refusal = {"error": {"code": 401, "message": "Incorrect API key provided"}}
+    fake.push(
+        LIMITED,
+        Reply(status=500, error={"message": "boom", "type": "server_error"}),
+        Reply(raw=[f"data: {json.dumps(refusal)}\n\n".encode()]),
+    )
+    _, key = box.new_user("1")
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO, stream=True)
+    assert (caught.value.status_code, caught.value.code) == (429, "rate_limited")
+    assert caught.value.response.headers["retry-after"] == "7"
+    assert len(fake.requests) == 3

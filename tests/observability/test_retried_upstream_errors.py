@@ -7,7 +7,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, BoxFactory
 from tests.observability.test_metrics_and_logs import scrape, total
 from tests.support import eventually
@@ -47,3 +47,22 @@ def test_each_failed_attempt_of_a_failed_call_is_counted_once(
     assert len(fake.requests) == 2  # both keys tried
     eventually(lambda: total(scrape(box), ERRORS) == 2, "2 upstream errors")
     assert total(scrape(box), ERRORS, provider="fake", code="upstream_error") == 2
+
+
+def test_a_call_answered_with_an_earlier_keys_rate_limit_counts_each_attempt_once(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """The first key a 429, the other refusing the key (its probe works): the client gets the
+    429 (the limited key answers again after its wait), and the metric counts each attempt
+    once, the 429 and the refusal, not the 429 twice."""
+    box = box_factory(keys=(BROKEN, GOOD), gateway={"max_retries": 2})
+    fake.push(Reply(status=429, error={"message": "slow down", "type": "requests"}))
+    fake.key_status[GOOD] = 401
+    _, key = box.new_user("10")
+    with pytest.raises(openai.RateLimitError):
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert len(fake.requests) == 2
+    eventually(lambda: total(scrape(box), ERRORS) >= 2, "2 upstream errors")
+    samples = scrape(box)
+    assert total(samples, ERRORS, provider="fake", code="rate_limited") == 1
+    assert total(samples, ERRORS, provider="fake") == 2
