@@ -111,7 +111,7 @@ def _as_anthropic(response: HTTPResponse, final: bool = True) -> HTTPResponse:
     if code in FINAL_CODES:  # not an overload: Claude Code retries overloaded_error regardless
         body["error"]["type"] = "api_error"
     anthropic = json_response(body, status=status)
-    for name in ("retry-after", "allow", "accept-encoding", COST_HEADER):
+    for name in ("retry-after", "allow", "accept-encoding", COST_HEADER, "x-should-retry"):
         if name in response.headers:
             anthropic.headers[name] = response.headers[name]
     if final and (status in FINAL_STATUSES or code in FINAL_CODES):
@@ -171,8 +171,10 @@ def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
         body = exc.envelope()
         body["error"]["message"] = _cut(exc.message)
         response = json_response(body, status=exc.status)
-        if exc.cost_nanos is not None:  # a failed call that was charged all the same
+        if exc.cost_nanos is not None:  # a failed call that was charged all the same; the
+            # SDKs retry a 5xx on their own unless told not to, each retry charged again
             response.headers[COST_HEADER] = cost_header(exc.cost_nanos)
+            response.headers["x-should-retry"] = "false"
         if isinstance(exc, RateLimited):
             response.headers["retry-after"] = str(exc.retry_after_sec)
         elif isinstance(exc, UnsupportedEncoding):

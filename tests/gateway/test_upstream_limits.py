@@ -20,7 +20,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
-from tests.support import TLS
+from tests.support import TLS, sdk_http
 
 pytestmark = pytest.mark.timeout(120)
 MIB = 1024 * 1024
@@ -278,3 +278,37 @@ def test_an_embeddings_answer_too_large_is_charged_and_not_told_to_stream(
     assert 0 < row["input_tokens"] < row["hold_nanos"] // 2500  # at most one a byte
     assert row["cost_nanos"] == cost_nanos(row["input_tokens"], 0, IN_PRICE, OUT_PRICE)
     assert small.balance(email) == (before - row["cost_nanos"], 0)
+
+
+def test_the_sdks_do_not_retry_a_charged_answer_too_large(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """The charged 502 says `x-should-retry: false`: the openai and anthropic SDKs retry a 5xx
+    twice by default (Claude Code ten times), and each retry of a request whose answer is too
+    large was the same work done and charged again, the user paying three times for one 502."""
+    import anthropic
+
+    small = box_factory(gateway={"max_upstream_body_bytes": 100})
+    email, key = small.new_user()
+    oai = openai.OpenAI(base_url=small.url + "/v1", api_key=key, http_client=sdk_http(openai))
+    claude = anthropic.Anthropic(base_url=small.url, api_key=key,
+                                 http_client=sdk_http(anthropic))  # fmt: skip
+    calls = [
+        lambda: oai.embeddings.create(model=MODEL, input=["one", "two", "three"]),
+        lambda: oai.chat.completions.create(model=MODEL, messages=HELLO),  # type: ignore[arg-type]
+        lambda: claude.messages.create(model=MODEL, max_tokens=50, messages=HELLO),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        fake.reset()
+        with pytest.raises((openai.APIStatusError, anthropic.APIStatusError)) as failed:
+            call()
+        assert failed.value.status_code == 502
+        assert len(fake.requests) == 1, "the SDK retried a 502 that was charged"
+        assert failed.value.response.headers["x-should-retry"] == "false"
+    rows = small.query(
+        'SELECT r.error_code FROM usage_record r JOIN "user" u ON u.id = r.user_id '
+        "WHERE u.email = ?",
+        email,
+    )
+    assert [code for (code,) in rows] == ["upstream_too_large"] * 3
+    assert small.balance(email)[1] == 0
