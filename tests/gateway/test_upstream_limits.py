@@ -36,6 +36,12 @@ def box(box_factory: BoxFactory) -> Box:
     return box_factory(gateway={"max_upstream_body_bytes": BODY_LIMIT})
 
 
+@pytest.fixture(scope="module")
+def small(box_factory: BoxFactory) -> Box:
+    """A box that takes no upstream answer longer than 100 bytes."""
+    return box_factory(gateway={"max_upstream_body_bytes": 100})
+
+
 def in_background(work: Callable[[], T]) -> Future[T]:
     pool = ThreadPoolExecutor(1)
     future = pool.submit(work)
@@ -220,12 +226,11 @@ def test_a_3_mb_event_within_the_limit_streams_while_the_box_serves(
 
 
 def test_a_messages_answer_too_large_is_charged_the_providers_count(
-    box_factory: BoxFactory, fake: FakeOpenAI
+    small: Box, fake: FakeOpenAI
 ) -> None:
     """/v1/messages to an OpenAI upstream: the 502 for an answer past the limit is charged the
     usage at its end, as on /v1/chat/completions (it was an estimate by the bytes: 40 times the
     provider's count of a short answer)."""
-    small = box_factory(gateway={"max_upstream_body_bytes": 100})
     email, key = small.new_user()
     charged = []
     for path, body in [
@@ -244,12 +249,11 @@ def test_a_messages_answer_too_large_is_charged_the_providers_count(
 
 
 def test_an_embeddings_answer_too_large_is_charged_and_not_told_to_stream(
-    box_factory: BoxFactory, fake: FakeOpenAI
+    small: Box, fake: FakeOpenAI
 ) -> None:
     """/v1/embeddings past the limit: the 502 is charged the provider's prompt tokens, and its
     advice fits the route (it said "ask for a stream (stream: true)", which embeddings refuse
     with a 400)."""
-    small = box_factory(gateway={"max_upstream_body_bytes": 100})
     email, key = small.new_user()
     fake.push(Reply(prompt_tokens=9))
     body = {"model": MODEL, "input": ["one", "two", "three"], "encoding_format": "float"}
@@ -280,15 +284,12 @@ def test_an_embeddings_answer_too_large_is_charged_and_not_told_to_stream(
     assert small.balance(email) == (before - row["cost_nanos"], 0)
 
 
-def test_the_sdks_do_not_retry_a_charged_answer_too_large(
-    box_factory: BoxFactory, fake: FakeOpenAI
-) -> None:
+def test_the_sdks_do_not_retry_a_charged_answer_too_large(small: Box, fake: FakeOpenAI) -> None:
     """The charged 502 says `x-should-retry: false`: the openai and anthropic SDKs retry a 5xx
     twice by default (Claude Code ten times), and each retry of a request whose answer is too
     large was the same work done and charged again, the user paying three times for one 502."""
     import anthropic
 
-    small = box_factory(gateway={"max_upstream_body_bytes": 100})
     email, key = small.new_user()
     oai = openai.OpenAI(base_url=small.url + "/v1", api_key=key, http_client=sdk_http(openai))
     claude = anthropic.Anthropic(base_url=small.url, api_key=key,
