@@ -53,7 +53,7 @@ STAINLESS_KNOWN = (
     "x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, "
     "x-stainless-timeout, x-stainless-helper-method"
 )
-EXPOSED = "x-request-id, x-codelace-cost-usd, retry-after, request-id"
+EXPOSED = "x-request-id, x-codelace-cost-usd, retry-after, request-id, x-should-retry"
 MAX_AGE = "7200"  # seconds a browser may reuse a preflight (Chromium's own ceiling)
 PREFLIGHT_VARY = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.cors.test_cors_http import HELLO
-from tests.gateway.conftest import Box, BoxFactory
+from tests.gateway.conftest import MODEL, Box, BoxFactory
 from tests.portal.browser import Browser, require_browser
 
 pytestmark = pytest.mark.timeout(120)
@@ -28,7 +28,8 @@ async function callBox(url, key, body) {
   try {
     const response = await fetch(url, {method: "POST", headers, body: JSON.stringify(body)});
     const seen = {status: response.status, requestId: response.headers.get("x-request-id"),
-                  cost: response.headers.get("x-codelace-cost-usd")};
+                  cost: response.headers.get("x-codelace-cost-usd"),
+                  retry: response.headers.get("x-should-retry")};
     if (!body.stream) return {...seen, json: await response.json()};
     const reader = response.body.getReader(), decoder = new TextDecoder();
     let text = "", content = "";
@@ -80,13 +81,16 @@ def browser() -> Iterator[Browser]:
     chromium.quit()
 
 
-def call_from_page(browser: Browser, page: str, box: Box, key: str, body: dict[str, Any]) -> Any:
-    """Open the chat page of origin `page` and have it fetch the box's chat completions."""
+def call_from_page(
+    browser: Browser, page: str, box: Box, key: str, body: dict[str, Any],
+    path: str = "/v1/chat/completions",
+) -> Any:  # fmt: skip
+    """Open the chat page of origin `page` and have it fetch the box's `path`."""
     browser.driver.get(page + "/chat.html")
     browser.driver.set_script_timeout(30)
     script = "const done = arguments[arguments.length - 1];" \
              "callBox(arguments[0], arguments[1], arguments[2]).then(done);"  # fmt: skip
-    return browser.driver.execute_async_script(script, box.url + "/v1/chat/completions", key, body)
+    return browser.driver.execute_async_script(script, box.url + path, key, body)
 
 
 def test_a_page_of_any_origin_calls_the_default_box(
@@ -124,3 +128,18 @@ def test_a_listed_origin_calls_and_an_unlisted_one_is_blocked(
     assert blocked == {"blocked": "TypeError: Failed to fetch"}
     rows = box.query("SELECT COUNT(*) FROM usage_record")
     assert rows == [(2,)]  # the blocked page's preflight failed: its call never reached the box
+
+
+def test_a_page_reads_that_a_charged_failure_is_not_to_be_retried(
+    box_factory: BoxFactory, browser: Browser, pages: tuple[str, str]
+) -> None:
+    """The openai npm SDK in a page retries a 5xx unless the answer says `x-should-retry:
+    false`, which it can read only if the box exposes it: an embeddings answer too large to
+    relay is charged, and each retry the page could not be told against was charged again."""
+    box = box_factory(gateway={"max_upstream_body_bytes": 100})
+    _, key = box.new_user("5")
+    body = {"model": MODEL, "input": ["one", "two", "three"], "encoding_format": "float"}
+    failed = call_from_page(browser, pages[0], box, key, body, "/v1/embeddings")
+    assert failed["status"] == 502, failed
+    assert failed["json"]["error"]["code"] == "upstream_too_large"
+    assert float(failed["cost"]) > 0 and failed["retry"] == "false"

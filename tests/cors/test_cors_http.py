@@ -20,7 +20,7 @@ PAGE = "http://127.0.0.1:5173"  # a chat UI's dev server
 OTHER = "https://evil.example"
 ASKED = "authorization, content-type, x-stainless-os, anthropic-dangerous-direct-browser-access"
 HELLO = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello"}]}
-EXPOSED = "x-request-id, x-codelace-cost-usd, retry-after, request-id"
+EXPOSED = "x-request-id, x-codelace-cost-usd, retry-after, request-id, x-should-retry"
 
 # (path, a method it takes): each route family CORS covers
 COVERED = [
