@@ -207,6 +207,10 @@ def test_since_takes_iso_dates_and_spans(text: str, expected: datetime) -> None:
         ("20260201+0100", datetime(2026, 1, 31, 23)),
         ("2026-02-01T10:30:00z", datetime(2026, 2, 1, 10, 30)),  # as expires_at takes it
         ("2026-02-01t10:30+00:00", datetime(2026, 2, 1, 10, 30)),
+        ("2026-W05-7+05:00", datetime(2026, 1, 31, 19)),  # an ISO week date: 1 February
+        ("2026W057-10:00", datetime(2026, 2, 1, 10)),
+        ("2026-W05+05:00", datetime(2026, 1, 25, 19)),  # the week's Monday, 26 January
+        ("2026-W05-7T10:30+00:00", datetime(2026, 2, 1, 10, 30)),
     ],
 )
 def test_a_date_with_an_offset_starts_at_its_midnight_there(text: str, expected: datetime) -> None:
@@ -216,7 +220,10 @@ def test_a_date_with_an_offset_starts_at_its_midnight_there(text: str, expected:
     assert parse_since(text, now=NOW) == expected
 
 
-@pytest.mark.parametrize("text", ["2026-02-01x10:00", "2026-02-01_10", "2026-02-01 +05:00"])
+@pytest.mark.parametrize(
+    "text",
+    ["2026-02-01x10:00", "2026-02-01_10", "2026-02-01 +05:00", "2026-W05-7x10:00", "2026W057_10"],
+)
 def test_a_date_and_time_are_parted_by_t_or_a_space_only(text: str) -> None:
     with pytest.raises(InvalidRequest, match="--since"):
         parse_since(text, now=NOW)
