@@ -38,7 +38,7 @@ from codelace_box.config import Config
 from codelace_box.db.models import User
 from codelace_box.db.offload import read_in_db_thread, run_db_work
 from codelace_box.errors import InvalidRequest
-from codelace_box.reports.usage import spend_history, usage_summary
+from codelace_box.reports.usage import spend_history, usage_page
 
 bp = Blueprint("portal_data", url_prefix="/portal/api")
 bp.on_response(portal_headers)
@@ -119,10 +119,10 @@ def keys_revoke(request: Request, key_id: str) -> HTTPResponse:
 
 @bp.route("/usage", methods=READ)
 async def usage(request: Request) -> HTTPResponse:
-    """Totals, recent requests, and the spend of each of the last 30 days."""
+    """Totals, recent requests, and the spend of each of the last 30 days (read at one
+    instant: they agree)."""
     session = await run_db_work(current_session, request)
-    summary = await read_in_db_thread(usage_summary, session.user_id, RECENT_REQUESTS)
-    history = await read_in_db_thread(spend_history, session.user_id)
+    summary, history = await read_in_db_thread(usage_page, session.user_id, RECENT_REQUESTS)
     return json_response(usage_view(summary) | spend_view(history))
 
 

@@ -36,8 +36,11 @@ def iso_z(moment: datetime | None) -> str | None:
     return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
-# An ISO 8601 calendar date at the start of a text, and the character after it.
-_DATE_HEAD = re.compile(r"^(\d{4}-\d{2}-\d{2}|\d{8})(.?)", re.ASCII)
+# An ISO 8601 date at the start of a text (a calendar date, or a week date as fromisoformat
+# takes it: 2026-W05-7, 2026W057, 2026-W05), and the character after it.
+_DATE_HEAD = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}-W\d{2}(?:-\d)?|\d{4}W\d{2}\d?)(.?)", re.ASCII
+)
 
 
 def iso_to_utc(text: str) -> datetime:

@@ -73,8 +73,12 @@ def usage_summary(user_id: int, limit: int) -> UsageSummary:
     requests. Its reads grow with history: run it with db.offload.run_in_db_thread. Both are
     read at one instant: a request settled between the two reads was listed but not counted."""
     with one_instant(database.obj):
-        totals = usage_totals(user_id)
-        recent = recent_usage(user_id, limit)
+        return _summary(user_id, limit)
+
+
+def _summary(user_id: int, limit: int) -> UsageSummary:
+    totals = usage_totals(user_id)
+    recent = recent_usage(user_id, limit)
     return UsageSummary(
         totals.requests, totals.input_tokens, totals.output_tokens, totals.cost_nanos, recent
     )
@@ -108,3 +112,13 @@ def spend_history(user_id: int, days: int = 30, now: datetime | None = None) -> 
     month = sum(cost for day, cost in per_day.items() if day >= month_start)
     daily = [(first_day + timedelta(days=i), 0) for i in range(days)]
     return SpendHistory(month, [(day, per_day.get(day, 0)) for day, _ in daily])
+
+
+def usage_page(
+    user_id: int, limit: int, now: datetime | None = None
+) -> tuple[UsageSummary, SpendHistory]:
+    """The portal's usage page: `usage_summary`'s and `spend_history`'s figures read at one
+    instant (a request settled between two reads was in the days' spend, not in the totals
+    nor the list). Run it with db.offload.read_in_db_thread, as those."""
+    with one_instant(database.obj):
+        return _summary(user_id, limit), spend_history(user_id, now=now)

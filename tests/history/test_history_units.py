@@ -40,7 +40,13 @@ from codelace_box.reports.history import (
 )
 from codelace_box.reports.moments import parse_moment as parse_since
 from codelace_box.reports.traffic import recent_requests, recent_requests_query, usage_totals
-from codelace_box.reports.usage import RECENT_SQL, recent_usage, usage_summary
+from codelace_box.reports.usage import (
+    RECENT_SQL,
+    SPEND_DAYS_SQL,
+    recent_usage,
+    usage_page,
+    usage_summary,
+)
 from tests.pg_cluster import wanted_engine
 from tests.query_plan import query_plan
 from tests.support import migrate_below
@@ -207,6 +213,10 @@ def test_since_takes_iso_dates_and_spans(text: str, expected: datetime) -> None:
         ("20260201+0100", datetime(2026, 1, 31, 23)),
         ("2026-02-01T10:30:00z", datetime(2026, 2, 1, 10, 30)),  # as expires_at takes it
         ("2026-02-01t10:30+00:00", datetime(2026, 2, 1, 10, 30)),
+        ("2026-W05-7+05:00", datetime(2026, 1, 31, 19)),  # an ISO week date: 1 February
+        ("2026W057-10:00", datetime(2026, 2, 1, 10)),
+        ("2026-W05+05:00", datetime(2026, 1, 25, 19)),  # the week's Monday, 26 January
+        ("2026-W05-7T10:30+00:00", datetime(2026, 2, 1, 10, 30)),
     ],
 )
 def test_a_date_with_an_offset_starts_at_its_midnight_there(text: str, expected: datetime) -> None:
@@ -216,7 +226,10 @@ def test_a_date_with_an_offset_starts_at_its_midnight_there(text: str, expected:
     assert parse_since(text, now=NOW) == expected
 
 
-@pytest.mark.parametrize("text", ["2026-02-01x10:00", "2026-02-01_10", "2026-02-01 +05:00"])
+@pytest.mark.parametrize(
+    "text",
+    ["2026-02-01x10:00", "2026-02-01_10", "2026-02-01 +05:00", "2026-W05-7x10:00", "2026W057_10"],
+)
 def test_a_date_and_time_are_parted_by_t_or_a_space_only(text: str) -> None:
     with pytest.raises(InvalidRequest, match="--since"):
         parse_since(text, now=NOW)
@@ -320,3 +333,39 @@ def test_the_customer_s_totals_and_rows_are_read_at_one_instant(migrated_db: Pat
     assert summary.cost_nanos == sum(r.cost_nanos for r in rows)
     assert summary.input_tokens == sum(r.input_tokens for r in rows)
     assert usage_summary(user, 20).request_count == 2  # the settlement is there afterwards
+
+
+def test_the_portal_s_usage_page_is_read_at_one_instant(migrated_db: Path) -> None:
+    """The portal's usage page (/portal/api/usage) read the totals and recent rows at one
+    instant, then the days in a read of their own: a request settled in between was in the
+    month's and the day's spend but not in the totals nor the list (a month's spend above the
+    account's total cost). All three are read at one instant now (the settlement is made as
+    the days' statement starts, as in the test above)."""
+    if engine() == POSTGRES:
+        pytest.skip("the interleaving is made with SQLite's statement hook")
+    user = create_user("page@x.test").id
+    add_row(user, NOW, 0)
+    settled: list[int] = []
+
+    def settle_elsewhere() -> None:  # its own thread: its own connection
+        add_row(user, NOW + timedelta(seconds=1), 1)
+        close_database()
+
+    def hook(cursor: Any, sql: str, bindings: Any) -> bool:
+        if sql.startswith(SPEND_DAYS_SQL) and not settled:
+            settled.append(1)
+            worker = threading.Thread(target=settle_elsewhere)
+            worker.start()
+            worker.join()
+        return True
+
+    conn = connection()
+    conn.exec_trace = hook
+    try:
+        summary, history = usage_page(user, 20, now=NOW)
+    finally:
+        conn.exec_trace = None
+    assert settled, "the days' statement ran"
+    assert summary.request_count == len(summary.recent) == 1
+    assert history.month_nanos == sum(cost for _, cost in history.daily) == summary.cost_nanos
+    assert usage_page(user, 20, now=NOW)[1].month_nanos == 1000 + 1001  # there afterwards
