@@ -83,8 +83,9 @@ async def count_tokens(
     key may call it (the access line names it)."""
     route, media = _allowed_route(gateway, body, allowed_models, on_model)
     check_billed_messages(
-        body, forwarded_beta(route, headers), route.provider.allowed_fields, route.id
-    )
+        body, forwarded_beta(route, headers), route.provider.allowed_fields, route.id,
+        as_sent=route.provider.kind == "anthropic",
+    )  # fmt: skip
     if route.provider.kind != "anthropic":
         return {"input_tokens": estimated_count(body, body_len, media)}
     if (advisor := advisor_route(gateway.routes, route, body)) is not None:

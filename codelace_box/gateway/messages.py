@@ -38,6 +38,7 @@ from codelace_box.providers.base import JSON, ProviderAdapter
 from codelace_box.providers.billed_fields import (
     LONG_CONTEXT_BETA,
     adds_to_the_prompt,
+    body_betas,
     check_billed_messages,
 )
 from codelace_box.providers.tally import anthropic_blocks, anthropic_media
@@ -212,6 +213,20 @@ def media_context(context_tokens: int, beta: str) -> int:
     return context_tokens
 
 
+def billed_window(
+    route: ModelRoute, body: JSON, headers: Mapping[str, str], default_context_tokens: int
+) -> int:
+    """The billed fields and flags of a Messages call checked (the long-context beta in the
+    anthropic-beta header, or in the body's `anthropic_beta`, Bedrock's field, which goes on
+    with a body sent as it came), and the window its media reserves (`media_context`)."""
+    beta = forwarded_beta(route, headers)
+    as_sent = route.provider.kind == "anthropic"  # (translated: no anthropic_beta goes on)
+    check_billed_messages(body, beta, route.provider.allowed_fields, route.id, as_sent=as_sent)
+    if as_sent and "anthropic_beta" in body:
+        beta = f"{beta},{body_betas(body)}"
+    return media_context(route.context_tokens or default_context_tokens, beta)
+
+
 def resolve_model(routes: RouteTable, model: str) -> ModelRoute:
     """The route of a model name; a bare name that is no alias is an unknown model (404, as
     Anthropic answers it), not a malformed one."""
@@ -294,11 +309,9 @@ def prepare_messages_call(
     """Validate, route and price a Messages request (nothing is reserved yet)."""
     model, cap, media = validate_messages_body(body)
     route = resolve_model(routes, model)
-    beta = forwarded_beta(route, headers)
-    check_billed_messages(body, beta, route.provider.allowed_fields, route.id)
+    context = billed_window(route, body, headers, default_context_tokens)
     adapter = messages_adapter(route, headers, body)
     adapter.check_request(body, route.upstream_model)
-    context = media_context(route.context_tokens or default_context_tokens, beta)
     loop = output_token_bound(body, cap, context)  # a server tool's loop: several model calls
     bound = messages_input_bound(body_len, body, context, route.upstream_model, media)
     compaction = compaction_tokens(body, context)  # extra samplings, in the usage iterations

@@ -8,13 +8,15 @@ reset) the hold is also counted on the key's row (`key_held`), and its settlemen
 key's held_nanos and adds the charge to its period's spend. Settlement is one IMMEDIATE
 transaction with no await inside: the usage ledger entry (idempotency key `usage:<request
 id>`), the hold deleted and `held_nanos` lowered, the usage row with the prices applied. The
-hold row gates it, so a request is settled exactly once. The charge never exceeds what the
-account can cover (balance minus the other requests' holds), so concurrent requests can never
-spend more than the balance. The usage debit is a ledger entry written by
-`billing.ledger.append_entry_in`; the statements are db/hotpath.py's. Under load, db/batch.py
-lets the admissions and settlements of one event-loop turn share one transaction (their steps
-in turns; each in its own savepoint once one failed): `admit_steps` and `settle_steps` are the
-units it runs; `admit` and `settle` run one alone.
+hold row gates it, so a request is settled exactly once. The charge never exceeds the hold,
+which the balance covered besides every other hold when it was taken, so concurrent requests
+can never spend more than the balance. A refund or dispute that takes credit back while calls
+run may leave the balance below their holds: each is still charged its cost (the balance then
+ends below zero, as had the reversal come after the calls). The usage debit is a ledger entry
+written by `billing.ledger.append_entry_in`; the statements are db/hotpath.py's. Under load,
+db/batch.py lets the admissions and settlements of one event-loop turn share one transaction
+(their steps in turns; each in its own savepoint once one failed): `admit_steps` and
+`settle_steps` are the units it runs; `admit` and `settle` run one alone.
 
 Estimates, documented for the operator:
 - input bound for admission: one token per request-body byte (no tokenizer emits fewer than
@@ -202,18 +204,14 @@ def settle_in(tx: Tx, item: Settlement) -> int | None:
 
 def settle_steps(tx: Tx, item: Settlement) -> Steps[int | None]:
     """`settle_in` as the group commit's steps: it yields once the hold's deletion and the
-    account's locked read are sent (db/batch.py). That read comes before the batch's earlier
-    writes' debits and releases, which only ever leave the account more to cover: a cost it
-    covers is charged as read; one it would cap (only when its balance fell below its holds)
-    reads the account again, as it is after them (and after the later admissions' holds,
-    sent in the first turn): never more than one request after the other would."""
-    hold_taken = hotpath.take_hold(tx, item.request_id, item.user_id)  # and the account's room
+    account's locked read are sent (db/batch.py)."""
+    hold_taken = hotpath.take_hold(tx, item.request_id, item.user_id)  # the account locked too
     yield None
     taken = hold_taken()
     if taken is None:
         return None
-    hold, key_id, key_held, room = taken
-    charged = _charge(tx, item, hold, room)
+    hold, key_id, key_held, _ = taken
+    charged = _charge(item, hold)
     moment = utcnow()
     if key_id is not None and key_held:
         settle_on_key(tx, key_id, hold, charged, moment)
@@ -226,7 +224,7 @@ def settle_steps(tx: Tx, item: Settlement) -> Steps[int | None]:
         key = f"usage:{item.request_id}"  # the hold row already makes this exactly once
         append_entry_in(
             tx, item.user_id, -charged, "usage", reason, key, now, released=hold, locked=True
-        )  # the account was read locked by `_charge`
+        )  # the account was read locked with the hold (take_hold)
     else:
         hotpath.lower_held(tx, item.user_id, hold)
     values = usage_values(item, charged, hold, now)
@@ -276,10 +274,13 @@ def settle(item: Settlement) -> int | None:
         return settle_in(tx, item)
 
 
-def _charge(tx: Tx, item: Settlement, hold: int, room: int) -> int:
+def _charge(item: Settlement, hold: int) -> int:
     """The cost, capped at the hold (the most the request could cost: what the provider reports
-    above it is the operator's loss), and at what the account (`room`: balance less held, read
-    with the hold, its row locked) covers besides the other requests' holds."""
+    above it is the operator's loss). Not at what the account covers now: the hold was covered
+    when it was taken, and only a refund or dispute since can have taken the balance below it
+    (an operator's debit cannot: billing/credits.py). Capped by that, a call in flight when
+    its top-up was refunded or disputed was charged nothing, the balance left where the
+    reversal alone put it."""
     cost = item.cost_nanos()
     if cost <= 0:
         return 0
@@ -293,24 +294,5 @@ def _charge(tx: Tx, item: Settlement, hold: int, room: int) -> int:
             cost - hold,
             extra={"request_id": item.request_id},  # (a batch's: no request's context)
         )
-        cost = hold
-    charged = min(cost, _covered(room, hold))
-    if charged < cost:  # read in a batch's first turn, before its earlier writes' debits and
-        balance, held = hotpath.account(tx, item.user_id)()  # releases: read again after them
-        charged = min(cost, _covered(balance - held, hold))
-    if charged < cost:
-        log.warning(
-            "request %s cost %d nano-USD but the account covers only %d; charged that",
-            item.request_id,
-            cost,
-            charged,
-            extra={"request_id": item.request_id},
-        )
-    return charged
-
-
-def _covered(room: int, hold: int) -> int:
-    """What an account whose balance less its holds is `room` covers besides the other
-    requests' holds (`hold` is this request's, among them)."""
-    covered = room + hold
-    return covered if covered > 0 else 0
+        return hold
+    return cost

@@ -333,10 +333,11 @@ def _is_audio_file(file: Any) -> bool:
 
 
 def check_billed_messages(
-    body: dict[str, Any], beta: str, allowed: Iterable[str], model: str
+    body: dict[str, Any], beta: str, allowed: Iterable[str], model: str, *, as_sent: bool = True
 ) -> None:
     """The same for a Messages body and its `anthropic-beta` header: top-level fields, server
-    tools (by their type) and the long-context beta."""
+    tools (by their type) and the long-context beta, in the header or, for a body sent on as
+    it came (`as_sent`: to an `anthropic` provider), in the body's `anthropic_beta`."""
     permitted = set(allowed)
     check_billed_fields(body, permitted, model)
     fallbacks = body.get("fallbacks")
@@ -347,6 +348,18 @@ def check_billed_messages(
                 raise _refuse(name, model, "fallbacks")
     if "context-1m" in permitted:
         return
-    for flag in (flag.strip() for flag in beta.split(",")):  # whatever case it is sent in
-        if flag.lower().startswith(LONG_CONTEXT_BETA):
-            raise _refuse("context-1m", model, "anthropic-beta", sent=flag)
+    in_body = body_betas(body) if as_sent else ""
+    for param, flags in (("anthropic-beta", beta), ("anthropic_beta", in_body)):
+        for flag in (flag.strip() for flag in flags.split(",")):  # whatever case it is sent in
+            if flag.lower().startswith(LONG_CONTEXT_BETA):
+                raise _refuse("context-1m", model, param, sent=flag)
+
+
+def body_betas(body: dict[str, Any]) -> str:
+    """The beta flags a Messages body names in `anthropic_beta` (a list, or one flag), comma
+    separated: Bedrock's field for them, which a gateway in front of Bedrock speaking the
+    Messages API passes on with the body (the box sends the body as it came)."""
+    flags = body.get("anthropic_beta")
+    if isinstance(flags, str):
+        return flags
+    return ",".join(f for f in flags if isinstance(f, str)) if isinstance(flags, list) else ""

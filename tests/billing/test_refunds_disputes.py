@@ -4,12 +4,17 @@ double, repeated and out of order, against the running box (both engines)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.billing.conftest import BillingBox, Customer
 from tests.billing.test_webhooks import deliver_at_once
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.pg_cluster import write_config_db
 from tests.support import run_cli
 
@@ -387,3 +392,58 @@ def test_a_won_dispute_with_all_the_evidence_stripe_takes_gives_the_credit_back(
     assert box.balance_nanos(buyer) == 30 * NANOS
     won["padding"] = "x" * (1024 * 1024)  # past a mebibyte it is still a 413
     assert box.deliver(won).status_code == 413
+
+
+@pytest.fixture(scope="module")
+def upstream(box: BillingBox) -> Iterator[FakeOpenAI]:
+    """A provider for the module's box: `fake/m`, 1,000 USD per 1M tokens in and out."""
+    fake = FakeOpenAI().start()
+    for args in (
+        ("providers", "add", "fake", "--kind", "openai", "--base-url", fake.base_url,
+         "--key", "sk-fake-key-0001"),
+        ("models", "set", "fake/m", "--input-per-1m", "1000", "--output-per-1m", "1000"),
+    ):  # fmt: skip
+        made = run_cli(box.config, *args)
+        assert made.returncode == 0, made.stderr
+    yield fake
+    fake.stop()
+
+
+def _answer(prompt: int, completion: int) -> bytes:
+    """A whole chat completion with its usage, as the upstream writes it."""
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion,
+             "total_tokens": prompt + completion}  # fmt: skip
+    message = {"role": "assistant", "content": "A long answer."}
+    choice = {"index": 0, "message": message, "finish_reason": "stop"}
+    return json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "created": 1,
+                       "model": "m", "choices": [choice], "usage": usage}).encode()  # fmt: skip
+
+
+def test_a_call_in_flight_when_its_credit_is_disputed_is_charged_in_full(
+    box: BillingBox, upstream: FakeOpenAI
+) -> None:
+    """A dispute (or refund) that lands while a call runs takes the credit back, and the call
+    is still charged what it cost: the balance ends where it would had the dispute come after
+    the call. The settlement charged only what the account covered after the dispute, nothing,
+    so a user could hold the whole top-up with calls in flight, dispute it (or have it
+    refunded) and keep the answers for free."""
+    buyer, session_id = paid_topup(box, 20)
+    before = box.balance_nanos(buyer)
+    upstream.push(Reply(raw=[_answer(11, 1000)], content_type="application/json",
+                        pause_after=0))  # fmt: skip
+    body = {"model": "fake/m", "max_tokens": 2000, "messages": [{"role": "user", "content": "hi"}]}
+    answers: list[httpx.Response] = []
+    call = threading.Thread(target=lambda: answers.append(
+        box.post("/v1/chat/completions", buyer, json=body, timeout=60)))  # fmt: skip
+    call.start()
+    try:
+        assert upstream.paused.wait(30), "the call never reached the upstream"
+        assert results(box, [box.double.dispute(session_id)]) == ["reversed"]
+    finally:
+        upstream.resume.set()
+        call.join(60)
+    assert answers and answers[0].status_code == 200, answers and answers[0].text
+    cost = 1011 * NANOS // 1000  # 1,011 tokens at 1,000 USD per 1M
+    assert answers[0].json()["usage"]["cost_usd"] == 1.011
+    assert box.balance_nanos(buyer) == before - 20 * NANOS - cost
+    assert box.query('SELECT held_nanos FROM "user" WHERE id = ?', buyer.user_id) == [(0,)]

@@ -47,22 +47,23 @@ async def test_a_batch_of_one_accounts_writes_lands_each_once_and_a_refusal_alon
     assert find_mismatches() == []
 
 
-async def test_settlements_of_an_account_below_its_holds_charge_as_one_after_the_other(
+async def test_settlements_of_an_account_below_its_holds_charge_their_costs(
     batch: WriteBatch,
 ) -> None:
-    """An operator's debit left the balance below the open holds: each settlement is capped by
-    what the account covers after the ones before it (the batch reads the account before them:
-    it must not cap by that read, nor charge past the balance)."""
+    """A reversal (a refund, a dispute: an unguarded debit) left the balance below the open
+    holds: each settlement still charges its cost, the balance going below zero as had the
+    reversal come after the calls (capped by what the account covered, the calls in flight
+    were charged less, or nothing)."""
     user_id = funded_user("below@example.com", 100_000)
     admit(user_id, "r1", 40_000)
     admit(user_id, "r2", 40_000)
-    post_entry(user_id, -50_000, "admin", "a correction", "debit-below")  # 50,000 for 80,000 held
+    post_entry(user_id, -50_000, "refund", "a dispute", "debit-below")  # 50,000 for 80,000 held
     futures = [
         batch.submit(partial(settle_steps, item=priced_settlement("r1", user_id, 30_000))),
         batch.submit(partial(settle_steps, item=priced_settlement("r2", user_id, 30_000))),
     ]
-    assert await outcomes(futures) == [10_000, 30_000]  # r1: 50,000 - 40,000 held for r2
+    assert await outcomes(futures) == [30_000, 30_000]
     user = User.get_by_id(user_id)
-    assert (user.balance_nanos, user.held_nanos) == (10_000, 0)
+    assert (user.balance_nanos, user.held_nanos) == (-10_000, 0)
     assert Hold.select().count() == 0
     assert find_mismatches() == []

@@ -266,6 +266,35 @@ def test_a_beta_flag_hiding_a_byte_that_is_no_utf8_is_refused(
     assert fresh.fake.requests == []
 
 
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_the_long_context_beta_named_in_the_body_is_refused_unless_allowed(
+    fresh: MessagesBox, path: str
+) -> None:
+    """Bedrock takes its beta flags in the body (`anthropic_beta`), and a gateway in front of
+    it that speaks the Messages API passes the body on: `"anthropic_beta":
+    ["context-1m-2025-08-07"]` turned on the long-context prices there (and its window, which
+    media did not reserve) though the operator had not allowed context-1m. The box sends the
+    body as it came, so it checks the body's flags as the header's."""
+    _, key = fresh.new_key()
+    fresh.cli("providers", "update", "anth", "--no-allow-field", "context-1m")
+    fresh.until_reloaded()
+    try:
+        answers = [
+            httpx.post(f"{fresh.server.base_url}{path}", json=BODY | {"anthropic_beta": flags},
+                       headers={"x-api-key": key}, timeout=30, verify=TLS)
+            for flags in (["prompt-caching-2024-07-31", "context-1m-2025-08-07"],
+                          "Context-1M-2025-08-07")
+        ]  # fmt: skip
+    finally:
+        fresh.cli("providers", "update", "anth", "--allow-field", "context-1m")
+        fresh.until_reloaded()
+    for answer in answers:
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert "anthropic_beta" in error["message"] and "context-1m" in error["message"]
+    assert fresh.fake.requests == []
+
+
 @pytest.mark.parametrize("route", ["/v1/messages", "/v1/chat/completions"])
 def test_a_stream_cut_before_its_final_usage_bills_cache_tokens_at_their_prices(
     fresh: MessagesBox, route: str

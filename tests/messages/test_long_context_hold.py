@@ -42,3 +42,19 @@ def test_a_pdf_filling_a_1m_context_is_charged_what_it_cost(fresh: MessagesBox, 
     cost = usd_nanos((700_000, PRICES["in"]), (20, PRICES["out"]))
     assert fresh.balance_nanos(email) == (10_000_000_000 - cost, 0)
     assert "operator's loss" not in fresh.server.log_text()
+
+
+def test_the_long_context_beta_named_in_the_body_reserves_a_million_tokens_too(
+    fresh: MessagesBox,
+) -> None:
+    """The flag in the body's `anthropic_beta` (Bedrock's field, passed on by a gateway in
+    front of it; allowed here) opens the 1M window as the header's does, and the media's hold
+    is for it: $3 covers a PDF under the 200k window ($1.20 at the dearest input price) but
+    not under the million a body flag opens (402 before any upstream call)."""
+    _, key = fresh.new_key(credit_usd="3")
+    body = pdf_request(30_000) | {"anthropic_beta": [BETA]}
+    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
+                        headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+                        timeout=60, verify=TLS)  # fmt: skip
+    assert answer.status_code == 402, answer.text
+    assert fresh.fake.requests == []
