@@ -13,6 +13,15 @@ from codelace_box.db.openlock import OpenMarker, try_lead
 from codelace_box.db.owners import lead_across_boxes
 
 
+def lead_file(database_path: str, role: str) -> Path:
+    """The lock file electing one process for a job of this database: beside the database file,
+    named after it (`codelace.db.upkeep.lock`). One named after the folder (`upkeep.lock`) was
+    shared by the boxes of every database in it: the second box never led, so it took no
+    scheduled backup, sent no alert, probed no failing key and pruned no history."""
+    database = Path(database_path).resolve()
+    return database.with_name(f"{database.name}.{role}.lock")
+
+
 class Lead:
     """This process's bid for one job's lead: `held()` asks (taking it when free) each tick."""
 
