@@ -241,7 +241,7 @@ async def _start_retention(app: Sanic) -> None:
     """Delete old usage rows (usage.retention_days > 0) and old per-minute rollups (always) in
     small batches, off the loop: in the one worker (and box) that leads it."""
     config: Config = app.ctx.config
-    lead = Lead(lead_file(config.database.path, "retention"), "retention")  # among boxes: that role
+    lead = Lead(lead_file(config.database, "retention"), "retention")  # among boxes: that role
     app.ctx.retention = asyncio.create_task(retention_loop(config.usage.retention_days, lead=lead))
 
 

@@ -187,7 +187,7 @@ async def start_gateway(app: Sanic) -> None:
     interval = float(os.environ.get(HOLD_SWEEP_ENV) or HOLD_SWEEP_SEC)
     loop = asyncio.get_running_loop()
     app.ctx.hold_sweep = loop.create_task(sweep_holds_forever(gateway, interval))
-    lead = Lead(lead_file(config.database.path, "keyprobe"), KEY_PROBE_ROLE)
+    lead = Lead(lead_file(config.database, "keyprobe"), KEY_PROBE_ROLE)
     app.ctx.key_probe = loop.create_task(
         probe_flagged_forever(gateway, app.ctx.secret_key, config.gateway.key_probe_sec, lead)
     )

@@ -58,7 +58,7 @@ class Upkeep:
         self.backup_failure = ""  # why the last backup failed (its digits as #); '' once one works
         self.backup_retry_at = 0.0  # monotonic: no backup tried before (after a failure)
         self.kept = KeptAlerts(self.alerter)  # the alerts' state, from the database
-        self.lead = Lead(lead_file(config.database.path, "upkeep"), UPKEEP_ROLE)
+        self.lead = Lead(lead_file(config.database, "upkeep"), UPKEEP_ROLE)
         self.disk_problem = ""  # what the last look at the database's disk found
         self.part_failures: dict[str, FailureLog] = {}  # each part's failures, logged apart
 
