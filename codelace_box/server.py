@@ -46,7 +46,7 @@ from codelace_box.audit import migrate_recorded
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.config.secret import readable_secrets_notice, secret_key_path
 from codelace_box.db.core import close_database, open_database
-from codelace_box.db.lead import Lead
+from codelace_box.db.lead import Lead, lead_file
 from codelace_box.db.lookups import start_lookup_thread, stop_lookup_thread
 from codelace_box.db.offload import (
     start_db_thread,
@@ -241,7 +241,7 @@ async def _start_retention(app: Sanic) -> None:
     """Delete old usage rows (usage.retention_days > 0) and old per-minute rollups (always) in
     small batches, off the loop: in the one worker (and box) that leads it."""
     config: Config = app.ctx.config
-    lead = Lead(config.data_dir / "retention.lock", "retention")  # among boxes: that role
+    lead = Lead(lead_file(config.database, "retention"), "retention")  # among boxes: that role
     app.ctx.retention = asyncio.create_task(retention_loop(config.usage.retention_days, lead=lead))
 
 

@@ -33,7 +33,7 @@ from codelace_box.api.observe import finish_request
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
 from codelace_box.db.failing import FailureLog
-from codelace_box.db.lead import Lead
+from codelace_box.db.lead import Lead, lead_file
 from codelace_box.db.offload import again_if_dropped, run_in_db_thread
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
@@ -187,7 +187,7 @@ async def start_gateway(app: Sanic) -> None:
     interval = float(os.environ.get(HOLD_SWEEP_ENV) or HOLD_SWEEP_SEC)
     loop = asyncio.get_running_loop()
     app.ctx.hold_sweep = loop.create_task(sweep_holds_forever(gateway, interval))
-    lead = Lead(config.data_dir / "keyprobe.lock", KEY_PROBE_ROLE)
+    lead = Lead(lead_file(config.database, "keyprobe"), KEY_PROBE_ROLE)
     app.ctx.key_probe = loop.create_task(
         probe_flagged_forever(gateway, app.ctx.secret_key, config.gateway.key_probe_sec, lead)
     )

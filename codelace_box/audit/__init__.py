@@ -273,13 +273,17 @@ def migrate_recorded(db: Any, client: str = "cli") -> list[int]:
     """`migrate(db)`; an upgrade of a database that had a schema (not a new one's creation) is
     an admin action too: entry `migrate`, target `schema`, from the version it had to the
     version it has. Returns the versions applied."""
-    from codelace_box.db.migrate import current_version, interrupted, migrate
+    from codelace_box.db.migrate import current_version, interrupted, migrate, stopped_midway
 
     had = current_version(db)
     try:
         applied = migrate(db)
     except KeyboardInterrupt:  # the migration it was in rolled back; those before it stay
         raise interrupted(had, current_version(db)) from None
+    except Exception as exc:  # a full disk, say: as with Ctrl-C, those before it stay
+        if midway := stopped_midway(had, _version_now(db, had), exc):
+            raise midway from None
+        raise
     if applied and had:
         _warn_if_still_served()
     if applied and had:
@@ -287,6 +291,16 @@ def migrate_recorded(db: Any, client: str = "cli") -> list[int]:
             after = {"schema_version": current_version(db), "applied": applied}
             record(tx, client, "migrate", "schema", {"schema_version": had}, after)
     return applied
+
+
+def _version_now(db: Any, had: int) -> int:
+    """The schema version after a failed migrate (`had` when it cannot be read either)."""
+    from codelace_box.db.migrate import current_version
+
+    try:
+        return current_version(db)
+    except Exception:
+        return had
 
 
 def _warn_if_still_served() -> None:

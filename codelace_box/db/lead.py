@@ -6,11 +6,29 @@ of the lead's end."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+from codelace_box.config.schema import DatabaseConfig
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.db.openlock import OpenMarker, try_lead
 from codelace_box.db.owners import lead_across_boxes
+from codelace_box.db.postgres import redacted
+
+
+def lead_file(database: DatabaseConfig, role: str) -> Path:
+    """The lock file electing one process for a job of this database. A SQLite file's is beside
+    it, named after it (`codelace.db.upkeep.lock`); a PostgreSQL database's is in the data
+    folder, named after its URL (a digest of it without its password: the lead among boxes is
+    the database's own, this only picks among a machine's processes). One named after the
+    folder (`upkeep.lock`) was shared by the boxes of every database in it: the second box
+    never led, so it took no scheduled backup, sent no alert, probed no failing key and pruned
+    no history."""
+    path = Path(database.path).resolve()
+    if not database.is_postgres:
+        return path.with_name(f"{path.name}.{role}.lock")
+    digest = hashlib.sha256(redacted(database.url).encode()).hexdigest()[:16]
+    return path.with_name(f"{role}-{digest}.lock")
 
 
 class Lead:

@@ -6,6 +6,7 @@ from peewee import Database
 
 from codelace_box.db import postgres
 from codelace_box.db.core import migration_lock, schema_target, write_transaction
+from codelace_box.db.failures import operator_words
 from codelace_box.db.migrations import MIGRATIONS
 from codelace_box.db.models import SchemaMigration
 from codelace_box.db.sole_user import sole_connection
@@ -89,6 +90,23 @@ def interrupted(had: int, now: int) -> CodelaceError:
     return CodelaceError(
         f"migrate was interrupted: the database is at schema version {now}, this codelace-box "
         f"applies up to {LATEST_VERSION}{older}: run `codelace-box migrate` again to finish"
+    )
+
+
+def stopped_midway(had: int, now: int, exc: BaseException) -> CodelaceError | None:
+    """The error of a migrate that a database failure (a full disk, a lock, a privilege) stopped
+    once it had applied some migrations (each is one transaction: those before stay): where
+    the schema is now, why it stopped, and what to do. The failure's own words alone read as
+    if nothing had changed. None when nothing was applied, or for a failure with no words for
+    an operator (a bug keeps its traceback)."""
+    why = exc.message if isinstance(exc, CodelaceError) else operator_words(exc)
+    if why is None or now <= had:
+        return None
+    older = " (an older codelace-box no longer opens it)" if had > 0 else ""
+    return CodelaceError(
+        f"migrate stopped at schema version {now}, this codelace-box applies up to "
+        f"{LATEST_VERSION}{older}: {why}; fix that, then run `codelace-box migrate` again to "
+        "finish"
     )
 
 

@@ -1,4 +1,4 @@
-"""The background upkeep of a serve: one worker (whichever holds `<data>/upkeep.lock`; on
+"""The background upkeep of a serve: one worker (whichever holds `<database>.upkeep.lock`; on
 PostgreSQL also, of all the boxes on the database, the one that leads, so that each alert is
 sent once and not once a box) takes the scheduled backups and watches for what the operator
 must hear about: a provider key taken out of rotation, a provider with no working key, an
@@ -28,7 +28,7 @@ from codelace_box.config import Config
 from codelace_box.db.backup import BackupStopped
 from codelace_box.db.core import utcnow
 from codelace_box.db.failing import FailureLog
-from codelace_box.db.lead import Lead
+from codelace_box.db.lead import Lead, lead_file
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.reports.traffic import window_stats
@@ -58,7 +58,7 @@ class Upkeep:
         self.backup_failure = ""  # why the last backup failed (its digits as #); '' once one works
         self.backup_retry_at = 0.0  # monotonic: no backup tried before (after a failure)
         self.kept = KeptAlerts(self.alerter)  # the alerts' state, from the database
-        self.lead = Lead(config.data_dir / "upkeep.lock", UPKEEP_ROLE)
+        self.lead = Lead(lead_file(config.database, "upkeep"), UPKEEP_ROLE)
         self.disk_problem = ""  # what the last look at the database's disk found
         self.part_failures: dict[str, FailureLog] = {}  # each part's failures, logged apart
 

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -284,6 +285,33 @@ def test_two_boxes_given_one_backup_folder_do_not_take_each_others_backups(
     doctor = second.ok("doctor").splitlines()[-1]
     assert doctor.startswith(f"backups: {shared} holds the scheduled backups of another "), doctor
     assert first.ok("doctor").splitlines()[-1].startswith(f"backups: newest {taken.name}")
+
+
+def test_two_boxes_of_databases_in_one_folder_each_take_their_backups(tmp_path: Path) -> None:
+    """Two boxes on one machine whose databases share a folder (/var/lib/codelace/prod.db and
+    staging.db), each with a backup.dir of its own: the upkeep's lead was a lock file named
+    after the folder (`upkeep.lock`), so the box started second never led and never took a
+    backup (nor alerted, nor re-probed a failing provider key, nor pruned its history); only
+    doctor's OVERDUE, two intervals later, said so. Each database's box leads its own jobs."""
+    shared = tmp_path / "data"
+    boxes = [
+        Box.create(tmp_path / name, database={"path": str(shared / f"{name}.db")},
+                   backup={"every_hours": 1, "keep": 1, "dir": str(tmp_path / f"{name}-bk")})
+        for name in ("prod", "stage")
+    ]  # fmt: skip
+    servers = []
+    try:
+        for box in boxes:
+            box.ok("users", "create", "ida@upkeep.test")
+            servers.append(ServerProcess(box.config, box.port, env=FAST_TICK).start())
+        for folder in (tmp_path / "prod-bk", tmp_path / "stage-bk"):
+            eventually(partial(_backups_in, folder), f"a backup in {folder.name}")
+    finally:
+        assert [server.stop() for server in servers] == [0] * len(servers)
+
+
+def _backups_in(folder: Path) -> list[Path]:
+    return list(folder.glob("codelace-*.db"))
 
 
 def _immutable(path: Path, on: bool) -> bool:

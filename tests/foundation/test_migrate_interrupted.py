@@ -86,3 +86,32 @@ def test_ctrl_c_in_the_schema_check_of_an_up_to_date_database_is_aborted(tmp_pat
         stopped = run_cli(config, *command, env={"PYTHONPATH": paths})
         assert (stopped.returncode, stopped.stderr) == (1, "error: aborted\n"), command
     assert _version(tmp_path / "data" / "codelace.db") == LATEST_VERSION
+
+
+def test_a_migrate_stopped_by_a_full_disk_says_where_the_schema_is(tmp_path: Path) -> None:
+    """A migrate (or serve's, the dashboard's) that ran out of disk midway said only 'the
+    database could not be written: database or disk is full', as if nothing had changed: the
+    migrations before it stayed applied, so the operator who put the previous release back
+    rather than free space found it refusing the database. It says, as Ctrl-C's does, where
+    the schema is and that an older codelace-box no longer opens it. (The disk is SQLite's
+    max_page_count, set on each connection by a hook on PYTHONPATH: a real SQLITE_FULL.)"""
+    config = first_wave_box(tmp_path / "box", free_port())
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import apsw\n"
+        "apsw.connection_hooks.append(lambda c: c.execute('PRAGMA max_page_count = 50'))\n"
+    )
+    paths = os.pathsep.join([str(hook), str(REPO_ROOT)])
+    stopped = run_cli(config, "migrate", env={"PYTHONPATH": paths})
+    version = _version(tmp_path / "box" / "data" / "codelace.db")
+    assert stopped.returncode == 1 and 2 < version < LATEST_VERSION, stopped.stderr
+    [line] = stopped.stderr.splitlines()
+    assert line.startswith(
+        f"error: migrate stopped at schema version {version}, this codelace-box applies up to "
+        f"{LATEST_VERSION} (an older codelace-box no longer opens it): the database could not "
+        "be written: database or disk is full"
+    ), line
+    assert line.endswith("then run `codelace-box migrate` again to finish"), line
+    finished = run_cli(config, "migrate")
+    assert finished.stdout.startswith(f"schema version {LATEST_VERSION} ({version + 1}, "), finished

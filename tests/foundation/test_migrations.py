@@ -188,13 +188,47 @@ def test_a_migrate_waiting_for_the_file_goes_on_beside_another_migrate_and_waits
     assert sqlite_rows(path, "SELECT MAX(version) FROM schema_migration") == [(LATEST_VERSION,)]
 
 
-def _wait_until_open(pid: int, path: Path) -> None:
-    """Until process `pid` has the file `path` open (30 s at most)."""
+def test_two_migrates_waiting_for_an_older_serve_to_stop_both_finish(tmp_path: Path) -> None:
+    """The upgrade's restart: the old serve stopping while two processes of the new release (its
+    serve, the operator's `users list` or dashboard) wait to migrate. Each waited for the file
+    to be its alone, the other's open connection among those it waited for: neither moved on
+    once the old serve was gone, until one gave up after 10 s with "open in another process
+    (the older codelace-box `serve` or `admin` still running?)", exit 1, and the other migrated.
+    Migrates of one release now take turns: the second waits for the first, then finds the
+    work done."""
+    path = tmp_path / "old.db"
+    db = open_database(path)
+    migrate_up_to(db, 2)
+    close_database()
+    config = tmp_path / "codelace.toml"
+    config.write_text(f'[database]\npath = "{path}"\n')
+    older = subprocess.Popen(
+        [sys.executable, "-c", OLDER_SERVE, str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    command = [sys.executable, "-m", "codelace_box", "--config", str(config), "migrate"]
+    try:
+        assert older.stdout is not None and older.stdout.readline() == "open\n"
+        runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, env=cli_env()) for _ in range(2)]  # fmt: skip
+        for run in runs:  # the file, or (waiting for the other's turn) its migrate.lock
+            _wait_until_open(run.pid, path, any_of_its_files=True)
+        time.sleep(1.0)  # both found version 2 and the file not theirs alone: they wait
+    finally:
+        older.communicate("")  # the old serve stops
+    outputs = [run.communicate(timeout=60) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert sqlite_rows(path, "SELECT MAX(version) FROM schema_migration") == [(LATEST_VERSION,)]
+
+
+def _wait_until_open(pid: int, path: Path, any_of_its_files: bool = False) -> None:
+    """Until process `pid` has the file `path` open (or, `any_of_its_files`, one whose name
+    begins with it: its -wal, a lock file beside it), 30 s at most."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
-            fds = Path(f"/proc/{pid}/fd")
-            if any(os.readlink(fd) == str(path) for fd in fds.iterdir()):
+            fds = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+            if str(path) in fds or (any_of_its_files and any(f.startswith(str(path)) for f in fds)):
                 return
         time.sleep(0.02)
     raise AssertionError(f"process {pid} never opened {path}")
