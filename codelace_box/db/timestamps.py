@@ -37,9 +37,10 @@ def iso_z(moment: datetime | None) -> str | None:
 
 
 # An ISO 8601 date at the start of a text (a calendar date, or a week date as fromisoformat
-# takes it: 2026-W05-7, 2026W057, 2026-W05), and the character after it.
+# takes it: 2026-W05-7, 2026W057, 2026-W05), and the character after it. A week's day is one
+# digit: `2026-W05-05:00` is the week at UTC-5, not day 0 at 5:00.
 _DATE_HEAD = re.compile(
-    r"^(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}-W\d{2}(?:-\d)?|\d{4}W\d{2}\d?)(.?)", re.ASCII
+    r"^(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}-W\d{2}(?:-\d(?!\d))?|\d{4}W\d{2}\d?)(.?)", re.ASCII
 )
 
 

@@ -216,6 +216,8 @@ def test_since_takes_iso_dates_and_spans(text: str, expected: datetime) -> None:
         ("2026-W05-7+05:00", datetime(2026, 1, 31, 19)),  # an ISO week date: 1 February
         ("2026W057-10:00", datetime(2026, 2, 1, 10)),
         ("2026-W05+05:00", datetime(2026, 1, 25, 19)),  # the week's Monday, 26 January
+        ("2026-W05-05:00", datetime(2026, 1, 26, 5)),  # no day, an offset west: -0 no day
+        ("2026-W05-7-05:00", datetime(2026, 2, 1, 5)),
         ("2026-W05-7T10:30+00:00", datetime(2026, 2, 1, 10, 30)),
     ],
 )
