@@ -113,9 +113,6 @@ _HOLD_UNBUDGETED_SQL = (
     f"(SELECT 1 FROM api_key WHERE id = ? AND {_BUDGETED})"
 )
 _TAKE_HOLD = "DELETE FROM hold WHERE request_id = ? RETURNING amount_nanos, api_key_id, key_held"
-_TAKE_HOLD_ROOM = (  # SQLite: with the account's room (balance less holds), one statement fewer
-    f'{_TAKE_HOLD}, (SELECT balance_nanos - held_nanos FROM "user" WHERE "user".id = hold.user_id)'
-)
 _ACCOUNT_SQL = 'SELECT balance_nanos, held_nanos FROM "user" WHERE id = ?'
 # PostgreSQL: the row stays ours to commit
 _ACCOUNT_LOCKED_SQL = {SQLITE: _ACCOUNT_SQL, POSTGRES: _ACCOUNT_SQL + LOCK_ROWS[POSTGRES]}
@@ -213,20 +210,21 @@ def insert_hold_unbudgeted(
 
 
 def take_hold(tx: Tx, request_id: str, user_id: int) -> Later[Taken | None]:
-    """Delete the request's hold; (its amount, key id, whether counted on the key's row, the
-    account's room then: balance less every hold, this one's too), or None (settled already)."""
+    """Delete the request's hold; (its amount, key id, whether counted on the key's row), or
+    None (settled already). On PostgreSQL the account's row is locked with it (read FOR
+    UPDATE: the settlement's writes to it then come in the order the holds were taken)."""
     if engine() == POSTGRES:
         answer, account_read = tx.execute(_TAKE_HOLD, (request_id,)), account(tx, user_id)
         return lambda: _taken(answer.fetchall(), account_read)
-    rows = tx.execute(_TAKE_HOLD_ROOM, (request_id,)).fetchall()  # runs as it is read
+    rows = tx.execute(_TAKE_HOLD, (request_id,)).fetchall()  # runs as it is read
     if not rows:
         return _NONE
-    amount, key_id, key_held, room = rows[0]
-    held = (int(amount), None if key_id is None else int(key_id), bool(key_held), int(room))
+    amount, key_id, key_held = rows[0]
+    held = (int(amount), None if key_id is None else int(key_id), bool(key_held))
     return lambda: held
 
 
-Taken = tuple[int, int | None, bool, int]  # `take_hold`'s
+Taken = tuple[int, int | None, bool]  # `take_hold`'s
 _NONE: Later[None] = type(None)  # (NoneType() gives None)
 
 
@@ -234,8 +232,9 @@ def _taken(rows: list[Any], account_read: Later[tuple[int, int]]) -> Taken | Non
     """PostgreSQL's `take_hold` answered (the account's answer read only with a hold)."""
     if not rows:
         return None
-    (amount, key_id, key_held), (balance, held) = rows[0], account_read()
-    return int(amount), None if key_id is None else int(key_id), bool(key_held), balance - held
+    account_read()  # (its row locked: the value is not needed)
+    amount, key_id, key_held = rows[0]
+    return int(amount), None if key_id is None else int(key_id), bool(key_held)
 
 
 def reserve_key(tx: Tx, key_id: int, amount_nanos: int, starts: tuple[str, str, str]) -> bool:

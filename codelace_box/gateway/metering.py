@@ -210,7 +210,7 @@ def settle_steps(tx: Tx, item: Settlement) -> Steps[int | None]:
     taken = hold_taken()
     if taken is None:
         return None
-    hold, key_id, key_held, _ = taken
+    hold, key_id, key_held = taken
     charged = _charge(item, hold)
     moment = utcnow()
     if key_id is not None and key_held:

@@ -1,7 +1,6 @@
-"""The statements a settlement runs on SQLite (gateway/metering.py `settle_steps`): the
-account's room is read by the statement that takes the hold, so a settlement the account
-covers runs no read of its own for it; one the account does not cover reads it again after
-the batch's earlier writes, and is charged what it covers."""
+"""The statements a settlement runs on SQLite (gateway/metering.py `settle_steps`): the charge
+is the cost, at most the hold (which the account covered when it was taken), so a settlement
+reads no account balance, neither with the hold it takes nor apart."""
 
 from __future__ import annotations
 
@@ -44,14 +43,14 @@ def _reads_of_the_account(seen: list[str]) -> list[str]:
     return [sql for sql in seen if sql.startswith("SELECT balance_nanos")]
 
 
-def test_a_covered_settlement_reads_the_account_with_its_hold(statements: list[str]) -> None:
+def test_a_settlement_reads_no_account_balance(statements: list[str]) -> None:
     user_id = funded_user("room@example.com", 100_000)
     admit(user_id, "c1", 20_000)
     statements.clear()
     assert settle(priced_settlement("c1", user_id, 5_000)) == 5_000
     assert _reads_of_the_account(statements) == []
     taken = [sql for sql in statements if sql.startswith("DELETE FROM hold")]
-    assert len(taken) == 1 and "balance_nanos" in taken[0], statements
+    assert len(taken) == 1 and "balance_nanos" not in taken[0], statements
     user = User.get_by_id(user_id)
     assert (user.balance_nanos, user.held_nanos) == (95_000, 0)
     assert find_mismatches() == []
