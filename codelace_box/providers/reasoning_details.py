@@ -99,6 +99,14 @@ def sealed_reasoning(value: Any) -> str:
     return "".join(text for text in own if isinstance(text, str))
 
 
+def sealed_text(value: str) -> str:
+    """The readable text a sealed string carries (the reasoning left out, the details' text
+    and summaries; not their encrypted data or signatures): what the model reads of it."""
+    texts = (d.get("summary" if d.get("type") == "reasoning.summary" else "text")
+             for d in _opened(value))  # fmt: skip
+    return "".join(text for text in texts if isinstance(text, str))
+
+
 def _opened(value: str) -> list[JSON]:
     """The details in a sealed string ([] for junk)."""
     _tag, _, encoded = value[len(PREFIX) :].partition(":")
