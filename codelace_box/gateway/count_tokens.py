@@ -35,7 +35,7 @@ from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
 from codelace_box.providers.billed_fields import check_billed_messages
-from codelace_box.providers.reasoning_details import is_sealed, sealed_text
+from codelace_box.providers.reasoning_details import reasoning_shown
 from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS, anthropic_media, input_estimate
 
 COUNT_PATH = "/v1/messages/count_tokens"
@@ -63,37 +63,10 @@ def estimated_count(body: JSON, body_len: int, media: tuple[int, int] | None = N
     the messages' anthropic_media when the caller has it. Reasoning sealed in a thinking
     block's signature counts as its text, not as the base64 carrying it."""
     media = anthropic_media(body.get("messages")) if media is None else media
-    body, fewer = _reasoning_shown(body)
+    body, fewer = reasoning_shown(body)
     body_len -= fewer
     by_bytes = input_token_estimate(body_len - media[1]) + ESTIMATED_MEDIA_TOKENS * media[0]
     return max(by_bytes, input_estimate(body, media))
-
-
-def _reasoning_shown(body: JSON) -> tuple[JSON, int]:
-    """The body with the reasoning sealed in thinking blocks' signatures as their text (as
-    the model reads it), and how many bytes fewer that is; the body itself if none is."""
-    messages, fewer = body.get("messages"), 0
-    shown: list[Any] = []
-    for message in messages if isinstance(messages, list) else ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, list):
-            shown.append(message)
-            continue
-        blocks = [_shown_block(block) for block in content]
-        fewer += sum(cut for _, cut in blocks)
-        shown.append({**message, "content": [block for block, _ in blocks]})
-    return ({**body, "messages": shown}, fewer) if fewer else (body, 0)
-
-
-def _shown_block(block: Any) -> tuple[Any, int]:
-    """A thinking block with its sealed reasoning as its text, and the bytes that saves."""
-    signature = block.get("signature") if isinstance(block, dict) else None
-    if not isinstance(signature, str) or not is_sealed(signature):
-        return block, 0
-    text, thinking = sealed_text(signature), block.get("thinking")
-    shown = {**block, "thinking": (thinking if isinstance(thinking, str) else "") + text,
-             "signature": ""}  # fmt: skip
-    return shown, len(signature) - len(text.encode())
 
 
 async def count_tokens(

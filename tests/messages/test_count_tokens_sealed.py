@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from codelace_box.providers.reasoning_details import seal, with_reasoning
+from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import OPENAI_ALIAS, MessagesBox
 
 REASONING = "I weigh what the user asked, then the files I read before answering. " * 120
@@ -33,3 +34,21 @@ def test_sealed_reasoning_counts_as_its_text(fresh: MessagesBox) -> None:
     assert clear >= len(REASONING) // 4
     assert abs(counted - clear) <= 20, (counted, clear)
     assert fresh.fake.requests == [] and fresh.openai_fake.requests == []
+
+
+def test_a_call_whose_upstream_counts_nothing_is_charged_the_reasoning_as_text(
+    fresh: MessagesBox,
+) -> None:
+    """An upstream that reports no usage: the input charged is the box's estimate of the body,
+    which counted the sealed reasoning as its base64 (about 1.33 times its tokens)."""
+    email, key = fresh.new_key()
+    client = fresh.client(key)
+    sealed = seal(with_reasoning([], REASONING), OPENAI_ALIAS)
+    shown = {"type": "thinking", "thinking": REASONING, "signature": ""}
+    hidden = {"type": "thinking", "thinking": "", "signature": sealed}
+    for block in (shown, hidden):
+        fresh.openai_fake.push(Reply(content="Fine.", usage=False))
+        client.messages.create(model=OPENAI_ALIAS, max_tokens=100, messages=history(block))
+    clear, charged = (row["input_tokens"] for row in fresh.usage_rows(email))
+    assert clear >= len(REASONING) // 4
+    assert abs(charged - clear) <= 20, (charged, clear)
