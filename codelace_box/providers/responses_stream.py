@@ -107,7 +107,8 @@ class ResponsesStreamTranslator:
     def complete(self, usage: Usage | None, usage_extra: JSON | None = None) -> list[JSON]:
         """Closes the open item and ends with `response.completed` (or `.incomplete`, the
         item it stopped in marked incomplete too, as OpenAI marks it)."""
-        status, incomplete = status_for(self.finish_reason, self.refused)
+        refused = self.refused and not self.context.compaction  # (status_for)
+        status, incomplete = status_for(self.finish_reason, refused)
         events = self._close("incomplete" if incomplete else "completed")
         if self.waiting:  # details that came while a call streamed: an item of their own
             events += self._details([]) + self._close()

@@ -94,3 +94,21 @@ def test_codex_shows_a_refusal_once(fresh: ResponsesBox, tmp_path: Path) -> None
     assert len(calls) == 1, (len(calls), shown[-3000:])
     assert done.returncode == 0 and "Incomplete response" not in shown, shown[-3000:]
     assert len(fresh.usage_rows(email)) == 1
+
+
+def test_a_refused_compaction_is_no_compaction(fresh: ResponsesBox) -> None:
+    """Codex's compaction refused: completed, its compaction item would seal an empty summary
+    and Codex would drop the thread for it; it stays `incomplete` for content_filter (Codex
+    keeps its history and says so)."""
+    from tests.responses.test_compaction import HISTORY, TOOLS, TRIGGER
+
+    _, key = fresh.new_key()
+    fresh.fake.script(refused(), refused())
+    client = fresh.openai(key)
+    body = {"model": ANTHROPIC_MODEL, "input": [*HISTORY, TRIGGER], "tools": TOOLS}
+    answer = client.post("/responses", cast_to=object, body=body)
+    assert answer["status"] == "incomplete", answer
+    assert answer["incomplete_details"] == {"reason": "content_filter"}
+    stream = client.responses.create(**body, stream=True)
+    kinds = [event.type for event in stream]
+    assert kinds[-1] == "response.incomplete", kinds
