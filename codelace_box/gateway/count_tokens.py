@@ -35,6 +35,7 @@ from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
 from codelace_box.providers.billed_fields import check_billed_messages
+from codelace_box.providers.reasoning_details import reasoning_shown
 from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS, anthropic_media, input_estimate
 
 COUNT_PATH = "/v1/messages/count_tokens"
@@ -59,8 +60,11 @@ def estimated_count(body: JSON, body_len: int, media: tuple[int, int] | None = N
     charged). Counted as text, a screenshot's base64 filled Claude Code's /context. Text
     other than ASCII counts as charged too (tally.py input_estimate: a CJK character a token,
     an emoji four), where a token per four bytes made CJK 0.75 tokens a character. `media`:
-    the messages' anthropic_media when the caller has it."""
+    the messages' anthropic_media when the caller has it. Reasoning sealed in a thinking
+    block's signature counts as its text, not as the base64 carrying it."""
     media = anthropic_media(body.get("messages")) if media is None else media
+    body, fewer = reasoning_shown(body)
+    body_len -= fewer
     by_bytes = input_token_estimate(body_len - media[1]) + ESTIMATED_MEDIA_TOKENS * media[0]
     return max(by_bytes, input_estimate(body, media))
 

@@ -190,12 +190,12 @@ class StreamRelay:
 
     async def _cut(self, send: Send) -> None:
         """The output reached the reserved cap: the upstream is stopped and the client's
-        stream ends as one that hit max_tokens (finish_reason "length")."""
+        stream ends as one that hit max_tokens (its open block completed as a stop would)."""
         self.opened.response.close()
-        usage = self._produced(complete=False)
-        self._settled = True
+        usage, self._settled = self._produced(complete=False), True
         charged = await self._commit(settlement(self.call, usage, "ok", error_code="output_cap"))
-        await self._send(send, b"".join(self.encoder.cut(usage, charged)))
+        signed = [self.encoder.chunk(chunk) for chunk in self.translator.cut()]
+        await self._send(send, b"".join([*signed, *self.encoder.cut(usage, charged)]))
 
     async def _commit(self, item: Settlement) -> int:
         """Settle a call whose client has (some of) the output; returns the charge."""

@@ -29,6 +29,7 @@ from codelace_box.providers import adapter_for
 from codelace_box.providers.base import JSON, ProviderAdapter, Usage
 from codelace_box.providers.billed_fields import check_billed_fields
 from codelace_box.providers.file_refs import FILE_REFERENCES, refuse_file_reference
+from codelace_box.providers.reasoning_details import reasoning_shown
 from codelace_box.providers.tally import CHARS_PER_TOKEN, input_estimate, request_media
 
 CHAT_ROUTE = "/v1/chat/completions"
@@ -114,13 +115,15 @@ class ChatCall:
     def input_guess(self) -> int:
         """Input tokens when the upstream never reported them (never low: tally.py), the
         inline payloads of media left out of the body's bytes too (a media part's estimate
-        counts them). The media as admission found them, when it kept them (a walk of a big
-        body's blocks again cost as much as the first)."""
-        media = self.media
+        counts them), reasoning sealed in a thinking block's signature counted as its text.
+        The media as admission found them, when it kept them (a walk of a big body's blocks
+        again cost as much as the first)."""
+        media, messages_api = self.media, self.ingress == MESSAGES_ROUTE
         if media is None:
-            media = request_media(self.body, self.ingress == MESSAGES_ROUTE)
-        by_bytes = self.input_estimate - media[1] // CHARS_PER_TOKEN
-        return max(by_bytes, input_estimate(self.body, media))
+            media = request_media(self.body, messages_api)
+        body, fewer = reasoning_shown(self.body) if messages_api else (self.body, 0)
+        by_bytes = self.input_estimate - (media[1] + fewer) // CHARS_PER_TOKEN
+        return max(by_bytes, input_estimate(body, media))
 
 
 def _bad(message: str, param: str) -> InvalidRequest:

@@ -38,6 +38,19 @@ def finish_reason(stop_reason: Any) -> str:
     return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 
+REFUSED = "The model declined to answer (Anthropic's stop_reason: refusal)."
+
+
+def refusal_words(stop_reason: Any, stop_details: Any) -> str | None:
+    """OpenAI's `refusal` text for Claude's refusal: Anthropic's `stop_details.explanation`,
+    or the box's own sentence (Anthropic sends no words of its own with every refusal); None
+    for any other stop."""
+    if stop_reason != "refusal":
+        return None
+    given = stop_details.get("explanation") if isinstance(stop_details, dict) else None
+    return given if isinstance(given, str) and given.strip() else REFUSED
+
+
 def completion_id(message_id: Any) -> str:
     """An OpenAI-style completion id carrying Anthropic's message id."""
     return f"chatcmpl-{message_id}" if isinstance(message_id, str) and message_id else "chatcmpl-"
@@ -248,6 +261,9 @@ def translate_response(
     check_message(payload)
     content = payload["content"]
     usage = billed_usage(payload)
+    message = _message(content, reply)
+    if refusal := refusal_words(payload.get("stop_reason"), payload.get("stop_details")):
+        message["refusal"] = refusal  # OpenAI's field (the finish reason says content_filter)
     completion: JSON = {
         "id": completion_id(payload.get("id")),
         "object": "chat.completion",
@@ -256,7 +272,7 @@ def translate_response(
         "choices": [
             {
                 "index": 0,
-                "message": _message(content, reply),
+                "message": message,
                 "logprobs": None,
                 "finish_reason": finish_reason(payload.get("stop_reason")),
             }

@@ -19,6 +19,7 @@ from codelace_box.providers.anthropic_response import (
     completion_id,
     finish_reason,
     input_tokens,
+    refusal_words,
     usage_from,
 )
 from codelace_box.providers.anthropic_thinking import (
@@ -240,7 +241,9 @@ class AnthropicStreamTranslator(StreamTranslator):
         if delta.get("stop_reason") is None or self.finish_sent:
             return []
         self.finish_sent = True
-        return [self._chunk({}, finish_reason(delta["stop_reason"]))]
+        refusal = refusal_words(delta["stop_reason"], delta.get("stop_details"))
+        said = [self._chunk({"refusal": refusal})] if refusal else []  # OpenAI's refusal delta
+        return [*said, self._chunk({}, finish_reason(delta["stop_reason"]))]
 
     def _on_message_stop(self, data: JSON) -> list[JSON]:
         self.finished = True

@@ -158,6 +158,11 @@ class StreamTranslator(ABC):
         """Chunks to relay once the upstream stream has ended (default: none)."""
         return []
 
+    def cut(self) -> list[JSON]:
+        """Chunks that complete the open block of a stream cut at the output cap, before the
+        dialect's own ending (default: none; the Messages translation's sealed reasoning)."""
+        return []
+
     def counted_whole(self) -> bool:
         """Whether the provider's final count arrived (a stream cut after it is whole): its
         usage, by default; a running count on content chunks is not (openai.py)."""

@@ -356,14 +356,24 @@ class OpenAIToMessagesStream(StreamTranslator):
     def _close(self) -> list[JSON]:
         if self.kind is None:
             return []
-        out: list[JSON] = []
-        if self.kind == "thinking" and (self.details or self.hidden):
-            details = with_reasoning(merge(self.details), self.hidden)
-            delta = {"type": "signature_delta", "signature": seal(details, self.catalog_model)}
-            out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
-            self.details, self.hidden = [], ""
+        out = self._signed()
         self.kind = None
         return [*out, {"type": "content_block_stop", "index": self.index}]
+
+    def _signed(self) -> list[JSON]:
+        """The open thinking block's signature_delta, its reasoning details (and the text left
+        out) sealed in it; none for another block, or one with nothing to seal."""
+        if self.kind != "thinking" or not (self.details or self.hidden):
+            return []
+        details = with_reasoning(merge(self.details), self.hidden)
+        delta = {"type": "signature_delta", "signature": seal(details, self.catalog_model)}
+        self.details, self.hidden = [], ""
+        return [{"type": "content_block_delta", "index": self.index, "delta": delta}]
+
+    def cut(self) -> list[JSON]:
+        """Cut at the output cap: the open thinking block signed as its stop would sign it
+        (the relay's dialect then stops the open blocks)."""
+        return self._signed()
 
     def finish(self) -> list[JSON]:
         """At the upstream's end: the last block closed, message_delta, message_stop. Also

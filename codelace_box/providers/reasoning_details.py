@@ -99,6 +99,42 @@ def sealed_reasoning(value: Any) -> str:
     return "".join(text for text in own if isinstance(text, str))
 
 
+def sealed_text(value: str) -> str:
+    """The readable text a sealed string carries (the reasoning left out, the details' text
+    and summaries; not their encrypted data or signatures): what the model reads of it."""
+    texts = (d.get("summary" if d.get("type") == "reasoning.summary" else "text")
+             for d in _opened(value))  # fmt: skip
+    return "".join(text for text in texts if isinstance(text, str))
+
+
+def reasoning_shown(body: JSON) -> tuple[JSON, int]:
+    """A Messages body with the reasoning sealed in thinking blocks' signatures as their text
+    (as the model reads it: what an estimate counts), and how many bytes fewer that is; the
+    body itself if none is."""
+    messages, fewer = body.get("messages"), 0
+    shown: list[Any] = []
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            shown.append(message)
+            continue
+        blocks = [_shown_block(block) for block in content]
+        fewer += sum(cut for _, cut in blocks)
+        shown.append({**message, "content": [block for block, _ in blocks]})
+    return ({**body, "messages": shown}, fewer) if fewer else (body, 0)
+
+
+def _shown_block(block: Any) -> tuple[Any, int]:
+    """A thinking block with its sealed reasoning as its text, and the bytes that saves."""
+    signature = block.get("signature") if isinstance(block, dict) else None
+    if not isinstance(signature, str) or not is_sealed(signature):
+        return block, 0
+    text, thinking = sealed_text(signature), block.get("thinking")
+    shown = {**block, "thinking": (thinking if isinstance(thinking, str) else "") + text,
+             "signature": ""}  # fmt: skip
+    return shown, len(signature) - len(text.encode())
+
+
 def _opened(value: str) -> list[JSON]:
     """The details in a sealed string ([] for junk)."""
     _tag, _, encoded = value[len(PREFIX) :].partition(":")

@@ -77,8 +77,13 @@ def responses_usage(usage: Usage, extra: JSON | None = None) -> JSON:
     return body
 
 
-def status_for(finish_reason: Any) -> tuple[str, JSON | None]:
-    """(status, incomplete_details) for a chat finish_reason."""
+def status_for(finish_reason: Any, refused: bool = False) -> tuple[str, JSON | None]:
+    """(status, incomplete_details) for a chat finish_reason. A content filter's stop that
+    gave a refusal (Claude's, providers/anthropic_response.py) is a completed response with a
+    refusal part, as OpenAI reports a refusal (Codex retries an incomplete one); not for a
+    compaction, whose empty summary Codex would take for the thread."""
+    if refused and finish_reason == "content_filter":
+        return "completed", None
     reason = INCOMPLETE_REASONS.get(finish_reason) if isinstance(finish_reason, str) else None
     return ("incomplete", {"reason": reason}) if reason else ("completed", None)
 
@@ -236,8 +241,10 @@ def translate_completion(
     choices = completion.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else {}
     message = choice.get("message") if isinstance(choice, dict) else None
-    status, incomplete = status_for(choice.get("finish_reason") if choice else None)
-    output = output_items(message if isinstance(message, dict) else {}, context)
+    message = message if isinstance(message, dict) else {}
+    refused = bool(_text_of(message, "refusal")) and not context.compaction
+    status, incomplete = status_for(choice.get("finish_reason") if choice else None, refused)
+    output = output_items(message, context)
     if incomplete and output and "status" in output[-1]:
         output[-1]["status"] = "incomplete"  # the item the answer stopped in, as OpenAI marks it
     created = completion.get("created")

@@ -93,6 +93,7 @@ class ResponsesStreamTranslator:
         self.deferred: dict[Any, JSON] = {}  # calls begun while another's arguments were open
         self.waiting: list[JSON] = []  # reasoning details that came while a call streamed
         self.finish_reason: str | None = None
+        self.refused = False  # a refusal part streamed
         self.ended = False
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -106,7 +107,8 @@ class ResponsesStreamTranslator:
     def complete(self, usage: Usage | None, usage_extra: JSON | None = None) -> list[JSON]:
         """Closes the open item and ends with `response.completed` (or `.incomplete`, the
         item it stopped in marked incomplete too, as OpenAI marks it)."""
-        status, incomplete = status_for(self.finish_reason)
+        refused = self.refused and not self.context.compaction  # (status_for)
+        status, incomplete = status_for(self.finish_reason, refused)
         events = self._close("incomplete" if incomplete else "completed")
         if self.waiting:  # details that came while a call streamed: an item of their own
             events += self._details([]) + self._close()
@@ -160,6 +162,7 @@ class ResponsesStreamTranslator:
         if text := content_text(delta):  # a string, or a list's text chunks (Mistral's)
             events += self._text(text)
         if isinstance(delta.get("refusal"), str) and delta["refusal"]:
+            self.refused = True
             events += self._text(delta["refusal"], "refusal")
         for call in delta.get("tool_calls") or ():
             if isinstance(call, dict):

@@ -140,10 +140,11 @@ def test_thinking_redacted_and_cache_writes_5m_and_1h(
     assert (row["cache_read_tokens"], row["cache_write_tokens"]) == (1000, 3000)
 
 
-FINISHES = {  # route -> what the client reads for a stop reason
-    "refusal": {"messages": "refusal", "chat": "content_filter", "responses": "content_filter"},
+FINISHES = {  # route -> what the client reads for a stop reason (a refusal on Responses: a
+    # completed response with a refusal part, as OpenAI's; test_anthropic_refusal.py)
+    "refusal": {"messages": "refusal", "chat": "content_filter", "responses": "completed"},
     "refusal_before_output": {"messages": "refusal", "chat": "content_filter",
-                              "responses": "content_filter"},
+                              "responses": "completed"},
     "pause_turn": {"messages": "pause_turn", "chat": "stop", "responses": "completed"},
     "model_context_window_exceeded": {"messages": "model_context_window_exceeded",
                                       "chat": "length", "responses": "max_output_tokens"},

@@ -61,6 +61,7 @@ class Reply:
     signature: str = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrk"
     stop_reason: str | None = None  # default: tool_use if there are tool uses, else end_turn
     stop_sequence: str | None = None
+    stop_details: JSON | None = None  # with a refusal: {"type": "refusal", "explanation": ...}
     input_tokens: int = 25
     output_tokens: int = 15
     cache_read_input_tokens: int = 0
@@ -163,6 +164,7 @@ def message_body(reply: Reply, model: str) -> JSON:
         "content": reply.blocks(),
         "stop_reason": reply.final_stop_reason(),
         "stop_sequence": reply.stop_sequence,
+        **({"stop_details": reply.stop_details} if reply.stop_details is not None else {}),
         "usage": reply.usage(reply.output_tokens),
     }
 
@@ -201,6 +203,7 @@ def stream_events(reply: Reply, model: str, safeguards: list[JSON] | None = None
     `safeguard_results` asked for in its message_delta)."""
     start = message_body(reply, model)
     start.update(content=[], stop_reason=None, stop_sequence=None, usage=reply.usage(1, False))
+    start.pop("stop_details", None)
     events: list[JSON] = [{"type": "message_start", "message": start}, *reply.extra_events]
     if reply.error_before_content:
         error = error_body(reply.error_type, reply.error_message)
@@ -219,6 +222,7 @@ def stream_events(reply: Reply, model: str, safeguards: list[JSON] | None = None
             "delta": {
                 "stop_reason": reply.final_stop_reason(),
                 "stop_sequence": reply.stop_sequence,
+                **({"stop_details": reply.stop_details} if reply.stop_details is not None else {}),
                 **({"safeguard_results": safeguards} if safeguards is not None else {}),
             },
             # cumulative: the current API repeats the input-side counts here

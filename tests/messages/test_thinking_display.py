@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from codelace_box.providers.reasoning_details import sealed_reasoning
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import (
     NEEDS_SDK,
@@ -208,3 +209,21 @@ def test_omitted_reasoning_is_cut_at_the_output_cap(fresh: MessagesBox) -> None:
         stop, row = streamed_row(fresh, display, 50, 200)
         assert stop == "max_tokens", display
         assert (row["status"], row["error_code"]) == ("ok", "output_cap"), display
+
+
+def test_omitted_reasoning_cut_at_the_cap_keeps_its_signature(fresh: MessagesBox) -> None:
+    """The cut closes the open thinking block as a whole stream does, its reasoning sealed in
+    its signature (it was stopped without one: a tool loop would lose the reasoning)."""
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(long_reasoning(200))
+    asked = {**ASKED, "max_tokens": 50}
+    with fresh.client(key).messages.stream(**asked, extra_body=thinking("omitted")) as stream:
+        events = list(stream)
+        message = stream.get_final_message()
+    assert message.stop_reason == "max_tokens"
+    [block] = thinking_blocks(message)
+    assert block.thinking == ""
+    sealed = sealed_reasoning(block.signature)
+    assert sealed.startswith(PIECE * 2) and set(sealed.split(PIECE)) == {""}, sealed[:200]
+    kinds = [event.type for event in events]  # (the SDK's own name for a signature_delta)
+    assert kinds[-4:] == ["signature", "content_block_stop", "message_delta", "message_stop"]
