@@ -229,7 +229,7 @@ async def large_json_response(body: Any, headers: dict[str, str] | None = None) 
 
 def limit_arg(request: Request, default: int, most: int) -> int:
     """The `?limit=` of a list: `default` when absent; 400 `invalid_limit` unless it is a whole
-    number (ASCII digits) from 1 to `most`."""
+    number (ASCII digits, leading zeros taken: "0100" is 100) from 1 to `most`."""
     return limit_of(request.args, default, most)
 
 
@@ -239,12 +239,13 @@ def limit_of(args: Any, default: int, most: int) -> int:
     raw = args.get("limit")
     if raw is None:
         return default
-    whole = raw.isascii() and raw.isdigit() and len(raw) <= len(str(most))
-    if not whole or not 1 <= int(raw) <= most:
+    digits = raw.lstrip("0") or raw  # "0100" is 100; "000" stays "000" (0: refused)
+    whole = raw.isascii() and raw.isdigit() and len(digits) <= len(str(most))
+    if not whole or not 1 <= int(digits) <= most:
         raise InvalidRequest(
             f"limit must be an integer from 1 to {most}", code="invalid_limit", param="limit"
         )
-    return int(raw)
+    return int(digits)
 
 
 def bearer_token(request: Request) -> str | None:

@@ -146,7 +146,7 @@ def _render_sanic(request: Request, exc: SanicException) -> HTTPResponse:
         message = f"no route for {request.method} {request.path}"
     elif status == 413:
         head = "header" in str(exc).lower()  # Sanic's limit on the request line + headers
-        message = "request headers too large" if head else "request body too large"
+        message = "request headers too large" if head else _body_too_large(request)
     elif status == 503:
         message = "the server took too long to answer; retry shortly"
     else:
@@ -158,6 +158,20 @@ def _render_sanic(request: Request, exc: SanicException) -> HTTPResponse:
         # this same 405, so naming it sent a client that tried it to another 405
         response.headers["allow"] = ", ".join(sorted(set(allowed) - {"OPTIONS"}))
     return response
+
+
+def _body_too_large(request: Request | None) -> str:
+    """The 413 of a body: the limit it passed, and the setting that holds it when that is
+    server.max_body_bytes (a sign-in route's own smaller limit is no setting's)."""
+    if request is None:
+        return "request body too large"
+    most: int = request.app.config.REQUEST_MAX_SIZE
+    stream = getattr(request, "stream", None)
+    limit: int = min(getattr(stream, "request_max_size", most), most)
+    size = f"{limit:,} bytes" + (f" = {limit / 2**20:.3g} MiB" if limit >= 2**20 else "")
+    if limit < most:
+        return f"request body too large: this route takes at most {size}"
+    return f"request body too large: this box takes at most {size} (server.max_body_bytes)"
 
 
 def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:

@@ -19,6 +19,7 @@ from codelace_box.crypto import mask_in
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers import PROVIDER_KINDS, adapter_for
 from codelace_box.providers.openai_errors import says_key_invalid
+from codelace_box.tls_client import client_tls
 
 MAX_MESSAGE = 200
 BODY_BYTES = 8 * 2**20  # of a probe's answer read: the longest model lists are a few MB
@@ -58,7 +59,7 @@ async def check_key(
     try:  # httpx's timeout is between two bytes: the whole answer gets `timeout_sec` too
         async with (
             asyncio.timeout(timeout_sec),
-            httpx.AsyncClient(timeout=timeout_sec) as client,
+            httpx.AsyncClient(timeout=timeout_sec, verify=client_tls()) as client,
             client.stream("GET", url, headers=headers) as response,
         ):
             status, body = response.status_code, await _start_of(response)

@@ -12,11 +12,19 @@ OpenAI's `unsupported_country_region_territory` ("Country, region, or territory 
 is the operator's deployment, not the user's content: the box runs where the provider does not
 serve. A 503 (`provider_unavailable`) that says so, the key kept; not tried on another key, as
 every key is sent from the same place.
+OpenAI's refusal of a model to the operator's project (`model_not_found`: "Project `proj_...`
+does not have access to model ...", or "You are not allowed to generate embeddings from this
+model") is the operator's setup too: a 503 (`provider_unavailable`) saying the provider refused
+the model to the box's account, the key kept, no other key tried; its words name the operator's
+project, so they go to the server log, never to the user.
 Any other 403 refuses the request's content (OpenRouter's moderation): 400 `content_refused`.
-Judged before the key is blamed. Pure code, no I/O.
+Judged before the key is blamed. No I/O but that log line.
 """
 
 from __future__ import annotations
+
+import logging
+import re
 
 from codelace_box.crypto import mask_in
 from codelace_box.errors import CodelaceError, InvalidRequest, ServiceUnavailable, UpstreamError
@@ -25,6 +33,12 @@ from codelace_box.providers.openai_errors import error_body, page_title
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _HTML_STARTS = (b"<!doctype html", b"<html")
 _UNSUPPORTED_REGION = "unsupported_country_region_territory"  # OpenAI's code for it
+_NO_MODEL_CODE = "model_not_found"  # OpenAI's code of a model the project may not use
+_NO_MODEL_RE = re.compile(
+    r"(does not|doesn't) have access to (the |this )?model|not allowed to [\w ]{0,40}?this model",
+    re.IGNORECASE,
+)
+log = logging.getLogger("codelace_box.gateway")
 
 
 class ContentRefused(InvalidRequest):
@@ -65,6 +79,31 @@ class ProviderRegionRefused(ServiceUnavailable):
         )
 
 
+class ProviderModelRefused(ServiceUnavailable):
+    """The provider does not let the operator's account use the model: 503, the key kept, no
+    other key tried; the upstream's words (the operator's project id) are not in it."""
+
+    def __init__(self, provider: str, status: int) -> None:
+        super().__init__(
+            f"{provider} refused this model to the gateway's account there (HTTP {status}): "
+            "the operator has to give that account access to it, or choose another model",
+            code="provider_unavailable",
+        )
+
+
+def refused_model(payload: bytes) -> str | None:
+    """The words of an error body that refuses the model to the operator's account (OpenAI's
+    `model_not_found` 403, or its words), if it is one."""
+    body = error_body(payload)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None
+    words = str(error.get("message") or "")
+    if error.get("code") == _NO_MODEL_CODE or _NO_MODEL_RE.search(words):
+        return words or _NO_MODEL_CODE
+    return None
+
+
 def refuses_region(payload: bytes) -> bool:
     """Whether an error body is OpenAI's refusal of the country the call came from."""
     body = error_body(payload)
@@ -90,4 +129,11 @@ def not_the_key(
         return ProviderWalled(provider, status, mask_in(page_title(payload), secret))
     if refuses_region(payload):
         return ProviderRegionRefused(provider, status)
+    words = refused_model(payload)
+    if words is not None:
+        log.warning(
+            "%s refused the model to the operator's account (HTTP %d): %s",
+            *(provider, status, mask_in(words, secret)),
+        )
+        return ProviderModelRefused(provider, status)
     return None

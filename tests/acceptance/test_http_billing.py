@@ -231,3 +231,6 @@ def test_both_lists_refuse_a_bad_limit_the_same_way(box: Box, route: str) -> Non
             assert_envelope(answer, 400)
             error = answer.json()["error"]
             assert (error["code"], error.get("param")) == ("invalid_limit", "limit"), bad
+        for padded in ("0100", "007", "00000000000000000001"):  # leading zeros: still a number
+            assert http.get(route, params={"limit": padded}).status_code == 200, padded
+        assert http.get(route, params={"limit": "0000"}).status_code == 400

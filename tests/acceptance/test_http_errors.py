@@ -202,7 +202,25 @@ def test_a_body_over_max_body_bytes_is_a_413_envelope(box: Box) -> None:
         big = b'{"model": "' + b"x" * 250_000 + b'"}'
         response = http.post("/v1/chat/completions", content=big)
     assert_envelope(response, 413, "payload_too_large")
-    assert "body" in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    # it says the limit and the setting that holds it (the box's is 200,000 bytes)
+    assert "body" in message and "200,000 bytes" in message, message
+    assert "server.max_body_bytes" in message, message
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_over_max_body_bytes_on_the_messages_route_is_anthropics_413(
+    box: Box, chunked: bool
+) -> None:
+    big = b'{"model": "' + b"x" * 250_000 + b'"}'
+    content = iter([big]) if chunked else big  # a chunked body is refused as it is read
+    with box.http() as http:
+        response = http.post("/v1/messages", content=content, headers={"x-api-key": box.shared_key})
+    assert response.status_code == 413, response.text
+    body = response.json()
+    assert (body["type"], body["error"]["type"]) == ("error", "request_too_large"), body
+    assert "200,000 bytes" in body["error"]["message"], body
+    assert "server.max_body_bytes" in body["error"]["message"], body
 
 
 @pytest.mark.parametrize(("method", "path"), [("POST", "/no/such/route"), ("PUT", "/v1/models")])

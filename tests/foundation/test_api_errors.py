@@ -79,7 +79,8 @@ def test_rate_limits_carry_retry_after_and_params_are_kept() -> None:
         (BadRequest("Bad Request"), 400, "invalid_request", "Bad Request"),
         (NotFound("x"), 404, "not_found", "no route for POST /v1/thing"),
         (RequestTimeout("Request Timeout"), 408, "request_timeout", "Request Timeout"),
-        (PayloadTooLarge("x"), 413, "payload_too_large", "request body too large"),
+        (PayloadTooLarge("x"), 413, "payload_too_large", "request body too large: this box takes"
+         " at most 100,000,000 bytes = 95.4 MiB (server.max_body_bytes)"),  # Sanic's default
         (ServiceUnavailable("Response Timeout"), 503, "service_unavailable",
          "the server took too long to answer; retry shortly"),
     ],

@@ -105,7 +105,9 @@ def test_a_body_over_the_limit_is_a_413_envelope(box: ServerProcess) -> None:
         verify=TLS,
     )
     message = assert_envelope(response, 413, "invalid_request_error", "payload_too_large")
-    assert message == "request body too large"
+    assert message == "request body too large: this box takes at most 4,096 bytes" + (
+        " (server.max_body_bytes)"
+    )
 
 
 def test_a_chunked_body_over_the_limit_is_a_413_envelope(box: ServerProcess) -> None:

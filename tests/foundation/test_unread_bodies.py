@@ -17,12 +17,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.foundation.conftest import Workspace
 from tests.foundation.test_disk_trouble import metered_box
-from tests.support import ServerProcess
+from tests.support import TLS, ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 BODY = 8 * 1024 * 1024  # under the default server.max_body_bytes (10 MiB)
@@ -117,6 +118,20 @@ def test_a_known_key_still_sends_a_large_body(box: tuple[ServerProcess, str], ro
     [answer] = answers
     assert answer.split(b" ", 2)[1] == b"400", answer  # the body sent is no whole JSON
     assert b"x-request-id: req_" in answer
+
+
+def test_a_sign_in_routes_own_limit_is_said_without_the_setting(
+    box: tuple[ServerProcess, str],
+) -> None:
+    """A sign-in route takes at most 256 KiB whatever server.max_body_bytes says (10 MiB
+    here): its 413 says that limit, and names no setting that would not change it."""
+    server, _ = box
+    answer = httpx.post(
+        server.base_url + "/api/v1/auth/otp/request", content=b"x" * 300_000, verify=TLS
+    )
+    assert answer.status_code == 413, answer.text
+    message = answer.json()["error"]["message"]
+    assert "262,144 bytes" in message and "max_body_bytes" not in message, message
 
 
 def test_a_refused_key_before_the_body_is_the_usual_401(box: tuple[ServerProcess, str]) -> None:

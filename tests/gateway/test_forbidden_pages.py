@@ -161,3 +161,59 @@ def test_an_unsupported_country_is_the_provider_unavailable_and_keeps_the_key(
     assert box.balance(email)[1] == 0
     done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
     assert done.choices[0].message.content == "Hello from the fake upstream."
+
+
+# OpenAI's 403s of a model the operator's project may not use: the operator's setup, not the
+# user's content, and their words name the operator's project (never shown to users)
+NO_MODEL = {
+    "chat": {
+        "message": "Project `proj_Zq81operatorXy` does not have access to model `gpt-x`",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "model_not_found",
+    },
+    "embeddings": {
+        "message": "You are not allowed to generate embeddings from this model",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    },
+}
+
+
+@pytest.mark.parametrize("route", list(NO_MODEL))
+def test_a_model_the_operators_account_may_not_use_is_no_content_refusal(
+    box: Box, fake: FakeOpenAI, route: str
+) -> None:
+    """Not a 400 content_refused quoting the upstream (its project id): a 503 that says the
+    provider refused the model to the box's account; no key probed or flagged, nothing billed."""
+    email, key = box.new_user("1")
+    fake.push(Reply(status=403, error=dict(NO_MODEL[route])))
+    with pytest.raises(openai.APIStatusError) as caught:
+        if route == "chat":
+            box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+        else:
+            box.sdk(key).embeddings.create(model=MODEL, input="hello")
+    assert caught.value.status_code == 503
+    assert caught.value.code == "provider_unavailable"
+    message = caught.value.message
+    assert "fake" in message and "model" in message and "account" in message, message
+    assert "proj_" not in message and "not allowed" not in message, message
+    assert len(fake.requests) == 1  # the same account's model: no retry
+    assert fake.probes == [] and failing(box) == [False, False]
+    assert box.balance(email)[1] == 0
+    if route == "chat":  # the operator reads the provider's words in the server log
+        box.server.wait_for_log(r"fake refused the model .*proj_Zq81operatorXy")
+
+
+def test_a_model_the_operators_account_may_not_use_is_final_on_the_messages_route(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    _, key = box.new_user("1")
+    fake.default = Reply(status=403, error=dict(NO_MODEL["chat"]))
+    with pytest.raises(anthropic.InternalServerError) as caught:
+        claude(box, key, retries=1).messages.create(model=MODEL, max_tokens=50, messages=HELLO)
+    assert caught.value.status_code == 503
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert "proj_" not in caught.value.response.text
+    assert len(fake.requests) == 1
