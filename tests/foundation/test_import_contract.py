@@ -69,6 +69,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.metric_sums",
         "codelace_box.metric_files",
         "codelace_box.metric_fold",
+        "codelace_box.tls_client",
     ),
     ("codelace_box.errors",),
 )
