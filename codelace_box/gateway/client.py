@@ -133,8 +133,10 @@ class UpstreamResponse:
                         tail=bytes(body[-TAIL_BYTES:] + part)[-TAIL_BYTES:],
                         read=len(body) + len(part),
                     )
-                if not body and len(part) == declared:  # the whole body in its first read:
-                    return part  # no copy, and no read of its end (aiohttp saw it already)
+                if not body and len(part) == declared and content.at_eof():  # the whole body
+                    return part  # in its first read: no copy, no read of its end (aiohttp saw
+                    # it already); the end checked too, as a compressed body's declared length
+                    # is of its compressed bytes (a first part may decode to as many)
                 body += part
         except UpstreamTooLarge:
             raise
