@@ -41,7 +41,16 @@ NOT_JSON = (ValueError, UnicodeDecodeError, RecursionError)
 
 async def json_of(raw: bytes | bytearray) -> Any:
     """`raw` parsed as JSON: inline when short, on a thread when OFF_LOOP_BYTES or longer
-    (jsonwire.loads_between_turns, the loop serving others meanwhile). Raises one of NOT_JSON."""
+    (jsonwire.loads_between_turns, the loop serving others meanwhile). Bytes that are not
+    UTF-8 read as U+FFFD, as in a stream's events (streaming.parse_block). Raises one of
+    NOT_JSON."""
+    try:
+        return await _parsed(raw)
+    except UnicodeDecodeError:
+        return await _parsed(raw.decode("utf-8", "replace").encode())
+
+
+async def _parsed(raw: bytes | bytearray) -> Any:
     if len(raw) < OFF_LOOP_BYTES:
         return loads(raw)
     return await asyncio.to_thread(loads_between_turns, raw)
