@@ -34,3 +34,18 @@ def test_bytes_that_are_not_utf8_in_a_whole_answer_read_as_replacement_character
     assert got_text(route, answer, False).startswith("Hel\ufffd\ufffdlo"), answer.text
     row = box.last_row(email)
     assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
+
+
+@pytest.mark.parametrize("route", ["chat", "messages", "responses"])
+def test_bytes_that_are_not_utf8_in_a_whole_answer_to_a_stream_read_so_too(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """A compatible server that answers a stream request with one JSON answer (SGLang with
+    tools, a buffering proxy): the answer is the stream it stands for, its text as above."""
+    email, key = box.new_user("10")
+    hostile.push(Act(200, [chat_body().replace(b"Hello", b"Hel\xff\xfelo")]))
+    answer = box.post(key, route, "ho", stream=True)
+    assert answer.status_code == 200, answer.text
+    assert got_text(route, answer, True).startswith("Hel\ufffd\ufffdlo"), answer.text
+    row = box.last_row(email)
+    assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
