@@ -41,7 +41,16 @@ NOT_JSON = (ValueError, UnicodeDecodeError, RecursionError)
 
 async def json_of(raw: bytes | bytearray) -> Any:
     """`raw` parsed as JSON: inline when short, on a thread when OFF_LOOP_BYTES or longer
-    (jsonwire.loads_between_turns, the loop serving others meanwhile). Raises one of NOT_JSON."""
+    (jsonwire.loads_between_turns, the loop serving others meanwhile). Bytes that are not
+    UTF-8 read as U+FFFD, as in a stream's events (streaming.parse_block). Raises one of
+    NOT_JSON."""
+    try:
+        return await _parsed(raw)
+    except UnicodeDecodeError:
+        return await _parsed(raw.decode("utf-8", "replace").encode())
+
+
+async def _parsed(raw: bytes | bytearray) -> Any:
     if len(raw) < OFF_LOOP_BYTES:
         return loads(raw)
     return await asyncio.to_thread(loads_between_turns, raw)
@@ -133,8 +142,10 @@ class UpstreamResponse:
                         tail=bytes(body[-TAIL_BYTES:] + part)[-TAIL_BYTES:],
                         read=len(body) + len(part),
                     )
-                if not body and len(part) == declared:  # the whole body in its first read:
-                    return part  # no copy, and no read of its end (aiohttp saw it already)
+                if not body and len(part) == declared and content.at_eof():  # the whole body
+                    return part  # in its first read: no copy, no read of its end (aiohttp saw
+                    # it already); the end checked too, as a compressed body's declared length
+                    # is of its compressed bytes (a first part may decode to as many)
                 body += part
         except UpstreamTooLarge:
             raise

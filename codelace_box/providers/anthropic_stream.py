@@ -92,6 +92,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         self.id = completion_id(None)
         self.created = int(time.time())
         self.tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool call index
+        self.tool_calls = 0  # tool calls begun (a block index an upstream repeats begins one too)
         self.tool_input: dict[int, Any] = {}  # Anthropic block index -> input while none streamed
         self.thinking: dict[int, str] = {}  # Anthropic block index -> thinking text so far
         self.thinking_blocks_sent = 0
@@ -135,7 +136,8 @@ class AnthropicStreamTranslator(StreamTranslator):
             return []
         kind = block.get("type")
         if kind == "tool_use":
-            tool_index = self.tool_index[index] = len(self.tool_index)
+            tool_index = self.tool_index[index] = self.tool_calls
+            self.tool_calls += 1
             self.tool_input[index] = block.get("input")
             call = {
                 "index": tool_index,

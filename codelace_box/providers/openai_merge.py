@@ -142,9 +142,20 @@ def events_of_completion(completion: JSON) -> list[SSEEvent] | None:
 
 
 def events_of_answer(body: bytes | bytearray) -> list[SSEEvent]:
-    """`events_of_completion` of a body that is a whole JSON completion; [] for any other."""
+    """`events_of_completion` of a body that is a whole JSON completion; [] for any other.
+    Bytes that are not UTF-8 read as U+FFFD, as in a stream's events."""
     try:
         payload = loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except UnicodeDecodeError:
+        payload = _replaced(body)
+    except ValueError:
         return []
     return (events_of_completion(payload) or []) if isinstance(payload, dict) else []
+
+
+def _replaced(body: bytes | bytearray) -> Any:
+    """`body` parsed with its bytes that are not UTF-8 read as U+FFFD; None if not JSON."""
+    try:
+        return loads(bytes(body).decode("utf-8", "replace").encode())
+    except ValueError:
+        return None

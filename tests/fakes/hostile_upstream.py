@@ -47,6 +47,7 @@ class Act:
     hang: bool = False  # after the writes: say nothing more until the client leaves
     interim: list[bytes | float] = field(default_factory=list)  # before the head: raw bytes
     # (1xx interim answers) or pauses
+    length: int | None = None  # the Content-Length to declare (pauses between writes or not)
 
 
 @dataclass
@@ -149,7 +150,9 @@ class HostileUpstream(LoopbackServer):
                 await asyncio.sleep(early)
         response = web.StreamResponse(status=act.status, headers=act.headers)
         response.content_type = act.content_type
-        if not act.drop and not act.hang and all(isinstance(w, bytes) for w in act.writes):
+        if act.length is not None:
+            response.content_length = act.length
+        elif not act.drop and not act.hang and all(isinstance(w, bytes) for w in act.writes):
             response.content_length = sum(len(w) for w in act.writes)  # type: ignore[arg-type]
         else:
             response.enable_chunked_encoding()
