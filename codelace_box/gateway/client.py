@@ -45,15 +45,11 @@ async def json_of(raw: bytes | bytearray) -> Any:
     UTF-8 read as U+FFFD, as in a stream's events (streaming.parse_block). Raises one of
     NOT_JSON."""
     try:
-        return await _parsed(raw)
-    except UnicodeDecodeError:
-        return await _parsed(raw.decode("utf-8", "replace").encode())
-
-
-async def _parsed(raw: bytes | bytearray) -> Any:
-    if len(raw) < OFF_LOOP_BYTES:
-        return loads(raw)
-    return await asyncio.to_thread(loads_between_turns, raw)
+        if len(raw) < OFF_LOOP_BYTES:
+            return loads(raw)
+        return await asyncio.to_thread(loads_between_turns, raw)
+    except UnicodeDecodeError:  # (replaced, the bytes parse without one)
+        return await json_of(raw.decode("utf-8", "replace").encode())
 
 
 class UpstreamUnreachable(Exception):
