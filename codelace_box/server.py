@@ -56,6 +56,7 @@ from codelace_box.db.offload import (
 from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.db.sqlite_file import empty_sqlite_file, made_database
 from codelace_box.db.wal import checkpoint_loop, defer_checkpoints
+from codelace_box.errors import ConfigError
 from codelace_box.http_guard import DEFAULT_SEND_TIMEOUT, GUARD_HOOKS, GuardedProtocol
 from codelace_box.listen_setup import check_address, listen_host, raise_open_files_limit
 from codelace_box.live_refs import LiveRefs
@@ -339,8 +340,20 @@ def configure_logging(config: Config | None = None) -> None:
 _OPEN_MARKERS: list[OpenMarker] = []  # held for the life of the serving process
 
 
+def _refuse_a_database_in_memory(config: Config) -> None:
+    """database.path ":memory:" (no config file beside which it is a file's name): the main
+    process migrated one database in memory and each worker opened another, empty one (every
+    request a 500, everything written lost at the stop)."""
+    if not config.database.is_postgres and config.database.path == ":memory:":
+        raise ConfigError(
+            "database.path :memory: is a database in memory, which serve cannot share with its "
+            "workers and loses at its stop: name a file (the default is data/codelace.db)"
+        )
+
+
 def serve(config: Config) -> None:
     """Serve HTTP on the configured address with the configured number of workers."""
+    _refuse_a_database_in_memory(config)
     check_sanic_hooks(SANIC_HOOKS + GUARD_HOOKS)
     check_sanic_env()
     check_address(listen_host(config.server.host), config.server.port)

@@ -135,10 +135,38 @@ def open_sqlite_file(path: str) -> APSWDatabase:
         ) from None
     except (OSError, apsw.Error, PeeweeDatabaseError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        trouble = disk_trouble(target) or not_ours(target)
         raise ConfigError(
-            f"database.path {path}: cannot open the database: {reason}{disk_trouble(target)}"
+            f"database.path {path}: cannot open the database: {reason}{trouble}"
         ) from None
     return db
+
+
+def not_ours(target: Path) -> str:
+    """' (FILE belongs to OWNER and the user running codelace-box may not read and write it:
+    ...)' for the database or its -wal or -shm file when this user may not (a command run as
+    root made them: SQLite itself says only 'unable to open database file'); else ''."""
+    for name in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+        try:
+            owner = name.stat().st_uid
+        except OSError:
+            continue
+        if not os.access(name, os.R_OK | os.W_OK):
+            return (
+                f" ({name} belongs to {_user_name(owner)} and the user running codelace-box "
+                "may not read and write it: chown it, with its -wal and -shm files, to that user)"
+            )
+    return ""
+
+
+def _user_name(uid: int) -> str:
+    """A user's name, or `uid N` when the system names none."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 def refuse_not_a_file(path: str) -> None:

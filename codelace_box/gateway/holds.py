@@ -31,6 +31,7 @@ from codelace_box.db.owners import (
     gone_owners,
     owner_claims_can_drop,
 )
+from codelace_box.reports.steady_clock import SteadyClock
 
 ORPHAN_AGE_SEC = 6 * 3600.0  # no request lives this long (Sanic's RESPONSE_TIMEOUT is shorter)
 log = logging.getLogger("codelace_box.gateway")
@@ -184,8 +185,21 @@ def own_holds_older_than(age_sec: float) -> list[str]:
     own = hotpath.holds_of_owner_before(connection(), hold_owner(), cutoff)
     if owner_claims_can_drop():
         return own
-    ancient = str(utcnow() - timedelta(seconds=ORPHAN_AGE_SEC))
+    # by the time this process counted: a wall clock that leapt hours ahead (NTP's first step
+    # on a VM whose clock was behind) made every live worker's holds look that old
+    ancient = str(_steady_clock().now() - timedelta(seconds=ORPHAN_AGE_SEC))
     return own + [r for r in hotpath.holds_before(connection(), ancient) if r not in own]
+
+
+_STEADY: list[SteadyClock] = []  # this process's, made at its first sweep (not inherited)
+os.register_at_fork(after_in_child=_STEADY.clear)
+
+
+def _steady_clock() -> SteadyClock:
+    """The wall clock, held to the time this process counted while it leaps ahead."""
+    if not _STEADY:
+        _STEADY.append(SteadyClock(quiet=True))
+    return _STEADY[0]
 
 
 def release_holds_in(tx: Tx, *, owners: Iterable[str] = (), request_ids: Iterable[str] = ()) -> int:

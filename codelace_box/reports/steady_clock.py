@@ -9,6 +9,8 @@ is compared with the newest time stored (`newest`: its newest usage row or ledge
 than LEAP_SEC ahead of it, the time is counted from that moment, and the clock followed once it
 has held for SETTLE_SEC, as a leap seen while running (a box stopped for longer than LEAP_SEC
 starts so too: its retention is late by SETTLE_SEC, never early).
+The hold sweep judges holds older than any request by such a clock too (gateway/holds.py,
+`quiet`: retention's lines speak for the leap).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ LEAP_SEC = 3600.0  # the wall clock ahead of the counted time by more: a leap (d
 SETTLE_SEC = 6 * 3600.0  # a leap followed once it has held this long
 
 
+def _silent(message: str, *args: object) -> None:
+    """A quiet clock's warnings: none."""
+
+
 class SteadyClock:
     """The wall clock (`wall`, naive UTC), held to the time counted by `counted` (monotonic
     seconds) while it leaps ahead of it."""
@@ -34,8 +40,11 @@ class SteadyClock:
         wall: Callable[[], datetime] = utcnow,
         counted: Callable[[], float] = time.monotonic,
         newest: datetime | None = None,
+        *,
+        quiet: bool = False,
     ) -> None:
         self._wall, self._counted = wall, counted
+        self._say = _silent if quiet else log.warning
         self._offset = self._offset_now()  # wall minus counted, as followed
         self._leap: tuple[float, float] | None = None  # (its offset, counted when first seen)
         if newest is not None:
@@ -49,7 +58,7 @@ class SteadyClock:
             return
         self._leap = (self._offset, self._counted())
         self._offset -= ahead
-        log.warning(
+        self._say(
             "the wall clock is %s ahead of the newest time in the database: retention deletes "
             "by the time counted from that moment until the clock has held for %g h (a clock "
             "set wrong at boot; or the box was stopped that long: then nothing is wrong)",
@@ -64,18 +73,18 @@ class SteadyClock:
         offset, counted = self._offset_now(), self._counted()
         if offset - self._offset <= LEAP_SEC:
             if self._leap is not None:
-                log.warning("the wall clock is back in step: retention follows it again")
+                self._say("the wall clock is back in step: retention follows it again")
             self._offset, self._leap = offset, None  # (its drift followed too)
             return self._wall()
         if self._leap is None or abs(offset - self._leap[0]) > LEAP_SEC:
             self._leap = (offset, counted)
-            log.warning(
+            self._say(
                 "the wall clock leapt %s ahead of the time this process counted: retention "
                 "deletes by the counted time until the clock has held for %g h",
                 timedelta(seconds=round(offset - self._offset)), SETTLE_SEC / 3600,
             )  # fmt: skip
         elif counted - self._leap[1] >= SETTLE_SEC:
-            log.warning("the wall clock held its leap for %g h: retention follows it",
+            self._say("the wall clock held its leap for %g h: retention follows it",
                         SETTLE_SEC / 3600)  # fmt: skip
             self._offset, self._leap = offset, None
             return self._wall()

@@ -231,6 +231,38 @@ def test_a_data_folder_the_service_user_cannot_write_is_one_line_naming_it() -> 
 AS_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
 
 
+def test_a_database_file_of_another_user_is_named_with_its_owner() -> None:
+    """root ran the first command and made data/ and the database in it; the operator gave the
+    folder to the service's user, as the line above says, and `serve` then said only `cannot
+    open the database: unable to open database file` (SQLite's words) of a path whose folder
+    is fine. Now the line says which file this user may not read and write, and whose it is."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run serve as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        space = make_workspace(root / "box")
+        space.run("users", "create", "first@example.com")  # as root: data/ and the file root's
+        os.chmod(space.config, 0o644)
+        for folder in (root / "box", root / "box" / "data"):
+            os.chown(folder, 65534, 65534)  # the folders given over, not the file
+        started = subprocess.run(
+            [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "serve"],
+            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
+            check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(root)
+    assert started.returncode == 1, started.stderr
+    [line] = started.stderr.splitlines()
+    db = root / "box" / "data" / "codelace.db"
+    assert line == (
+        f"error: database.path {db}: cannot open the database: unable to open database file "
+        f"({db} belongs to root and the user running codelace-box may not read and write it: "
+        "chown it, with its -wal and -shm files, to that user)"
+    )
+
+
 def test_a_backup_folder_the_service_user_cannot_read_is_a_failed_backup_not_a_crash() -> None:
     """backup.dir in a folder the service's user may not read (root's /var/backups, say):
     doctor printed its ok line, then 'unexpected PermissionError' and exit 1; serve's upkeep

@@ -254,6 +254,27 @@ def test_a_taken_port_stops_serve_with_one_line(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "env",
+    [{"CODELACE_DATABASE_PATH": ":memory:"}, {"CODELACE_DATABASE_URL": "sqlite:///:memory:"}],
+)
+def test_serve_on_a_database_in_memory_stops_with_one_line(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """database.path ":memory:" (no config file, so not a file named so beside one): `serve`
+    migrated a database in memory, closed it, and its worker opened another, empty one; it
+    said it served, /healthz answered ok, and every request was a 500 (`no such table`), the
+    upkeep's tracebacks in the log, anything written lost at the stop."""
+    port = str(free_port())
+    result = run_cli(None, "serve", "--port", port, env=env, cwd=tmp_path, timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert one_error_line(result.stderr) == (
+        "error: database.path :memory: is a database in memory, which serve cannot share with "
+        "its workers and loses at its stop: name a file (the default is data/codelace.db)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_bracketed_ipv6_host_is_served(tmp_path: Path) -> None:
     """server.host = "[::1]" (an IPv6 address as a URL writes it, which server.host takes and
     base_url already reads as bracketed) failed at start as "cannot listen on [::1]:PORT: Name

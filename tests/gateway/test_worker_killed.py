@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -87,3 +88,52 @@ def test_a_hold_older_than_any_request_is_freed_by_the_sweep_whoever_owns_it(
         assert time.monotonic() < deadline, box.query("SELECT request_id, owner FROM hold")
         time.sleep(0.1)
     assert box.balance(email)[1] == 1000
+
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+@pytest.mark.skipif(wanted_engine() == "postgres", reason="SQLite: holds judged by their age")
+@pytest.mark.skipif(not os.path.exists(FAKETIME_LIB), reason="libfaketime is not installed")
+def test_a_wall_clock_leap_frees_no_live_workers_holds(
+    box_factory: BoxFactory, fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    """The wall clock stepped 7 hours ahead while calls of both workers waited on the upstream
+    (NTP's first step on a VM whose clock was behind): each worker's sweep took the other's
+    holds for a crashed server's, older than any request, and freed them ("process or call
+    gone"), so the calls were answered with `cost_usd: 0.0` and charged nothing, no usage row.
+    Holds are judged old by the time each worker counted, which a leap does not move."""
+    clock = tmp_path / "faketime"
+    clock.write_text("+0\n")
+    env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE": str(clock),
+           "FAKETIME_NO_CACHE": "1", "DONT_FAKE_MONOTONIC": "1",
+           "CODELACE_HOLD_SWEEP_SEC": "0.3"}  # fmt: skip
+    box = box_factory("--workers", "2", env=env)
+    box.until_served(MODEL, workers=2)
+    email, key = box.new_user()
+    fake.default = Reply(delay_before=6)
+    answers: list[httpx.Response] = []
+
+    def ask() -> None:
+        body = {"model": MODEL, "messages": HELLO}
+        with httpx.Client(base_url=box.url, timeout=40, verify=TLS) as http:
+            auth = {"authorization": f"Bearer {key}"}
+            answers.append(http.post("/v1/chat/completions", json=body, headers=auth))
+
+    asking: list[threading.Thread] = []
+    deadline = time.monotonic() + 15
+    while len(box.query("SELECT DISTINCT owner FROM hold")) < 2:
+        assert time.monotonic() < deadline, "the calls did not reach both workers"
+        asking.append(threading.Thread(target=ask))
+        asking[-1].start()
+        time.sleep(0.2)
+    clock.write_text("+7h\n")
+    for thread in asking:
+        thread.join()
+    assert [a.status_code for a in answers] == [200] * len(asking)
+    assert all(a.json()["usage"]["cost_usd"] > 0 for a in answers), [
+        a.json()["usage"] for a in answers
+    ]
+    for answer in answers:
+        assert box.settled_row(answer.headers["x-request-id"])["status"] == "ok"
+    assert box.balance(email)[1] == 0
