@@ -7,13 +7,12 @@ from typing import Any
 import click
 
 from codelace_box.audit import states
-from codelace_box.cli.amounts import key_lines, key_rows, shown, usd_shown
+from codelace_box.cli.amounts import UsdAmount, key_lines, key_rows, shown, usd_shown
 from codelace_box.cli.support import (
     CliState,
     audited,
     emit,
     json_option,
-    parse_usd,
     pass_state,
     plain,
     show_key_once,
@@ -94,6 +93,9 @@ def limit_fields(
     return fields
 
 
+CAP_CLEAR_WORDS = ("none", "null", "never", "all")  # accounts.limits.CLEAR_WORDS, not imported
+
+
 def key_limit_options(command: Any) -> Any:
     """--limit-usd, --limit-reset, --expires (--expires-at), --models (--allowed-models) and
     --manage-keys/--no-manage-keys: --expires-at and --allowed-models are the SPEC's field names."""
@@ -108,8 +110,8 @@ def key_limit_options(command: Any) -> Any:
                      "time (UTC unless it says otherwise) or 30d / 12h from now ('never')."),
         click.option("--limit-reset", default=None, help="daily, weekly, monthly (UTC) or "
                      "'none': the period of the cap never ends."),
-        click.option("--limit-usd", default=None, help="Spend cap per period in USD ('none': "
-                     "no cap)."),
+        click.option("--limit-usd", type=UsdAmount(clear_words=CAP_CLEAR_WORDS), default=None,
+                     help="Spend cap per period in USD ('none': no cap)."),
     )  # fmt: skip
     for option in options:
         command = option(command)
@@ -261,7 +263,7 @@ def users_enable(state: CliState, email: str) -> None:
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("email")
-@click.argument("amount_usd", type=parse_usd)
+@click.argument("amount_usd", type=UsdAmount(signed=True))
 @click.option("--reason", required=True, help="Why (recorded in the ledger).")
 @pass_state
 def credit(state: CliState, email: str, amount_usd: Any, reason: str) -> None:

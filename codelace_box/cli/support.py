@@ -341,17 +341,6 @@ def show_key_once(full_key: str, key_id: str) -> None:
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
-def parse_usd(value: str) -> Decimal:
-    """A USD amount from the command line (ASCII digits: not Decimal's "1_000", "NaN" or
-    Arabic-Indic spellings)."""
-    try:
-        if "_" in value or not value.isascii():
-            raise ArithmeticError
-        return Decimal(value)
-    except ArithmeticError:
-        raise click.BadParameter(f"not a USD amount: {value!r}") from None
-
-
 class WholeNumber(click.IntRange):
     """A whole number in a range, written in ASCII digits (an optional sign): click's own
     takes what Python's int() takes, such as "٣" (read as 3) and "1_000"."""

@@ -189,10 +189,10 @@ def test_a_field_a_key_does_not_have_is_a_400_when_making_one_too(
 
 
 CLI_BAD = [
-    ("--limit-usd", "-1", "limit_usd"),
-    ("--limit-usd", "nan", "limit_usd"),
-    ("--limit-usd", "0.0000000001", "limit_usd"),
-    ("--limit-usd", "1e2", "limit_usd"),
+    ("--limit-usd", "-1", "'--limit-usd'"),  # a usage error (exit 2), as every USD amount's
+    ("--limit-usd", "nan", "'--limit-usd'"),
+    ("--limit-usd", "0.0000000001", "'--limit-usd'"),
+    ("--limit-usd", "1e2", "'--limit-usd'"),
     ("--limit-reset", "yearly", "limit_reset"),
     ("--expires", "2001-01-01", "expires_at"),
     ("--expires", "soon", "expires_at"),
@@ -215,7 +215,7 @@ def test_the_cli_refuses_bad_limits_in_one_line(
     for args in (("keys", "create", email, option, value),
                  ("keys", "update", key_id, "--name", "renamed", option, value)):  # fmt: skip
         result = run_cli(box.config, *args)
-        assert result.returncode == 1, result
+        assert result.returncode == (2 if field.startswith("'--") else 1), result
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and field in lines[0], result.stderr
     assert keys_now() == keys_before
