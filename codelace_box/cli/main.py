@@ -36,6 +36,7 @@ from codelace_box.cli.upkeep import (
 )
 from codelace_box.cli.usage import usage
 from codelace_box.config import Config
+from codelace_box.config.loading import NAME_A_FILE
 from codelace_box.errors import CodelaceError
 
 
@@ -55,9 +56,12 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _not_empty(path: str | None) -> str | None:
-    """An empty --config (`--config "$UNSET"`) is a mistake, not a request for the defaults."""
+    """An empty --config (`--config "$UNSET"`) is a mistake, not a request for the defaults;
+    `-` (standard input, as tools take it) is no file either (`init` wrote one named `-`)."""
     if path is not None and not path.strip():
         raise click.BadParameter("an empty path; leave --config out to use the defaults")
+    if path == "-":
+        raise click.BadParameter(f"'-' (standard input) is not taken: {NAME_A_FILE}")
     return path
 
 

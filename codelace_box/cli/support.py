@@ -18,10 +18,10 @@ import click
 
 from codelace_box.cli.text import display_width, not_utf8, pad
 from codelace_box.config import (
-    CONFIG_ENV,
     DEFAULT_CONFIG_FILE,
     Config,
     load_config,
+    resolve_config_path,
 )
 from codelace_box.db.core import open_database
 from codelace_box.db.failures import operator_words
@@ -128,7 +128,7 @@ class CliState:
 
     def init_target(self) -> Path:
         """Where `init` writes: --config, else $CODELACE_CONFIG, else ./codelace.toml."""
-        return Path(self.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
+        return resolve_config_path(self.config_path) or Path(DEFAULT_CONFIG_FILE)
 
 
 def say_notes_now() -> None:
