@@ -307,10 +307,9 @@ def version(state: CliState, verbose: bool) -> None:
         click.echo(f"codelace-box {__version__}")
         return
     try:
-        config = state.config()
-    except CodelaceError:
-        config = None  # a bad config does not hide the build details
-    echo_lines(build_lines(config))
+        echo_lines(build_lines(state.config()))
+    except CodelaceError as exc:  # a bad config does not hide the build details, nor itself
+        echo_lines(build_lines(None, config_trouble=exc.message))
 
 
 for _command in [*MANAGE_COMMANDS, providers, models, usage, audit, restore_command]:
