@@ -62,3 +62,12 @@ def test_every_usd_amount_takes_plain_decimals(workspace: Workspace) -> None:
     assert key["limit_usd"] == 20
     workspace.run("keys", "update", key["id"], "--limit-usd", "none")
     assert workspace.json("keys", "list", "grace@example.com")[0]["limit_usd"] is None
+
+
+def test_account_limits_refused_as_usage_errors_naming_the_option(workspace: Workspace) -> None:
+    """`users limits --rpm x` said 'rpm: must be ...' and exited 1, where every other bad
+    option value (the amounts above, --max-output-tokens) is a usage error naming it."""
+    workspace.run("users", "create", "lin@example.com")
+    for option, value in (("--rpm", "-1"), ("--concurrent", "x"), ("--rpm", "1000001")):
+        line = workspace.fail("users", "limits", "lin@example.com", option, value, code=2)
+        assert line.startswith(f"error: Invalid value for '{option}': must be a whole"), line
