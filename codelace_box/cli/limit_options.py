@@ -1,4 +1,5 @@
-"""The limit options of `keys create/update` and `users limits`, and their refusals: a
+"""The limit options of `keys create/update` and `users limits`, and their refusals (and the
+`--since`/`--until` of `usage` and `audit`'s): a
 service's refusal of one field is said as click says a bad option value, a usage error (exit
 2) naming the option the operator typed (`--limit-reset`), not the API field (`limit_reset`),
 as every other bad value on the command line is (the amounts, --max-output-tokens)."""
@@ -21,6 +22,7 @@ KEY_LIMIT_OPTIONS = {
     "allowed_models": "--models",
 }
 ACCOUNT_LIMIT_OPTIONS = {"rpm": "--rpm", "max_concurrent": "--concurrent"}
+MOMENT_OPTIONS = {"since": "--since", "until": "--until"}  # reports/moments.py's params
 
 
 @contextmanager
@@ -32,7 +34,7 @@ def named_as_options(options: Mapping[str, str]) -> Iterator[None]:
         option = options.get(exc.param or "")
         if option is None:
             raise
-        said = exc.message.removeprefix(f"{exc.param}: ")
+        said = exc.message.removeprefix(f"{exc.param}: ").removeprefix(f"{option} ")
         raise click.BadParameter(said, param_hint=f"'{option}'") from None
 
 
