@@ -80,7 +80,7 @@ PG_SUITES := tests/accounts tests/limits tests/history tests/admin \
 	tests/gateway/test_batch_mirror.py tests/gateway/test_pg_lookups.py tests/gateway/test_pg_sessions.py \
 	tests/gateway/test_pg_down.py tests/gateway/test_pg_unanswered.py tests/gateway/test_hold_owners.py \
 	tests/gateway/test_half_closed_client.py tests/gateway/test_newer_schema.py tests/gateway/test_frozen_box.py \
-	tests/gateway/test_pg_stream_settlement.py \
+	tests/gateway/test_pg_stream_settlement.py tests/gateway/test_mid_flight_changes.py \
 	tests/billing/test_webhooks.py tests/billing/test_delivery_guarantees.py \
 	tests/billing/test_many_boxes.py tests/billing/test_refunds_disputes.py tests/billing/test_topup_claims.py \
 	tests/billing/test_log_request_ids.py \

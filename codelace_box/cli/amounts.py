@@ -1,4 +1,5 @@
-"""USD amounts as the command line's text shows them: exact to the nano-dollar at any size.
+"""USD amounts as the command line reads them (`UsdAmount`: one parser for every option that
+takes one) and as its text shows them: exact to the nano-dollar at any size.
 
 `--json` keeps the HTTP API's numbers (floats, `money.usd_json`), which cannot hold every
 nano-dollar above 2**53 nano-USD (about 9 million USD): read as text from them, a credit of one
@@ -6,9 +7,46 @@ nano-dollar could leave "balance now" as it was. The text reads the integers ins
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import click
+
 from codelace_box.money import usd_text
+
+_PLAIN_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]{0,9})?|\.[0-9]{1,9})")  # fullmatch
+_TAKEN = "plain decimal digits such as 20 or 12.5"
+_RULES = "no exponent, at most 9 decimals"
+
+
+class UsdAmount(click.ParamType):
+    """A USD amount as plain decimal digits, at most 9 decimals (the nano-dollar), given back as
+    its text (the services check the range). Refused alike on every option: an exponent
+    (`1e2`), `nan`, `inf`, `1_000`, other scripts' digits, a finer amount, and a sign where
+    none makes sense (only `credit` removes). `clear_words` ("none") pass through as given."""
+
+    name = "usd"
+
+    def __init__(self, *, signed: bool = False, clear_words: tuple[str, ...] = ()) -> None:
+        self.signed = signed
+        self.clear_words = clear_words
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.lower() in self.clear_words:
+            return text
+        digits = text[1:] if self.signed and text[:1] in "+-" and text else text
+        if not _PLAIN_DECIMAL.fullmatch(digits):
+            self.fail(f"not a USD amount: {value[:40]!r}: {self._taken()}.", param, ctx)
+        return text
+
+    def _taken(self) -> str:
+        """What the option takes, as its refusal says it."""
+        if self.signed:
+            return f"{_TAKEN}, '-' to remove ({_RULES})"
+        return f"{_TAKEN} (no sign, {_RULES}){', or none' if self.clear_words else ''}"
 
 
 def usd_shown(nanos: int | None) -> str | None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from codelace_box.cli.limit_options import MOMENT_OPTIONS, named_as_options
 from codelace_box.cli.support import CliState, emit, json_option, pass_state, table
 from codelace_box.reports.moments import parse_moment
 
@@ -65,7 +66,8 @@ def audit(state: CliState, since: str | None, as_json: bool) -> None:
     """List the admin actions of the audit log (who changed what, when), oldest first."""
     from codelace_box.audit import list_entries
 
-    start = parse_moment(since) if since is not None else None
+    with named_as_options(MOMENT_OPTIONS):
+        start = parse_moment(since) if since is not None else None
     state.hold_database()
     _open_with_an_audit_log(state.config())
     rows = [entry_view(e) for e in list_entries(start)]

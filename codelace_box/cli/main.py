@@ -36,6 +36,7 @@ from codelace_box.cli.upkeep import (
 )
 from codelace_box.cli.usage import usage
 from codelace_box.config import Config
+from codelace_box.config.loading import NAME_A_FILE
 from codelace_box.errors import CodelaceError
 
 
@@ -55,9 +56,12 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _not_empty(path: str | None) -> str | None:
-    """An empty --config (`--config "$UNSET"`) is a mistake, not a request for the defaults."""
+    """An empty --config (`--config "$UNSET"`) is a mistake, not a request for the defaults;
+    `-` (standard input, as tools take it) is no file either (`init` wrote one named `-`)."""
     if path is not None and not path.strip():
         raise click.BadParameter("an empty path; leave --config out to use the defaults")
+    if path == "-":
+        raise click.BadParameter(f"'-' (standard input) is not taken: {NAME_A_FILE}")
     return path
 
 
@@ -303,10 +307,9 @@ def version(state: CliState, verbose: bool) -> None:
         click.echo(f"codelace-box {__version__}")
         return
     try:
-        config = state.config()
-    except CodelaceError:
-        config = None  # a bad config does not hide the build details
-    echo_lines(build_lines(config))
+        echo_lines(build_lines(state.config()))
+    except CodelaceError as exc:  # a bad config does not hide the build details, nor itself
+        echo_lines(build_lines(None, config_trouble=exc.message))
 
 
 for _command in [*MANAGE_COMMANDS, providers, models, usage, audit, restore_command]:

@@ -7,13 +7,19 @@ from typing import Any
 import click
 
 from codelace_box.audit import states
-from codelace_box.cli.amounts import key_lines, key_rows, shown, usd_shown
+from codelace_box.cli.amounts import UsdAmount, key_lines, key_rows, shown, usd_shown
+from codelace_box.cli.limit_options import (
+    ACCOUNT_LIMIT_OPTIONS,
+    KEY_LIMIT_OPTIONS,
+    key_limit_options,
+    limit_fields,
+    named_as_options,
+)
 from codelace_box.cli.support import (
     CliState,
     audited,
     emit,
     json_option,
-    parse_usd,
     pass_state,
     plain,
     show_key_once,
@@ -61,59 +67,6 @@ def key_view(key: Any) -> dict[str, Any]:
 
 KEY_COLUMNS = ["id", "key_prefix", "name", "last_used_at", "spent_usd", "limit_usd",
                "limit_reset", "allowed_models", "can_manage_keys", "expires_at"]  # fmt: skip
-
-
-def limit_fields(
-    limit_usd: str | None,
-    limit_reset: str | None,
-    expires: str | None,
-    models: str | None,
-    manage_keys: bool | None = None,
-) -> dict[str, Any]:
-    """The key limit options given, as the fields accounts.limits checks ("none" clears)."""
-    from codelace_box.accounts.limits import CLEAR_WORDS
-
-    given = {
-        "limit_usd": limit_usd,
-        "limit_reset": limit_reset,
-        "expires_at": expires,
-        "allowed_models": models,
-    }
-    fields: dict[str, Any] = {}
-    for name, value in given.items():
-        if value is None:
-            continue
-        if value.strip().lower() in CLEAR_WORDS:
-            fields[name] = None
-        elif name == "allowed_models":
-            fields[name] = [part.strip() for part in value.split(",") if part.strip()]
-        else:
-            fields[name] = value
-    if manage_keys is not None:
-        fields["can_manage_keys"] = manage_keys
-    return fields
-
-
-def key_limit_options(command: Any) -> Any:
-    """--limit-usd, --limit-reset, --expires (--expires-at), --models (--allowed-models) and
-    --manage-keys/--no-manage-keys: --expires-at and --allowed-models are the SPEC's field names."""
-    options = (
-        click.option("--manage-keys/--no-manage-keys", "manage_keys", default=None, help="Whether "
-                     "the key may create, change and revoke the account's keys through the API "
-                     "(a new key may: --no-manage-keys for a key handed to a tool)."),
-        click.option("--models", "--allowed-models", "models", default=None, help="Comma-"
-                     "separated model ids or aliases the key may call ('all': every model)."),
-        click.option("--expires", "--expires-at", "expires", default=None, help="When the key "
-                     "stops working: an ISO 8601 "
-                     "time (UTC unless it says otherwise) or 30d / 12h from now ('never')."),
-        click.option("--limit-reset", default=None, help="daily, weekly, monthly (UTC) or "
-                     "'none': the period of the cap never ends."),
-        click.option("--limit-usd", default=None, help="Spend cap per period in USD ('none': "
-                     "no cap)."),
-    )  # fmt: skip
-    for option in options:
-        command = option(command)
-    return command
 
 
 @click.group()
@@ -202,7 +155,10 @@ def users_limits(state: CliState, email: str, rpm: str | None, concurrent: str |
               if value is not None}  # fmt: skip
     if not fields:
         raise click.UsageError("nothing to change: give --rpm and/or --concurrent")
-    with audited("users limits", email, lambda: states.user(email)):
+    with (
+        named_as_options(ACCOUNT_LIMIT_OPTIONS),
+        audited("users limits", email, lambda: states.user(email)),
+    ):
         user = set_user_limits(get_user(email), fields)
     defaults = state.config().limits
     shown = [
@@ -261,7 +217,7 @@ def users_enable(state: CliState, email: str) -> None:
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("email")
-@click.argument("amount_usd", type=parse_usd)
+@click.argument("amount_usd", type=UsdAmount(signed=True))
 @click.option("--reason", required=True, help="Why (recorded in the ledger).")
 @pass_state
 def credit(state: CliState, email: str, amount_usd: Any, reason: str) -> None:
@@ -312,7 +268,10 @@ def keys_create(
     fields = limit_fields(limit_usd, limit_reset, expires, models, manage_keys)
     user = get_account(email)
     require_enabled(user, f"enable it first: codelace-box users enable {user.email}")
-    with audited("keys create", email) as change:  # create_key commits it with an fsync
+    with (
+        named_as_options(KEY_LIMIT_OPTIONS),
+        audited("keys create", email) as change,
+    ):  # create_key commits it with an fsync
         new = create_key(user.id, name, fields, relative=True)
         change.target = new.key.uuid
         change.set_after(states.api_key(new.key.uuid))
@@ -369,7 +328,10 @@ def keys_update(
         raise click.UsageError("nothing to change: give --name, --limit-usd, --limit-reset, "
                                "--expires, --models or --manage-keys/--no-manage-keys")  # fmt: skip
     found = find_key(key_id).uuid
-    with audited("keys update", found, lambda: states.api_key(found)):
+    with (
+        named_as_options(KEY_LIMIT_OPTIONS),
+        audited("keys update", found, lambda: states.api_key(found)),
+    ):
         key = update_key(found, fields, relative=True)
     emit(key_view(key), as_json, lambda v: key_lines(v, key))
 

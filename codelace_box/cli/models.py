@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from codelace_box.audit import states
+from codelace_box.cli.amounts import UsdAmount
 from codelace_box.cli.support import (
     CliState,
     WholeNumber,
@@ -65,6 +66,10 @@ class TokensOrNone(click.ParamType):
         return self.count.convert(value, param, ctx)
 
 
+PRICE = UsdAmount()
+CACHE_PRICE = UsdAmount(clear_words=("none",))
+
+
 @click.group()
 def models() -> None:
     """Manage the model catalog and its prices."""
@@ -72,9 +77,17 @@ def models() -> None:
 
 @models.command("set")
 @click.argument("model_id")
-@click.option("--input-per-1m", default=None, help="USD per 1M input tokens (new model: required).")
 @click.option(
-    "--output-per-1m", default=None, help="USD per 1M output tokens (new model: required)."
+    "--input-per-1m",
+    type=PRICE,
+    default=None,
+    help="USD per 1M input tokens (new model: required).",
+)
+@click.option(
+    "--output-per-1m",
+    type=PRICE,
+    default=None,
+    help="USD per 1M output tokens (new model: required).",
 )
 @click.option("--provider", default=None, help="Provider name (default: the part before '/').")
 @click.option("--upstream-model", default=None, help="Upstream name (default: the part after '/').")
@@ -93,16 +106,19 @@ def models() -> None:
 )
 @click.option(
     "--cache-read-per-1m",
+    type=CACHE_PRICE,
     default=None,
     help="USD per 1M cached input tokens read ('none': the input price).",
 )
 @click.option(
     "--cache-write-per-1m",
+    type=CACHE_PRICE,
     default=None,
     help="USD per 1M input tokens cached ('none': the input price).",
 )
 @click.option(
     "--cache-write-1h-per-1m",
+    type=CACHE_PRICE,
     default=None,
     help="USD per 1M tokens cached for 1 hour ('none': the write price).",
 )

@@ -18,10 +18,10 @@ import click
 
 from codelace_box.cli.text import display_width, not_utf8, pad
 from codelace_box.config import (
-    CONFIG_ENV,
     DEFAULT_CONFIG_FILE,
     Config,
     load_config,
+    resolve_config_path,
 )
 from codelace_box.db.core import open_database
 from codelace_box.db.failures import operator_words
@@ -128,7 +128,7 @@ class CliState:
 
     def init_target(self) -> Path:
         """Where `init` writes: --config, else $CODELACE_CONFIG, else ./codelace.toml."""
-        return Path(self.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
+        return resolve_config_path(self.config_path) or Path(DEFAULT_CONFIG_FILE)
 
 
 def say_notes_now() -> None:
@@ -339,17 +339,6 @@ def show_key_once(full_key: str, key_id: str) -> None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-
-
-def parse_usd(value: str) -> Decimal:
-    """A USD amount from the command line (ASCII digits: not Decimal's "1_000", "NaN" or
-    Arabic-Indic spellings)."""
-    try:
-        if "_" in value or not value.isascii():
-            raise ArithmeticError
-        return Decimal(value)
-    except ArithmeticError:
-        raise click.BadParameter(f"not a USD amount: {value!r}") from None
 
 
 class WholeNumber(click.IntRange):

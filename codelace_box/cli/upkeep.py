@@ -87,8 +87,10 @@ def _package_version(name: str) -> str:
         return "unknown"
 
 
-def build_lines(config: Config | None) -> list[str]:
-    """What `version --verbose` prints: the version line, then schema and build details."""
+def build_lines(config: Config | None, config_trouble: str | None = None) -> list[str]:
+    """What `version --verbose` prints: the version line, then schema and build details; with
+    `config_trouble` (the config could not be loaded: its one line, as every command prints
+    it, no secret), that, and no guess at the database engine."""
     from codelace_box.db.migrate import LATEST_VERSION
 
     frozen = getattr(sys, "frozen", False)
@@ -98,20 +100,24 @@ def build_lines(config: Config | None) -> list[str]:
         f"build: {'one-file binary (PyInstaller)' if frozen else 'Python package'}",
         f"python: {platform.python_version()} ({platform.python_implementation()})",
         f"platform: {platform.system()} {platform.release()} {platform.machine()}",
-        f"database engine: {_engine_line(config)}",
+        f"database engine: {_engine_line(config, config_trouble)}",
         "libraries: "
         + ", ".join(f"{n} {_package_version(n)}" for n in ("sanic", "httpx", "peewee", "textual")),
     ]
     if config is not None:
         lines.append(f"database: {_database_line(config)}")
+    if config_trouble is not None:
+        lines.append(f"config: could not be loaded: {config_trouble}")
     return lines
 
 
-def _engine_line(config: Config | None) -> str:
+def _engine_line(config: Config | None, config_trouble: str | None = None) -> str:
     """SQLite's library, or on PostgreSQL its driver (db/postgres.py)."""
     from codelace_box.db.core import engine_version
     from codelace_box.db.postgres import driver_version
 
+    if config_trouble is not None:  # the config may name either
+        return "unknown (the config could not be loaded)"
     if config is None or not config.database.is_postgres:
         return engine_version()
     return driver_version()

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 import click
 
+from codelace_box.cli.limit_options import MOMENT_OPTIONS, named_as_options
 from codelace_box.cli.support import CliState, emit, json_option, pass_state, table
 from codelace_box.db.core import iso_z
 from codelace_box.money import usd_json, usd_text
@@ -42,8 +43,9 @@ def usage_report(
 
     state.database()
     now = utcnow()
-    start = parse_moment(since, now) if since is not None else None  # '' is a mistake, as
-    end = parse_moment(until, now, option="--until") if until is not None else None  # in audit
+    with named_as_options(MOMENT_OPTIONS):  # '' is a mistake, as in audit
+        start = parse_moment(since, now) if since is not None else None
+        end = parse_moment(until, now, option="--until") if until is not None else None
     check_order(start, end)
     rows = daily_spend_report(by, start, end)
     days = state.config().usage.retention_days
@@ -186,8 +188,9 @@ def export(
     from codelace_box.reports.moments import parse_moment
 
     now = utcnow()
-    start = parse_moment(since, now) if since is not None else None
-    end = parse_moment(until, now, option="--until") if until is not None else None
+    with named_as_options(MOMENT_OPTIONS):
+        start = parse_moment(since, now) if since is not None else None
+        end = parse_moment(until, now, option="--until") if until is not None else None
     check_order(start, end)
     state.database()
     user_id = get_account(email).id if email is not None else None

@@ -19,6 +19,7 @@ from codelace_box.errors import ConfigError
 
 ENV_PREFIX = "CODELACE_"
 CONFIG_ENV = "CODELACE_CONFIG"
+NAME_A_FILE = "name a config file (a TOML file, such as ./codelace.toml)"
 DEFAULT_CONFIG_FILE = "codelace.toml"
 
 
@@ -118,6 +119,8 @@ def resolve_config_path(explicit: str | None, env: dict[str, str] | None = None)
     env = dict(os.environ) if env is None else env
     if explicit:
         return Path(explicit)
+    if env.get(CONFIG_ENV) == "-":  # not standard input, nor a file of that name (`init`)
+        raise ConfigError(f"${CONFIG_ENV}: '-' (standard input) is not taken: {NAME_A_FILE}")
     if env.get(CONFIG_ENV):
         return Path(env[CONFIG_ENV])
     default = Path(DEFAULT_CONFIG_FILE)  # a dangling link to it is a missing file, not none

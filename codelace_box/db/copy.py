@@ -31,6 +31,7 @@ from codelace_box.db import models as schema
 from codelace_box.db.id_counters import continue_counters, source_counters
 from codelace_box.db.migrate import LATEST_VERSION, current_version, migrate
 from codelace_box.db.postgres import is_postgres
+from codelace_box.db.same_database import refuse_the_source_itself
 from codelace_box.db.snapshot import one_instant
 from codelace_box.db.sqlite_file import storage_failed
 from codelace_box.db.text import storable_text
@@ -222,6 +223,7 @@ def _copy_all(
             f"{LATEST_VERSION}: {fix}"
         )
     _open_destination(destination)  # the models (and write_transaction) now point here
+    refuse_the_source_itself(source, core.database.obj)
     try:
         _copy_into_target(source, counts, recorded, late)
     except Exception as exc:  # its disk full, a file size limit: the target's, never the

@@ -153,11 +153,12 @@ def test_a_key_that_cannot_be_printed_is_not_left_working(space: Box) -> None:
 
 
 def test_the_audit_entry_of_a_credit_names_the_amount_as_the_balance_is_named(space: Box) -> None:
-    """`credit EMAIL 1e2` is a valid amount (100 USD); its audit entry said `amount_usd: None ->
-    1E+2` (Decimal's own text), beside `balance_usd: 0 -> 100`: the amount is written in the
-    same plain USD text as the balance, whatever notation was typed."""
+    """`credit EMAIL 1e2` was taken (100 USD), its audit entry saying `amount_usd: None ->
+    1E+2` (Decimal's own text), beside `balance_usd: 0 -> 100`. Amounts are plain decimals now
+    (test_cli_usd_amounts.py), and the entry still writes the amount in the same plain USD text
+    as the balance, however the decimals were typed."""
     space.ok("users", "create", "notation@users.test")
-    for amount in ("1e2", "-1E+1", "1e-9", "2.50"):
+    for amount in ("100.000", "-10", ".000000001", "2.50"):
         space.ok("credit", "notation@users.test", amount, "--reason", "typed so")
     amounts = [
         e["after"]["amount_usd"]

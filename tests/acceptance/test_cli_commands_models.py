@@ -105,16 +105,17 @@ def test_tiny_prices_print_in_plain_notation(space: Box) -> None:
 
 def test_a_price_finer_than_a_nano_dollar_is_refused_saying_why(space: Box) -> None:
     """`--input-per-1m 0.0000000001` is a non-negative USD amount, yet it was refused as not
-    being one: the line says that prices go to the nano-dollar (as `credit` says of amounts)."""
+    being one: the line says that prices go to the nano-dollar (at most 9 decimals, as every
+    USD amount on the command line: test_cli_usd_amounts.py)."""
     if "mbad" not in space.ok("providers", "list"):
         space.ok("providers", "add", "mbad", "--kind", "openai", "--key", "sk-bad")
     line = space.fail("models", "set", "mbad/fine", "--input-per-1m", "0.0000000001",
                       "--output-per-1m", "1")  # fmt: skip
-    assert "more precise than a nano-dollar" in line, line
+    assert "'--input-per-1m'" in line and "at most 9 decimals" in line, line
     line = space.fail("models", "set", "mbad/fine", "--input-per-1m", "1",
                       "--cache-read-per-1m", "0.0000000015", "--output-per-1m", "1")  # fmt: skip
-    assert "cache read price" in line and "more precise than a nano-dollar" in line, line
-    assert "must be a non-negative USD amount" in space.fail(
+    assert "'--cache-read-per-1m'" in line and "at most 9 decimals" in line, line
+    assert "not a USD amount: 'cheap'" in space.fail(
         "models", "set", "mbad/fine", "--input-per-1m", "cheap", "--output-per-1m", "1"
     )
     assert "mbad/fine" not in space.ok("models", "list")

@@ -267,6 +267,20 @@ def test_an_empty_config_flag_is_refused_not_taken_for_no_flag(tmp_path: Path) -
     assert list(tmp_path.iterdir()) == []  # no database, no codelace.toml
 
 
+def test_a_dash_as_config_is_refused_not_written_as_a_file_named_dash(tmp_path: Path) -> None:
+    """`-` (standard input, as tools take it) is no config file: `--config - init` wrote one
+    named `-`, and other commands said "-: config file not found"."""
+    for command in (("init",), ("migrate",), ("users", "list"), ("version", "--verbose")):
+        result = run_cli(None, "--config", "-", *command, cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stdout)
+        line = error_line(result)
+        assert "'--config'" in line and "'-' (standard input) is not taken" in line, line
+    result = run_cli(None, "init", env={"CODELACE_CONFIG": "-"}, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert "$CODELACE_CONFIG: '-' (standard input) is not taken" in error_line(result)
+    assert list(tmp_path.iterdir()) == []  # no file named '-', no database
+
+
 def test_the_environment_beats_the_file(tmp_path: Path) -> None:
     config = write_config(tmp_path / "codelace.toml", {"database": {"path": "file/box.db"}})
     env = {"CODELACE_DATABASE_PATH": str(tmp_path / "env" / "box.db")}

@@ -10,6 +10,7 @@ import pytest
 
 from tests.acceptance.cli_tools import Box
 from tests.fakes.models_upstream import FakeModelsUpstream
+from tests.support import run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -191,3 +192,21 @@ def test_version_verbose_says_why_the_database_cannot_be_read(tmp_path: Path) ->
     verbose = box.ok("version", "--verbose").splitlines()
     fields = dict(line.split(": ", 1) for line in verbose[1:])
     assert "file is not a database" in fields["database"], fields["database"]
+
+
+def test_version_verbose_says_the_config_could_not_be_loaded_and_why(tmp_path: Path) -> None:
+    """With a config it cannot load, `version --verbose` named SQLite as the database engine
+    (a guess: the config may well name PostgreSQL) and never said the config was the trouble."""
+    config = tmp_path / "codelace.toml"
+    config.write_text(
+        '[server]\ncolour = "red"\n'
+        '[database]\nurl = "postgresql://box:hunter2@127.0.0.1:1/codelace"\n'
+    )
+    done = run_cli(config, "version", "--verbose")
+    assert done.returncode == 0, done.stderr
+    assert "hunter2" not in done.stdout + done.stderr
+    fields = dict(line.split(": ", 1) for line in done.stdout.splitlines()[1:])
+    assert "sqlite" not in fields["database engine"].lower(), fields
+    assert fields["database engine"] == "unknown (the config could not be loaded)"
+    assert fields["config"].startswith("could not be loaded: "), fields
+    assert "unknown key server.colour" in fields["config"], fields

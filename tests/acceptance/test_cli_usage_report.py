@@ -160,3 +160,17 @@ def test_an_international_domain_is_shown_in_unicode_as_users_list_shows_it(box:
         rows = report(box, "--since", "1h", "--by", by)["rows"]
         labels = [r["user"] if by == "user" else r["owner"] for r in rows]
         assert any(stored in label for label in labels), labels
+
+
+def test_a_moment_it_cannot_read_is_a_usage_error_naming_the_option(box: Box) -> None:
+    """`--since yesterday` exited 1 where every other bad option value (`--by foo`, `--format
+    xml`, an amount) is a usage error (exit 2) naming the option, as click says it."""
+    for args in (("usage", "report", "--since", "1e2"), ("usage", "report", "--until", "soon"),
+                 ("usage", "export", "--format", "csv", "--since", "x"),
+                 ("audit", "--since", "2026-13-01")):  # fmt: skip
+        done = run_cli(box.config, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        option, value = args[-2:]
+        assert done.stderr.startswith(
+            f"error: Invalid value for '{option}': {value!r}: expected an ISO date"
+        ), done.stderr

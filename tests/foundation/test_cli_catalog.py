@@ -187,11 +187,11 @@ def test_models_set_list_and_change_prices(workspace: Workspace) -> None:
 def test_models_errors(workspace: Workspace) -> None:
     workspace.run("providers", "add", "errs", "--kind", "openai", "--key", OPENAI_KEY)
     price = ("--input-per-1m", "1", "--output-per-1m", "2")
-    assert "input price must be a non-negative USD amount" in workspace.fail(
-        "models", "set", "errs/m", "--input-per-1m", "cheap", "--output-per-1m", "2"
+    assert "'--input-per-1m': not a USD amount: 'cheap'" in workspace.fail(
+        "models", "set", "errs/m", "--input-per-1m", "cheap", "--output-per-1m", "2", code=2
     )
-    assert "must not be negative" in workspace.fail(
-        "models", "set", "errs/m", "--input-per-1m", "1", "--output-per-1m", "-2"
+    assert "'--output-per-1m': not a USD amount: '-2'" in workspace.fail(
+        "models", "set", "errs/m", "--input-per-1m", "1", "--output-per-1m", "-2", code=2
     )
     assert "no provider named nowhere" in workspace.fail("models", "set", "nowhere/m", *price)
     assert "model id must look like provider/model" in workspace.fail(

@@ -238,3 +238,54 @@ def test_holds_a_stopped_box_left_are_told_apart_from_calls_in_flight(tmp_path: 
         "when it stopped without settling (a crash, a kill): those calls are not charged, the "
         "copy misses nothing, and the source's next serve releases them"
     ), copied.stderr
+
+
+SELF_COPY = "error: --to names the database being copied"
+
+
+def _refused_as_the_source(config: Path, url: str) -> None:
+    refused = run_cli(config, "db", "copy", "--to", url)
+    assert refused.returncode == 1, (url, refused.stdout)
+    [line] = refused.stderr.splitlines()
+    assert line.startswith(SELF_COPY), (url, line)
+
+
+@pytest.mark.parametrize("filled", [False, True])
+def test_a_sqlite_copy_into_its_own_source_by_another_name_is_refused(
+    tmp_path: Path, filled: bool
+) -> None:
+    """`db copy --to` the source's own file by another path, a symbolic or a hard link was
+    'copied 0 rows' on an empty source (a copy into itself) and went on into it otherwise."""
+    source = tmp_path / "data" / "source.db"
+    migrate(open_database(source))
+    if filled:
+        create_user("self@copy.test")
+    close_database()
+    config = write_config(tmp_path / "c.toml", {"database": {"path": str(source)}})
+    (tmp_path / "link.db").symlink_to(source)
+    (tmp_path / "hard.db").hardlink_to(source)
+    for name in (source, tmp_path / "data" / ".." / "data" / "source.db", tmp_path / "link.db",
+                 tmp_path / "hard.db"):  # fmt: skip
+        _refused_as_the_source(config, f"sqlite:///{name}")
+    rows = sqlite_rows(source, 'SELECT email FROM "user"')
+    assert rows == ([("self@copy.test",)] if filled else [])
+
+
+@pytest.mark.parametrize("filled", [False, True])
+def test_a_postgresql_copy_into_its_own_source_is_refused(
+    tmp_path: Path, pg_url: str, filled: bool
+) -> None:
+    """The same PostgreSQL database named by another URL (another parameter) was a copy
+    into itself: 'copied 0 rows' when empty."""
+    migrate(open_database(pg_url))
+    if filled:
+        create_user("self@copy.test")
+    close_database()
+    sections = {"database": {"url": pg_url}, "server": {"secret_key": "s" * 32}}
+    config = write_config(tmp_path / "c.toml", sections)
+    _refused_as_the_source(config, f"{pg_url}{'&' if '?' in pg_url else '?'}application_name=x")
+    open_database(pg_url)
+    try:
+        assert query_all('SELECT email FROM "user"') == ([("self@copy.test",)] if filled else [])
+    finally:
+        close_database()

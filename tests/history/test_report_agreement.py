@@ -131,4 +131,4 @@ def test_the_window_edges_are_utc_instants(box_factory: BoxFactory, fake: FakeOp
     assert requests("--since", "9999-12-31T12:00") == 0  # far future, no end given: empty
     assert requests("--until", "1960-01-01") == 0  # far past, no start given: empty
     bad = run_cli(box.config, "usage", "report", "--since", "2027-02-29")  # not a leap year
-    assert bad.returncode != 0 and "--since '2027-02-29'" in bad.stderr
+    assert bad.returncode != 0 and "'--since': '2027-02-29'" in bad.stderr

@@ -188,16 +188,17 @@ def test_a_field_a_key_does_not_have_is_a_400_when_making_one_too(
     assert box.http(login).get("/api/v1/auth/key").json() == before
 
 
-CLI_BAD = [
-    ("--limit-usd", "-1", "limit_usd"),
-    ("--limit-usd", "nan", "limit_usd"),
-    ("--limit-usd", "0.0000000001", "limit_usd"),
-    ("--limit-usd", "1e2", "limit_usd"),
-    ("--limit-reset", "yearly", "limit_reset"),
-    ("--expires", "2001-01-01", "expires_at"),
-    ("--expires", "soon", "expires_at"),
-    ("--expires", "9999-12-31T23:00:00-05:00", "expires_at"),
-    ("--models", "fake/no-such-model", "allowed_models"),
+CLI_BAD = [  # every refusal a usage error (exit 2) naming the option, as every bad value's
+    ("--limit-usd", "-1", "'--limit-usd'"),
+    ("--limit-usd", "nan", "'--limit-usd'"),
+    ("--limit-usd", "0.0000000001", "'--limit-usd'"),
+    ("--limit-usd", "1e2", "'--limit-usd'"),
+    ("--limit-usd", "1000000001", "'--limit-usd': must be at most"),
+    ("--limit-reset", "yearly", "'--limit-reset': must be daily"),
+    ("--expires", "2001-01-01", "'--expires': 2001-01-01 is in the past"),
+    ("--expires", "soon", "'--expires': cannot read"),
+    ("--expires", "9999-12-31T23:00:00-05:00", "'--expires': 9999-12-31"),
+    ("--models", "fake/no-such-model", "'--models'"),
 ]
 
 
@@ -215,7 +216,7 @@ def test_the_cli_refuses_bad_limits_in_one_line(
     for args in (("keys", "create", email, option, value),
                  ("keys", "update", key_id, "--name", "renamed", option, value)):  # fmt: skip
         result = run_cli(box.config, *args)
-        assert result.returncode == 1, result
+        assert result.returncode == 2, result
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and field in lines[0], result.stderr
     assert keys_now() == keys_before
@@ -240,7 +241,7 @@ def test_the_cli_sets_and_clears_limits(box: Box) -> None:
     assert f"allowed_models: {MODEL}\n" in shown + "\n" and "[" not in shown, shown
     for bad in (("--rpm", "-1"), ("--concurrent", "many"), ("--rpm", "1.5")):
         result = run_cli(box.config, "users", "limits", email, *bad)
-        assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_keys_list_shows_the_models_a_key_may_call_beside_its_other_limits(box: Box) -> None:
