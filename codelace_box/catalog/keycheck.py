@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,13 @@ def check_request(kind: str, base_url: str, api_key: str) -> tuple[str, dict[str
     return adapter_for(kind).key_check_request(base_url, api_key)
 
 
+def calls_tls() -> ssl.SSLContext:
+    """The CAs the calls trust (aiohttp's default: OpenSSL's, the system's store and
+    SSL_CERT_FILE/SSL_CERT_DIR), not httpx's own (certifi's bundle only): a key whose calls
+    work through a private CA must not fail its check."""
+    return ssl.create_default_context()
+
+
 async def check_key(
     kind: str, base_url: str, api_key: str, *, timeout_sec: float = 10.0
 ) -> KeyCheckResult:
@@ -58,7 +66,7 @@ async def check_key(
     try:  # httpx's timeout is between two bytes: the whole answer gets `timeout_sec` too
         async with (
             asyncio.timeout(timeout_sec),
-            httpx.AsyncClient(timeout=timeout_sec) as client,
+            httpx.AsyncClient(timeout=timeout_sec, verify=calls_tls()) as client,
             client.stream("GET", url, headers=headers) as response,
         ):
             status, body = response.status_code, await _start_of(response)

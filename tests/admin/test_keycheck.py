@@ -3,13 +3,19 @@ verdict that never contains the key."""
 
 from __future__ import annotations
 
+import ssl
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
+import aiohttp
+import certifi
 import pytest
 
 from codelace_box.catalog.keycheck import check_key, check_request, redact, verdict
 from codelace_box.errors import InvalidRequest
 from tests.fakes.models_upstream import FakeModelsUpstream
+from tests.fakes.smtp_server import make_self_signed_cert
 from tests.support import free_port
 
 pytestmark = pytest.mark.timeout(30)
@@ -117,3 +123,48 @@ def test_verdicts_for_odd_bodies() -> None:
     message = verdict(502, long_echo, KEY).message
     assert KEY[:12] not in message and len(message) <= len("the upstream answered 502: ") + 200
     assert redact(f"key={KEY}!", KEY) == "key=sk-…1234!"
+
+
+class TlsModelsUpstream(FakeModelsUpstream):
+    """The openai fake over HTTPS, with a certificate of its own CA."""
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/v1"
+
+
+async def test_the_key_check_trusts_the_cas_the_calls_trust(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A calls' upstream (aiohttp) trusts OpenSSL's CAs: the system's store, where an operator
+    # installs a private CA (a vLLM behind TLS); the check (httpx) trusted only certifi's
+    # bundle, so `providers key-enable`, the admin's test and the probe of a flagged key all
+    # said "certificate verify failed" of a key whose calls worked. The system's store is
+    # stood in for by SSL_CERT_DIR (beside an SSL_CERT_FILE of the public CAs).
+    cert, key = make_self_signed_cert(tmp_path)
+    trusted = tmp_path / "certs"
+    trusted.mkdir()
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(cert)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (trusted / f"{subject_hash}.0").write_bytes(cert.read_bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())  # public CAs only
+    monkeypatch.setenv("SSL_CERT_DIR", str(trusted))
+    fake = TlsModelsUpstream("openai", {KEY})
+    fake.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    fake.ssl_context.load_cert_chain(cert, key)
+    fake.start()
+    try:
+        calls_tls = ssl.create_default_context()  # aiohttp's default (made as it is imported)
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=calls_tls)) as calls,
+            calls.get(fake.base_url + "/models") as seen,
+        ):
+            assert seen.status == 401  # the calls' TLS works (no key sent)
+        result = await check_key("openai", fake.base_url, KEY)
+        assert (result.ok, result.message) == (True, "the key works (2 models listed)")
+    finally:
+        fake.stop()
