@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from codelace_box.crypto import mask_in
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers import PROVIDER_KINDS, adapter_for
 from codelace_box.providers.openai_errors import says_key_invalid
+from codelace_box.trusted_cas import calls_tls
 
 MAX_MESSAGE = 200
 BODY_BYTES = 8 * 2**20  # of a probe's answer read: the longest model lists are a few MB
@@ -46,13 +46,6 @@ def check_request(kind: str, base_url: str, api_key: str) -> tuple[str, dict[str
     if kind not in PROVIDER_KINDS:
         raise InvalidRequest(f"cannot test a key of provider kind {kind!r}")
     return adapter_for(kind).key_check_request(base_url, api_key)
-
-
-def calls_tls() -> ssl.SSLContext:
-    """The CAs the calls trust (aiohttp's default: OpenSSL's, the system's store and
-    SSL_CERT_FILE/SSL_CERT_DIR), not httpx's own (certifi's bundle only): a key whose calls
-    work through a private CA must not fail its check."""
-    return ssl.create_default_context()
 
 
 async def check_key(

@@ -16,6 +16,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from codelace_box.trusted_cas import calls_tls
+
 log = logging.getLogger("codelace_box.alerts")
 RATE_LIMIT_SEC = 900.0
 RETRY_SEC = 30.0
@@ -86,7 +88,7 @@ class Alerter:
         try:  # httpx's timeout is between two bytes: the whole answer gets TIMEOUT_SEC too;
             async with (  # its status says it all: the body is not read (it may be huge)
                 asyncio.timeout(TIMEOUT_SEC),
-                httpx.AsyncClient(timeout=TIMEOUT_SEC) as client,
+                httpx.AsyncClient(timeout=TIMEOUT_SEC, verify=calls_tls()) as client,
                 client.stream("POST", self.webhook_url, json=message) as answer,
             ):
                 status = answer.status_code

@@ -4,18 +4,16 @@ verdict that never contains the key."""
 from __future__ import annotations
 
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import certifi
 import pytest
 
 from codelace_box.catalog.keycheck import check_key, check_request, redact, verdict
 from codelace_box.errors import InvalidRequest
 from tests.fakes.models_upstream import FakeModelsUpstream
-from tests.fakes.smtp_server import make_self_signed_cert
+from tests.fakes.private_ca import serve_under_a_private_ca
 from tests.support import free_port
 
 pytestmark = pytest.mark.timeout(30)
@@ -136,26 +134,13 @@ class TlsModelsUpstream(FakeModelsUpstream):
 async def test_the_key_check_trusts_the_cas_the_calls_trust(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A calls' upstream (aiohttp) trusts OpenSSL's CAs: the system's store, where an operator
+    # The calls to an upstream (aiohttp) trusts OpenSSL's CAs: the system's store, where an operator
     # installs a private CA (a vLLM behind TLS); the check (httpx) trusted only certifi's
     # bundle, so `providers key-enable`, the admin's test and the probe of a flagged key all
     # said "certificate verify failed" of a key whose calls worked. The system's store is
-    # stood in for by SSL_CERT_DIR (beside an SSL_CERT_FILE of the public CAs).
-    cert, key = make_self_signed_cert(tmp_path)
-    trusted = tmp_path / "certs"
-    trusted.mkdir()
-    subject_hash = subprocess.run(
-        ["openssl", "x509", "-hash", "-noout", "-in", str(cert)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    (trusted / f"{subject_hash}.0").write_bytes(cert.read_bytes())
-    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())  # public CAs only
-    monkeypatch.setenv("SSL_CERT_DIR", str(trusted))
+    # stood in for (tests/fakes/private_ca.py).
     fake = TlsModelsUpstream("openai", {KEY})
-    fake.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    fake.ssl_context.load_cert_chain(cert, key)
+    fake.ssl_context = serve_under_a_private_ca(tmp_path, monkeypatch)
     fake.start()
     try:
         calls_tls = ssl.create_default_context()  # aiohttp's default (made as it is imported)

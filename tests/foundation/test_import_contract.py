@@ -58,6 +58,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.money",
         "codelace_box.portal",
         "codelace_box.private_files",
+        "codelace_box.trusted_cas",
         "codelace_box.launcher",
         "codelace_box.parent_death",
         "codelace_box.logformat",
