@@ -13,12 +13,14 @@ of a `serve` that runs for weeks.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from smoke_support import (
     BINARY,
@@ -27,14 +29,19 @@ from smoke_support import (
     binary_env,
     cmdline,
     kill_tree,
+    ok,
     process_tree,
+    run_binary,
     wait_for_workers,
     wait_gone,
 )
 
+from tests.fakes.stripe_double import StripeDouble
 from tests.support import base_sections, write_config
 
 pytestmark = pytest.mark.timeout(120)
+STRIPE_SECRET_KEY = "sk_test_51SmokeTestOfTheLauncher00000000000000000"
+STRIPE_WEBHOOK_SECRET = "whsec_smoketestofthelaunchersigningsecret0"
 
 
 def test_ctrl_c_stops_serve_with_two_workers_gracefully(tmp_path: Path) -> None:
@@ -129,4 +136,46 @@ def test_the_tmp_cleaner_leaves_a_running_serves_unpacked_files(tmp_path: Path) 
         subprocess.run(["systemd-tmpfiles", "--clean", str(rules)], check=True)
         assert all(path.is_file() for path in files), "aged out from under a running serve"
     finally:
+        assert server.stop() == 0, server.log_text()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_goes_on_after_a_new_binary_is_installed_over_it(
+    tmp_path: Path, workers: int
+) -> None:
+    # README, Upgrading: `install` puts the new binary in place while the old serve runs, and
+    # the restart comes later. PyInstaller reads a module the program imports late (the stripe
+    # library, on the first top-up) from the file at the binary's path each time: that was now
+    # another file, and every top-up until the restart failed with a 500 (zlib.error).
+    installed = tmp_path / "bin" / "codelace-box"
+    installed.parent.mkdir()
+    shutil.copy2(BINARY, installed)
+    double = StripeDouble(STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET).start()
+    sections = base_sections(tmp_path)
+    sections["server"]["workers"] = workers
+    sections["stripe"] = {
+        "secret_key": double.secret_key,
+        "webhook_secret": double.webhook_secret,
+        "api_base": double.url,
+    }
+    config = write_config(tmp_path / "codelace.toml", sections)
+    ok(run_binary(tmp_path, "--config", str(config), "users", "create", "up@example.com"))
+    created = ok(run_binary(tmp_path, "--config", str(config), "keys", "create", "up@example.com"))
+    key = re.findall(r"cl_\S+", created)[0]
+    server = BinaryServer(config, sections["server"]["port"], env=binary_env(tmp_path / "tmp"))
+    server.program = (str(installed),)
+    server.start(wait=60)
+    try:
+        new_binary = tmp_path / "new-codelace-box"
+        new_binary.write_text("#!/bin/sh\necho 'the next release'\n")
+        subprocess.run(["install", "-m", "755", str(new_binary), str(installed)], check=True)
+        answer = httpx.post(
+            server.base_url + "/api/v1/stripe/checkout",
+            headers={"authorization": f"Bearer {key}"},
+            json={"amount_usd": 10},
+        )
+        assert answer.status_code == 200, answer.text
+        assert double.session_by_url(answer.json()["checkout_url"])["amount_total"] == 1000
+    finally:
+        double.stop()
         assert server.stop() == 0, server.log_text()

@@ -5,6 +5,9 @@ import sys
 
 def _run() -> None:
     """freeze_support() before click parses argv, then the command line."""
+    from codelace_box.launcher import read_modules_from_this_binary
+
+    read_modules_from_this_binary()  # first: a worker of `serve` runs only freeze_support()
     from multiprocessing import freeze_support
 
     freeze_support()

@@ -11,7 +11,8 @@ program lived on orphaned, still serving: `follow_the_launcher` stops it then, a
 stops with its supervisor, and removes the unpacked folder the launcher would have removed.
 The program also keeps its unpacked folder from /tmp's cleaner (`hold_the_unpacked_folder`).
 And `serve` notes a stop that comes before it serves, to stop once it can
-(`hold_stops_until_serving`).
+(`hold_stops_until_serving`). Its Python modules keep coming from the file it started as,
+not from whatever file lies at its path later (`read_modules_from_this_binary`).
 """
 
 from __future__ import annotations
@@ -116,6 +117,24 @@ def hold_the_unpacked_folder() -> None:
         descriptor = os.open(unpacked, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
         _held.append(descriptor)
+
+
+def read_modules_from_this_binary() -> None:
+    """In the binary, on Linux: the modules imported late (the stripe library on the first
+    top-up, ...) read from the executable this process runs, held open. PyInstaller reopens
+    the binary's path for each import, and the README's upgrade installs the next release
+    there while the old `serve` runs: until its restart those imports read the new file at
+    the old offsets (zlib.error: every top-up a 500)."""
+    archive = getattr(sys.modules.get("pyimod02_importers"), "pyz_archive", None)
+    path = getattr(archive, "_filename", None)
+    if not getattr(sys, "frozen", False) or not sys.platform.startswith("linux"):
+        return
+    if not isinstance(path, str) or os.path.realpath(path) != os.path.realpath(sys.executable):
+        return
+    with suppress(OSError):  # /proc/self/exe: this process's own file, even once replaced
+        descriptor = os.open("/proc/self/exe", os.O_RDONLY | os.O_CLOEXEC)
+        _held.append(descriptor)
+        archive._filename = f"/proc/self/fd/{descriptor}"  # type: ignore[union-attr]
 
 
 def _remove_unpacked_if_orphaned(launcher: int) -> None:

@@ -1,7 +1,10 @@
-"""One TLS context for the box's own httpx clients (the alert webhook, the key probe), made at
-first use and reused: httpx makes one per client it builds (loading the CA bundle: 20-270 ms of
-the event loop's CPU), and these clients are built per try (every 30 s while a webhook is down,
-on every probe)."""
+"""One TLS context for the box's own HTTPS requests beside the calls (the alert webhook, a
+provider key's check), made at first use and reused. It trusts the calls' CAs (aiohttp's
+default, OpenSSL's: the system's store and SSL_CERT_FILE/SSL_CERT_DIR), not httpx's (certifi's
+bundle only), so a host behind a private CA that the calls reach is reached by these too; and
+one a process, as httpx made one per client it built (loading the CA store: 20-270 ms of the
+event loop's CPU), and these clients are built per try (every 30 s while a webhook is down, on
+every probe)."""
 
 from __future__ import annotations
 
@@ -11,8 +14,5 @@ import ssl
 
 @functools.cache
 def client_tls() -> ssl.SSLContext:
-    """The process's context to verify servers with, made as httpx makes its default one
-    (certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR when set)."""
-    import httpx  # only here: serve starts without it
-
-    return httpx.create_ssl_context()
+    """The process's client context, verifying against the CAs the calls trust."""
+    return ssl.create_default_context()

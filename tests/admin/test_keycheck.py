@@ -3,13 +3,17 @@ verdict that never contains the key."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
+import aiohttp
 import pytest
 
 from codelace_box.catalog.keycheck import check_key, check_request, redact, verdict
 from codelace_box.errors import InvalidRequest
 from tests.fakes.models_upstream import FakeModelsUpstream
+from tests.fakes.private_ca import serve_under_a_private_ca
 from tests.support import free_port
 
 pytestmark = pytest.mark.timeout(30)
@@ -117,3 +121,35 @@ def test_verdicts_for_odd_bodies() -> None:
     message = verdict(502, long_echo, KEY).message
     assert KEY[:12] not in message and len(message) <= len("the upstream answered 502: ") + 200
     assert redact(f"key={KEY}!", KEY) == "key=sk-…1234!"
+
+
+class TlsModelsUpstream(FakeModelsUpstream):
+    """The openai fake over HTTPS, with a certificate of its own CA."""
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/v1"
+
+
+async def test_the_key_check_trusts_the_cas_the_calls_trust(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The calls to an upstream (aiohttp) trusts OpenSSL's CAs: the system's store, where an operator
+    # installs a private CA (a vLLM behind TLS); the check (httpx) trusted only certifi's
+    # bundle, so `providers key-enable`, the admin's test and the probe of a flagged key all
+    # said "certificate verify failed" of a key whose calls worked. The system's store is
+    # stood in for (tests/fakes/private_ca.py).
+    fake = TlsModelsUpstream("openai", {KEY})
+    fake.ssl_context = serve_under_a_private_ca(tmp_path, monkeypatch)
+    fake.start()
+    try:
+        calls_tls = ssl.create_default_context()  # aiohttp's default (made as it is imported)
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=calls_tls)) as calls,
+            calls.get(fake.base_url + "/models") as seen,
+        ):
+            assert seen.status == 401  # the calls' TLS works (no key sent)
+        result = await check_key("openai", fake.base_url, KEY)
+        assert (result.ok, result.message) == (True, "the key works (2 models listed)")
+    finally:
+        fake.stop()

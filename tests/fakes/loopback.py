@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from typing import Self
 
@@ -14,6 +15,7 @@ class LoopbackServer:
 
     label = "fake server"
     shutdown_timeout = 60.0
+    ssl_context: ssl.SSLContext | None = None  # set: HTTPS
 
     def __init__(self) -> None:
         self.port = 0
@@ -48,7 +50,7 @@ class LoopbackServer:
             self.build_app(), access_log=None, shutdown_timeout=self.shutdown_timeout
         )
         loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         loop.run_until_complete(site.start())
         server = site._server
         assert server is not None
