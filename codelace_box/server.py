@@ -351,12 +351,17 @@ def _refuse_a_database_in_memory(config: Config) -> None:
         )
 
 
-def serve(config: Config) -> None:
-    """Serve HTTP on the configured address with the configured number of workers."""
+def _refuse_what_cannot_serve(config: Config) -> None:
+    """Before anything starts: what it cannot serve with is one line and no serve."""
     _refuse_a_database_in_memory(config)
     check_sanic_hooks(SANIC_HOOKS + GUARD_HOOKS)
     check_sanic_env()
     check_address(listen_host(config.server.host), config.server.port)
+
+
+def serve(config: Config) -> None:
+    """Serve HTTP on the configured address with the configured number of workers."""
+    _refuse_what_cannot_serve(config)
     configure_logging(config)
     raise_open_files_limit()
     metrics.remove_abandoned_folders()  # a supervisor killed by SIGKILL left its folder
