@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from codelace_box.config import SECTIONS, Config, init_config_text, load_config, render_example
+from codelace_box.config.rules import MAX_STRIPE_USD, MAX_TOPUP_USD
 from tests.support import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "codelace.toml.example"
@@ -115,20 +116,58 @@ def test_the_documented_defaults_are_the_defaults() -> None:
 
 
 DOCUMENTED_RANGE = re.compile(r"(?<![\w.])(\d[\d.]*) ?(?:to|\u2013) ?(\d[\d.]*)(?![\d.])")
+DOCUMENTED_ROW = re.compile(r"^\| ([a-z_]+\.[a-z_0-9]+) \| [^|]+ \| (.+) \|$")
+
+
+def enforced_bounds() -> dict[str, tuple[object, object]]:
+    """Each key's (minimum, maximum) as loading it enforces them: config/schema.py's bounds,
+    and the Stripe amounts' maxima of config/rules.py."""
+    bounds = {
+        f"{name}.{f.name}": (f.metadata.get("minimum"), f.metadata.get("maximum"))
+        for name, cls in SECTIONS.items()
+        for f in dataclasses.fields(cls)
+    }
+    bounds["stripe.min_topup_usd"] = (bounds["stripe.min_topup_usd"][0], MAX_TOPUP_USD)
+    bounds["stripe.trial_credit_usd"] = (bounds["stripe.trial_credit_usd"][0], MAX_STRIPE_USD)
+    return bounds
+
+
+def documented_rows() -> dict[str, str]:
+    """Key -> the meaning cell of its row in the reference's table."""
+    rows = {}
+    for line in REFERENCE.read_text().splitlines():
+        if match := DOCUMENTED_ROW.match(line):
+            rows[match.group(1)] = match.group(2)
+    return rows
+
+
+def test_every_bounded_key_states_its_range() -> None:
+    """A key that loading refuses out of a range says the range in its row (`1 to 8760`, or
+    `at least 1` where there is no maximum): the reference left out the ranges of
+    portal.session_hours, backup.keep, limits.rpm and a dozen more, so an operator learnt
+    them only from a refused start."""
+    rows = documented_rows()
+    unstated = []
+    for key, (low, high) in enforced_bounds().items():
+        if low is None and high is None:
+            continue
+        if high is None:
+            stated = re.search(rf"(?<![\w.])at least {low}(?![\d.])", rows[key]) is not None
+        else:
+            stated = DOCUMENTED_RANGE.search(rows[key]) is not None
+        if not stated:
+            unstated.append(f"{key} ({low} to {high})")
+    assert not unstated, f"docs/configuration.md states no range for: {unstated}"
 
 
 def test_the_documented_ranges_are_the_bounds_config_enforces() -> None:
     """A row's `(1-64)` (an en dash) or `0.1 to 86400` is what loading the key accepts: the
     reference quoted ranges nobody compared with config/schema.py's bounds (defaults alone
     were held)."""
-    bounds = {
-        f"{name}.{f.name}": (f.metadata.get("minimum"), f.metadata.get("maximum"))
-        for name, cls in SECTIONS.items()
-        for f in dataclasses.fields(cls)
-    }
+    bounds = enforced_bounds()
     checked = 0
     for line in REFERENCE.read_text().splitlines():
-        match = re.match(r"^\| ([a-z_]+\.[a-z_0-9]+) \| [^|]+ \| (.+) \|$", line)
+        match = DOCUMENTED_ROW.match(line)
         if not match or (key := match.group(1)) not in bounds:
             continue
         low, high = bounds[key]
