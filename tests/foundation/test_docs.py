@@ -390,3 +390,21 @@ def test_the_413_row_says_a_declared_oversized_body_is_a_413_before_the_key() ->
     )
     assert "whatever the body)" not in row, row
     assert "`Content-Length`" in row and "before the key" in row, row
+
+
+def test_the_hosted_tools_the_box_drops_are_named_where_the_docs_list_the_refusals() -> None:
+    """docs/http-api.md said only `web_search` was dropped from a Responses request, natively
+    and translated, and every other hosted tool type refused: Codex's `tool_search` is
+    dropped too (providers/responses_tools.py), as the README said. Each dropped type is named
+    in both documents' Responses API sections."""
+    from codelace_box.providers.responses_tools import IGNORED_TOOL_TYPES
+
+    sections = {
+        "docs/http-api.md": HTTP_REFERENCE.read_text().split("## Responses API", 1)[1],
+        "README.md": (REPO_ROOT / "README.md").read_text().split("\n## Responses API", 1)[1],
+    }
+    for name, text in sections.items():
+        section = " ".join(text.split("\n## ", 1)[0].split())
+        refused = section.split("hosted tool types", 1)[1][:200]
+        missing = [kind for kind in IGNORED_TOOL_TYPES if f"`{kind}`" not in refused]
+        assert not missing, f"{name}: dropped tool types not named beside the refused: {missing}"
