@@ -408,3 +408,40 @@ def test_the_hosted_tools_the_box_drops_are_named_where_the_docs_list_the_refusa
         refused = section.split("hosted tool types", 1)[1][:200]
         missing = [kind for kind in IGNORED_TOOL_TYPES if f"`{kind}`" not in refused]
         assert not missing, f"{name}: dropped tool types not named beside the refused: {missing}"
+
+
+ANTHROPIC_TYPE_OF = re.compile(r"(\d{3}(?:/\d{3})*) `([a-z_]+_error|request_too_large)`")
+
+
+def messages_errors_paragraphs() -> dict[str, str]:
+    """The paragraphs on the Messages routes' errors, of docs/http-api.md and the README."""
+    http = " ".join(HTTP_REFERENCE.read_text().split())
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
+    return {
+        "docs/http-api.md": http.split("- Errors on both routes are", 1)[1].split("## ", 1)[0],
+        "README.md": readme.split("- **Errors** on these two routes", 1)[1].split("- **Auto", 1)[0],
+    }
+
+
+def test_the_messages_error_types_and_final_statuses_are_those_the_box_answers() -> None:
+    """Each status's Anthropic error type that the docs list for /v1/messages is the one
+    api/errors.py answers with (gateway/dialects.py), and the statuses said to carry
+    `x-should-retry: false` are FINAL_STATUSES, with every 503 code named that says it too:
+    Claude Code stops or retries by them, so a changed mapping left in the docs misleads an
+    operator reading why a session retried."""
+    from codelace_box.api.errors import FINAL_CODES, FINAL_STATUSES
+    from codelace_box.gateway.dialects import anthropic_error_type
+
+    for name, paragraph in messages_errors_paragraphs().items():
+        pairs = ANTHROPIC_TYPE_OF.findall(paragraph)
+        assert len(pairs) >= 12, (name, pairs)
+        for statuses, kind in pairs:
+            for status in statuses.split("/"):
+                if kind != "api_error" or int(status) != 503:  # the final 503s, below
+                    assert anthropic_error_type(int(status)) == kind, (name, status, kind)
+        listed = re.search(r"\((?:as are )?((?:\d{3},? (?:and )?)+\d{3})", paragraph)
+        assert listed, name
+        assert set(map(int, re.findall(r"\d{3}", listed.group(1)))) == FINAL_STATUSES, name
+        missing = [code for code in FINAL_CODES if f"`{code}`" not in paragraph]
+        if name == "docs/http-api.md":
+            assert not missing, f"{name}: final 503 codes not named: {missing}"
