@@ -445,3 +445,22 @@ def test_the_messages_error_types_and_final_statuses_are_those_the_box_answers()
         missing = [code for code in FINAL_CODES if f"`{code}`" not in paragraph]
         if name == "docs/http-api.md":
             assert not missing, f"{name}: final 503 codes not named: {missing}"
+
+
+def test_the_list_limits_the_route_table_states_are_those_the_routes_take() -> None:
+    """`?limit=N` of the usage, payments and Anthropic-shaped model lists: the range and
+    default each route row states are the constants the handlers read with."""
+    from codelace_box.api.customer import DEFAULT_USAGE_LIMIT, MAX_USAGE_LIMIT
+    from codelace_box.api.public import MAX_PAGE
+    from codelace_box.billing.payments import DEFAULT_LIMIT, MAX_LIMIT
+
+    rows = {path: line for line in HTTP_REFERENCE.read_text().splitlines()
+            if (match := ROUTE_ROW.match(line)) and (path := match.group(2))}  # fmt: skip
+    dash = "\u2013"  # the table's en dash
+    expected = {
+        "/api/v1/customer/usage": f"1{dash}{MAX_USAGE_LIMIT}, default {DEFAULT_USAGE_LIMIT})",
+        "/api/v1/customer/payment": f"1{dash}{MAX_LIMIT}, default {DEFAULT_LIMIT})",
+        "/v1/models": f"paged by `limit` (1-{MAX_PAGE}, default {MAX_PAGE}: the whole list)",
+    }
+    for path, stated in expected.items():
+        assert stated in rows[path], f"docs/http-api.md, {path}: expected {stated!r}"
