@@ -168,7 +168,8 @@ def _body_too_large(request: Request | None) -> str:
     most: int = request.app.config.REQUEST_MAX_SIZE
     stream = getattr(request, "stream", None)
     limit: int = min(getattr(stream, "request_max_size", most), most)
-    size = f"{limit:,} bytes" + (f" = {limit / 2**20:.3g} MiB" if limit >= 2**20 else "")
+    mib = f"{limit / 2**20:.1f}".removesuffix(".0")  # 1 GiB is "1024", never "1.02e+03"
+    size = f"{limit:,} bytes" + (f" = {mib} MiB" if limit >= 2**20 else "")
     if limit < most:
         return f"request body too large: this route takes at most {size}"
     return f"request body too large: this box takes at most {size} (server.max_body_bytes)"

@@ -4,6 +4,7 @@ another path, a symbolic or a hard link), the same PostgreSQL database (by anoth
 from __future__ import annotations
 
 import os
+import secrets
 
 from peewee import Database
 
@@ -46,14 +47,14 @@ def _main_file(db: Database) -> str:
 
 
 def _same_postgres(source: Database, target: Database) -> bool:
-    """Whether the target's server runs the source's session in the target's database: the
-    same server (started at the same instant) and the source's backend among its sessions."""
-    pid, started = source.execute_sql(
-        "SELECT pg_backend_pid(), pg_postmaster_start_time()"
-    ).fetchone()
-    found = target.execute_sql(
-        "SELECT pg_postmaster_start_time() = %s AND EXISTS (SELECT 1 FROM pg_stat_activity "
-        "WHERE pid = %s AND datname = current_database())",
-        (started, pid),
-    ).fetchone()
-    return bool(found[0])
+    """Whether the target's session is in the source's database: an advisory lock (its key
+    includes the database) that the source's transaction holds cannot be taken by the target
+    there, and can anywhere else. Needs no right a role may lack (pg_stat_activity may be
+    closed to PUBLIC on a hardened server; copies between two of its databases were refused)."""
+    for _ in range(3):  # a key someone else holds (never in practice): another one
+        key = secrets.randbits(63)
+        held = source.execute_sql("SELECT pg_try_advisory_xact_lock(%s)", (key,)).fetchone()[0]
+        if held:
+            found = target.execute_sql("SELECT pg_try_advisory_xact_lock(%s)", (key,))
+            return not found.fetchone()[0]
+    return False

@@ -34,8 +34,12 @@ _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _HTML_STARTS = (b"<!doctype html", b"<html")
 _UNSUPPORTED_REGION = "unsupported_country_region_territory"  # OpenAI's code for it
 _NO_MODEL_CODE = "model_not_found"  # OpenAI's code of a model the project may not use
+# OpenAI's own words only ("... does not have access to model `x`", "not allowed to sample /
+# generate embeddings from this model"): a moderation's "not allowed to ask this model about
+# ..." refuses the user's content, not the operator's account
 _NO_MODEL_RE = re.compile(
-    r"(does not|doesn't) have access to (the |this )?model|not allowed to [\w ]{0,40}?this model",
+    r"(does not|doesn't) have access to model\b|not allowed to (sample|generate [\w ]{1,30}?) "
+    r"from this model\b",
     re.IGNORECASE,
 )
 log = logging.getLogger("codelace_box.gateway")

@@ -4,11 +4,17 @@ x-request-id on every route and method, HEAD on GET routes, and the upstream fai
 
 from __future__ import annotations
 
+import json
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
 import httpx
 import pytest
 
 from tests.acceptance.conftest import MODEL, Box, assert_envelope
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.support import ServerProcess, base_sections, write_config
 
 pytestmark = pytest.mark.timeout(60)
 HI = [{"role": "user", "content": "hi"}]
@@ -473,3 +479,24 @@ def test_the_messages_routes_answer_their_own_refusals_in_anthropics_shape(
         assert_anthropic_error(http.post(path, json=body), 401, "authentication_error")
         disabled = http.post(path, json=body, headers={"x-api-key": box.disabled_key})
         assert_anthropic_error(disabled, 403, "permission_error")
+
+
+def test_the_largest_max_body_bytes_is_said_in_plain_numbers(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    """server.max_body_bytes at its largest (1 GiB): the 413 said '= 1.02e+03 MiB'."""
+    sections = base_sections(tmp_path)
+    sections["server"]["max_body_bytes"] = 1024**3
+    server = start_server(write_config(tmp_path / "c.toml", sections))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: box\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 2147483648\r\n\r\n"
+        )
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), answer
+    message = json.loads(body)["error"]["message"]
+    assert "1,073,741,824 bytes = 1024 MiB (server.max_body_bytes)" in message, message

@@ -6,6 +6,7 @@ an earlier release stored, is copied to PostgreSQL."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import apsw
 import pytest
 
+from bench.pgcluster import PgCluster
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import post_entry
 from codelace_box.catalog.providers import add_provider
@@ -287,5 +289,36 @@ def test_a_postgresql_copy_into_its_own_source_is_refused(
     open_database(pg_url)
     try:
         assert query_all('SELECT email FROM "user"') == ([("self@copy.test",)] if filled else [])
+    finally:
+        close_database()
+
+
+def test_a_role_that_may_not_read_pg_stat_activity_still_copies_and_is_still_refused_itself(
+    tmp_path: Path, pg_cluster: PgCluster
+) -> None:
+    """A hardened server where PUBLIC may not read pg_stat_activity: a copy between two
+    databases of one server, which the role owns, was refused ('the database role may not do
+    this: permission denied for view pg_stat_activity; make it the database's owner ...': it
+    was); a copy into the source itself must still be refused."""
+    role = f"nostats_{os.getpid()}"
+    pg_cluster.sql(f'CREATE ROLE "{role}" LOGIN')
+    urls = []
+    for _ in range(2):
+        name = pg_cluster.new_database().rsplit("/", 1)[1]
+        pg_cluster.sql(f'ALTER DATABASE "{name}" OWNER TO "{role}"')
+        pg_cluster.sql("REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC", name)
+        urls.append(f"postgresql://{role}@127.0.0.1:{pg_cluster.port}/{name}")
+    source, target = urls
+    migrate(open_database(source))
+    create_user("hardened@copy.test")
+    close_database()
+    sections = {"database": {"url": source}, "server": {"secret_key": "s" * 32}}
+    config = write_config(tmp_path / "c.toml", sections)
+    copied = run_cli(config, "db", "copy", "--to", target)
+    assert copied.returncode == 0, copied.stderr
+    _refused_as_the_source(config, f"{source}?application_name=x")
+    open_database(target)
+    try:
+        assert query_all('SELECT email FROM "user"') == [("hardened@copy.test",)]
     finally:
         close_database()

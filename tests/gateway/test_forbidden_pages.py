@@ -217,3 +217,23 @@ def test_a_model_the_operators_account_may_not_use_is_final_on_the_messages_rout
     assert caught.value.response.headers["x-should-retry"] == "false"
     assert "proj_" not in caught.value.response.text
     assert len(fake.requests) == 1
+
+
+# A refusal of what the user asked that happens to speak of "this model" stays the user's
+# content refused (400), not the operator's setup (a 503 that tells Claude Code not to retry)
+CONTENT_WORDS = [
+    "Your input was flagged: users are not allowed to ask this model about weapons",
+    "Request blocked by guardrail: you are not allowed to use this model for that request",
+]
+
+
+@pytest.mark.parametrize("words", CONTENT_WORDS)
+def test_a_content_refusal_that_names_this_model_stays_a_content_refusal(
+    box: Box, fake: FakeOpenAI, words: str
+) -> None:
+    _, key = box.new_user("1")
+    fake.push(Reply(status=403, error={"message": words, "type": "invalid_request_error"}))
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert (caught.value.status_code, caught.value.code) == (400, "content_refused")
+    assert words in caught.value.message
