@@ -70,7 +70,7 @@ class Started:
 def _kind(event: SSEEvent) -> str | None:
     try:
         data = loads(event.data)
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested past what json reads)
         return event.event
     if not isinstance(data, dict):
         return event.event

@@ -1,0 +1,64 @@
+"""An upstream's JSON nested deeper than Python's json reads (RecursionError, which is no
+ValueError): an error answer, a stream event, a model's tool arguments. Each was a 500
+'internal error' with a traceback in the log (and a failed call no retry or other key saw);
+they now read as what is not JSON reads: the error answer relayed with its status, the event a
+malformed one (a free 502), the arguments as arguments that are no JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.fakes.hostile_upstream import SSE, Act, HostileUpstream, chat_body
+from tests.hostile.conftest import HostileBox
+
+pytestmark = pytest.mark.timeout(60)
+DEEP = "[" * 1500 + "]" * 1500  # under the suite's max_sse_event_bytes (4096), past json's depth
+CALLS = [("ho", "chat"), ("ha", "messages"), ("hr", "responses"), ("ha", "chat"),
+         ("ho", "messages")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "route"), CALLS)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_an_error_answer_nested_too_deep_is_relayed_with_its_status(
+    box: HostileBox, hostile: HostileUpstream, kind: str, route: str, stream: bool
+) -> None:
+    email, key = box.new_user("10")
+    hostile.push(Act(400, [DEEP.encode()]))
+    answer = box.post(key, route, kind, stream=stream)
+    assert answer.status_code == 400, answer.text[:300]
+    row = box.last_row(email)
+    assert (row["status"], row["cost_nanos"]) == ("error", 0), row
+
+
+@pytest.mark.parametrize(("kind", "route"), CALLS)
+def test_a_stream_event_nested_too_deep_is_a_malformed_one(
+    box: HostileBox, hostile: HostileUpstream, kind: str, route: str
+) -> None:
+    email, key = box.new_user("10")
+    hostile.push(*[Act(200, [f"data: {DEEP}\n\n".encode()], SSE) for _ in range(4)])
+    answer = box.post(key, route, kind, stream=True)
+    assert answer.status_code == 502, answer.text[:300]
+    assert "internal error" not in answer.text, answer.text[:300]
+    row = box.last_row(email)
+    assert (row["status"], row["cost_nanos"]) == ("error", 0), row
+
+
+def test_tool_arguments_nested_too_deep_reach_a_messages_client(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """A model's arguments that deep (what a user may prompt it to write) in a whole answer,
+    translated to a tool_use block: its input `{}`, as for any arguments that are no JSON
+    object, the call relayed and charged (it was a free 500)."""
+    email, key = box.new_user("10")
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": DEEP}}
+    body = json.loads(chat_body())
+    body["choices"][0]["message"]["tool_calls"] = [call]
+    hostile.push(Act(200, [json.dumps(body).encode()]))
+    answer = box.post(key, "messages", "ho", stream=False)
+    assert answer.status_code == 200, answer.text[:300]
+    (use,) = [b for b in answer.json()["content"] if b["type"] == "tool_use"]
+    assert (use["name"], use["input"]) == ("f", {}), use
+    row = box.last_row(email)
+    assert row["status"] == "ok" and row["cost_nanos"] > 0, row
