@@ -293,7 +293,7 @@ def _handed_back_arguments(given: str) -> str:
     Responses API takes any string there; the call's output says what became of it."""
     try:
         parsed = json.loads(given) if given else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested past what json reads)
         return "{}"
     return given if isinstance(parsed, dict) else "{}"
 

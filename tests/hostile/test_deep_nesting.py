@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.fakes.hostile_upstream import SSE, Act, HostileUpstream, chat_body
+from tests.fakes.hostile_upstream import SSE, Act, HostileUpstream, anthropic_body, chat_body
 from tests.hostile.conftest import HostileBox
 
 pytestmark = pytest.mark.timeout(60)
@@ -62,3 +62,30 @@ def test_tool_arguments_nested_too_deep_reach_a_messages_client(
     assert (use["name"], use["input"]) == ("f", {}), use
     row = box.last_row(email)
     assert row["status"] == "ok" and row["cost_nanos"] > 0, row
+
+
+def test_a_clients_tool_arguments_nested_too_deep_are_a_400_or_an_empty_input(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """A client's own: a chat assistant's call handed to an `anthropic` model is the 400 any
+    arguments that are no JSON get; a Responses function_call item handed back goes as `{}`
+    (as arguments that are no JSON object do). Both were a 500."""
+    _, key = box.new_user("10")
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": DEEP}}
+    messages = [{"role": "user", "content": "hi"},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "done"}]  # fmt: skip
+    with box.http(key) as http:
+        answer = http.post("/v1/chat/completions", json={"model": "ha/m", "messages": messages})
+    assert answer.status_code == 400, answer.text[:300]
+    assert "not valid JSON" in answer.json()["error"]["message"], answer.text[:300]
+    hostile.push(Act(200, [anthropic_body()]))
+    items = [{"role": "user", "content": "hi"},
+             {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": DEEP},
+             {"type": "function_call_output", "call_id": "call_1", "output": "done"}]  # fmt: skip
+    with box.http(key) as http:
+        answer = http.post("/v1/responses", json={"model": "ha/m", "input": items})
+    assert answer.status_code == 200, answer.text[:300]
+    (sent,) = [b for m in hostile.seen[-1].body["messages"] for b in m["content"]
+               if isinstance(b, dict) and b.get("type") == "tool_use"]  # fmt: skip
+    assert sent["input"] == {}, sent
