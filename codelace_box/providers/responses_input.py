@@ -90,7 +90,7 @@ def decode_thinking(value: Any, model: str) -> list[JSON]:
             return []
     try:
         blocks = json.loads(base64.urlsafe_b64decode(payload))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # (nested past what json reads)
         return []
     if not isinstance(blocks, list):
         return []

@@ -6,6 +6,7 @@ malformed one (a free 502), the arguments as arguments that are no JSON."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -89,3 +90,36 @@ def test_a_clients_tool_arguments_nested_too_deep_are_a_400_or_an_empty_input(
     (sent,) = [b for m in hostile.seen[-1].body["messages"] for b in m["content"]
                if isinstance(b, dict) and b.get("type") == "tool_use"]  # fmt: skip
     assert sent["input"] == {}, sent
+
+
+def test_an_error_event_nested_too_deep_fails_the_call_for_free(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """`event: error` first in an anthropic stream, its data nested that deep: the stream's
+    failure (a 502), not a 500."""
+    email, key = box.new_user("10")
+    hostile.push(*[Act(200, [f"event: error\ndata: {DEEP}\n\n".encode()], SSE) for _ in range(4)])
+    answer = box.post(key, "messages", "ha", stream=True)
+    assert answer.status_code == 502, answer.text[:300]
+    row = box.last_row(email)
+    assert (row["status"], row["cost_nanos"]) == ("error", 0), row
+
+
+def test_a_reasoning_item_sealing_json_nested_too_deep_is_no_reasoning(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """A client's reasoning item whose encrypted_content wears the box's prefix over JSON
+    nested that deep (tampered): no thinking blocks, as for any tampered value; it was a 500."""
+    _, key = box.new_user("10")
+    sealed = "codelace-thinking-v1:" + base64.urlsafe_b64encode(DEEP.encode()).decode()
+    items = [{"role": "user", "content": "hi"},
+             {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": sealed},
+             {"role": "assistant", "content": "ok"},
+             {"role": "user", "content": "go on"}]  # fmt: skip
+    hostile.push(Act(200, [anthropic_body()]))
+    with box.http(key) as http:
+        answer = http.post("/v1/responses", json={"model": "ha/m", "input": items})
+    assert answer.status_code == 200, answer.text[:300]
+    sent = [b for m in hostile.seen[-1].body["messages"] if isinstance(m["content"], list)
+            for b in m["content"]]  # fmt: skip
+    assert not [b for b in sent if b.get("type") == "thinking"], sent
