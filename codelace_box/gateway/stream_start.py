@@ -70,7 +70,7 @@ class Started:
 def _kind(event: SSEEvent) -> str | None:
     try:
         data = loads(event.data)
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested past what json reads)
         return event.event
     if not isinstance(data, dict):
         return event.event
@@ -89,7 +89,7 @@ def _error_of(event: SSEEvent) -> UpstreamStreamError:
         data = json.loads(event.data)
         itself = data.get("object") == "error" or event.event == "error"
         error = data.get("error") or (data if itself else {})
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # (nested past what json reads)
         error = {}
     error = error if isinstance(error, dict) else {"message": str(error)}
     kind = str(error.get("type") or "upstream_error")

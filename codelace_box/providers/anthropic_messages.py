@@ -353,7 +353,7 @@ def _tool_use_block(call: Any, where: str) -> JSON:
     arguments = function.get("arguments") or "{}"
     try:
         parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # RecursionError: nested past what json reads
         raise InvalidRequest(f"{where}.function.arguments is not valid JSON", param=where) from None
     if not isinstance(parsed, dict):
         raise InvalidRequest(f"{where}.function.arguments must be a JSON object", param=where)

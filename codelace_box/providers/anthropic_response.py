@@ -287,7 +287,7 @@ def anthropic_error(payload: bytes) -> dict[str, Any] | None:
     "message"}}`) when it has a message; None for any other body."""
     try:
         body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # (nested past what json reads)
         return None
     error = body.get("error") if isinstance(body, dict) else None
     return error if isinstance(error, dict) and isinstance(error.get("message"), str) else None

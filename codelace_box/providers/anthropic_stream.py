@@ -47,7 +47,7 @@ def event_data(event: SSEEvent) -> JSON | None:
         return None
     try:
         data = loads(event.data)
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested past what json reads)
         if is_blank(event):
             return None
         data = None

@@ -66,7 +66,7 @@ def error_answer(data: str) -> str:
     `{"error": {code, message, param}}`; any other as it is."""
     try:
         body = loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested past what json reads)
         return data
     kind = body.get("type") if isinstance(body, dict) else None
     if kind == "response.failed":
@@ -84,7 +84,7 @@ def error_event_status(data: str) -> int:
     """The status an error event's data stands for (see the module doc)."""
     try:
         body = loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return SERVER_ERROR
     if not isinstance(body, dict):
         return SERVER_ERROR

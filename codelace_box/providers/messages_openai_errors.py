@@ -40,7 +40,7 @@ def _first(pattern: re.Pattern[str], text: str) -> int | None:
 def _code(payload: bytes) -> str:
     try:
         body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # (nested past what json reads)
         return ""
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None

@@ -73,7 +73,7 @@ def _obj(holder: JSON, name: str) -> JSON:
 def _input(arguments: Any) -> JSON:
     try:
         value = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested past what json reads)
         return {}
     return value if isinstance(value, dict) else {}
 

@@ -191,7 +191,7 @@ class OpenAIStreamTranslator(StreamTranslator):
             return []
         try:
             chunk = loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # (nested past what json reads)
             return _unparsed(event)
         if not isinstance(chunk, dict):
             raise UpstreamStreamError("the upstream sent a malformed stream event")

@@ -42,7 +42,7 @@ def error_body(payload: bytes) -> Any:
     it is none."""
     try:
         body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # (nested past what json reads)
         return None
     if isinstance(body, list) and body and isinstance(body[0], dict):
         return body[0]

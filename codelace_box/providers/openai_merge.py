@@ -30,7 +30,7 @@ def completion_from_stream(events: list[SSEEvent]) -> JSON | None:
             continue  # (blank data is no event: base.py)
         try:
             chunk = loads(event.data)
-        except ValueError:
+        except (ValueError, RecursionError):  # (nested past what json reads)
             return None
         if not isinstance(chunk, dict):
             return None
@@ -143,12 +143,13 @@ def events_of_completion(completion: JSON) -> list[SSEEvent] | None:
 
 def events_of_answer(body: bytes | bytearray) -> list[SSEEvent]:
     """`events_of_completion` of a body that is a whole JSON completion; [] for any other.
-    Bytes that are not UTF-8 read as U+FFFD, as in a stream's events."""
+    Bytes that are not UTF-8 read as U+FFFD, as in a stream's events; a body nested deeper
+    than json reads (RecursionError) is none either."""
     try:
         payload = loads(body)
     except UnicodeDecodeError:
         payload = _replaced(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     return (events_of_completion(payload) or []) if isinstance(payload, dict) else []
 
@@ -157,5 +158,5 @@ def _replaced(body: bytes | bytearray) -> Any:
     """`body` parsed with its bytes that are not UTF-8 read as U+FFFD; None if not JSON."""
     try:
         return loads(bytes(body).decode("utf-8", "replace").encode())
-    except ValueError:
+    except (ValueError, RecursionError):
         return None

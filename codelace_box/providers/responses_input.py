@@ -90,7 +90,7 @@ def decode_thinking(value: Any, model: str) -> list[JSON]:
             return []
     try:
         blocks = json.loads(base64.urlsafe_b64decode(payload))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # (nested past what json reads)
         return []
     if not isinstance(blocks, list):
         return []
@@ -293,7 +293,7 @@ def _handed_back_arguments(given: str) -> str:
     Responses API takes any string there; the call's output says what became of it."""
     try:
         parsed = json.loads(given) if given else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested past what json reads)
         return "{}"
     return given if isinstance(parsed, dict) else "{}"
 

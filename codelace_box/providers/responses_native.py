@@ -170,7 +170,7 @@ class NativeResponsesStream(StreamTranslator):
         """The event to relay (none for the held-back terminal event)."""
         try:
             data = json.loads(event.data)
-        except ValueError:
+        except (ValueError, RecursionError):  # (nested past what json reads)
             if is_blank(event):  # an event of empty data carries nothing: skipped
                 return []
             raise UpstreamStreamError("the upstream sent a malformed stream event") from None

@@ -184,7 +184,7 @@ def custom_input(arguments: str) -> str:
     """A custom tool's raw input from the `{"input": ...}` arguments the chat model gave."""
     try:
         parsed = json.loads(arguments)
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested past what json reads)
         return arguments
     if isinstance(parsed, dict) and isinstance(parsed.get("input"), str):
         return parsed["input"]

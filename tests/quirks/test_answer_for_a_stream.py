@@ -18,7 +18,7 @@ import pytest
 from tests.fakes.compatible_wire import usage_answer
 from tests.fakes.openai_upstream import Reply
 from tests.quirks.conftest import MODEL, PRICES
-from tests.quirks.routes import ROUTES, call, only_row
+from tests.quirks.routes import ROUTES, assert_free, call, only_row
 from tests.responses.conftest import ResponsesBox
 from tests.support import usd_nanos
 
@@ -134,3 +134,22 @@ def test_such_an_answer_reporting_more_than_its_hold_is_charged_the_hold(box: Re
     assert (row["status"], row["estimated"], row["output_tokens"]) == ("abandoned", 0, 9000)
     assert 0 < row["cost_nanos"] == row["hold_nanos"] < usd_nanos((9000, PRICES["out"]))
     assert box.balance_nanos(email) == (start - row["hold_nanos"], 0)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_whole_answer_to_a_stream_nested_too_deep_to_read_is_a_free_502(
+    box: ResponsesBox, route: str
+) -> None:
+    """json's parser raises RecursionError (no ValueError) on it: the whole answer's reading
+    let it out, a 500 'internal error' with a traceback in the log, where a whole answer that
+    is no JSON (and the same body to a call that is no stream) is a free 502."""
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    deep = b"[" * 100_000 + b"]" * 100_000
+    box.openai_fake.push(Reply(raw=[deep], content_type="application/json"))
+    path, body = ASKED[route]
+    with box.http(key) as http:
+        answer = http.post(path, json={"model": MODEL, "stream": True, **body})
+    assert answer.status_code == 502, answer.text[:300]
+    assert "with no stream" in answer.text, answer.text[:300]
+    assert_free(box, email, start)
