@@ -16,7 +16,12 @@ from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.config import DEFAULT_CONFIG_FILE, Config
 from codelace_box.errors import ConfigError
-from codelace_box.private_files import create_private_file, make_private, make_private_dir
+from codelace_box.private_files import (
+    create_private_file,
+    make_private,
+    make_private_dir,
+    user_name,
+)
 
 BUSY_TIMEOUT_SEC = 10.0
 PRAGMAS = (
@@ -153,20 +158,10 @@ def not_ours(target: Path) -> str:
             continue
         if not os.access(name, os.R_OK | os.W_OK):
             return (
-                f" ({name} belongs to {_user_name(owner)} and the user running codelace-box "
+                f" ({name} belongs to {user_name(owner)} and the user running codelace-box "
                 "may not read and write it: chown it, with its -wal and -shm files, to that user)"
             )
     return ""
-
-
-def _user_name(uid: int) -> str:
-    """A user's name, or `uid N` when the system names none."""
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
 
 
 def refuse_not_a_file(path: str) -> None:
