@@ -149,8 +149,9 @@ def open_sqlite_file(path: str) -> APSWDatabase:
 
 def not_ours(target: Path) -> str:
     """' (FILE belongs to OWNER and the user running codelace-box may not read and write it:
-    ...)' for the database or its -wal or -shm file when this user may not (a command run as
-    root made them: SQLite itself says only 'unable to open database file'); else ''."""
+    chown it, with every file beside it named DB*, ...)' for the database or its -wal or -shm
+    file when this user may not (a command run as root made them: SQLite itself says only
+    'unable to open database file'); else ''."""
     for name in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
         try:
             owner = name.stat().st_uid
@@ -159,7 +160,9 @@ def not_ours(target: Path) -> str:
         if not os.access(name, os.R_OK | os.W_OK):
             return (
                 f" ({name} belongs to {user_name(owner)} and the user running codelace-box "
-                "may not read and write it: chown it, with its -wal and -shm files, to that user)"
+                "may not read and write it: chown it, with every file beside it named "
+                f"{target.name}* (its -wal and -shm, the lock files a root serve leaves), to "
+                "that user)"
             )
     return ""
 

@@ -260,7 +260,8 @@ def test_a_database_file_of_another_user_is_named_with_its_owner() -> None:
     assert line == (
         f"error: database.path {db}: cannot open the database: unable to open database file "
         f"({db} belongs to root and the user running codelace-box may not read and write it: "
-        "chown it, with its -wal and -shm files, to that user)"
+        f"chown it, with every file beside it named {db.name}* (its -wal and -shm, the lock "
+        "files a root serve leaves), to that user)"
     )
 
 
