@@ -57,3 +57,23 @@ def make_private(path: Path) -> None:
             os.chmod(path, mode & 0o700)
     except OSError:  # not there, or not ours: opening it says what is wrong
         return
+
+
+def other_owner(path: Path) -> str | None:
+    """The name of the user owning `path` when it is not the user running this process (a file
+    root left behind), else None (ours, or not there)."""
+    try:
+        owner = path.stat().st_uid
+    except OSError:
+        return None
+    return None if owner == os.geteuid() else user_name(owner)
+
+
+def user_name(uid: int) -> str:
+    """A user's name, or `uid N` when the system names none."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"

@@ -38,7 +38,7 @@ from codelace_box.db.offload import again_if_dropped, run_in_db_thread
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
 from codelace_box.gateway.containers import refuse_foreign_container
-from codelace_box.gateway.holds import claim_hold_owner
+from codelace_box.gateway.holds import claim_hold_owner, hold_clock
 from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
 from codelace_box.gateway.refreshed_routes import route_table
 from codelace_box.gateway.relay import STREAM_HEADERS
@@ -181,6 +181,7 @@ async def start_gateway(app: Sanic) -> None:
         default_max_concurrent=config.limits.max_concurrent,
     )
     claim_hold_owner()  # alive for the other boxes on a shared database
+    hold_clock()  # counting from now: a leap before the first sweep is one
     routes = route_table(app.ctx.secret_key)
     await routes.start()  # PostgreSQL: the catalog is reloaded off the loop from now on
     app.ctx.gateway = gateway = Gateway(routes, client, settings)

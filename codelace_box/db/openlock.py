@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codelace_box.errors import CodelaceError, ConfigError, Conflict
-from codelace_box.private_files import make_private_dir
+from codelace_box.private_files import make_private_dir, other_owner
 
 
 @dataclass
@@ -47,9 +47,16 @@ def _open_lock(db_path: str | Path) -> int:
     except OSError as exc:  # e.g. data/ made by root, serve run as the service's user
         raise ConfigError(
             f"database.path {db_path}: cannot open {target.name} beside it: "
-            f"{exc.strerror or exc} (the user running codelace-box must be able to write "
-            "that folder)"
+            f"{exc.strerror or exc} ({_whose(target)})"
         ) from None
+
+
+def _whose(target: Path) -> str:
+    """Why a lock file could not be opened: one another user left (root ran serve once, its
+    lock files stay root's and 600), or a folder this user may not write."""
+    if (owner := other_owner(target)) is not None:
+        return f"{target} belongs to {owner}: chown it to the user running codelace-box"
+    return "the user running codelace-box must be able to write that folder"
 
 
 def hold_open(db_path: str | Path) -> OpenMarker:
@@ -160,7 +167,10 @@ def try_lead(path: str | Path) -> OpenMarker | None:
     """Take the exclusive lock on `path` if nobody holds it (one serve worker leads the
     background upkeep); None when another process leads."""
     make_private_dir(Path(path).parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except PermissionError as exc:  # logged once while it lasts, with no traceback
+        raise ConfigError(f"cannot open {path}: {exc.strerror} ({_whose(Path(path))})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

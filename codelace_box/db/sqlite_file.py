@@ -16,7 +16,12 @@ from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.config import DEFAULT_CONFIG_FILE, Config
 from codelace_box.errors import ConfigError
-from codelace_box.private_files import create_private_file, make_private, make_private_dir
+from codelace_box.private_files import (
+    create_private_file,
+    make_private,
+    make_private_dir,
+    user_name,
+)
 
 BUSY_TIMEOUT_SEC = 10.0
 PRAGMAS = (
@@ -144,8 +149,9 @@ def open_sqlite_file(path: str) -> APSWDatabase:
 
 def not_ours(target: Path) -> str:
     """' (FILE belongs to OWNER and the user running codelace-box may not read and write it:
-    ...)' for the database or its -wal or -shm file when this user may not (a command run as
-    root made them: SQLite itself says only 'unable to open database file'); else ''."""
+    chown it, with every file beside it named DB*, ...)' for the database or its -wal or -shm
+    file when this user may not (a command run as root made them: SQLite itself says only
+    'unable to open database file'); else ''."""
     for name in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
         try:
             owner = name.stat().st_uid
@@ -153,20 +159,12 @@ def not_ours(target: Path) -> str:
             continue
         if not os.access(name, os.R_OK | os.W_OK):
             return (
-                f" ({name} belongs to {_user_name(owner)} and the user running codelace-box "
-                "may not read and write it: chown it, with its -wal and -shm files, to that user)"
+                f" ({name} belongs to {user_name(owner)} and the user running codelace-box "
+                "may not read and write it: chown it, with every file beside it named "
+                f"{target.name}* (its -wal and -shm, the lock files a root serve leaves), to "
+                "that user)"
             )
     return ""
-
-
-def _user_name(uid: int) -> str:
-    """A user's name, or `uid N` when the system names none."""
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
 
 
 def refuse_not_a_file(path: str) -> None:

@@ -187,16 +187,18 @@ def own_holds_older_than(age_sec: float) -> list[str]:
         return own
     # by the time this process counted: a wall clock that leapt hours ahead (NTP's first step
     # on a VM whose clock was behind) made every live worker's holds look that old
-    ancient = str(_steady_clock().now() - timedelta(seconds=ORPHAN_AGE_SEC))
+    ancient = str(hold_clock().now() - timedelta(seconds=ORPHAN_AGE_SEC))
     return own + [r for r in hotpath.holds_before(connection(), ancient) if r not in own]
 
 
-_STEADY: list[SteadyClock] = []  # this process's, made at its first sweep (not inherited)
+_STEADY: list[SteadyClock] = []  # this process's, made at its start (not inherited)
 os.register_at_fork(after_in_child=_STEADY.clear)
 
 
-def _steady_clock() -> SteadyClock:
-    """The wall clock, held to the time this process counted while it leaps ahead."""
+def hold_clock() -> SteadyClock:
+    """The wall clock, held to the time this process counted while it leaps ahead: made when
+    a worker starts (api/inference.py), since one made at its first sweep (30 s later) took a
+    leap meanwhile (NTP's first step, just after boot) for the time, and freed live holds."""
     if not _STEADY:
         _STEADY.append(SteadyClock(quiet=True))
     return _STEADY[0]

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -259,7 +260,55 @@ def test_a_database_file_of_another_user_is_named_with_its_owner() -> None:
     assert line == (
         f"error: database.path {db}: cannot open the database: unable to open database file "
         f"({db} belongs to root and the user running codelace-box may not read and write it: "
-        "chown it, with its -wal and -shm files, to that user)"
+        f"chown it, with every file beside it named {db.name}* (its -wal and -shm, the lock "
+        "files a root serve leaves), to that user)"
+    )
+
+
+def test_lock_files_a_root_serve_left_are_named_with_their_owner() -> None:
+    """root ran `serve` once (to try it), which left its lock files beside the database
+    (codelace.db.lock, codelace.db.upkeep.lock, ...), root's and 600; the operator gave the
+    database, its -wal and -shm and the folder to the service user, as the line about the
+    database says. serve then said `cannot open codelace.db.lock beside it: Permission denied
+    (the user running codelace-box must be able to write that folder)` of a folder it may
+    write; with that one given over too it served, but its upkeep, key probes and retention
+    each logged a PermissionError traceback and never ran (no backup, no alert). The lines
+    name the file and its owner, and the database's line names its lock files."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run serve as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        space = make_workspace(root / "box")
+        space.run("users", "create", "first@example.com")  # as root
+        os.chmod(space.config, 0o644)
+        data = root / "box" / "data"
+        for name in ("codelace.db.lock", "codelace.db.upkeep.lock"):  # as root's serve left them
+            os.close(os.open(data / name, os.O_RDWR | os.O_CREAT, 0o600))
+        given = [root / "box", data, *data.glob("codelace.db"), *data.glob("codelace.db-*")]
+        for path in [*given, data / "secret_key"]:
+            if path.exists():
+                os.chown(path, 65534, 65534)
+        serve = [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "serve"]
+        started = subprocess.run(serve, capture_output=True, text=True, timeout=30,
+                                 env=cli_env({"HOME": str(root)}), check=False)  # fmt: skip
+        lead = subprocess.run(
+            [*AS_NOBODY, sys.executable, "-c", "import sys; from codelace_box.db.openlock "
+             "import try_lead; try_lead(sys.argv[1])", str(data / "codelace.db.upkeep.lock")],
+            capture_output=True, text=True, timeout=30, env=cli_env(), check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(root)
+    assert started.returncode == 1, started.stderr
+    [line] = started.stderr.splitlines()
+    db = data / "codelace.db"
+    assert line == (
+        f"error: database.path {db}: cannot open codelace.db.lock beside it: Permission denied "
+        f"({db}.lock belongs to root: chown it to the user running codelace-box)"
+    )
+    assert lead.stderr.splitlines()[-1] == (
+        f"codelace_box.errors.ConfigError: cannot open {db}.upkeep.lock: Permission denied "
+        f"({db}.upkeep.lock belongs to root: chown it to the user running codelace-box)"
     )
 
 

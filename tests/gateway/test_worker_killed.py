@@ -102,16 +102,19 @@ def test_a_wall_clock_leap_frees_no_live_workers_holds(
     (NTP's first step on a VM whose clock was behind): each worker's sweep took the other's
     holds for a crashed server's, older than any request, and freed them ("process or call
     gone"), so the calls were answered with `cost_usd: 0.0` and charged nothing, no usage row.
-    Holds are judged old by the time each worker counted, which a leap does not move."""
+    Holds are judged old by the time each worker counted, which a leap does not move. The
+    step comes before the workers' first sweep (NTP's first step comes just after boot): a
+    clock made at that sweep, not at the worker's start, took the leapt time for the time."""
     clock = tmp_path / "faketime"
     clock.write_text("+0\n")
     env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE": str(clock),
            "FAKETIME_NO_CACHE": "1", "DONT_FAKE_MONOTONIC": "1",
-           "CODELACE_HOLD_SWEEP_SEC": "0.3"}  # fmt: skip
+           "CODELACE_HOLD_SWEEP_SEC": "7"}  # fmt: skip
     box = box_factory("--workers", "2", env=env)
     box.until_served(MODEL, workers=2)
+    started = time.monotonic()  # the workers started before (they answer)
     email, key = box.new_user()
-    fake.default = Reply(delay_before=6)
+    fake.default = Reply(delay_before=10)  # past the workers' first sweep
     answers: list[httpx.Response] = []
 
     def ask() -> None:
@@ -121,13 +124,12 @@ def test_a_wall_clock_leap_frees_no_live_workers_holds(
             answers.append(http.post("/v1/chat/completions", json=body, headers=auth))
 
     asking: list[threading.Thread] = []
-    deadline = time.monotonic() + 15
     while len(box.query("SELECT DISTINCT owner FROM hold")) < 2:
-        assert time.monotonic() < deadline, "the calls did not reach both workers"
+        assert time.monotonic() - started < 5.5, "the calls did not reach both workers in time"
         asking.append(threading.Thread(target=ask))
         asking[-1].start()
         time.sleep(0.2)
-    clock.write_text("+7h\n")
+    clock.write_text("+7h\n")  # before either worker's first sweep
     for thread in asking:
         thread.join()
     assert [a.status_code for a in answers] == [200] * len(asking)
