@@ -35,6 +35,9 @@ _std_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # The same pass makes every "{" a "[": the brackets are then counted in one more pass, not two.
 _DIGITS_AS_ZEROS = bytes.maketrans(b"123456789{", b"000000000[")
 _LONG_NUMBER = b"0" * 19
+# What `loads` (and json.loads) raise for a text that is no JSON: RecursionError for one nested
+# deeper than json reads, ValueError for the rest (a UnicodeDecodeError, a binascii.Error too)
+NOT_JSON = (ValueError, RecursionError)
 # Fewer brackets than this cannot nest as deep as json's recursion limit, where it stops.
 MAX_OPENERS = 255
 # The deepest nesting orjson writes (arrays and objects; it refuses one level more)

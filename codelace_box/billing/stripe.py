@@ -24,7 +24,7 @@ from codelace_box.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from codelace_box.jsonwire import has_string
+from codelace_box.jsonwire import NOT_JSON, has_string
 
 log = logging.getLogger("codelace_box.billing.stripe")
 
@@ -304,7 +304,7 @@ def _stripe_event(text: str) -> dict[str, Any]:
         # text all of it, or the event's strings reach the database: a lone surrogate escape
         # (\ud800) is no text, UnicodeEncodeError (a ValueError) at its insert was a 500
         json.dumps(event, ensure_ascii=False).encode("utf-8")
-    except (ValueError, RecursionError):  # RecursionError: nested past what json reads
+    except NOT_JSON:
         raise InvalidRequest("webhook body is not JSON", code="invalid_event") from None
     if "\\u0000" in text and has_string(event, _has_nul):  # no text to PostgreSQL: a 500 there
         raise InvalidRequest("webhook event holds a NUL, which no Stripe object does",

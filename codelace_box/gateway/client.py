@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from codelace_box.errors import OutOfResources
-from codelace_box.jsonwire import dumps, loads, loads_between_turns
+from codelace_box.jsonwire import NOT_JSON, dumps, loads, loads_between_turns
 from codelace_box.providers.base import UpstreamRequest
 
 POOL_SIZE = 1024
@@ -35,8 +35,6 @@ OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)  # the box's own trouble, not 
 # A whole answer at least this long is parsed on a thread, the event loop let in meanwhile
 # (jsonwire.loads_between_turns); a shorter one inline (orjson: ~10 ms a MiB at most).
 OFF_LOOP_BYTES = 1024 * 1024
-# What parsing a body that is not JSON raises (RecursionError: nested deeper than json reads)
-NOT_JSON = (ValueError, UnicodeDecodeError, RecursionError)
 
 
 async def json_of(raw: bytes | bytearray) -> Any:

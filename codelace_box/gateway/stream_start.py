@@ -47,7 +47,7 @@ from codelace_box.gateway.retry_after import sooner
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser
 from codelace_box.gateway.upstream import Opened, failure_of, judge_failure, open_upstream
-from codelace_box.jsonwire import loads
+from codelace_box.jsonwire import NOT_JSON, loads
 from codelace_box.providers.base import SSEEvent, UpstreamStreamError, is_blank
 from codelace_box.providers.error_events import error_answer, error_event_status
 
@@ -70,7 +70,7 @@ class Started:
 def _kind(event: SSEEvent) -> str | None:
     try:
         data = loads(event.data)
-    except (ValueError, RecursionError):  # (nested past what json reads)
+    except NOT_JSON:
         return event.event
     if not isinstance(data, dict):
         return event.event
@@ -89,7 +89,7 @@ def _error_of(event: SSEEvent) -> UpstreamStreamError:
         data = json.loads(event.data)
         itself = data.get("object") == "error" or event.event == "error"
         error = data.get("error") or (data if itself else {})
-    except (ValueError, AttributeError, RecursionError):  # (nested past what json reads)
+    except (*NOT_JSON, AttributeError):
         error = {}
     error = error if isinstance(error, dict) else {"message": str(error)}
     kind = str(error.get("type") or "upstream_error")

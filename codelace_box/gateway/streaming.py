@@ -16,13 +16,12 @@ from typing import Any
 
 from codelace_box.gateway.client import (
     DEFAULT_MAX_EVENT_BYTES,
-    NOT_JSON,
     UpstreamBroken,
     UpstreamTooLarge,
     json_of,
 )
 from codelace_box.gateway.request import ChatCall
-from codelace_box.jsonwire import dumps
+from codelace_box.jsonwire import NOT_JSON, dumps
 from codelace_box.providers.base import SSEEvent
 from codelace_box.providers.openai_merge import completion_from_stream
 from codelace_box.providers.responses_passthrough import NativeResponses

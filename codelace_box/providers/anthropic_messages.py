@@ -20,6 +20,7 @@ import re
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.jsonwire import NOT_JSON
 
 JSON = dict[str, Any]
 
@@ -353,7 +354,7 @@ def _tool_use_block(call: Any, where: str) -> JSON:
     arguments = function.get("arguments") or "{}"
     try:
         parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
-    except (ValueError, RecursionError):  # RecursionError: nested past what json reads
+    except NOT_JSON:
         raise InvalidRequest(f"{where}.function.arguments is not valid JSON", param=where) from None
     if not isinstance(parsed, dict):
         raise InvalidRequest(f"{where}.function.arguments must be a JSON object", param=where)

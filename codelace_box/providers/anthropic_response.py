@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from codelace_box.errors import UpstreamError
+from codelace_box.jsonwire import NOT_JSON
 from codelace_box.providers.anthropic_thinking import (
     REPLY_DEFAULT,
     REPLY_EXCLUDED,
@@ -287,7 +288,7 @@ def anthropic_error(payload: bytes) -> dict[str, Any] | None:
     "message"}}`) when it has a message; None for any other body."""
     try:
         body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # (nested past what json reads)
+    except NOT_JSON:
         return None
     error = body.get("error") if isinstance(body, dict) else None
     return error if isinstance(error, dict) and isinstance(error.get("message"), str) else None

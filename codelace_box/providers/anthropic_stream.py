@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any
 
-from codelace_box.jsonwire import loads
+from codelace_box.jsonwire import NOT_JSON, loads
 from codelace_box.providers.anthropic_response import (
     completion_id,
     finish_reason,
@@ -47,7 +47,7 @@ def event_data(event: SSEEvent) -> JSON | None:
         return None
     try:
         data = loads(event.data)
-    except (ValueError, RecursionError):  # (nested past what json reads)
+    except NOT_JSON:
         if is_blank(event):
             return None
         data = None

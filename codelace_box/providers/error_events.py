@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from codelace_box.jsonwire import dumps, loads
+from codelace_box.jsonwire import NOT_JSON, dumps, loads
 
 SERVER_ERROR = 500
 # Anthropic's error types (its errors page, with the status of each), OpenAI's types and
@@ -66,7 +66,7 @@ def error_answer(data: str) -> str:
     `{"error": {code, message, param}}`; any other as it is."""
     try:
         body = loads(data)
-    except (ValueError, RecursionError):  # (nested past what json reads)
+    except NOT_JSON:
         return data
     kind = body.get("type") if isinstance(body, dict) else None
     if kind == "response.failed":
@@ -84,7 +84,7 @@ def error_event_status(data: str) -> int:
     """The status an error event's data stands for (see the module doc)."""
     try:
         body = loads(data)
-    except (ValueError, RecursionError):
+    except NOT_JSON:
         return SERVER_ERROR
     if not isinstance(body, dict):
         return SERVER_ERROR

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 
+from codelace_box.jsonwire import NOT_JSON
+
 _LIMIT_RE = re.compile(
     r"maximum context length is (\d+)|(\d+) maximum context length|"
     r"context (?:window|length|size) (?:of|is) (\d+)",
@@ -40,7 +42,7 @@ def _first(pattern: re.Pattern[str], text: str) -> int | None:
 def _code(payload: bytes) -> str:
     try:
         body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # (nested past what json reads)
+    except NOT_JSON:
         return ""
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None

@@ -24,7 +24,7 @@ import secrets
 from typing import Any
 
 from codelace_box.errors import UpstreamError
-from codelace_box.jsonwire import is_whole_json
+from codelace_box.jsonwire import NOT_JSON, is_whole_json
 from codelace_box.providers.base import (
     JSON,
     SSEEvent,
@@ -73,7 +73,7 @@ def _obj(holder: JSON, name: str) -> JSON:
 def _input(arguments: Any) -> JSON:
     try:
         value = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
-    except (ValueError, RecursionError):  # (nested past what json reads)
+    except NOT_JSON:
         return {}
     return value if isinstance(value, dict) else {}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from codelace_box.errors import UpstreamError
-from codelace_box.jsonwire import loads
+from codelace_box.jsonwire import NOT_JSON, loads
 from codelace_box.providers.base import (
     JSON,
     ProviderAdapter,
@@ -191,7 +191,7 @@ class OpenAIStreamTranslator(StreamTranslator):
             return []
         try:
             chunk = loads(data)
-        except (ValueError, RecursionError):  # (nested past what json reads)
+        except NOT_JSON:
             return _unparsed(event)
         if not isinstance(chunk, dict):
             raise UpstreamStreamError("the upstream sent a malformed stream event")

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from codelace_box.errors import UpstreamError
+from codelace_box.jsonwire import NOT_JSON
 from codelace_box.providers.base import JSON
 
 _SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
@@ -42,7 +43,7 @@ def error_body(payload: bytes) -> Any:
     it is none."""
     try:
         body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # (nested past what json reads)
+    except NOT_JSON:
         return None
     if isinstance(body, list) and body and isinstance(body[0], dict):
         return body[0]

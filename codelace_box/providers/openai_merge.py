@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from codelace_box.jsonwire import loads
+from codelace_box.jsonwire import NOT_JSON, loads
 from codelace_box.providers.base import JSON, SSEEvent, is_blank
 from codelace_box.providers.call_keys import CallKeys, arguments_of
 from codelace_box.providers.openai_usage import chunk_usage
@@ -30,7 +30,7 @@ def completion_from_stream(events: list[SSEEvent]) -> JSON | None:
             continue  # (blank data is no event: base.py)
         try:
             chunk = loads(event.data)
-        except (ValueError, RecursionError):  # (nested past what json reads)
+        except NOT_JSON:
             return None
         if not isinstance(chunk, dict):
             return None
@@ -149,7 +149,7 @@ def events_of_answer(body: bytes | bytearray) -> list[SSEEvent]:
         payload = loads(body)
     except UnicodeDecodeError:
         payload = _replaced(body)
-    except (ValueError, RecursionError):
+    except NOT_JSON:
         return []
     return (events_of_completion(payload) or []) if isinstance(payload, dict) else []
 
@@ -158,5 +158,5 @@ def _replaced(body: bytes | bytearray) -> Any:
     """`body` parsed with its bytes that are not UTF-8 read as U+FFFD; None if not JSON."""
     try:
         return loads(bytes(body).decode("utf-8", "replace").encode())
-    except (ValueError, RecursionError):
+    except NOT_JSON:
         return None

@@ -23,10 +23,11 @@ own clients merge them). An answer whose thinking text was left out (Anthropic's
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 from typing import Any
+
+from codelace_box.jsonwire import NOT_JSON
 
 JSON = dict[str, Any]
 
@@ -140,6 +141,6 @@ def _opened(value: str) -> list[JSON]:
     _tag, _, encoded = value[len(PREFIX) :].partition(":")
     try:
         details = json.loads(base64.urlsafe_b64decode(encoded.encode()))
-    except (ValueError, binascii.Error, RecursionError):  # junk, or nested past the limit
+    except NOT_JSON:
         return []
     return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []

@@ -39,13 +39,13 @@ What the items look like is taken from OpenAI's Responses reference and from wha
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import secrets
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.jsonwire import NOT_JSON
 from codelace_box.providers.anthropic_messages import CALLS_BEFORE
 from codelace_box.providers.file_refs import FILE_REFERENCES, refuse_file_reference
 from codelace_box.providers.reasoning_details import unseal
@@ -90,7 +90,7 @@ def decode_thinking(value: Any, model: str) -> list[JSON]:
             return []
     try:
         blocks = json.loads(base64.urlsafe_b64decode(payload))
-    except (ValueError, binascii.Error, RecursionError):  # (nested past what json reads)
+    except NOT_JSON:
         return []
     if not isinstance(blocks, list):
         return []
@@ -293,7 +293,7 @@ def _handed_back_arguments(given: str) -> str:
     Responses API takes any string there; the call's output says what became of it."""
     try:
         parsed = json.loads(given) if given else {}
-    except (ValueError, RecursionError):  # (nested past what json reads)
+    except NOT_JSON:
         return "{}"
     return given if isinstance(parsed, dict) else "{}"
 

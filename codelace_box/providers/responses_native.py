@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from codelace_box.errors import UpstreamError
+from codelace_box.jsonwire import NOT_JSON
 from codelace_box.providers.base import (
     SSEEvent,
     StreamTranslator,
@@ -170,7 +171,7 @@ class NativeResponsesStream(StreamTranslator):
         """The event to relay (none for the held-back terminal event)."""
         try:
             data = json.loads(event.data)
-        except (ValueError, RecursionError):  # (nested past what json reads)
+        except NOT_JSON:
             if is_blank(event):  # an event of empty data carries nothing: skipped
                 return []
             raise UpstreamStreamError("the upstream sent a malformed stream event") from None

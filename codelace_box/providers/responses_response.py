@@ -26,6 +26,7 @@ import secrets
 import time
 from typing import Any
 
+from codelace_box.jsonwire import NOT_JSON
 from codelace_box.providers.base import Usage
 from codelace_box.providers.call_keys import arguments_of
 from codelace_box.providers.openai import content_text, reasoning_text
@@ -184,7 +185,7 @@ def custom_input(arguments: str) -> str:
     """A custom tool's raw input from the `{"input": ...}` arguments the chat model gave."""
     try:
         parsed = json.loads(arguments)
-    except (ValueError, RecursionError):  # (nested past what json reads)
+    except NOT_JSON:
         return arguments
     if isinstance(parsed, dict) and isinstance(parsed.get("input"), str):
         return parsed["input"]
