@@ -101,11 +101,13 @@ async def run_call(
     except ProviderUnavailable as unavailable:  # 403, not the 503 of a disabled provider
         check_model_allowed(auth.allowed_models, unavailable.model_id)
         raise
+    # for the access line and the metrics (api/observe.py): a refusal from here on (403, 429,
+    # 402) names its model as a call's line does
+    request.ctx.call = call
     check_model_allowed(auth.allowed_models, call.route.id)
     if call.advisor is not None:  # a model the call consults: the key must be allowed it too
         check_model_allowed(auth.allowed_models, call.advisor.id)
     check_no_other_models(call.body, auth.allowed_models)
-    request.ctx.call = call  # for the access line and the metrics (api/observe.py)
     if "container" in call.body and call.ingress == MESSAGES_ROUTE:  # (else nothing to look up)
         await refuse_foreign_container(call.body, auth.user_id)
     return await answer(request, gateway, call, admission(gateway, auth))

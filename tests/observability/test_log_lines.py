@@ -211,6 +211,33 @@ def test_a_count_tokens_access_line_names_its_model(box_factory: BoxFactory) -> 
     assert (line["route"], line["model"]) == ("/v1/messages/count_tokens", MODEL), line
 
 
+def test_a_refusal_of_a_model_the_key_may_not_call_names_that_model(
+    box_factory: BoxFactory,
+) -> None:
+    """A 403 `model_not_allowed` is a refusal of one named model (resolved from the catalog):
+    the access line names it as it names a 402's or a 429's, not `model=-`, so an operator
+    reading the log sees which model the key was refused (the SPEC's access line: "route,
+    status, duration, model, ...")."""
+    box = box_factory(log={"format": "json"})
+    other = "fake/other-model"
+    prices = ("--input-per-1m", "1", "--output-per-1m", "1")
+    box.cli("models", "set", other, "--provider", "fake", *prices)
+    box.until_served(other)
+    _, key = box.new_user("1")
+    with box.http(key) as http:
+        limited = http.post("/api/v1/auth/key", json={"name": "only", "allowed_models": [MODEL]})
+        assert limited.status_code == 200, limited.text
+        headers = {"authorization": f"Bearer {limited.json()['full_key']}"}
+        body = {"model": other, "max_tokens": 10, "messages": HELLO}
+        refused = http.post("/v1/chat/completions", json=body, headers=headers)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "model_not_allowed", refused.text
+    request_id = refused.headers["x-request-id"]
+    (raw,) = box.server.wait_for_log(rf'.*"logger":"codelace_box.access".*"{request_id}".*')
+    line = json.loads(raw)
+    assert (line["status"], line["model"]) == (403, other), line
+
+
 def _call_with_a_malformed_cookie(box: Box) -> None:
     """A call whose upstream answer sets a malformed cookie: aiohttp warns of it (a library's
     warning; it takes cookies only from a host name, not an IP)."""
