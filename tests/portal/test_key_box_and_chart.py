@@ -132,3 +132,26 @@ def test_closing_a_keys_form_when_the_list_cannot_be_loaded_says_so(
         browser.wait_for(lambda o=opener: browser.css(f"button[aria-label='{o}']"), "the list")
         browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/portal/api/keys*"]})
     browser.console_errors()  # the blocked requests are logged, by design
+
+
+def _facts(browser: Browser) -> dict[str, str]:
+    """The first key's facts, term to value, as the page reads them."""
+    terms = [t.text for t in browser.all("dl.facts dt")]
+    return dict(zip(terms, [d.text for d in browser.all("dl.facts dd")], strict=True))
+
+
+def test_a_keys_limits_read_as_they_were_set(cdp: Browser, box: PortalBox) -> None:
+    """A limit is exact to the nano-dollar: one set to $123,456.789 read "$123,456.79", more
+    than it is (and $1.005 read $1.01), beside a form that shows 123456.789. The reset read the
+    database's word "weekly" where the form offers "Weekly (Monday 00:00 UTC)"."""
+    browser = cdp
+    email = "exact-limit@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "capped", "--limit-usd", "123456.789",
+            "--limit-reset", "weekly")  # fmt: skip
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    facts = browser.wait_for(lambda: _facts(browser), "the key's facts")
+    assert facts["Spending limit"] == "$123,456.789", facts
+    assert facts["Limit resets"] == "Weekly (Monday 00:00 UTC)", facts
