@@ -155,3 +155,31 @@ def test_a_keys_limits_read_as_they_were_set(cdp: Browser, box: PortalBox) -> No
     facts = browser.wait_for(lambda: _facts(browser), "the key's facts")
     assert facts["Spending limit"] == "$123,456.789", facts
     assert facts["Limit resets"] == "Weekly (Monday 00:00 UTC)", facts
+
+
+def test_a_keys_figures_do_not_break_on_a_phone(cdp: Browser, box: PortalBox) -> None:
+    """On a 360 px screen the facts' terms took their whole width ("Spent against the limit")
+    and left the figures a column so narrow that "$123,456.79" broke as "$123,456.7" and "9":
+    a figure now reads on one line, as the key's prefix does beside it."""
+    browser = cdp
+    email = "phone-limit@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "capped", "--limit-usd", "123456.789")
+    browser.driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 360, "height": 740, "deviceScaleFactor": 1, "mobile": True},
+    )
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    heights = browser.wait_for(
+        lambda: browser.driver.execute_script(
+            "const dds = [...document.querySelectorAll('dl.facts dd')];"
+            "return dds.length"
+            " && Object.fromEntries(dds.map((d) => [d.textContent, d.offsetHeight]))"
+        ),
+        "the key's facts",
+    )
+    one_line = heights[next(t for t in heights if t.startswith("cl_"))]
+    assert heights["$123,456.789"] == one_line, heights
+    assert browser.driver.execute_script("return document.documentElement.scrollWidth") == 360
