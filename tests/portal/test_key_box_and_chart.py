@@ -1,7 +1,10 @@
-"""The keys page's once-shown key after that key is revoked, and the daily spend chart's labels
-across screen widths (the 40rem breakpoint included), in a real browser on a real box."""
+"""The keys page's once-shown key after that key is revoked, a key's limits and expiry as they
+read (on a phone too), and the daily spend chart's labels across screen widths (the 40rem
+breakpoint included), in a real browser on a real box."""
 
 from __future__ import annotations
+
+import sqlite3
 
 from tests.portal.browser import Browser
 from tests.portal.conftest import PortalBox, sign_in, wait_page
@@ -183,3 +186,25 @@ def test_a_keys_figures_do_not_break_on_a_phone(cdp: Browser, box: PortalBox) ->
     one_line = heights[next(t for t in heights if t.startswith("cl_"))]
     assert heights["$123,456.789"] == one_line, heights
     assert browser.driver.execute_script("return document.documentElement.scrollWidth") == 360
+
+
+def test_an_expired_key_says_it_has_expired(cdp: Browser, box: PortalBox) -> None:
+    """A key past its expiry is refused (401) but was listed as any other, "Expires 2026-01-01
+    00:00 UTC", a date a person must compare with today to learn why their tool stopped: it now
+    reads "Expired" and says it no longer works; one still to expire reads "Expires"."""
+    browser = cdp
+    email = "expired-key@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "later", "--expires", "2099-01-01")
+    key = box.cli("keys", "create", email, "--name", "past", "--expires", "2099-01-01").split()[0]
+    with sqlite3.connect(box.db_path, timeout=10) as db:  # what the year 2099 will do to it
+        db.execute("UPDATE api_key SET expires_at = '2026-01-01 00:00:00' WHERE name = 'past'")
+    with box.http(key) as http:
+        assert http.get("/api/v1/auth/me").status_code == 401
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    past = browser.wait_for(lambda: browser.css("article[aria-label='Key past']").text, "the key")
+    assert "Expired\n2026-01-01 00:00 UTC: it no longer works" in past, past
+    later = browser.css("article[aria-label='Key later']").text
+    assert "Expires\n2099-01-01 00:00 UTC" in later and "Expired" not in later, later

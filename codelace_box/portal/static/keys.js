@@ -17,6 +17,12 @@ const LIMITS = [
   ["can_manage_keys", "Can manage keys", (v) => (v ? "Yes" : "No: calls models and reads the account only")],
 ];
 
+// A key past its expiry is refused: the list says so, not only the date.
+function expired(iso) {
+  const at = new Date(iso).getTime();
+  return !Number.isNaN(at) && at <= Date.now();
+}
+
 function facts(key) {
   const rows = [
     ["Key", `${key.key_prefix}…`],
@@ -27,7 +33,8 @@ function facts(key) {
     if (key[name] === undefined || key[name] === null) continue;
     // With no limit the figure is what the key has spent; there is no limit to spend against.
     const term = name === "spent_usd" && key.limit_usd == null ? "Spent with this key" : label;
-    rows.push([term, show(key[name])]);
+    rows.push(name === "expires_at" && expired(key[name])
+      ? ["Expired", `${show(key[name])}: it no longer works`] : [term, show(key[name])]);
   }
   return h("dl", { class: "facts" }, rows.map(([dt, dd]) => [h("dt", { text: dt }), h("dd", { text: dd })]));
 }
