@@ -1,7 +1,10 @@
-"""The keys page's once-shown key after that key is revoked, and the daily spend chart's labels
-across screen widths (the 40rem breakpoint included), in a real browser on a real box."""
+"""The keys page's once-shown key after that key is revoked, a key's limits and expiry as they
+read (on a phone too), and the daily spend chart's labels across screen widths (the 40rem
+breakpoint included), in a real browser on a real box."""
 
 from __future__ import annotations
+
+import sqlite3
 
 from tests.portal.browser import Browser
 from tests.portal.conftest import PortalBox, sign_in, wait_page
@@ -132,3 +135,76 @@ def test_closing_a_keys_form_when_the_list_cannot_be_loaded_says_so(
         browser.wait_for(lambda o=opener: browser.css(f"button[aria-label='{o}']"), "the list")
         browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/portal/api/keys*"]})
     browser.console_errors()  # the blocked requests are logged, by design
+
+
+def _facts(browser: Browser) -> dict[str, str]:
+    """The first key's facts, term to value, as the page reads them."""
+    terms = [t.text for t in browser.all("dl.facts dt")]
+    return dict(zip(terms, [d.text for d in browser.all("dl.facts dd")], strict=True))
+
+
+def test_a_keys_limits_read_as_they_were_set(cdp: Browser, box: PortalBox) -> None:
+    """A limit is exact to the nano-dollar: one set to $123,456.789 read "$123,456.79", more
+    than it is (and $1.005 read $1.01), beside a form that shows 123456.789. The reset read the
+    database's word "weekly" where the form offers "Weekly (Monday 00:00 UTC)"."""
+    browser = cdp
+    email = "exact-limit@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "capped", "--limit-usd", "123456.789",
+            "--limit-reset", "weekly")  # fmt: skip
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    facts = browser.wait_for(lambda: _facts(browser), "the key's facts")
+    assert facts["Spending limit"] == "$123,456.789", facts
+    assert facts["Limit resets"] == "Weekly (Monday 00:00 UTC)", facts
+
+
+def test_a_keys_figures_do_not_break_on_a_phone(cdp: Browser, box: PortalBox) -> None:
+    """On a 360 px screen the facts' terms took their whole width ("Spent against the limit")
+    and left the figures a column so narrow that "$123,456.79" broke as "$123,456.7" and "9":
+    a figure now reads on one line, as the key's prefix does beside it."""
+    browser = cdp
+    email = "phone-limit@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "capped", "--limit-usd", "123456.789")
+    browser.driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 360, "height": 740, "deviceScaleFactor": 1, "mobile": True},
+    )
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    heights = browser.wait_for(
+        lambda: browser.driver.execute_script(
+            "const dds = [...document.querySelectorAll('dl.facts dd')];"
+            "return dds.length"
+            " && Object.fromEntries(dds.map((d) => [d.textContent, d.offsetHeight]))"
+        ),
+        "the key's facts",
+    )
+    one_line = heights[next(t for t in heights if t.startswith("cl_"))]
+    assert heights["$123,456.789"] == one_line, heights
+    assert browser.driver.execute_script("return document.documentElement.scrollWidth") == 360
+
+
+def test_an_expired_key_says_it_has_expired(cdp: Browser, box: PortalBox) -> None:
+    """A key past its expiry is refused (401) but was listed as any other, "Expires 2026-01-01
+    00:00 UTC", a date a person must compare with today to learn why their tool stopped: it now
+    reads "Expired" and says it no longer works; one still to expire reads "Expires"."""
+    browser = cdp
+    email = "expired-key@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "later", "--expires", "2099-01-01")
+    key = box.cli("keys", "create", email, "--name", "past", "--expires", "2099-01-01").split()[0]
+    with sqlite3.connect(box.db_path, timeout=10) as db:  # what the year 2099 will do to it
+        db.execute("UPDATE api_key SET expires_at = '2026-01-01 00:00:00' WHERE name = 'past'")
+    with box.http(key) as http:
+        assert http.get("/api/v1/auth/me").status_code == 401
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    past = browser.wait_for(lambda: browser.css("article[aria-label='Key past']").text, "the key")
+    assert "Expired\n2026-01-01 00:00 UTC: it no longer works" in past, past
+    later = browser.css("article[aria-label='Key later']").text
+    assert "Expires\n2099-01-01 00:00 UTC" in later and "Expired" not in later, later

@@ -148,7 +148,11 @@ def test_the_keys_page_sets_changes_and_clears_limits(
         "value"
     )
     item = browser.wait_for(lambda: browser.css("article.key"), "the key in the list")
-    assert "Spending limit" in item.text and "$0.00" in item.text and "weekly" in item.text
+    assert (
+        "Spending limit" in item.text
+        and "$0.00" in item.text
+        and "Weekly (Monday 00:00 UTC)" in item.text
+    )
     assert MODEL in item.text and "2099-06-30" in item.text
     sdk = openai.OpenAI(
         base_url=box.url + "/v1", api_key=full_key, max_retries=0, http_client=sdk_http(openai)
@@ -165,7 +169,9 @@ def test_the_keys_page_sets_changes_and_clears_limits(
     retype(cap, "2.5")
     browser.button("Save limits").click()
     browser.wait_for(lambda: "$2.50" in browser.css("article.key").text, "the raised cap")
-    assert "weekly" in browser.css("article.key").text  # the fields left alone are unchanged
+    assert (
+        "Weekly (Monday 00:00 UTC)" in browser.css("article.key").text
+    )  # the fields left alone are unchanged
     assert sdk.chat.completions.create(**chat).choices[0].message.content
 
     browser.click(lambda: browser.css("button[aria-label='Limits of key ci']"), "limits")
@@ -297,13 +303,13 @@ def test_clearing_a_keys_limit_on_the_page_clears_its_reset_too(
     browser.field("Spending limit in USD").send_keys("5")
     Select(browser.field("Limit resets")).select_by_value("weekly")
     browser.button("Create key").click()
-    browser.wait_for(lambda: "weekly" in browser.css("article.key").text, "the weekly key")
+    browser.wait_for(lambda: "Weekly (Monday" in browser.css("article.key").text, "the weekly key")
 
     browser.click(lambda: browser.css("button[aria-label='Limits of key budget']"), "limits")
     retype(browser.field("Spending limit in USD for budget"), "")
     browser.button("Save limits").click()
     browser.wait_for(lambda: "Spending limit" not in browser.css("article.key").text, "cleared")
-    assert "weekly" not in browser.css("article.key").text
+    assert "Weekly" not in browser.css("article.key").text
     assert [k[1:3] for k in box_keys(box, email)] == [(None, None)]
 
     browser.click(lambda: browser.css("button[aria-label='Limits of key budget']"), "limits")

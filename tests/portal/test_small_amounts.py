@@ -1,12 +1,14 @@
 """The portal's usage page with the smallest charges there are, in a real browser on a real box:
 a request that cost a tenth of a micro-dollar reads as what it cost, never $0.00 beside a
-total that is not zero."""
+total that is not zero; a balance below zero says so, and what brings the calls back."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from tests.fakes.openai_upstream import Reply
 from tests.portal.browser import Browser
-from tests.portal.conftest import PortalBox, sign_in, wait_page
+from tests.portal.conftest import MODEL, PortalBox, sign_in, wait_page
 
 TINY = "fake/tiny-test"  # $0.10 per 1M tokens: one token is 100 nano-USD
 
@@ -38,3 +40,30 @@ def test_a_tenth_of_a_micro_dollar_is_not_shown_as_nothing(cdp: Browser, box: Po
     assert sorted(costs) == ["$0.0000001", "$0.0001234"], costs
     text = browser.main_text()
     assert "Total cost\n$0.0001235" in text, text
+
+
+def test_a_balance_below_zero_says_why_and_what_brings_calls_back(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """A refund or dispute of credit already spent leaves the balance below zero, and every call
+    is then a 402 until it is topped up. The home and billing pages showed "-$12.35" alone and
+    the top-up form still said "At least $10.00": a person paying $10 was still refused. Both
+    pages now say the balance is below zero, why, and that calls are refused until more than it
+    is added."""
+    browser = cdp
+    email, key = box.new_user("0")
+    with sqlite3.connect(box.db_path, timeout=10) as db:  # what a dispute after the spend leaves
+        db.execute('UPDATE "user" SET balance_nanos = ? WHERE email = ?', (-12_345_000_000, email))
+    sign_in(browser, box, email)
+    notice = browser.css("main .notice")
+    assert "below zero" in notice.text and "refund" in notice.text, notice.text
+    assert "more than $12.35" in notice.text, notice.text
+    browser.driver.get(box.url + "/billing")
+    wait_page(browser, "Billing")
+    notice = browser.css("main .notice")
+    assert "more than $12.35" in notice.text, notice.text
+    assert "Balance: -$12.35" in browser.main_text()
+    with box.http(key) as http:  # what the notice says of the calls
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+        assert http.post("/v1/chat/completions", json=body).status_code == 402
+    assert not browser.console_errors()

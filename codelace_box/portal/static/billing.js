@@ -2,7 +2,7 @@
 // setup while it is unclaimed, and the payment history.
 
 import { api, waitMs } from "./api.js";
-import { field, h, leaving, messageArea, page, usd, when } from "./ui.js";
+import { belowZero, field, h, leaving, messageArea, page, usd, when } from "./ui.js";
 
 const STATUS_WORDS = {
   pending: "pending (waiting for Stripe)",
@@ -84,7 +84,8 @@ export async function billingPage(main) {
     api("GET", "/portal/api/overview"),
     api("GET", "/portal/api/payments"),
   ]);
-  const parts = [h("p", {}, "Balance: ", h("strong", { text: usd(data.credit_balance_usd) }))];
+  const parts = [h("p", {}, "Balance: ", h("strong", { text: usd(data.credit_balance_usd) })),
+    belowZero(data.credit_balance_usd)];
   if (data.stripe_enabled) {
     parts.push(topupForm(data));
     if (data.trial_available) parts.push(trialPanel(data));

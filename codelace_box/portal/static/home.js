@@ -1,7 +1,7 @@
 // Home: the balance, this month's spend, and where to go next.
 
 import { api } from "./api.js";
-import { h, page, usd } from "./ui.js";
+import { belowZero, h, page, usd } from "./ui.js";
 
 function card(label, value, link, linkText) {
   return h("div", { class: "card" },
@@ -14,6 +14,7 @@ export async function homePage(main) {
   const data = await api("GET", "/portal/api/overview");
   page(main, "Your account",
     h("p", {}, "Signed in as ", h("strong", { text: data.display_email }), "."),
+    belowZero(data.credit_balance_usd),
     h("div", { class: "cards" },
       card("Balance", usd(data.credit_balance_usd), "/billing",
         data.stripe_enabled ? "Add credit" : "Payment history"),

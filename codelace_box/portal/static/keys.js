@@ -2,17 +2,26 @@
 // optional), rename, change limits, revoke with a confirmation.
 
 import { api, ApiError } from "./api.js";
-import { limitFields } from "./limits.js";
-import { busy, copyButton, field, h, messageArea, page, usd, when } from "./ui.js";
+import { limitFields, RESETS } from "./limits.js";
+import { busy, copyButton, field, h, messageArea, page, price, usd, when } from "./ui.js";
 
+// A limit reads as it was set, every digit (it is exact to the nano-dollar, as a price is), and
+// its reset in the words the form offers.
+const RESET_WORDS = Object.fromEntries(RESETS);
 const LIMITS = [
-  ["limit_usd", "Spending limit", (v) => usd(v)],
+  ["limit_usd", "Spending limit", (v) => price(v)],
   ["spent_usd", "Spent against the limit", (v) => usd(v)],
-  ["limit_reset", "Limit resets", (v) => String(v)],
+  ["limit_reset", "Limit resets", (v) => RESET_WORDS[v] || String(v)],
   ["expires_at", "Expires", (v) => when(v)],
   ["allowed_models", "Allowed models", (v) => (Array.isArray(v) ? v.join(", ") : String(v))],
   ["can_manage_keys", "Can manage keys", (v) => (v ? "Yes" : "No: calls models and reads the account only")],
 ];
+
+// A key past its expiry is refused: the list says so, not only the date.
+function expired(iso) {
+  const at = new Date(iso).getTime();
+  return !Number.isNaN(at) && at <= Date.now();
+}
 
 function facts(key) {
   const rows = [
@@ -24,7 +33,8 @@ function facts(key) {
     if (key[name] === undefined || key[name] === null) continue;
     // With no limit the figure is what the key has spent; there is no limit to spend against.
     const term = name === "spent_usd" && key.limit_usd == null ? "Spent with this key" : label;
-    rows.push([term, show(key[name])]);
+    rows.push(name === "expires_at" && expired(key[name])
+      ? ["Expired", `${show(key[name])}: it no longer works`] : [term, show(key[name])]);
   }
   return h("dl", { class: "facts" }, rows.map(([dt, dd]) => [h("dt", { text: dt }), h("dd", { text: dd })]));
 }

@@ -4,7 +4,7 @@
 
 import { field, h } from "./ui.js";
 
-const RESETS = [["", "Never"], ["daily", "Daily (00:00 UTC)"], ["weekly", "Weekly (Monday 00:00 UTC)"],
+export const RESETS = [["", "Never"], ["daily", "Daily (00:00 UTC)"], ["weekly", "Weekly (Monday 00:00 UTC)"],
   ["monthly", "Monthly (the 1st, 00:00 UTC)"]];
 
 let selectCount = 0;

@@ -134,6 +134,17 @@ export function usd(amount) {
   }).format(value);
 }
 
+// What a balance below zero means (a refund or dispute took back credit already spent): every
+// call is refused until more than it is added, which the top-up's minimum alone does not say.
+// Nothing for a balance of zero or more.
+export function belowZero(balance) {
+  const value = Number(balance || 0);
+  if (!(value < 0)) return null;
+  return h("p", { class: "notice" },
+    `Your balance is below zero: a payment was refunded or disputed after its credit was spent. ` +
+    `Calls with your keys are refused until you add more than ${usd(-value)}.`);
+}
+
 // A price as it is charged: cents at least, and every digit it has (prices are exact to the
 // nano-dollar), so 0.075 USD reads $0.075, not $0.08.
 export function price(amount) {
