@@ -199,6 +199,27 @@ def test_a_full_disk_is_a_503_and_one_line_then_the_box_goes_on(
     assert space.sql("SELECT COUNT(*) FROM hold") == [(0,)]
 
 
+AS_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
+def _made_by_root(root: Path) -> Workspace:
+    """A box under `root` whose first command (`users create`) root ran: data/ is root's."""
+    os.chmod(root, 0o755)
+    space = make_workspace(root / "box")
+    space.run("users", "create", "first@example.com")
+    os.chmod(space.config, 0o644)
+    return space
+
+
+def _serve_as_nobody(space: Workspace, root: Path) -> subprocess.CompletedProcess[str]:
+    """`serve` started by the service's user (nobody), to its end."""
+    return subprocess.run(
+        [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "serve"],
+        capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
+        check=False,
+    )  # fmt: skip
+
+
 def test_a_data_folder_the_service_user_cannot_write_is_one_line_naming_it() -> None:
     """root ran the first command (`users create`) and made data/; the service's own user
     then started `serve`: it said `unexpected PermissionError: ... codelace.db.lock`, as if a
@@ -207,17 +228,9 @@ def test_a_data_folder_the_service_user_cannot_write_is_one_line_naming_it() -> 
         pytest.skip("needs root to run serve as another user")
     root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
     try:
-        os.chmod(root, 0o755)
-        space = make_workspace(root / "box")
-        space.run("users", "create", "first@example.com")  # as root: data/ is root's, 700
-        os.chmod(space.config, 0o644)
+        space = _made_by_root(root)  # data/ is root's, 700
         os.chown(root / "box", 65534, 65534)  # the service user's folder, not its data/
-        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-        started = subprocess.run(
-            [*as_nobody, *PROGRAM, "--config", str(space.config), "serve"],
-            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
-            check=False,
-        )  # fmt: skip
+        started = _serve_as_nobody(space, root)
     finally:
         shutil.rmtree(root)
     assert started.returncode == 1, started.stderr
@@ -229,9 +242,6 @@ def test_a_data_folder_the_service_user_cannot_write_is_one_line_naming_it() -> 
     )
 
 
-AS_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
-
-
 def test_a_database_file_of_another_user_is_named_with_its_owner() -> None:
     """root ran the first command and made data/ and the database in it; the operator gave the
     folder to the service's user, as the line above says, and `serve` then said only `cannot
@@ -241,17 +251,10 @@ def test_a_database_file_of_another_user_is_named_with_its_owner() -> None:
         pytest.skip("needs root to run serve as another user")
     root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
     try:
-        os.chmod(root, 0o755)
-        space = make_workspace(root / "box")
-        space.run("users", "create", "first@example.com")  # as root: data/ and the file root's
-        os.chmod(space.config, 0o644)
+        space = _made_by_root(root)  # data/ and the file root's
         for folder in (root / "box", root / "box" / "data"):
             os.chown(folder, 65534, 65534)  # the folders given over, not the file
-        started = subprocess.run(
-            [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "serve"],
-            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
-            check=False,
-        )  # fmt: skip
+        started = _serve_as_nobody(space, root)
     finally:
         shutil.rmtree(root)
     assert started.returncode == 1, started.stderr
@@ -278,10 +281,7 @@ def test_lock_files_a_root_serve_left_are_named_with_their_owner() -> None:
         pytest.skip("needs root to run serve as another user")
     root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
     try:
-        os.chmod(root, 0o755)
-        space = make_workspace(root / "box")
-        space.run("users", "create", "first@example.com")  # as root
-        os.chmod(space.config, 0o644)
+        space = _made_by_root(root)
         data = root / "box" / "data"
         for name in ("codelace.db.lock", "codelace.db.upkeep.lock"):  # as root's serve left them
             os.close(os.open(data / name, os.O_RDWR | os.O_CREAT, 0o600))
@@ -289,9 +289,7 @@ def test_lock_files_a_root_serve_left_are_named_with_their_owner() -> None:
         for path in [*given, data / "secret_key"]:
             if path.exists():
                 os.chown(path, 65534, 65534)
-        serve = [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "serve"]
-        started = subprocess.run(serve, capture_output=True, text=True, timeout=30,
-                                 env=cli_env({"HOME": str(root)}), check=False)  # fmt: skip
+        started = _serve_as_nobody(space, root)
         lead = subprocess.run(
             [*AS_NOBODY, sys.executable, "-c", "import sys; from codelace_box.db.openlock "
              "import try_lead; try_lead(sys.argv[1])", str(data / "codelace.db.upkeep.lock")],

@@ -7,9 +7,10 @@ import csv
 import io
 import json
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -52,6 +53,9 @@ from tests.query_plan import query_plan
 from tests.support import migrate_below
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
+
+
+T = TypeVar("T")
 
 
 def add_row(user_id: int, when: datetime, n: int, *, counted: bool = True, **extra: Any) -> None:
@@ -299,6 +303,33 @@ def test_exported_times_have_one_form_whatever_their_microseconds(migrated_db: P
     ]
 
 
+def _settled_as(statement: str, user: int, read: Callable[[], T]) -> T:
+    """`read()`, with a request of `user` settled on a connection of its own (a thread of its
+    own) just as `statement` starts: SQLite's statement hook (PostgreSQL's driver has none)."""
+    settled: list[int] = []
+
+    def settle_elsewhere() -> None:
+        add_row(user, NOW + timedelta(seconds=1), 1)
+        close_database()
+
+    def hook(cursor: Any, sql: str, bindings: Any) -> bool:
+        if sql.startswith(statement) and not settled:
+            settled.append(1)
+            worker = threading.Thread(target=settle_elsewhere)
+            worker.start()
+            worker.join()
+        return True
+
+    conn = connection()
+    conn.exec_trace = hook
+    try:
+        found = read()
+    finally:
+        conn.exec_trace = None
+    assert settled, f"{statement[:40]}... ran"
+    return found
+
+
 def test_the_customer_s_totals_and_rows_are_read_at_one_instant(migrated_db: Path) -> None:
     """GET /api/v1/customer/usage read the running totals, then the recent rows, each in its
     own read: a request settled in between (another worker, another box) was in the rows but
@@ -309,27 +340,7 @@ def test_the_customer_s_totals_and_rows_are_read_at_one_instant(migrated_db: Pat
         pytest.skip("the interleaving is made with SQLite's statement hook")
     user = create_user("instant@x.test").id
     add_row(user, NOW, 0)
-    settled: list[int] = []
-
-    def settle_elsewhere() -> None:  # its own thread: its own connection
-        add_row(user, NOW + timedelta(seconds=1), 1)
-        close_database()
-
-    def hook(cursor: Any, sql: str, bindings: Any) -> bool:
-        if sql.startswith(RECENT_SQL) and not settled:
-            settled.append(1)
-            worker = threading.Thread(target=settle_elsewhere)
-            worker.start()
-            worker.join()
-        return True
-
-    conn = connection()
-    conn.exec_trace = hook
-    try:
-        summary = usage_summary(user, 20)
-    finally:
-        conn.exec_trace = None
-    assert settled, "the rows' statement ran"
+    summary = _settled_as(RECENT_SQL, user, lambda: usage_summary(user, 20))
     rows = summary.recent
     assert summary.request_count == len(rows), (summary.request_count, len(rows))
     assert summary.cost_nanos == sum(r.cost_nanos for r in rows)
@@ -347,27 +358,7 @@ def test_the_portal_s_usage_page_is_read_at_one_instant(migrated_db: Path) -> No
         pytest.skip("the interleaving is made with SQLite's statement hook")
     user = create_user("page@x.test").id
     add_row(user, NOW, 0)
-    settled: list[int] = []
-
-    def settle_elsewhere() -> None:  # its own thread: its own connection
-        add_row(user, NOW + timedelta(seconds=1), 1)
-        close_database()
-
-    def hook(cursor: Any, sql: str, bindings: Any) -> bool:
-        if sql.startswith(SPEND_DAYS_SQL) and not settled:
-            settled.append(1)
-            worker = threading.Thread(target=settle_elsewhere)
-            worker.start()
-            worker.join()
-        return True
-
-    conn = connection()
-    conn.exec_trace = hook
-    try:
-        summary, history = usage_page(user, 20, now=NOW)
-    finally:
-        conn.exec_trace = None
-    assert settled, "the days' statement ran"
+    summary, history = _settled_as(SPEND_DAYS_SQL, user, lambda: usage_page(user, 20, now=NOW))
     assert summary.request_count == len(summary.recent) == 1
     assert history.month_nanos == sum(cost for _, cost in history.daily) == summary.cost_nanos
     assert usage_page(user, 20, now=NOW)[1].month_nanos == 1000 + 1001  # there afterwards
