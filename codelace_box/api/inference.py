@@ -99,6 +99,7 @@ async def run_call(
             default_context_tokens=gateway.settings.default_context_tokens,
         )
     except ProviderUnavailable as unavailable:  # 403, not the 503 of a disabled provider
+        request.ctx.model = unavailable.model_id  # the access line's, for either refusal
         check_model_allowed(auth.allowed_models, unavailable.model_id)
         raise
     # for the access line and the metrics (api/observe.py): a refusal from here on (403, 429,
