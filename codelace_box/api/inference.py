@@ -88,7 +88,7 @@ async def run_call(
     allow-list (403), reserve its worst case under the account limits (429), the key cap and
     the balance (402), then answer."""
     gateway: Gateway = request.app.ctx.gateway
-    try:  # (routing.allowed_first's, without a @contextmanager's 9,500 instructions a call)
+    try:  # a disabled provider's model: the allow-list's 403 first (as count_tokens.py's)
         call = prepare(
             gateway.routes,
             json_body(request),

@@ -230,12 +230,17 @@ def test_a_refusal_of_a_model_the_key_may_not_call_names_that_model(
         headers = {"authorization": f"Bearer {limited.json()['full_key']}"}
         body = {"model": other, "max_tokens": 10, "messages": HELLO}
         refused = http.post("/v1/chat/completions", json=body, headers=headers)
-    assert refused.status_code == 403, refused.text
+        # count_tokens, which Claude Code calls beside each message, refuses it the same way
+        headers["anthropic-version"] = "2023-06-01"
+        not_counted = http.post("/v1/messages/count_tokens", json=body, headers=headers)
     assert refused.json()["error"]["code"] == "model_not_allowed", refused.text
-    request_id = refused.headers["x-request-id"]
-    (raw,) = box.server.wait_for_log(rf'.*"logger":"codelace_box.access".*"{request_id}".*')
-    line = json.loads(raw)
-    assert (line["status"], line["model"]) == (403, other), line
+    assert not_counted.json()["error"]["type"] == "permission_error", not_counted.text
+    for answer in (refused, not_counted):
+        assert answer.status_code == 403, answer.text
+        request_id = answer.headers["x-request-id"]
+        (raw,) = box.server.wait_for_log(rf'.*"logger":"codelace_box.access".*"{request_id}".*')
+        line = json.loads(raw)
+        assert (line["status"], line["model"]) == (403, other), line
 
 
 def test_a_refusal_of_a_model_of_a_disabled_provider_names_that_model(
