@@ -88,7 +88,7 @@ async def run_call(
     allow-list (403), reserve its worst case under the account limits (429), the key cap and
     the balance (402), then answer."""
     gateway: Gateway = request.app.ctx.gateway
-    try:  # (routing.allowed_first's, without a @contextmanager's 9,500 instructions a call)
+    try:  # a disabled provider's model: the allow-list's 403 first (as count_tokens.py's)
         call = prepare(
             gateway.routes,
             json_body(request),
@@ -99,6 +99,7 @@ async def run_call(
             default_context_tokens=gateway.settings.default_context_tokens,
         )
     except ProviderUnavailable as unavailable:  # 403, not the 503 of a disabled provider
+        request.ctx.model = unavailable.model_id  # the access line's, for either refusal
         check_model_allowed(auth.allowed_models, unavailable.model_id)
         raise
     # for the access line and the metrics (api/observe.py): a refusal from here on (403, 429,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codelace_box.errors import ConfigError
-from codelace_box.private_files import make_private, make_private_dir
+from codelace_box.private_files import make_private, make_private_dir, other_owner
 
 if TYPE_CHECKING:
     from codelace_box.config.schema import Config
@@ -39,6 +39,9 @@ def read_secret_file(path: Path) -> str:
         reason = "not UTF-8 text"
     except OSError as exc:
         reason = exc.strerror or str(exc)
+        if isinstance(exc, PermissionError) and (owner := other_owner(path)) is not None:
+            # root ran serve once and wrote it: the next file to give over after the database's
+            reason += f" ({path} belongs to {owner}: chown it to the user running codelace-box)"
     raise ConfigError(f"{path}: cannot read the server secret: {reason}")
 
 

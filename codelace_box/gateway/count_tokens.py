@@ -30,7 +30,7 @@ from codelace_box.gateway.messages import (
 from codelace_box.gateway.metering import input_token_estimate
 from codelace_box.gateway.outcome import client_error, count_upstream_error
 from codelace_box.gateway.request import ChatCall, new_call
-from codelace_box.gateway.routing import allowed_first
+from codelace_box.gateway.routing import ProviderUnavailable
 from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
@@ -118,14 +118,23 @@ def _allowed_route(
     on_model: Callable[[str], None] | None,
 ) -> tuple[ModelRoute, tuple[int, int]]:
     """The body's model route and media counts; 403 if the key may not call it (not the 503
-    of a disabled provider); `on_model` told its id once it may."""
-    with allowed_first(allowed_models):
+    of a disabled provider); `on_model` told its id once resolved, for the access line of a
+    refusal too (api/inference.py's run_call does the same)."""
+    tell = on_model or _told_nobody
+    try:
         model, media = _model(body)
         route = resolve_model(gateway.routes, model)
+    except ProviderUnavailable as unavailable:
+        tell(unavailable.model_id)
+        check_model_allowed(allowed_models, unavailable.model_id)
+        raise
+    tell(route.id)
     check_model_allowed(allowed_models, route.id)
-    if on_model is not None:
-        on_model(route.id)
     return route, media
+
+
+def _told_nobody(model_id: str) -> None:
+    """No one to tell a count's model (a caller without an access line)."""
 
 
 async def _ask_upstream(gateway: Gateway, call: ChatCall) -> JSON | None:

@@ -17,14 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from codelace_box.accounts.limits import check_model_allowed
 from codelace_box.catalog.keyprobe import flag_failing
 from codelace_box.crypto import decrypt_secret, mask_secret
 from codelace_box.db.core import query_all
@@ -157,17 +155,6 @@ class ProviderUnavailable(ServiceUnavailable):
     def __init__(self, model_id: str, state: str) -> None:
         super().__init__(f"the provider of {model_id} {state}", code="provider_unavailable")
         self.model_id = model_id
-
-
-@contextmanager
-def allowed_first(allowed_models: frozenset[str] | None) -> Iterator[None]:
-    """Around resolving a request's model for a key with this allow-list: a model whose
-    provider cannot serve now is the allow-list's 403 first, if the key may not call it."""
-    try:
-        yield
-    except ProviderUnavailable as unavailable:
-        check_model_allowed(allowed_models, unavailable.model_id)
-        raise
 
 
 class RouteTable:

@@ -310,6 +310,41 @@ def test_lock_files_a_root_serve_left_are_named_with_their_owner() -> None:
     )
 
 
+def test_a_server_secret_a_root_serve_left_is_named_with_its_owner() -> None:
+    """root ran `serve` once, which also wrote the server secret (data/secret_key, root's and
+    600); the operator chowned the database's files as its line says (every file named
+    codelace.db*) and serve said only `secret_key: cannot read the server secret: Permission
+    denied`: the next refusal, not saying whose the file is or what to do. It names its owner
+    as the lock files' and the database's lines do."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run serve as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        space = make_workspace(root / "box")
+        space.run("users", "create", "first@example.com")  # as root
+        os.chmod(space.config, 0o644)
+        data = root / "box" / "data"
+        secret = data / "secret_key"
+        secret.write_text("x" * 43 + "\n")  # as root's serve wrote it
+        os.chmod(secret, 0o600)
+        for path in [root / "box", data, *data.glob("codelace.db*")]:
+            os.chown(path, 65534, 65534)
+        started = subprocess.run(
+            [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "serve"],
+            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
+            check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(root)
+    assert started.returncode == 1, started.stderr
+    [line] = started.stderr.splitlines()
+    assert line == (
+        f"error: {secret}: cannot read the server secret: Permission denied ({secret} belongs "
+        "to root: chown it to the user running codelace-box)"
+    )
+
+
 def test_a_backup_folder_the_service_user_cannot_read_is_a_failed_backup_not_a_crash() -> None:
     """backup.dir in a folder the service's user may not read (root's /var/backups, say):
     doctor printed its ok line, then 'unexpected PermissionError' and exit 1; serve's upkeep

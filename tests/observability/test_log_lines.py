@@ -230,12 +230,50 @@ def test_a_refusal_of_a_model_the_key_may_not_call_names_that_model(
         headers = {"authorization": f"Bearer {limited.json()['full_key']}"}
         body = {"model": other, "max_tokens": 10, "messages": HELLO}
         refused = http.post("/v1/chat/completions", json=body, headers=headers)
-    assert refused.status_code == 403, refused.text
+        # count_tokens, which Claude Code calls beside each message, refuses it the same way
+        headers["anthropic-version"] = "2023-06-01"
+        not_counted = http.post("/v1/messages/count_tokens", json=body, headers=headers)
     assert refused.json()["error"]["code"] == "model_not_allowed", refused.text
-    request_id = refused.headers["x-request-id"]
-    (raw,) = box.server.wait_for_log(rf'.*"logger":"codelace_box.access".*"{request_id}".*')
-    line = json.loads(raw)
-    assert (line["status"], line["model"]) == (403, other), line
+    assert not_counted.json()["error"]["type"] == "permission_error", not_counted.text
+    for answer in (refused, not_counted):
+        assert answer.status_code == 403, answer.text
+        request_id = answer.headers["x-request-id"]
+        (raw,) = box.server.wait_for_log(rf'.*"logger":"codelace_box.access".*"{request_id}".*')
+        line = json.loads(raw)
+        assert (line["status"], line["model"]) == (403, other), line
+
+
+def test_a_refusal_of_a_model_of_a_disabled_provider_names_that_model(
+    box_factory: BoxFactory,
+) -> None:
+    """A key refused a model whose provider is disabled gets the same 403 `model_not_allowed`
+    (routing.ProviderUnavailable, checked before the 503): its access line names the model as
+    the refusal of a served model's does, and so does the 503 a key allowed it gets."""
+    box = box_factory(log={"format": "json"})
+    other = "fake/other-model"
+    prices = ("--input-per-1m", "1", "--output-per-1m", "1")
+    box.cli("models", "set", other, "--provider", "fake", *prices)
+    box.until_served(other)
+    _, key = box.new_user("1")
+    body = {"model": other, "max_tokens": 10, "messages": HELLO}
+    with box.http(key) as http:
+        limited = http.post("/api/v1/auth/key", json={"name": "only", "allowed_models": [MODEL]})
+        assert limited.status_code == 200, limited.text
+        box.cli("providers", "disable", "fake")
+        for _ in range(100):  # until the workers' route tables have it
+            unavailable = http.post("/v1/chat/completions", json=body)
+            if unavailable.status_code == 503:
+                break
+            time.sleep(0.1)
+        headers = {"authorization": f"Bearer {limited.json()['full_key']}"}
+        refused = http.post("/v1/chat/completions", json=body, headers=headers)
+    assert unavailable.json()["error"]["code"] == "provider_unavailable", unavailable.text
+    assert refused.json()["error"]["code"] == "model_not_allowed", refused.text
+    for answer in (unavailable, refused):
+        request_id = answer.headers["x-request-id"]
+        (raw,) = box.server.wait_for_log(rf'.*"logger":"codelace_box.access".*"{request_id}".*')
+        line = json.loads(raw)
+        assert (line["status"], line["model"]) == (answer.status_code, other), line
 
 
 def _call_with_a_malformed_cookie(box: Box) -> None:
