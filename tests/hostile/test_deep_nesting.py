@@ -12,7 +12,7 @@ import json
 import pytest
 
 from tests.fakes.hostile_upstream import SSE, Act, HostileUpstream, anthropic_body, chat_body
-from tests.hostile.conftest import HostileBox
+from tests.hostile.conftest import HostileBox, body_of, until_the_key_is_back
 
 pytestmark = pytest.mark.timeout(60)
 DEEP = "[" * 1500 + "]" * 1500  # under the suite's max_sse_event_bytes (4096), past json's depth
@@ -123,3 +123,24 @@ def test_a_reasoning_item_sealing_json_nested_too_deep_is_no_reasoning(
     sent = [b for m in hostile.seen[-1].body["messages"] if isinstance(m["content"], list)
             for b in m["content"]]  # fmt: skip
     assert not [b for b in sent if b.get("type") == "thinking"], sent
+
+
+def test_a_key_probe_answered_nested_too_deep_is_no_500(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """A call's provider key refused (401), its probe (GET /v1/models) refusing it with a body
+    nested that deep: the probe's verdict as for a body that is no JSON (catalog/keycheck.py
+    caught ValueError only, for a model list too), the call on the other key; it was the
+    user's 500."""
+    _, key = box.new_user("10")
+    refused = "sk-ho-key-0001"
+    hostile.default = body_of("ho")
+    hostile.key_acts[refused] = Act(401, [b'{"error": {"message": "bad key"}}'])
+    hostile.probe_acts[refused] = Act(401, [DEEP.encode()])
+    for _ in range(3):
+        answer = box.post(key, "chat", "ho", stream=False)
+        assert answer.status_code == 200, answer.text[:300]
+    assert refused in hostile.probes
+    hostile.key_acts.clear()
+    hostile.probe_acts.clear()
+    until_the_key_is_back(box, hostile, key, "chat", "ho", refused)
