@@ -144,3 +144,21 @@ def test_a_key_probe_answered_nested_too_deep_is_no_500(
     hostile.key_acts.clear()
     hostile.probe_acts.clear()
     until_the_key_is_back(box, hostile, key, "chat", "ho", refused)
+
+
+def test_an_answer_too_large_whose_usage_is_nested_too_deep_is_a_502(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """An answer past the body limit, its tail's `usage` nested that deep: the box looks for
+    the usage to charge in the tail (gateway/oversized.py caught ValueError only): a 500
+    'internal error' where any answer too large is a 502 upstream_too_large, charged an
+    estimate."""
+    email, key = box.new_user("10")
+    body = json.loads(chat_body())
+    body["choices"][0]["message"]["content"] = "x" * 20_000
+    del body["usage"]
+    hostile.push(Act(200, [json.dumps(body)[:-1].encode() + b', "usage": ' + DEEP.encode() + b"}"]))
+    answer = box.post(key, "chat", "ho", stream=False)
+    assert answer.status_code == 502, answer.text[:300]
+    row = box.last_row(email)
+    assert (row["status"], row["error_code"]) == ("error", "upstream_too_large"), row
