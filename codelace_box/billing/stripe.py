@@ -263,7 +263,7 @@ def stripe_message(exc: Exception) -> str:
 def _stripe_error_body(body: object) -> bool:
     try:
         parsed = json.loads(body) if isinstance(body, str) else None
-    except ValueError:
+    except NOT_JSON:
         return False
     return isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from codelace_box.crypto import mask_in
 from codelace_box.errors import InvalidRequest
+from codelace_box.jsonwire import NOT_JSON
 from codelace_box.providers import PROVIDER_KINDS, adapter_for
 from codelace_box.providers.openai_errors import says_key_invalid
 from codelace_box.tls_client import client_tls
@@ -102,7 +103,7 @@ def upstream_message(body: bytes) -> str:
     """The human message of an OpenAI- or Anthropic-shaped error body, else the body."""
     try:
         payload = json.loads(body)
-    except ValueError:
+    except NOT_JSON:
         payload = None
     if isinstance(payload, dict):
         error = payload.get("error")
@@ -127,7 +128,7 @@ def redact(text: str, api_key: str) -> str:
 def _model_count(body: bytes) -> int | None:
     try:
         payload = json.loads(body)
-    except ValueError:
+    except NOT_JSON:
         return None
     data = payload.get("data") if isinstance(payload, dict) else None
     return len(data) if isinstance(data, list) else None

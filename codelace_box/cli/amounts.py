@@ -84,8 +84,20 @@ def shown(view: dict[str, Any], user: Any, spent_nanos: int | None = None) -> di
 
 
 def key_rows(views: list[dict[str, Any]], keys: list[Any]) -> list[dict[str, Any]]:
-    """Key views (`keys list`) as a table shows them: their amounts exact."""
-    return [view | key_amounts(key) for view, key in zip(views, keys, strict=True)]
+    """Key views (`keys list`) as a table shows them: their amounts exact, a key past its
+    expiry (refused, 401 key_expired) "expired <date>", as the dashboard reads it."""
+    from codelace_box.db.core import utcnow
+
+    now = utcnow()
+    return [view | key_amounts(key) | _expired(view, key, now)
+            for view, key in zip(views, keys, strict=True)]  # fmt: skip
+
+
+def _expired(view: dict[str, Any], key: Any, now: Any) -> dict[str, str]:
+    """The expiry cell of a key past its expiry; nothing for one that is not."""
+    if key.expires_at is None or key.expires_at > now:
+        return {}
+    return {"expires_at": f"expired {view['expires_at']}"}
 
 
 def key_lines(view: dict[str, Any], key: Any) -> str:

@@ -18,6 +18,7 @@ from codelace_box.errors import UpstreamError
 from codelace_box.gateway.client import UpstreamResponse, UpstreamTooLarge
 from codelace_box.gateway.embeddings import EMBEDDINGS_ROUTE
 from codelace_box.gateway.request import ChatCall
+from codelace_box.jsonwire import NOT_JSON
 from codelace_box.providers.base import ProviderAdapter, Usage
 from codelace_box.providers.tally import CHARS_PER_TOKEN
 
@@ -47,7 +48,7 @@ def usage_in_tail(tail: bytes, adapter: ProviderAdapter) -> Usage | None:
     for found in reversed(list(_USAGE_KEY.finditer(text))):
         try:
             raw, _ = decoder.raw_decode(text, found.end())
-        except ValueError:
+        except NOT_JSON:
             continue
         usage = adapter.usage_of(raw)
         if usage is not None:

@@ -200,3 +200,22 @@ def test_a_page_instead_of_stripe_json_is_a_short_502(
     assert "HTTP 502" in error["message"]
     assert "Please try again" not in box.server.log_text()
     box.start_topup(buyer, 10)
+
+
+def test_an_answer_nested_too_deep_instead_of_stripe_json_is_a_short_502(
+    billing_box_factory: BoxFactory, stripe_double: StripeDouble
+) -> None:
+    """A proxy's (or a broken Stripe's) answer of JSON nested deeper than json reads: the
+    stripe library gives it as an API error, whose body the box read again (catching only
+    ValueError: RecursionError is none) and answered a 500 'internal error'."""
+    box = billing_box_factory()
+    buyer = box.customer()
+    outage = StripeApiError(502, "")
+    outage.html = "[" * 1500 + "]" * 1500
+    stripe_double.outage = outage
+    try:
+        response = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10})
+    finally:
+        stripe_double.outage = None
+    assert response.status_code == 502, response.text
+    assert response.json()["error"]["code"] == "stripe_error", response.text

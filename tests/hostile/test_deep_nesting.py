@@ -12,7 +12,7 @@ import json
 import pytest
 
 from tests.fakes.hostile_upstream import SSE, Act, HostileUpstream, anthropic_body, chat_body
-from tests.hostile.conftest import HostileBox
+from tests.hostile.conftest import HostileBox, body_of, until_the_key_is_back
 
 pytestmark = pytest.mark.timeout(60)
 DEEP = "[" * 1500 + "]" * 1500  # under the suite's max_sse_event_bytes (4096), past json's depth
@@ -123,3 +123,42 @@ def test_a_reasoning_item_sealing_json_nested_too_deep_is_no_reasoning(
     sent = [b for m in hostile.seen[-1].body["messages"] if isinstance(m["content"], list)
             for b in m["content"]]  # fmt: skip
     assert not [b for b in sent if b.get("type") == "thinking"], sent
+
+
+def test_a_key_probe_answered_nested_too_deep_is_no_500(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """A call's provider key refused (401), its probe (GET /v1/models) refusing it with a body
+    nested that deep: the probe's verdict as for a body that is no JSON (catalog/keycheck.py
+    caught ValueError only, for a model list too), the call on the other key; it was the
+    user's 500."""
+    _, key = box.new_user("10")
+    refused = "sk-ho-key-0001"
+    hostile.default = body_of("ho")
+    hostile.key_acts[refused] = Act(401, [b'{"error": {"message": "bad key"}}'])
+    hostile.probe_acts[refused] = Act(401, [DEEP.encode()])
+    for _ in range(3):
+        answer = box.post(key, "chat", "ho", stream=False)
+        assert answer.status_code == 200, answer.text[:300]
+    assert refused in hostile.probes
+    hostile.key_acts.clear()
+    hostile.probe_acts.clear()
+    until_the_key_is_back(box, hostile, key, "chat", "ho", refused)
+
+
+def test_an_answer_too_large_whose_usage_is_nested_too_deep_is_a_502(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """An answer past the body limit, its tail's `usage` nested that deep: the box looks for
+    the usage to charge in the tail (gateway/oversized.py caught ValueError only): a 500
+    'internal error' where any answer too large is a 502 upstream_too_large, charged an
+    estimate."""
+    email, key = box.new_user("10")
+    body = json.loads(chat_body())
+    body["choices"][0]["message"]["content"] = "x" * 20_000
+    del body["usage"]
+    hostile.push(Act(200, [json.dumps(body)[:-1].encode() + b', "usage": ' + DEEP.encode() + b"}"]))
+    answer = box.post(key, "chat", "ho", stream=False)
+    assert answer.status_code == 502, answer.text[:300]
+    row = box.last_row(email)
+    assert (row["status"], row["error_code"]) == ("error", "upstream_too_large"), row

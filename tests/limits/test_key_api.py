@@ -318,3 +318,21 @@ def test_a_cap_is_read_exactly_as_written(
         f"/api/v1/auth/key/{key_id}", content=f'{{"limit_usd": {text}}}', headers=head
     )
     assert patched.status_code == 400, patched.text
+
+
+def test_keys_list_says_a_key_has_expired(box: Box) -> None:
+    """A key past its expiry is refused (401 key_expired); the dashboard reads "expired
+    <date>" and the portal "Expired", but `keys list` showed the bare date beside the live
+    keys' dates, to compare with today. The table says so; `--json` keeps the date alone."""
+    email, _ = box.new_user("1")
+    import sqlite3
+
+    box.cli("keys", "create", email, "--name", "past", "--expires", "2099-01-02")
+    box.cli("keys", "create", email, "--name", "future", "--expires", "2099-01-01")
+    with sqlite3.connect(box.db_path, timeout=10) as db:  # what the year 2099 will do to it
+        db.execute("UPDATE api_key SET expires_at = '2025-01-01 00:00:00' WHERE name = 'past'")
+    rows = {row.split()[2]: row for row in box.cli("keys", "list", email).splitlines()[1:]}
+    assert "expired 2025-01-01" in rows["past"], rows
+    assert "expired" not in rows["future"] and "2099-01-01" in rows["future"], rows
+    listed = {k["name"]: k["expires_at"] for k in _keys(box, email)}
+    assert listed["past"] == "2025-01-01T00:00:00Z", listed

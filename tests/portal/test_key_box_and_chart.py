@@ -160,6 +160,30 @@ def test_a_keys_limits_read_as_they_were_set(cdp: Browser, box: PortalBox) -> No
     assert facts["Limit resets"] == "Weekly (Monday 00:00 UTC)", facts
 
 
+def test_what_a_key_spent_never_reads_past_its_limit(cdp: Browser, box: PortalBox) -> None:
+    """A limit reads every digit ($0.999); what the key spent against it read in cents, rounded
+    up: $0.996 spent read "$1.00", past the limit, while the key still worked (and less than
+    a cent still reads every digit)."""
+    browser = cdp
+    email = "spent-under-limit@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "capped", "--limit-usd", "0.999")
+    with sqlite3.connect(box.db_path, timeout=10) as db:
+        db.execute("UPDATE api_key SET spent_nanos = 996000000 WHERE name = 'capped'")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    facts = browser.wait_for(lambda: _facts(browser), "the key's facts")
+    assert facts["Spending limit"] == "$0.999", facts
+    assert facts["Spent against the limit"] == "$0.996", facts
+    with sqlite3.connect(box.db_path, timeout=10) as db:  # less than a cent: not "$0.00"
+        db.execute("UPDATE api_key SET spent_nanos = 500 WHERE name = 'capped'")
+    browser.driver.refresh()
+    wait_page(browser, "API keys")
+    facts = browser.wait_for(lambda: _facts(browser), "the key's facts")
+    assert facts["Spent against the limit"] == "$0.0000005", facts
+
+
 def test_a_keys_figures_do_not_break_on_a_phone(cdp: Browser, box: PortalBox) -> None:
     """On a 360 px screen the facts' terms took their whole width ("Spent against the limit")
     and left the figures a column so narrow that "$123,456.79" broke as "$123,456.7" and "9":

@@ -3,7 +3,7 @@
 
 import { api, ApiError } from "./api.js";
 import { limitFields, RESETS } from "./limits.js";
-import { busy, copyButton, field, h, messageArea, page, price, usd, when } from "./ui.js";
+import { busy, copyButton, field, h, messageArea, page, price, spentAgainst, usd, when } from "./ui.js";
 
 // A limit reads as it was set, every digit (it is exact to the nano-dollar, as a price is), and
 // its reset in the words the form offers.
@@ -32,9 +32,11 @@ function facts(key) {
   for (const [name, label, show] of LIMITS) {
     if (key[name] === undefined || key[name] === null) continue;
     // With no limit the figure is what the key has spent; there is no limit to spend against.
-    const term = name === "spent_usd" && key.limit_usd == null ? "Spent with this key" : label;
+    const capped = name === "spent_usd" && key.limit_usd != null;
+    const term = name === "spent_usd" && !capped ? "Spent with this key" : label;
+    const value = capped ? spentAgainst(key.spent_usd, key.limit_usd) : show(key[name]);
     rows.push(name === "expires_at" && expired(key[name])
-      ? ["Expired", `${show(key[name])}: it no longer works`] : [term, show(key[name])]);
+      ? ["Expired", `${value}: it no longer works`] : [term, value]);
   }
   return h("dl", { class: "facts" }, rows.map(([dt, dd]) => [h("dt", { text: dt }), h("dd", { text: dd })]));
 }

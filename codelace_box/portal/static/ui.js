@@ -134,6 +134,20 @@ export function usd(amount) {
   }).format(value);
 }
 
+// What a key spent against its limit, in as many decimals as the limit reads (price), rounded
+// down: it reads the limit or more only once it has reached it ($0.996 of $0.999 read "$1.00",
+// as $9.996 of $10 read "$10.00", while the key still worked); less than its last digit reads
+// every digit, as usd() does.
+export function spentAgainst(spent, limit) {
+  const digits = Math.max(2, (price(limit).split(".")[1] || "").length);
+  const step = 10 ** (9 - digits); // nano-dollars a last digit is worth
+  const nanos = Math.round(Number(spent || 0) * 1e9);
+  if (nanos > 0 && nanos < step) return usd(spent); // under the last digit: every digit it has
+  return new Intl.NumberFormat("en-US", {
+    style: "currency", currency: "USD", minimumFractionDigits: digits, maximumFractionDigits: digits,
+  }).format(Math.floor(nanos / step) * step / 1e9);
+}
+
 // What a balance below zero means (a refund or dispute took back credit already spent): every
 // call is refused until more than it is added, which the top-up's minimum alone does not say.
 // Nothing for a balance of zero or more.
