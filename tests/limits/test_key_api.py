@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.gateway.conftest import MODEL, Box, BoxFactory
+from tests.pg_cluster import write_config_db
 from tests.support import run_cli
 
 FIELDS = {"id", "key_prefix", "name", "created_at", "last_used_at", "spent_usd", "limit_usd",
@@ -325,12 +326,10 @@ def test_keys_list_says_a_key_has_expired(box: Box) -> None:
     <date>" and the portal "Expired", but `keys list` showed the bare date beside the live
     keys' dates, to compare with today. The table says so; `--json` keeps the date alone."""
     email, _ = box.new_user("1")
-    import sqlite3
-
     box.cli("keys", "create", email, "--name", "past", "--expires", "2099-01-02")
     box.cli("keys", "create", email, "--name", "future", "--expires", "2099-01-01")
-    with sqlite3.connect(box.db_path, timeout=10) as db:  # what the year 2099 will do to it
-        db.execute("UPDATE api_key SET expires_at = '2025-01-01 00:00:00' WHERE name = 'past'")
+    past = "UPDATE api_key SET expires_at = '2025-01-01 00:00:00' WHERE name = 'past'"
+    write_config_db(box.config, past)  # what the year 2099 will do to it
     rows = {row.split()[2]: row for row in box.cli("keys", "list", email).splitlines()[1:]}
     assert "expired 2025-01-01" in rows["past"], rows
     assert "expired" not in rows["future"] and "2099-01-01" in rows["future"], rows
