@@ -119,15 +119,9 @@ OLDER_SERVE = (
 )
 
 
-def test_an_older_schema_in_use_by_another_process_is_not_migrated_under_it(
-    tmp_path: Path,
-) -> None:
-    """Upgrading, an operator ran a command of the new release (`users list`, `credit`, the
-    dashboard) while the old release's `serve` still ran: the command migrated the schema under
-    it, and the old server went on writing rows the new schema does not expect (keys, users
-    and payments with an empty uuid, the next one a 500 on sign-in; usage missing from the new
-    totals and key spend). Now the command waits for the file to be free, then says what to do,
-    and changes nothing; once the old server has stopped, the same command migrates."""
+def _served_by_an_older_release(tmp_path: Path) -> tuple[Path, Path, subprocess.Popen[str]]:
+    """A database at schema version 2, its config, and an older release's serve holding it
+    open (OLDER_SERVE: it stops when its stdin is closed)."""
     path = tmp_path / "old.db"
     db = open_database(path)
     migrate_up_to(db, 2)
@@ -138,6 +132,19 @@ def test_an_older_schema_in_use_by_another_process_is_not_migrated_under_it(
         [sys.executable, "-c", OLDER_SERVE, str(path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    return path, config, older
+
+
+def test_an_older_schema_in_use_by_another_process_is_not_migrated_under_it(
+    tmp_path: Path,
+) -> None:
+    """Upgrading, an operator ran a command of the new release (`users list`, `credit`, the
+    dashboard) while the old release's `serve` still ran: the command migrated the schema under
+    it, and the old server went on writing rows the new schema does not expect (keys, users
+    and payments with an empty uuid, the next one a 500 on sign-in; usage missing from the new
+    totals and key spend). Now the command waits for the file to be free, then says what to do,
+    and changes nothing; once the old server has stopped, the same command migrates."""
+    path, config, older = _served_by_an_older_release(tmp_path)
     try:
         assert older.stdout is not None and older.stdout.readline() == "open\n"
         for args in (("users", "list"), ("migrate",)):
@@ -196,16 +203,7 @@ def test_two_migrates_waiting_for_an_older_serve_to_stop_both_finish(tmp_path: P
     (the older codelace-box `serve` or `admin` still running?)", exit 1, and the other migrated.
     Migrates of one release now take turns: the second waits for the first, then finds the
     work done."""
-    path = tmp_path / "old.db"
-    db = open_database(path)
-    migrate_up_to(db, 2)
-    close_database()
-    config = tmp_path / "codelace.toml"
-    config.write_text(f'[database]\npath = "{path}"\n')
-    older = subprocess.Popen(
-        [sys.executable, "-c", OLDER_SERVE, str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    path, config, older = _served_by_an_older_release(tmp_path)
     command = [sys.executable, "-m", "codelace_box", "--config", str(config), "migrate"]
     try:
         assert older.stdout is not None and older.stdout.readline() == "open\n"
