@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -16,7 +18,8 @@ from tests.billing.conftest import BillingBox, Customer
 from tests.billing.test_webhooks import deliver_at_once
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.pg_cluster import write_config_db
-from tests.support import run_cli
+from tests.support import ANTHROPIC_LIST, CATALOG_SEEN_SEC, run_cli
+from tests.timing import answers, seen_within
 
 pytestmark = pytest.mark.timeout(120)
 NANOS = 1_000_000_000
@@ -405,6 +408,9 @@ def upstream(box: BillingBox) -> Iterator[FakeOpenAI]:
     ):  # fmt: skip
         made = run_cli(box.config, *args)
         assert made.returncode == 0, made.stderr
+    set_at = time.monotonic()  # on PostgreSQL the box reloads its catalog every half second
+    served = partial(box.http.get, "/v1/models/fake%2Fm", headers=ANTHROPIC_LIST)
+    seen_within(answers(served), set_at, CATALOG_SEEN_SEC, "fake/m served")
     yield fake
     fake.stop()
 
