@@ -33,7 +33,7 @@ from codelace_box.api.common import (
     optional_json_body,
 )
 from codelace_box.api.dbwork import database_handler, keyed_database_handler
-from codelace_box.api.portal_security import refuse_cross_site
+from codelace_box.api.portal_security import refuse_other_sites_pages
 from codelace_box.api.views import (
     code_sent_view,
     key_view,
@@ -71,7 +71,7 @@ async def otp_request(request: Request) -> HTTPResponse:
     """Mail a fresh sign-in code; the same answer whether or not the account exists. Not for
     another site's page (no CORS here, so none could read the answer): a form or a no-cors
     fetch of any site the browser visits would make it ask for codes to any address."""
-    refuse_cross_site(request)
+    refuse_other_sites_pages(request)
     return await send_sign_in_code(request)
 
 
@@ -80,7 +80,7 @@ async def otp_request(request: Request) -> HTTPResponse:
 def otp_verify(request: Request) -> HTTPResponse:
     """Trade a code for an API key, creating the account on first sign-in (not for another
     site's page: its guesses at someone's code would count from each visitor's address)."""
-    refuse_cross_site(request)
+    refuse_other_sites_pages(request)
     body = json_body(request)
     ctx = request.app.ctx
     signed_in = complete_sign_in(

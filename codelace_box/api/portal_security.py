@@ -93,7 +93,8 @@ def check_origin(request: Request) -> None:
     not typed JSON: any site's form (text/plain, urlencoded, multipart) or beacon (no type) may
     send one unasked, and a browser that says nothing of where it comes from (no Origin, as
     older ones on a form post) must not sign itself in with an attacker's code."""
-    refuse_cross_site(request)
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise PermissionDenied("cross-site requests are refused", code="csrf_failed")
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if request.body and media_type != "application/json":
         raise PermissionDenied(
@@ -101,19 +102,31 @@ def check_origin(request: Request) -> None:
             "refused: any site can make a browser send one)",
             code="csrf_failed",
         )
-
-
-def refuse_cross_site(request: Request) -> None:
-    """403 when a browser says the request comes from another site (Sec-Fetch-Site, or an
-    Origin not the box's own). A client that is no browser sends neither: it passes."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        raise PermissionDenied("cross-site requests are refused", code="csrf_failed")
     origin = request.headers.get("origin")
     if origin is None:
         return  # not a browser, or a same-origin GET: SameSite keeps the cookie away anyway
+    if origin not in own_origins(request):
+        raise PermissionDenied(f"requests from {origin[:100]} are refused", code="csrf_failed")
+
+
+def own_origins(request: Request) -> set[str]:
+    """The origins the box's own pages have: its public URL's, and the one the request names."""
     config: Config = request.app.ctx.config
-    allowed = {_origin(config.server.base_url), f"{request.scheme}://{request.host}"}
-    if origin not in allowed:
+    return {_origin(config.server.base_url), f"{request.scheme}://{request.host}"}
+
+
+def refuse_other_sites_pages(request: Request) -> None:
+    """403 for what a page of another site makes a browser send (a form, a no-cors fetch): an
+    Origin of the web (http, https, or `null`) not the box's own, or, without Origin, a
+    Sec-Fetch-Site of another site. A program sends neither; a browser extension or a desktop
+    app's web view (an origin of its own scheme) is a client the user installed: they pass."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+            raise PermissionDenied("cross-site requests are refused", code="csrf_failed")
+        return
+    web = origin == "null" or origin.lower().startswith(("http://", "https://"))
+    if web and origin not in own_origins(request):
         raise PermissionDenied(f"requests from {origin[:100]} are refused", code="csrf_failed")
 
 

@@ -84,3 +84,19 @@ def test_the_box_own_pages_and_typed_navigation_still_ask(
     ):
         asked = post(client, "/api/v1/auth/otp/request", body, headers)
         assert asked.status_code == 200, (headers, asked.text)
+
+
+def test_browser_extensions_and_desktop_apps_still_ask(client: BoxClient) -> None:
+    """A browser extension (its own origin, allowed to the box by its host permissions, whatever
+    Sec-Fetch-Site says) or a desktop app's web view is a client the user installed, not a page
+    of another site: only the web's origins (http, https) and `null` are refused."""
+    email = "extension@example.com"
+    body = f'{{"email": "{email}"}}'
+    for origin in (
+        "chrome-extension://abcdefghijklmnop",
+        "moz-extension://0a1b",
+        "tauri://localhost",
+    ):
+        headers = {"origin": origin, "sec-fetch-site": "cross-site", "content-type": "text/plain"}
+        asked = post(client, "/api/v1/auth/otp/request", body, headers)
+        assert asked.status_code == 200, (origin, asked.text)
