@@ -9,6 +9,8 @@ default, nothing is said.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from codelace_box.config import Config, StripeConfig
 
 SECRET_PREFIXES = ("sk_", "rk_")  # a secret or restricted key
@@ -41,6 +43,10 @@ def _on_lines(config: Config) -> list[str]:
         f"in Stripe: {base}/api/v1/stripe/webhook; customers come back to "
         f"{base}/billing/success"
     ]
+    if config.stripe.api_base:
+        lines.append(f"stripe: stripe.api_base is set: the box's Stripe calls go to a server "
+                     f"that is not Stripe's own: {_origin(config.stripe.api_base)} (a local "
+                     "test server? in production, leave it empty)")  # fmt: skip
     if not config.server.public_url:
         lines.append(
             "stripe: server.public_url is not set, so those addresses are the listen address "
@@ -69,3 +75,10 @@ def _key_problems(stripe: StripeConfig) -> list[str]:
             + (" (swapped with stripe.secret_key?)" if signing.startswith(SECRET_PREFIXES) else "")
         )
     return lines
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, without what could be a password in it."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"

@@ -121,5 +121,16 @@ def test_doctor_says_how_stripe_is_set_up_and_what_is_wrong(
     assert "stripe: on (test mode)" in on
     assert f"{base}/api/v1/stripe/webhook" in on and f"{base}/billing/success" in on
     assert "server.public_url is not set" in on
-    for output in (off, half, swapped, publishable, on):  # a setting is named, never shown
+    local = _doctor_with(
+        off_box,
+        tmp_path,
+        {
+            "secret_key": "sk_test_1",
+            "webhook_secret": WEBHOOK_SECRET,
+            "api_base": "http://u:p@127.0.0.1:12111/x",
+        },
+    )
+    assert "not Stripe's own: http://127.0.0.1:12111" in local and "u:p" not in local
+    assert "no Stripe secret key" not in local  # a local test server may take any key
+    for output in (off, half, swapped, publishable, on, local):  # a setting is named, never shown
         assert SECRET_KEY not in output and WEBHOOK_SECRET not in output
