@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
 from codelace_box.accounts.ratelimit import Limit, give_back, hit
@@ -82,9 +82,12 @@ def topup_decimals(currency: str) -> int:
 
 def smallest_topup(config: StripeConfig) -> Decimal:
     """The smallest top-up taken: stripe.min_topup_usd, but never below what Stripe charges
-    at least in the currency (an amount Stripe refuses is the user's 400, not Stripe's 502)."""
+    at least in the currency (an amount Stripe refuses is the user's 400, not Stripe's 502),
+    rounded up to the currency's whole units where it is charged in those (10.50 in `jpy`
+    could never be paid: 11 is the smallest amount that can)."""
     floor = STRIPE_MINIMUM_CHARGE.get(config.currency.lower(), Decimal("0.01"))
-    return max(config.min_topup_usd, floor)
+    unit = Decimal(1).scaleb(-topup_decimals(config.currency))
+    return max(config.min_topup_usd, floor).quantize(unit, rounding=ROUND_CEILING)
 
 
 def parse_topup_amount(raw: object, config: StripeConfig) -> TopupAmount:

@@ -197,6 +197,7 @@ def backup(state: CliState, path: str) -> None:
 @pass_state
 def doctor(state: CliState) -> None:
     """Check every balance against its ledger, and the schema version; exit 1 on a mismatch."""
+    from codelace_box.billing.setup_report import stripe_report
     from codelace_box.config import existing_secret_key
     from codelace_box.db.core import utcnow
     from codelace_box.doctor import check_database, open_existing_database
@@ -211,6 +212,8 @@ def doctor(state: CliState) -> None:
     if problems:
         raise CodelaceError(f"doctor found {len(problems)} problem(s)")
     click.echo(f"ok: schema version {version}, every balance matches its ledger")
+    for line in stripe_report(config):  # settings: said, but no money mismatch (exit 0)
+        click.echo(line)
     if config.database.is_postgres:  # backup.dir holds SQLite copies, none of this database
         click.echo("backups: on PostgreSQL, pg_dump's (codelace-box takes none of its own)")
     else:

@@ -16,6 +16,7 @@ from codelace_box.billing.checkout import (
     parse_topup_amount,
     setup_session_params,
     setup_tag,
+    smallest_topup,
     topup_session_params,
     topup_tag,
 )
@@ -99,6 +100,21 @@ def test_zero_decimal_currencies_take_whole_units() -> None:
     with pytest.raises(InvalidRequest):
         parse_topup_amount(1500.5, yen)
     assert [minor_unit_exponent(c) for c in ("usd", "JPY", "kwd")] == [2, 0, 3]
+
+
+@pytest.mark.parametrize(("currency", "smallest"), [("krw", 11), ("isk", 11), ("jpy", 51)])
+def test_a_minimum_in_cents_for_a_whole_unit_currency_is_one_that_can_be_paid(
+    currency: str, smallest: int
+) -> None:
+    """min_topup_usd takes cents; in a currency charged in whole units the smallest top-up is
+    the next whole unit: "the smallest top-up is 10.5" then "whole units" for 10.5 left the
+    user (and the portal's hint, which shows smallest_topup) no amount between them."""
+    config = StripeConfig(currency=currency, min_topup_usd=Decimal(smallest) - Decimal("0.5"))
+    assert smallest_topup(config) == smallest
+    assert parse_topup_amount(smallest, config).usd == smallest
+    with pytest.raises(InvalidRequest) as caught:
+        parse_topup_amount(smallest - 1, config)
+    assert f"the smallest top-up is {smallest} USD" in caught.value.message
 
 
 @pytest.mark.parametrize(("raw", "shown"), [(1e3, "1000"), (25.5, "25.5"), (10, "10")])

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
 from tests.billing.conftest import SECRET_KEY, WEBHOOK_SECRET, BillingBox, BoxFactory
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, run_cli, write_config
 
 pytestmark = pytest.mark.timeout(120)
 STRIPE_PATHS = ["/api/v1/stripe/checkout", "/api/v1/stripe/setup", "/api/v1/stripe/webhook"]
@@ -82,3 +84,53 @@ def test_stripe_is_imported_lazily() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def _doctor_with(box: BillingBox, folder: Path, stripe: dict[str, str]) -> str:
+    """What `doctor` prints about the box's database under a config whose [stripe] is
+    `stripe` (the same database and data directory)."""
+    sections = tomllib.loads(box.config.read_text())
+    sections["stripe"] = stripe
+    config = write_config(folder / f"doctor-{len(list(folder.iterdir()))}.toml", sections)
+    result = run_cli(config, "doctor")
+    assert result.returncode == 0, result.stdout + result.stderr  # settings fail no money check
+    assert result.stdout.startswith("ok"), result.stdout
+    return result.stdout
+
+
+def test_doctor_says_how_stripe_is_set_up_and_what_is_wrong(
+    off_box: BillingBox, tmp_path: Path
+) -> None:
+    off = _doctor_with(off_box, tmp_path, {})
+    assert "stripe:" not in off  # off, as by default: nothing to say
+    half = _doctor_with(off_box, tmp_path, {"secret_key": SECRET_KEY})
+    assert "stripe.webhook_secret is empty" in half and "503" in half
+    swapped = _doctor_with(
+        off_box, tmp_path, {"secret_key": WEBHOOK_SECRET, "webhook_secret": SECRET_KEY}
+    )
+    assert "stripe.secret_key is no Stripe secret key" in swapped
+    assert "stripe.webhook_secret is no webhook signing secret" in swapped
+    publishable = _doctor_with(
+        off_box, tmp_path, {"secret_key": "pk_test_abc", "webhook_secret": WEBHOOK_SECRET}
+    )
+    assert "publishable" in publishable
+    on = _doctor_with(
+        off_box, tmp_path, {"secret_key": SECRET_KEY, "webhook_secret": WEBHOOK_SECRET}
+    )
+    base = f"http://127.0.0.1:{tomllib.loads(off_box.config.read_text())['server']['port']}"
+    assert "stripe: on (test mode)" in on
+    assert f"{base}/api/v1/stripe/webhook" in on and f"{base}/billing/success" in on
+    assert "server.public_url is not set" in on
+    local = _doctor_with(
+        off_box,
+        tmp_path,
+        {
+            "secret_key": "sk_test_1",
+            "webhook_secret": WEBHOOK_SECRET,
+            "api_base": "http://u:p@127.0.0.1:12111/x",
+        },
+    )
+    assert "not Stripe's own: http://127.0.0.1:12111" in local and "u:p" not in local
+    assert "no Stripe secret key" not in local  # a local test server may take any key
+    for output in (off, half, swapped, publishable, on, local):  # a setting is named, never shown
+        assert SECRET_KEY not in output and WEBHOOK_SECRET not in output
