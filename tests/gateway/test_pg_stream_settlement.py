@@ -17,7 +17,7 @@ from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box
 from tests.gateway.test_pg_unanswered import LOOP_FREE_SEC, LoopWatch
 from tests.pg_cluster import wanted_engine
-from tests.support import TLS
+from tests.support import TLS, eventually
 
 pytestmark = [
     pytest.mark.timeout(150),
@@ -45,7 +45,7 @@ def test_a_stream_whose_account_row_stays_locked_never_holds_the_loop(
     streaming = threading.Thread(target=stream)
     with psycopg.connect(pg_url) as elsewhere:  # its transaction holds the account's row
         streaming.start()
-        time.sleep(0.5)  # admitted (the hold taken), relaying
+        eventually(lambda: fake.requests, "the stream admitted (its hold taken), relaying")
         elsewhere.execute('SELECT 1 FROM "user" WHERE email = %s FOR UPDATE', (email,))
         with LoopWatch(pg_box.url) as watch:
             time.sleep(2 * LOCK_TIMEOUT_SEC + 3)  # both tries wait for the lock
