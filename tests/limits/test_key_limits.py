@@ -224,7 +224,7 @@ def test_the_checks_run_in_the_order_of_the_spec(box: Box, fake: FakeOpenAI) -> 
     assert openai_code(chat(box, key, CHEAP)) == (402, "insufficient_credits")
 
 
-ROUTES = ["chat", "responses", "embeddings", "messages"]
+ROUTES = ["chat", "responses", "compact", "embeddings", "messages"]
 
 
 def call(box: Box, route: str, key: str, model: str) -> tuple[int, str]:
@@ -234,9 +234,10 @@ def call(box: Box, route: str, key: str, model: str) -> tuple[int, str]:
         return anthropic_type(messages(box, key, model))
     if route == "embeddings":
         return openai_code(embeddings(box, key, model))
-    if route == "responses":
+    if route in ("responses", "compact"):  # Codex's compaction: a Responses call of its own
         body = {"model": model, "input": "hi", "max_output_tokens": CAP}
-        return openai_code(box.http(key).post("/v1/responses", json=body))
+        path = "/v1/responses/compact" if route == "compact" else "/v1/responses"
+        return openai_code(box.http(key).post(path, json=body))
     return openai_code(chat(box, key, model))
 
 
