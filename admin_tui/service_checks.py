@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from admin_tui.views import KeyLimitsForm, KeyRow
-from codelace_box.accounts.limits import CLEAR_WORDS
+from codelace_box.accounts.limits import CLEAR_WORDS, MODELS_REFUSED, MODELS_REFUSED_WORDS
 from codelace_box.billing.credits import check_adjustment
 from codelace_box.catalog.models import parse_price
 from codelace_box.db.core import MAX_SQLITE_INTEGER
@@ -58,7 +58,10 @@ def key_limit_fields(form: KeyLimitsForm, shown: KeyRow | None = None) -> dict[s
     """A key limits form as the fields accounts.limits checks: every one given, blank (or a
     word `keys update` clears with: none, null, never, all) clears; the expiry and the models
     as `shown` are left out (unchanged), so an expired key's cap can change, and a key's whose
-    models were removed from the catalog meanwhile; the name only when changed."""
+    models were removed from the catalog meanwhile; the name only when changed. For the
+    models 'none' and 'never' are refused (read as "no model"), as by `keys update`."""
+    if form.models.strip().lower() in MODELS_REFUSED_WORDS:
+        raise InvalidRequest(f"allowed models: {form.models.strip()!r} {MODELS_REFUSED}")
     models = _cleared(form.models)
     fields: dict[str, Any] = {
         "limit_usd": _cleared(form.limit_usd),

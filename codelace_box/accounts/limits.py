@@ -72,6 +72,12 @@ RPM_WINDOW_SEC = 60
 KEY_LIMIT_FIELDS = ("limit_usd", "limit_reset", "expires_at", "allowed_models", "can_manage_keys")
 # What an operator types to clear a limit (the CLI's options and the dashboard's key form)
 CLEAR_WORDS = ("none", "null", "never", "all")
+# ...but not a key's model list: "none" there reads as "no model", the opposite of clearing it
+MODELS_REFUSED_WORDS = ("none", "never")
+MODELS_REFUSED = (
+    "would allow every model: name the models the key may call, or 'all' for "
+    "every model (to stop a key, revoke it)"
+)
 _RELATIVE = re.compile(r"^(\d{1,6})([hd])$", re.ASCII)
 # A cap given as text (the CLI, the dashboard, the portal, a JSON string): plain decimals, as
 # people write money; not Decimal's other spellings ("1e2" was $100; "NaN", "0x10", "1_000")

@@ -46,7 +46,10 @@ def limit_fields(
     manage_keys: bool | None = None,
 ) -> dict[str, Any]:
     """The key limit options given, as the fields accounts.limits checks ("none" clears)."""
-    from codelace_box.accounts.limits import CLEAR_WORDS
+    from codelace_box.accounts.limits import CLEAR_WORDS, MODELS_REFUSED, MODELS_REFUSED_WORDS
+
+    if models is not None and models.strip().lower() in MODELS_REFUSED_WORDS:
+        raise click.BadParameter(f"{models.strip()!r} {MODELS_REFUSED}", param_hint="'--models'")
 
     given = {
         "limit_usd": limit_usd,

@@ -1,6 +1,7 @@
 """The key limits form (`l` in a user's detail) takes what `keys update` takes: the words that
-clear a limit on the command line (none, null, never, all) clear it here too, and a key can be
-renamed, as `keys update --name` does."""
+clear a limit on the command line (none, null, never, all) clear it here too (but for the
+models, 'none' and 'never' are refused there and here), and a key can be renamed, as
+`keys update --name` does."""
 
 from __future__ import annotations
 
@@ -40,6 +41,25 @@ async def test_the_cli_words_that_clear_a_limit_clear_it_in_the_form(admin_env: 
         await until(pilot, lambda: column(pilot, "#keys", 3) == ["$0.00"], "no cap any more")
     stored = ApiKey.get_by_id(key.id)
     assert (stored.limit_nanos, stored.expires_at, stored.allowed_models) == (None, None, None)
+
+
+async def test_models_none_is_refused_in_the_form_not_read_as_every_model(
+    admin_env: AdminEnv,
+) -> None:
+    """'none' in the form's models lifted the key's list (every model allowed), the opposite
+    of what an operator typing it means; refused as `keys update --models none` is."""
+    catalog.add_provider("acme", "openai", "secret", "sk-acme-key-0001", "http://127.0.0.1:9/v1")
+    models.set_model("acme/m1", "2", "8")
+    key = create_key(create_user("alice@example.com").id, "ci").key
+    update_key(key.uuid, {"allowed_models": ["acme/m1"]})
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_detail(pilot, "alice@example.com")
+        await open_form(pilot, "l", "the key limits form")
+        await fill(pilot, "models", "none")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "'all'" in text_of(pilot, "#form-error"), "the refusal")
+    assert ApiKey.get_by_id(key.id).allowed_models == '["acme/m1"]'
 
 
 async def test_a_key_is_renamed_in_the_form(admin_env: AdminEnv) -> None:

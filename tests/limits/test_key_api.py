@@ -245,6 +245,23 @@ def test_the_cli_sets_and_clears_limits(box: Box) -> None:
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_models_none_is_refused_not_read_as_every_model(box: Box) -> None:
+    """`--models none` lifted the key's model list (every model allowed), the opposite of what
+    an operator typing it to block the dear models means: 'all' lifts it (and 'null', the
+    SPEC's null); 'none' and 'never' are a usage error (exit 2) naming --models, and nothing
+    changes."""
+    email, _ = box.new_user("1")
+    box.cli("keys", "create", email, "--models", MODEL)
+    key = next(k for k in _keys(box, email) if k["allowed_models"] == [MODEL])
+    for word in ("none", "None", "never"):
+        result = run_cli(box.config, "keys", "update", key["id"][:8], "--models", word)
+        assert result.returncode == 2, result
+        assert "--models" in result.stderr and "'all'" in result.stderr, result.stderr
+        made = run_cli(box.config, "keys", "create", email, "--models", word)
+        assert made.returncode == 2 and "cl_" not in made.stdout, made
+    assert sorted((k["allowed_models"] for k in _keys(box, email)), key=str) == [None, [MODEL]]
+
+
 def test_keys_list_shows_the_models_a_key_may_call_beside_its_other_limits(box: Box) -> None:
     """`keys list` showed a key's cap, reset, scope and expiry but not `--models`: a key the
     operator had restricted looked unrestricted there (only --json told)."""
