@@ -17,14 +17,15 @@ from codelace_box.billing.currencies import mixed_currency_problem
 from codelace_box.billing.ledger import Mismatch, find_mismatches
 from codelace_box.config import Config, StripeConfig
 from codelace_box.crypto import decrypt_secret
-from codelace_box.db.core import open_database, quick_check
-from codelace_box.db.migrate import LATEST_VERSION, migration_status
+from codelace_box.db.core import open_database, quick_check, utcnow
+from codelace_box.db.migrate import LATEST_VERSION, first_migrated_at, migration_status
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.snapshot import one_instant
 from codelace_box.db.sqlite_file import missing_database
 from codelace_box.errors import ConfigError, NotFound
 from codelace_box.money import format_usd
 from codelace_box.reports.totals_check import totals_problems
+from codelace_box.upkeep.backups import backup_status
 
 
 def open_existing_database(config: Config) -> Database:
@@ -130,3 +131,13 @@ def _money_problems() -> list[str]:
         for uuid, held, holds in key_hold_mismatches()
     ]
     return problems + totals_problems()
+
+
+def backup_line(db: Database, config: Config) -> tuple[str, bool]:
+    """Doctor's line on the scheduled backups, and whether it is a failure (the last one
+    failed, or none for two intervals while they are on: upkeep/backups.py backup_status)."""
+    if config.database.is_postgres:  # backup.dir holds SQLite copies, none of this database
+        return "backups: on PostgreSQL, pg_dump's (codelace-box takes none of its own)", False
+    b = config.backup
+    made = first_migrated_at(db) if b.every_hours else None
+    return backup_status(b.dir, b.every_hours, utcnow(), config.database.path, made)

@@ -1,5 +1,6 @@
 """How a request's target is read and an answer framed where Sanic got HTTP/1.x wrong (the
-server's Http class, http_guard.GuardedHttp, builds on FramedHttp).
+server's Http class, http_guard.GuardedHttp, builds on FramedHttp), and what a head refused
+before its request was made sent (its request line's target and method).
 
 - A stream to an HTTP/1.0 request (an answer whose length is not known when it starts) is sent
   without Transfer-Encoding and ends with the connection (RFC 9112 6.1, 6.3). Sanic sent it
@@ -36,6 +37,28 @@ FRAMING_HOOKS: tuple[tuple[Any, str], ...] = tuple(
     )
     for name in names.split()
 )  # fmt: skip
+
+
+# The characters of an HTTP method token (RFC 9110 tchar)
+TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def request_line(buffer: bytes | bytearray, most: int) -> list[bytes] | None:
+    """The request line's method, target and version, when it came whole (within the first
+    `most` bytes of the head) as three words."""
+    line, end, _ = bytes(buffer[:most]).partition(b"\r\n")
+    parts = line.split(b" ")
+    return parts if end and len(parts) == 3 else None
+
+
+def method_of_request_line(buffer: bytes | bytearray, most: int) -> str:
+    """The method a head refused before its request was made sent (its request line came
+    whole, its first word a token), for the access line; `-` when none is known (Sanic's
+    stand-in, NONE, read as a method some client sent)."""
+    parts = request_line(buffer, most)
+    if parts is None or not parts[0] or parts[0].strip(TOKEN_CHARS):
+        return "-"
+    return parts[0].decode("ascii")
 
 
 def root_path_if_none(request: Request | None) -> None:

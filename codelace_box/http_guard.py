@@ -71,7 +71,14 @@ from sanic.exceptions import BadRequest, PayloadTooLarge, RequestTimeout
 from sanic.http import Http, Stage
 from sanic.server.protocols.http_protocol import HttpProtocol
 
-from codelace_box.http_framing import FRAMING_HOOKS, FramedHttp, root_path_if_none
+from codelace_box.http_framing import (
+    FRAMING_HOOKS,
+    TOKEN_CHARS,
+    FramedHttp,
+    method_of_request_line,
+    request_line,
+    root_path_if_none,
+)
 
 # The Sanic internals this module builds on; serve checks them at start (stopping.py's check)
 GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
@@ -98,9 +105,7 @@ FREE_CHUNKS = 1024
 MIN_CHUNK_BYTES = 256
 DEFAULT_SEND_TIMEOUT = 60.0  # Sanic config SEND_TIMEOUT: seconds a client may take nothing
 # Bytes that may begin a request: the characters of an HTTP method token (RFC 9110 tchar)
-_TOKEN_START = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-)
+_TOKEN_START = frozenset(TOKEN_CHARS)
 # The characters of a Host value (RFC 9112 3.2, uri-host [":" port]: a reg-name's unreserved,
 # pct-encoded and sub-delims, an IP literal's brackets); str.strip of them leaves any other
 _HOST_CHARS = string.ascii_letters + string.digits + "-._~%!$&'()*+,;=:[]"
@@ -228,9 +233,8 @@ class GuardedHttp(FramedHttp):
         answered on target `*`: in the OpenAI envelope on the Messages API routes too. The path
         of its request line, come whole, names the route whose envelope the answer has (of an
         absolute-form target, `http://host/v1/messages`, its path, as Sanic routes it)."""
-        line, end, _ = bytes(self.recv_buffer[: self.HEADER_MAX_SIZE]).partition(b"\r\n")
-        parts = line.split(b" ")
-        if not end or len(parts) != 3 or not parts[1].isascii():
+        parts = request_line(self.recv_buffer, self.HEADER_MAX_SIZE)
+        if parts is None or not parts[1].isascii():
             return
         target = parts[1]
         scheme, absolute, rest = target.partition(b"://")
@@ -292,6 +296,8 @@ class GuardedHttp(FramedHttp):
         except BadRequest:  # the target is no URL: answer its 400 on `*`
             self.url = None
             super().create_empty_request()
+        if self.request is not None:  # for the access line: what was sent, not Sanic's NONE
+            self.request.method = method_of_request_line(self.recv_buffer, self.HEADER_MAX_SIZE)
 
     def body_overdue(self, now: float, grace: float, last_byte: float) -> bool:
         """Whether a body still arriving fell below MIN_BODY_RATE after its grace, or got no

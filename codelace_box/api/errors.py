@@ -63,18 +63,34 @@ FINAL_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413, 415})
 FINAL_CODES = frozenset({"provider_unavailable", "provider_key_rejected", "provider_out_of_credit"})
 
 
+def says_final(status: int, code: object, passing: bool) -> bool:
+    """Whether an error is one no retry changes (`x-should-retry: false`): a final status, or
+    a final 503's code, unless it may pass (a firewall's page)."""
+    return not passing and (status in FINAL_STATUSES or code in FINAL_CODES)
+
+
 def render_error(request: Request, exc: BaseException) -> HTTPResponse:
     """Sanic's handler for every exception: known errors as they are, the rest hidden; on
-    the Messages API routes in Anthropic's shape, with the same status and headers."""
+    the Messages API routes in Anthropic's shape, with the same status and headers. A final
+    503 says `x-should-retry: false` on every route (the openai SDK honours it too, and
+    otherwise retries a 503 twice); the Messages routes' final statuses too (Claude Code)."""
     response = _render_openai(request, exc)
     if request is not None:
         _close_if_body_too_large(request)
+    passing = getattr(exc, "passing", False)
+    if response.status >= 500 and says_final(response.status, _code_of(exc), passing):
+        response.headers["x-should-retry"] = "false"
     path = request.path if request is not None else ""
     if path.rstrip("/") in ANTHROPIC_ROUTES:
-        return _as_anthropic(response, final=not getattr(exc, "passing", False))
+        return _as_anthropic(response, final=not passing)
     if request is not None and request.route is None and is_portal_path(request):
         add_security_headers(response, API_CACHE)  # no portal handler ran to add them
     return response
+
+
+def _code_of(exc: BaseException) -> object:
+    """A known error's code (None for the rest)."""
+    return exc.code if isinstance(exc, CodelaceError) else None
 
 
 def _cut(message: str) -> str:
@@ -114,7 +130,7 @@ def _as_anthropic(response: HTTPResponse, final: bool = True) -> HTTPResponse:
     for name in ("retry-after", "allow", "accept-encoding", COST_HEADER, "x-should-retry"):
         if name in response.headers:
             anthropic.headers[name] = response.headers[name]
-    if final and (status in FINAL_STATUSES or code in FINAL_CODES):
+    if says_final(status, code, not final):
         anthropic.headers["x-should-retry"] = "false"
     return anthropic
 

@@ -29,12 +29,13 @@ from codelace_box.api.common import (
     large_json_response,
     require_auth,
 )
-from codelace_box.api.observe import finish_request
+from codelace_box.api.observe import finish_request, note_asked_model
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
 from codelace_box.db.failing import FailureLog
 from codelace_box.db.lead import Lead, lead_file
 from codelace_box.db.offload import again_if_dropped, run_in_db_thread
+from codelace_box.errors import CodelaceError
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
 from codelace_box.gateway.containers import refuse_foreign_container
@@ -88,10 +89,11 @@ async def run_call(
     allow-list (403), reserve its worst case under the account limits (429), the key cap and
     the balance (402), then answer."""
     gateway: Gateway = request.app.ctx.gateway
+    body = json_body(request)
     try:  # a disabled provider's model: the allow-list's 403 first (as count_tokens.py's)
         call = prepare(
             gateway.routes,
-            json_body(request),
+            body,
             len(request.body),
             request_id=request.ctx.request_id,
             user_id=auth.user_id,
@@ -101,6 +103,9 @@ async def run_call(
     except ProviderUnavailable as unavailable:  # 403, not the 503 of a disabled provider
         request.ctx.model = unavailable.model_id  # the access line's, for either refusal
         check_model_allowed(auth.allowed_models, unavailable.model_id)
+        raise
+    except CodelaceError:  # a 404 model, a 400 of the body: the access line names its model
+        note_asked_model(request, body)
         raise
     # for the access line and the metrics (api/observe.py): a refusal from here on (403, 429,
     # 402) names its model as a call's line does

@@ -17,7 +17,8 @@ from codelace_box.accounts.keys import KEY_PREFIX, AuthContext
 from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import bearer_token, json_body, json_response, keyed_auth
 from codelace_box.api.inference import admission, run_call
-from codelace_box.errors import AuthenticationFailed
+from codelace_box.api.observe import note_asked_model
+from codelace_box.errors import AuthenticationFailed, CodelaceError
 from codelace_box.gateway.containers import refuse_foreign_container
 from codelace_box.gateway.count_tokens import count_tokens
 from codelace_box.gateway.messages import prepare_messages_call
@@ -64,9 +65,13 @@ async def messages_count_tokens(request: Request) -> HTTPResponse:
         await refuse_foreign_container(body, auth.user_id)
     gateway: Gateway = request.app.ctx.gateway
     account = (auth.user_id, admission(gateway, auth).rpm)
-    counted = await count_tokens(
-        gateway, body, len(request.body), request.headers, auth.allowed_models, account,
-        request_id=request.ctx.request_id,
-        on_model=partial(setattr, request.ctx, "model"),  # for the access line (observe.py)
-    )  # fmt: skip
+    try:
+        counted = await count_tokens(
+            gateway, body, len(request.body), request.headers, auth.allowed_models, account,
+            request_id=request.ctx.request_id,
+            on_model=partial(setattr, request.ctx, "model"),  # for the access line (observe.py)
+        )  # fmt: skip
+    except CodelaceError:  # refused before its model resolved: the one the body asked for
+        note_asked_model(request, body)
+        raise
     return json_response(counted)

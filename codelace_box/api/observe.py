@@ -109,8 +109,11 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
     duration rounded) are built only for a JSON line or another logging set-up."""
     ctx = request.ctx
     auth = getattr(ctx, "auth", None)
-    # a call's model; count_tokens, which makes no call, names its own (api/messages.py)
+    # a call's model; count_tokens, which makes no call, names its own (api/messages.py), and
+    # a refusal before one resolved the body's (note_asked_model), written as a method is
     model = call.route.id if call is not None else getattr(ctx, "model", None)
+    if call is None and model is not None:
+        model = _log_text(model)
     # the account's public id: of the API key, or of the portal's session
     user_id = auth.user_uuid if auth is not None else getattr(ctx, "portal_user", None)
     key_prefix = _key_prefix(request, auth)
@@ -138,6 +141,14 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
     access_log.handle(record)
 
 
+def note_asked_model(request: Request, body: dict[str, Any]) -> None:
+    """A call refused before its model resolved (404 model_not_found, a 400 of its body): the
+    model its body asked for, for the access line (only on a refusal: nothing a call pays)."""
+    asked = body.get("model")
+    if isinstance(asked, str) and getattr(request.ctx, "model", None) is None:
+        request.ctx.model = asked
+
+
 def _method_text(method: str) -> str:
     """The request's method as the log may show it: to Sanic a method is any run of bytes but
     spaces, so one holding an escape sequence or a carriage return would paint over or forge
@@ -146,9 +157,17 @@ def _method_text(method: str) -> str:
     the method (`curl -X "$KEY"`) must not reach the log whole."""
     if method in HTTP_METHODS:
         return method
-    if not method.isprintable():
-        method = method.encode("unicode_escape", "backslashreplace").decode("ascii")
-    return mask_tokens(method, MAX_METHOD_CHARS)
+    return _log_text(method)
+
+
+def _log_text(text: str) -> str:
+    """A client's word (a method, a model asked for) as a field of the access line: escapes
+    for what is not printable and for blanks (which would shift the line's fields), anything
+    key-like masked, cut to MAX_METHOD_CHARS."""
+    if not text.isprintable() or " " in text:
+        text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+        text = text.replace(" ", "\\x20")
+    return mask_tokens(text, MAX_METHOD_CHARS)
 
 
 def _is_loopback(address: str) -> bool:

@@ -18,9 +18,9 @@ ADJUSTMENT_LIMIT = "amount must be non-zero and at most 1,000,000 USD either way
 MAX_REASON = 1000  # characters of an adjustment's reason
 
 
-def check_adjustment(amount_usd: Decimal | str, reason: str) -> int:
-    """The nano-USD of an adjustment `adjust_balance` would accept (a client may check it
-    before asking for confirmation); InvalidRequest saying what is wrong otherwise."""
+def adjustment_nanos(amount_usd: Decimal | str) -> int:
+    """The nano-USD of an adjustment's amount: non-zero, at most MAX_ADJUSTMENT_USD either way
+    (InvalidRequest otherwise; the CLI says it as a usage error, cli/amounts.py)."""
     try:
         nanos = usd_to_nanos(amount_usd)
     except AmountTooLarge:
@@ -29,6 +29,13 @@ def check_adjustment(amount_usd: Decimal | str, reason: str) -> int:
         raise InvalidRequest(f"amount must be a USD amount: {exc}") from None
     if nanos == 0 or abs(nanos) > MAX_ADJUSTMENT_NANOS:
         raise InvalidRequest(ADJUSTMENT_LIMIT)
+    return nanos
+
+
+def check_adjustment(amount_usd: Decimal | str, reason: str) -> int:
+    """The nano-USD of an adjustment `adjust_balance` would accept (a client may check it
+    before asking for confirmation); InvalidRequest saying what is wrong otherwise."""
+    nanos = adjustment_nanos(amount_usd)
     if not reason.strip():
         raise InvalidRequest("a ledger entry needs a reason")
     clean_name(reason, "reason", MAX_REASON)  # shown in `audit` and the dashboard: one line

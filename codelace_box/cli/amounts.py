@@ -8,10 +8,12 @@ nano-dollar could leave "balance now" as it was. The text reads the integers ins
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import click
 
+from codelace_box.errors import InvalidRequest
 from codelace_box.money import usd_text
 
 _PLAIN_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]{0,9})?|\.[0-9]{1,9})")  # fullmatch
@@ -21,15 +23,24 @@ _RULES = "no exponent, at most 9 decimals"
 
 class UsdAmount(click.ParamType):
     """A USD amount as plain decimal digits, at most 9 decimals (the nano-dollar), given back as
-    its text (the services check the range). Refused alike on every option: an exponent
-    (`1e2`), `nan`, `inf`, `1_000`, other scripts' digits, a finer amount, and a sign where
-    none makes sense (only `credit` removes). `clear_words` ("none") pass through as given."""
+    its text. Refused alike on every option: an exponent (`1e2`), `nan`, `inf`, `1_000`, other
+    scripts' digits, a finer amount, and a sign where none makes sense (only `credit` removes);
+    and, given `in_range` (the service's check, imported only when the option is given), an
+    amount out of its range (`credit 0`, a price past 1,000,000 USD). `clear_words` ("none")
+    pass through as given."""
 
     name = "usd"
 
-    def __init__(self, *, signed: bool = False, clear_words: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        signed: bool = False,
+        clear_words: tuple[str, ...] = (),
+        in_range: Callable[[str], object] | None = None,
+    ) -> None:
         self.signed = signed
         self.clear_words = clear_words
+        self.in_range = in_range  # the service's own range check (InvalidRequest: refused)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if not isinstance(value, str):
@@ -40,6 +51,11 @@ class UsdAmount(click.ParamType):
         digits = text[1:] if self.signed and text[:1] in "+-" and text else text
         if not _PLAIN_DECIMAL.fullmatch(digits):
             self.fail(f"not a USD amount: {value[:40]!r}: {self._taken()}.", param, ctx)
+        if self.in_range is not None:  # zero or past the most: the same usage error
+            try:
+                self.in_range(text)
+            except InvalidRequest as exc:
+                self.fail(exc.message, param, ctx)
         return text
 
     def _taken(self) -> str:
@@ -105,3 +121,17 @@ def key_lines(view: dict[str, Any], key: Any) -> str:
     from codelace_box.cli.support import plain
 
     return "\n".join(f"{name}: {plain(value)}" for name, value in (view | key_amounts(key)).items())
+
+
+def credit_in_range(text: str) -> None:
+    """`credit`'s amount: non-zero and at most 1,000,000 USD either way (billing/credits.py)."""
+    from codelace_box.billing.credits import adjustment_nanos
+
+    adjustment_nanos(text)
+
+
+def price_in_range(text: str) -> None:
+    """A price: at most 1,000,000 USD per 1M tokens (catalog/models.py)."""
+    from codelace_box.catalog.models import parse_price
+
+    parse_price(text, "the price")

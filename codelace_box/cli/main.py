@@ -196,17 +196,18 @@ def backup(state: CliState, path: str) -> None:
 @main.command()
 @pass_state
 def doctor(state: CliState) -> None:
-    """Check every balance against its ledger, and the schema version; exit 1 on a mismatch."""
+    """Check every balance against its ledger, the schema version and the scheduled backups;
+    exit 1 on a mismatch."""
     from codelace_box.billing.setup_report import stripe_report
     from codelace_box.config import existing_secret_key
-    from codelace_box.db.core import utcnow
-    from codelace_box.doctor import check_database, open_existing_database
-    from codelace_box.upkeep.backups import backup_status
+    from codelace_box.doctor import backup_line, check_database, open_existing_database
 
     config = state.config()
     state.hold_database()
     db = open_existing_database(config)
     version, problems = check_database(db, existing_secret_key(config), config.stripe)
+    backups, failed = backup_line(db, config)
+    problems += [backups] if failed else []
     for line in problems:
         click.echo(f"MISMATCH {line}")
     if problems:
@@ -214,11 +215,7 @@ def doctor(state: CliState) -> None:
     click.echo(f"ok: schema version {version}, every balance matches its ledger")
     for line in stripe_report(config):  # settings: said, but no money mismatch (exit 0)
         click.echo(line)
-    if config.database.is_postgres:  # backup.dir holds SQLite copies, none of this database
-        click.echo("backups: on PostgreSQL, pg_dump's (codelace-box takes none of its own)")
-    else:
-        b = config.backup
-        click.echo(backup_status(b.dir, b.every_hours, utcnow(), config.database.path))
+    click.echo(backups)
 
 
 @main.group("db")

@@ -7,7 +7,14 @@ from typing import Any
 import click
 
 from codelace_box.audit import states
-from codelace_box.cli.amounts import UsdAmount, key_lines, key_rows, shown, usd_shown
+from codelace_box.cli.amounts import (
+    UsdAmount,
+    credit_in_range,
+    key_lines,
+    key_rows,
+    shown,
+    usd_shown,
+)
 from codelace_box.cli.limit_options import (
     ACCOUNT_LIMIT_OPTIONS,
     KEY_LIMIT_OPTIONS,
@@ -217,7 +224,7 @@ def users_enable(state: CliState, email: str) -> None:
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("email")
-@click.argument("amount_usd", type=UsdAmount(signed=True))
+@click.argument("amount_usd", type=UsdAmount(signed=True, in_range=credit_in_range))
 @click.option("--reason", required=True, help="Why (recorded in the ledger).")
 @pass_state
 def credit(state: CliState, email: str, amount_usd: Any, reason: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from codelace_box.audit import states
-from codelace_box.cli.amounts import UsdAmount
+from codelace_box.cli.amounts import UsdAmount, price_in_range
 from codelace_box.cli.support import (
     CliState,
     WholeNumber,
@@ -66,8 +66,8 @@ class TokensOrNone(click.ParamType):
         return self.count.convert(value, param, ctx)
 
 
-PRICE = UsdAmount()
-CACHE_PRICE = UsdAmount(clear_words=("none",))
+PRICE = UsdAmount(in_range=price_in_range)
+CACHE_PRICE = UsdAmount(clear_words=("none",), in_range=price_in_range)
 
 
 @click.group()

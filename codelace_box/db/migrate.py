@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from peewee import Database
 
 from codelace_box.db import postgres
-from codelace_box.db.core import migration_lock, schema_target, write_transaction
+from codelace_box.db.core import migration_lock, parse_time, schema_target, write_transaction
 from codelace_box.db.failures import operator_words
 from codelace_box.db.migrations import MIGRATIONS
 from codelace_box.db.models import SchemaMigration
@@ -20,6 +22,16 @@ def applied_versions(db: Database) -> set[int]:
     if not db.table_exists(SchemaMigration._meta.table_name):
         return set()
     return {row.version for row in SchemaMigration.select(SchemaMigration.version)}
+
+
+def first_migrated_at(db: Database) -> datetime | None:
+    """When the database was made (its first migration recorded; a `db copy`: when copied);
+    None before any."""
+    if not db.table_exists(SchemaMigration._meta.table_name):
+        return None
+    first = SchemaMigration.select(SchemaMigration.applied_at).order_by(SchemaMigration.version)
+    row = first.first()
+    return parse_time(row.applied_at) if row is not None else None
 
 
 def current_version(db: Database) -> int:

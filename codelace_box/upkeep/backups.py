@@ -8,6 +8,7 @@ their own, and rotated them away)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -127,7 +128,9 @@ def scheduled_backup_if_due(config: Config, now: datetime, stop: threading.Event
     check_owner(b.dir, db_path)  # before the listing: another database's backups are not ours
     if not backup_due(b.dir, b.every_hours, now):
         return None
-    return take_scheduled_backup(db_path, b.dir, b.keep, now, stop)
+    taken = take_scheduled_backup(db_path, b.dir, b.keep, now, stop)
+    clear_failure(db_path)
+    return taken
 
 
 def take_scheduled_backup(
@@ -175,22 +178,70 @@ def describe_age(taken: datetime, now: datetime) -> str:
     return " ".join([*parts, f"{hours} h", f"{mins} min"])
 
 
-def backup_status(folder: str | Path, every_hours: int, now: datetime, db_path: str) -> str:
-    """One line for doctor: the newest scheduled backup's age, or that there is none."""
+def failure_file(db_path: str) -> Path:
+    """Beside the database (`codelace.db.backup-failed`): when the last scheduled backup
+    failed, and why; removed by the next that works (doctor reads it: serve's log and alert
+    were the only word of it)."""
+    path = Path(db_path).expanduser().resolve()
+    return path.with_name(f"{path.name}.backup-failed")
+
+
+def record_failure(db_path: str, now: datetime, reason: str) -> None:
+    """Keep the failure for doctor; a data folder that takes no file (its disk full) keeps
+    nothing: doctor's OVERDUE says it later, the log and the alert said it already."""
+    try:
+        failed = failure_file(db_path)
+        create_private_file(failed)
+        failed.write_text(f"{now.strftime(_STAMP)} {reason.splitlines()[0]}\n", encoding="utf-8")
+    except (OSError, IndexError):
+        return
+
+
+def clear_failure(db_path: str) -> None:
+    """A scheduled backup worked: its failure is over."""
+    with contextlib.suppress(OSError):
+        failure_file(db_path).unlink(missing_ok=True)
+
+
+def last_failure(db_path: str) -> tuple[datetime, str] | None:
+    """When the last scheduled backup failed and why, when it did (None: it worked, or none
+    was tried)."""
+    try:
+        stamp, _, reason = failure_file(db_path).read_text(encoding="utf-8").partition(" ")
+        return datetime.strptime(stamp, _STAMP), reason.strip()
+    except (OSError, UnicodeError, ValueError):
+        return None
+
+
+def backup_status(
+    folder: str | Path, every_hours: int, now: datetime, db_path: str, since: datetime | None
+) -> tuple[str, bool]:
+    """One line for doctor, and whether it is a failure (only while backups are on): the last
+    scheduled backup failed (and none worked since), the folder cannot be used, or the newest
+    (none: the database, made at `since`) is more than two intervals old."""
     schedule = f"every {every_hours} h" if every_hours else "off (backup.every_hours = 0)"
     try:
         check_owner(folder, db_path)
         newest = newest_backup(folder, now)
         ahead = len(scheduled_backups(folder)) - len(taken_by(folder, now))
     except CodelaceError as exc:
-        return f"backups: {exc.message} (scheduled backups: {schedule})"
+        newest, ahead, trouble = None, 0, exc.message
+    else:
+        trouble = ""
+    failed = last_failure(db_path) if every_hours else None
+    if failed and (newest is None or newest[0] < failed[0]):
+        when = failed[0].strftime("%Y-%m-%d %H:%M:%S UTC")
+        said = f"the last scheduled backup failed at {when}: {failed[1]}"
+        return f"backups: {said} (scheduled backups: {schedule})", True
+    if trouble:
+        return f"backups: {trouble} (scheduled backups: {schedule})", bool(every_hours)
     future = f" - {ahead} named after now (was the clock ahead?)" if ahead else ""
-    if newest is None:
-        return f"backups: none in {folder} (scheduled backups: {schedule}){future}"
-    taken, path = newest
-    late = every_hours and now - taken > timedelta(hours=2 * every_hours)
+    taken = newest[0] if newest else since
+    late = bool(every_hours and taken and now - taken > timedelta(hours=2 * every_hours))
     overdue = " - OVERDUE: is serve running?" if late else ""
+    if newest is None:
+        return f"backups: none in {folder} (scheduled backups: {schedule}){overdue}{future}", late
     return (
-        f"backups: newest {path.name}, {describe_age(taken, now)} old "
+        f"backups: newest {newest[1].name}, {describe_age(newest[0], now)} old "
         f"(scheduled backups: {schedule}){overdue}{future}"
-    )
+    ), late

@@ -33,7 +33,7 @@ from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.reports.traffic import window_stats
 from codelace_box.upkeep.alerts import Alerter
-from codelace_box.upkeep.backups import scheduled_backup_if_due
+from codelace_box.upkeep.backups import record_failure, scheduled_backup_if_due
 from codelace_box.upkeep.kept_alerts import KeptAlerts
 
 log = logging.getLogger("codelace_box.upkeep")
@@ -102,17 +102,19 @@ class Upkeep:
             await _log_outcome_at_stop(job)
             raise
         except Exception as exc:
-            await self.backup_failed(exc)
+            await self.backup_failed(exc, now)
             return
         if self.backup_failure:
             log.warning("the scheduled backups work again")
         self.backup_failure, self.backup_retry_at = "", 0.0
         log.info("scheduled backup written to %s", path)
 
-    async def backup_failed(self, exc: Exception) -> None:
-        """Log (once while the reason stays the same) and alert a failed backup, and wait
-        BACKUP_RETRY_TICKS before the next try (a copy cut off midway is a whole copy)."""
+    async def backup_failed(self, exc: Exception, now: datetime) -> None:
+        """Log (once while the reason stays the same), keep for doctor and alert a failed
+        backup, and wait BACKUP_RETRY_TICKS before the next try (a copy cut off midway is a
+        whole copy)."""
         reason = getattr(exc, "message", None) or _os_reason(exc) or type(exc).__name__
+        await asyncio.to_thread(record_failure, self.config.database.path, now, reason)
         wait = BACKUP_RETRY_TICKS * self.tick_sec
         self.backup_retry_at = time.monotonic() + wait
         same = re.sub(r"\d+", "#", reason)  # the copy's name and sizes change at each try

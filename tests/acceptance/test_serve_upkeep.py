@@ -237,7 +237,8 @@ def test_a_failing_scheduled_backup_is_logged_once_and_tried_again_less_often(
     that cuts the copy off) was tried again at every tick (30 s) and logged an ERROR line each
     time: 2,880 a day, and for a copy cut off midway a copy of the whole database every 30 s.
     It is tried again every 10 ticks, its failure logged once while the reason stays the same;
-    it works again by itself once the folder can be written."""
+    it works again by itself once the folder can be written. Doctor exited 0 meanwhile (its
+    last line 'backups: none in ...'): it fails naming the failure while it lasts."""
     box = Box.create(tmp_path / "box", backup={"every_hours": 1, "dir": "blocker/backups"})
     box.ok("users", "create", "ed@upkeep.test")
     blocker = box.root / "blocker"
@@ -246,12 +247,37 @@ def test_a_failing_scheduled_backup_is_logged_once_and_tried_again_less_often(
     try:
         time.sleep(4)  # 20 ticks
         failed = server.log_text().count("the scheduled backup failed")
+        doctor = box.cli("doctor")
         blocker.unlink()
         eventually(lambda: list((blocker / "backups").glob("codelace-*.db")), "a backup", 10)
     finally:
         assert server.stop() == 0
     assert failed == 1, f"the failing backup was logged {failed} times in 20 ticks"
     assert "scheduled backup written to" in server.log_text()
+    assert doctor.returncode == 1, doctor.stdout
+    assert "MISMATCH backups: the last scheduled backup failed at " in doctor.stdout, doctor
+    assert "doctor found 1 problem(s)" in doctor.stderr
+    assert box.ok("doctor").splitlines()[-1].startswith("backups: newest codelace-")
+
+
+def test_doctor_fails_when_no_backup_was_taken_for_two_intervals(tmp_path: Path) -> None:
+    """Backups on, and the newest two intervals old (serve stopped, its upkeep never leading):
+    doctor said OVERDUE and exited 0, as it did with none at all in a database older than
+    that. Both fail it; a new database with none yet (serve not started) does not."""
+    box = Box.create(tmp_path / "box", backup={"every_hours": 1})
+    box.ok("users", "create", "gus@upkeep.test")
+    assert box.ok("doctor").splitlines()[-1].startswith("backups: none in ")
+    box.sql("UPDATE schema_migration SET applied_at = '2026-01-01 00:00:00'")
+    none = box.cli("doctor")
+    assert none.returncode == 1, none.stdout
+    assert "MISMATCH backups: none in " in none.stdout and "OVERDUE" in none.stdout, none
+    folder = box.root / "data" / "backups"
+    folder.mkdir(parents=True)
+    (folder / "codelace-20260101T000000Z.db").write_bytes(b"an old backup")
+    old = box.cli("doctor")
+    assert old.returncode == 1, old.stdout
+    assert "MISMATCH backups: newest codelace-20260101T000000Z.db" in old.stdout, old
+    assert "OVERDUE" in old.stdout
 
 
 def test_two_boxes_given_one_backup_folder_do_not_take_each_others_backups(
@@ -282,8 +308,11 @@ def test_two_boxes_given_one_backup_folder_do_not_take_each_others_backups(
         assert server.stop() == 0
     assert list(shared.glob("codelace-*.db")) == [taken]
     assert server.log_text().count("another database") == 1, server.log_text()[-2000:]
-    doctor = second.ok("doctor").splitlines()[-1]
-    assert doctor.startswith(f"backups: {shared} holds the scheduled backups of another "), doctor
+    doctor = second.cli("doctor")  # the second box's backups fail: so does its doctor
+    assert doctor.returncode == 1, doctor.stdout
+    [line] = doctor.stdout.splitlines()
+    assert line.startswith("MISMATCH backups: the last scheduled backup failed at "), line
+    assert f": {shared} holds the scheduled backups of another " in line, line
     assert first.ok("doctor").splitlines()[-1].startswith(f"backups: newest {taken.name}")
 
 

@@ -110,7 +110,7 @@ def test_credit_refuses_bad_amounts_and_overdrafts(workspace: Workspace) -> None
     assert "not a USD amount: 'abc'" in workspace.fail(
         "credit", "ken@example.com", "abc", "--reason", "x", code=2
     )
-    assert "non-zero" in workspace.fail("credit", "ken@example.com", "0", "--reason", "x")
+    assert "non-zero" in workspace.fail("credit", "ken@example.com", "0", "--reason", "x", code=2)
     assert "not a USD amount: '1_000'" in workspace.fail(
         "credit", "ken@example.com", "1_000", "--reason", "x", code=2
     )
@@ -124,7 +124,7 @@ def test_credit_refuses_bad_amounts_and_overdrafts(workspace: Workspace) -> None
         "credit", "ken@example.com", "0.0000000001", "--reason", "x", code=2
     )
     assert "at most 1,000,000 USD" in workspace.fail(
-        "credit", "ken@example.com", "1000001", "--reason", "x"
+        "credit", "ken@example.com", "1000001", "--reason", "x", code=2
     )
     assert "needs a reason" in workspace.fail("credit", "ken@example.com", "1", "--reason", " ")
     for reason in ("ticket 12\nsee thread", "ok\x1b[2K\rforged audit line", "r" * 1001):

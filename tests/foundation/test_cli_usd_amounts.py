@@ -71,3 +71,30 @@ def test_account_limits_refused_as_usage_errors_naming_the_option(workspace: Wor
     for option, value in (("--rpm", "-1"), ("--concurrent", "x"), ("--rpm", "1000001")):
         line = workspace.fail("users", "limits", "lin@example.com", option, value, code=2)
         assert line.startswith(f"error: Invalid value for '{option}': must be a whole"), line
+
+
+PRICE_OPTIONS = [option for option in AMOUNT_OPTIONS if option.endswith("-per-1m")]
+
+
+def test_amounts_out_of_range_are_usage_errors_naming_the_option(workspace: Workspace) -> None:
+    """`credit EMAIL 0`, a credit past 1,000,000 USD either way and a price past 1,000,000 USD
+    per 1M tokens exited 1 with the service's words, where every other bad amount is a usage
+    error (exit 2) naming the option or argument; nothing credited or priced meanwhile."""
+    workspace.run("users", "create", "max@example.com")
+    for amount in ("0", "-0.000", "1000000.000000001", "-1000001"):
+        line = workspace.fail("credit", "max@example.com", amount, "--reason", "r", code=2)
+        assert line.startswith(
+            "error: Invalid value for 'AMOUNT_USD': amount must be non-zero and at most "
+            "1,000,000 USD either way (see: "
+        ), line
+    for option in PRICE_OPTIONS:
+        line = workspace.fail(*AMOUNT_OPTIONS[option]("1000000.000000001"), code=2)
+        assert line.startswith(
+            f"error: Invalid value for '{option}': the price must be at most 1,000,000 USD per 1M "
+        ), line
+    workspace.run(
+        "credit", "max@example.com", "1000000", "--reason", "the most"
+    )  # the bounds are taken
+    priced = ("models", "set", "a/b", "--input-per-1m", "1000000", "--output-per-1m", "0")
+    assert "no provider named a" in workspace.fail(*priced)  # past the prices, to the provider
+    assert workspace.json("users", "show", "max@example.com")["credit_balance_usd"] == 1_000_000

@@ -381,9 +381,9 @@ def test_a_backup_folder_the_service_user_cannot_read_is_a_failed_backup_not_a_c
     finally:
         hook.stop()
         shutil.rmtree(root)
-    assert doctor.returncode == 0, doctor.stderr
+    assert doctor.returncode == 1, doctor.stderr  # a folder serve cannot use fails doctor
     assert doctor.stdout.splitlines()[-1] == (
-        f"backups: cannot read {folder}: Permission denied (scheduled backups: every 1 h)"
+        f"MISMATCH backups: cannot read {folder}: Permission denied (scheduled backups: every 1 h)"
     )
     assert "Traceback" not in log, log[-3000:]
     assert hook.texts() == [

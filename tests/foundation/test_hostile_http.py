@@ -199,6 +199,35 @@ def test_a_method_with_control_bytes_is_logged_escaped(box: ServerProcess, metho
     assert "\x1b" not in box.log_text() and "\rINFO" not in box.log_text()
 
 
+BIG_FIELD = b"X-Big: " + b"a" * 9000 + b"\r\n"
+REFUSED_BEFORE_ROUTING = {  # what is sent, its status, the method its access line names
+    "version": (b"GET /healthz HTTP/9.9\r\nHost: box\r\n\r\n", 400, "GET"),
+    "head too large": (
+        b"POST /healthz HTTP/1.1\r\nHost: box\r\n" + BIG_FIELD + b"\r\n",
+        413,
+        "POST",
+    ),
+    "no url": (b"PUT /x\x7f HTTP/1.1\r\nHost: box\r\n\r\n", 400, "PUT"),
+    "no request line": (b"GET\r\nHost: box\r\n\r\n", 400, "-"),
+    "tls": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32)) * 4, 400, "-"),
+}
+
+
+@pytest.mark.parametrize("sent", list(REFUSED_BEFORE_ROUTING))
+def test_a_request_refused_before_routing_logs_the_method_it_sent(
+    box: ServerProcess, sent: str
+) -> None:
+    """A request Sanic refuses before it routes it (a request line it cannot read, a head past
+    8 KiB) was logged with method NONE, Sanic's stand-in: the method its request line sent
+    when there is one, else `-`, as the access line writes an unknown field."""
+    raw, status, method = REFUSED_BEFORE_ROUTING[sent]
+    answer = exchange(box, raw)
+    assert_error(answer, status)
+    request_id = re.search(rb"x-request-id: (req_\w+)", answer).group(1).decode()  # type: ignore[union-attr]
+    [line] = box.wait_for_log(rf".*request={request_id}.*")
+    assert line.split(" codelace_box.access: ")[1].startswith(f"{method} "), line
+
+
 def test_a_key_sent_as_the_method_is_not_logged(box: ServerProcess) -> None:
     """A method is any run of bytes but blanks to Sanic, and the access line wrote it whole: a
     client that put an API key in the request line's first word (a shell variable mixed up in

@@ -237,3 +237,42 @@ def test_a_content_refusal_that_names_this_model_stays_a_content_refusal(
         box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
     assert (caught.value.status_code, caught.value.code) == (400, "content_refused")
     assert words in caught.value.message
+
+
+@pytest.mark.parametrize("route", ["chat", "responses", "embeddings"])
+def test_a_final_503_on_the_openai_routes_says_not_to_retry(
+    box: Box, fake: FakeOpenAI, route: str
+) -> None:
+    """A country the provider does not serve is final on the OpenAI-shaped routes too: their
+    503 carried no `x-should-retry: false`, so the openai SDK retried it twice (three calls
+    upstream, each refused the same), as the Messages routes' final 503 no longer is."""
+    _, key = box.new_user("1")
+    fake.default = country()
+    sdk = box.sdk(key).with_options(max_retries=2)
+    with pytest.raises(openai.APIStatusError) as caught:
+        if route == "chat":
+            sdk.chat.completions.create(model=MODEL, messages=HELLO)
+        elif route == "responses":
+            sdk.responses.create(model=MODEL, input="Say hello")
+        else:
+            sdk.embeddings.create(model=MODEL, input="hello")
+    assert caught.value.status_code == 503
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert len(fake.requests) == 1, [r.path for r in fake.requests]
+
+
+def test_a_firewall_page_on_the_openai_routes_lets_the_sdk_retry(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """A firewall's page stays passing there too: no `x-should-retry`, the SDK retries it."""
+    _, key = box.new_user("1")
+    fake.default = page(PAGES["attention"])
+    with pytest.raises(openai.InternalServerError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert "x-should-retry" not in caught.value.response.headers
+    once = len(fake.requests)
+    with pytest.raises(openai.InternalServerError):
+        box.sdk(key).with_options(max_retries=1).chat.completions.create(
+            model=MODEL, messages=HELLO
+        )
+    assert len(fake.requests) == once * 3  # the first call, then the SDK's try and its retry

@@ -355,3 +355,35 @@ def test_log_level_error_leaves_out_sanics_info_lines(
     info = [line for line in lines if " INFO" in line or '"level":"info"' in line]
     assert not info, lines
     assert not [line for line in lines if "Starting worker" in line], lines
+
+
+def test_a_refusal_before_the_model_resolves_names_the_model_asked_for(
+    box_factory: BoxFactory,
+) -> None:
+    """A 404 `model_not_found` (on the call routes and count_tokens) and a 400 on a bad field of
+    a body naming a model logged `model=-`: the operator could not tell which model the client
+    asked for. The line names it, written as the method is (escapes, anything key-like masked,
+    cut), and with no blank in it that would shift the line's fields."""
+    box = box_factory()
+    _, key = box.new_user("1")
+    odd = f"fake/n\x1bpe {key} user=1"
+    asked = {
+        ("/v1/chat/completions", "fake/nope"): {"messages": HELLO},
+        ("/v1/responses", "fake/nope"): {"input": "Hello"},
+        ("/v1/messages/count_tokens", "fake/nope"): {"messages": HELLO, "max_tokens": 10},
+        ("/v1/chat/completions", MODEL): {"messages": HELLO, "max_tokens": "ten"},
+        ("/v1/chat/completions", odd): {"messages": HELLO},
+    }
+    headers = {"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"}
+    lines = {}
+    with box.http(None) as http:
+        for (route, model), rest in asked.items():
+            answer = http.post(route, json={"model": model, **rest}, headers=headers)
+            assert answer.status_code in (400, 404), answer.text
+            request_id = answer.headers["x-request-id"]
+            (lines[route, model],) = box.server.wait_for_log(rf".*request={request_id}.*")
+    for (route, model), line in list(lines.items())[:4]:
+        assert f"POST {route} " in line and f" model={model} user=" in line, line
+    odd_line = lines["/v1/chat/completions", odd]
+    assert " model=fake/n\\x1bpe\\x20" in odd_line and "\\x20user=1 user=" in odd_line, odd_line
+    assert key not in box.server.log_text() and "\x1b" not in box.server.log_text()
