@@ -1,7 +1,7 @@
 """On PostgreSQL the box's sessions commit with synchronous_commit = off: a crash of the server
 may lose the last instants' commits. What cuts someone's access must not be among them: a key
-revoked (its user told 204, perhaps because it leaked) or an account disabled must not come back
-to life when the server recovers from a crash right after.
+revoked (its user told 204, perhaps because it leaked), an account disabled or a key's spend
+limit lowered must not come back when the server recovers from a crash right after.
 
 The cluster is the test's own, its WAL writer slowed down (wal_writer_delay = 10 s), so that a
 commit made without synchronous_commit is still in the server's memory when it is stopped as a
@@ -43,34 +43,56 @@ def _new_key(config: Path, email: str) -> str:
     return made.stdout.strip().splitlines()[0]
 
 
-def test_a_revoked_key_and_a_disabled_account_survive_a_crash_of_the_server(
-    slow_wal_cluster: pg_cluster.TestCluster, tmp_path: Path
-) -> None:
+def _box(cluster: pg_cluster.TestCluster, tmp_path: Path) -> tuple[Path, ServerProcess]:
+    """The config of a box on a new database of `cluster`, and its server (not started)."""
     port = free_port()
     sections = {
         "server": {"host": "127.0.0.1", "port": port, "secret_key": SHARED_SECRET},
-        "database": {
-            "path": str(tmp_path / "data" / "box.db"),
-            "url": slow_wal_cluster.new_database(),
-        },
+        "database": {"path": str(tmp_path / "data" / "box.db"), "url": cluster.new_database()},
     }
     config = write_config(tmp_path / "codelace.toml", sections)
+    return config, ServerProcess(config, port)
+
+
+def test_a_revoked_key_and_a_disabled_account_survive_a_crash_of_the_server(
+    slow_wal_cluster: pg_cluster.TestCluster, tmp_path: Path
+) -> None:
+    config, server = _box(slow_wal_cluster, tmp_path)
     leaked = _new_key(config, "leaked@crash.test")
     _new_key(config, "gone@crash.test")
-    server = ServerProcess(config, port).start()
+    server.start()
     try:
         with httpx.Client(base_url=server.base_url, timeout=30, verify=TLS) as http:
             bearer = {"authorization": f"Bearer {leaked}"}
             [listed] = http.get("/api/v1/auth/key", headers=bearer).json()
             disabled = run_cli(config, "users", "disable", "gone@crash.test")
             assert disabled.returncode == 0, disabled.stderr
-            assert (
-                http.delete(f"/api/v1/auth/key/{listed['id']}", headers=bearer).status_code == 204
-            )
+            revoked = http.delete(f"/api/v1/auth/key/{listed['id']}", headers=bearer)
+            assert revoked.status_code == 204
         slow_wal_cluster.crash_and_start()
     finally:
         server.stop()
     statuses = query_config_db(config, 'SELECT email, status FROM "user" ORDER BY email')
     assert statuses == [("gone@crash.test", "disabled"), ("leaked@crash.test", "active")]
-    revoked = query_config_db(config, "SELECT revoked_at IS NOT NULL FROM api_key ORDER BY id")
-    assert revoked == [(True,), (False,)]
+    revoked_at = query_config_db(config, "SELECT revoked_at IS NOT NULL FROM api_key ORDER BY id")
+    assert revoked_at == [(True,), (False,)]
+
+
+def test_a_keys_lowered_limit_survives_a_crash_of_the_server(
+    slow_wal_cluster: pg_cluster.TestCluster, tmp_path: Path
+) -> None:
+    config, server = _box(slow_wal_cluster, tmp_path)
+    key = _new_key(config, "capped@crash.test")
+    server.start()
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=30, verify=TLS) as http:
+            bearer = {"authorization": f"Bearer {key}"}
+            [listed] = http.get("/api/v1/auth/key", headers=bearer).json()
+            lowered = http.patch(
+                f"/api/v1/auth/key/{listed['id']}", json={"limit_usd": 1}, headers=bearer
+            )
+            assert lowered.status_code == 200, lowered.text
+        slow_wal_cluster.crash_and_start()
+    finally:
+        server.stop()
+    assert query_config_db(config, "SELECT limit_nanos FROM api_key") == [(1_000_000_000,)]
