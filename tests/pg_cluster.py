@@ -47,6 +47,12 @@ class TestCluster(PgCluster):
         pg_ctl = binary("pg_ctl")
         assert pg_ctl
         self._run(pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        self.start_again()
+
+    def start_again(self) -> None:
+        """Start the stopped server again, as `start()` did."""
+        pg_ctl = binary("pg_ctl")
+        assert pg_ctl
         settings = " ".join(f"-c {name}={value}" for name, value in self.settings.items())
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 {settings}"
         self._run(pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
