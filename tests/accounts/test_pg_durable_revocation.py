@@ -25,9 +25,10 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def slow_wal_cluster() -> Iterator[pg_cluster.TestCluster]:
-    """A cluster of this test's own whose WAL writer writes every 10 s only."""
+    """A cluster of this module's own whose WAL writer writes every 10 s only (each test on a
+    database of its own)."""
     need_postgres()
     cluster = pg_cluster.TestCluster(free_port(), {"wal_writer_delay": "10s"}).start()
     try:
