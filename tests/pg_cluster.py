@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bench.pgcluster import PgCluster, missing_reason
+from bench.pgcluster import PgCluster, binary, missing_reason
 from tests.ports import free_port
 
 
@@ -40,6 +40,22 @@ def need_postgres() -> None:
 
 class TestCluster(PgCluster):
     """The bench's cluster, its databases made over the driver (faster than psql, per test)."""
+
+    def crash_and_start(self) -> None:
+        """Stop the server as a crash would (`-m immediate`: what its WAL writer had not yet
+        written is lost) and start it again, recovering what its log holds."""
+        pg_ctl = binary("pg_ctl")
+        assert pg_ctl
+        self._run(pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        self.start_again()
+
+    def start_again(self) -> None:
+        """Start the stopped server again, as `start()` did."""
+        pg_ctl = binary("pg_ctl")
+        assert pg_ctl
+        settings = " ".join(f"-c {name}={value}" for name, value in self.settings.items())
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 {settings}"
+        self._run(pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
 
     def new_database(self) -> str:
         import psycopg

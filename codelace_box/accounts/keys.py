@@ -206,14 +206,16 @@ def list_keys(user_id: int) -> list[ApiKey]:
 
 def revoke_key(key_uuid: str, user_id: int | None = None) -> ApiKey:
     """Revoke a key by its UUID (only the user's own when `user_id` is given); it fails at once
-    after. Anything but the UUID of an active key (an old integer id, garbage) is a 404."""
+    after. Anything but the UUID of an active key (an old integer id, garbage) is a 404.
+    Committed with an fsync (`durable()`): a key revoked because it leaked must not come back
+    to life when the database recovers from a crash right after the revocation was answered."""
     wanted = canonical_uuid(key_uuid)
     if wanted is None:
         raise _no_such_key(key_uuid)
     query = ApiKey.select().where(ApiKey.uuid == wanted, ApiKey.revoked_at.is_null())
     if user_id is not None:
         query = query.where(ApiKey.user == user_id)
-    with write_transaction():  # looked up and revoked at once: of two revokes, one finds it
+    with durable():  # looked up and revoked at once: of two revokes, one finds it
         key = query.first()
         if key is None:
             raise _no_such_key(key_uuid)

@@ -51,6 +51,7 @@ from codelace_box.db.core import (
     connection,
     day_of,
     db_time,
+    durable,
     iso_to_utc,
     parse_time,
     query_all,
@@ -270,11 +271,13 @@ def new_key_period(changes: Mapping[str, Any], now: datetime) -> datetime:
 
 def apply_key_limits(key: ApiKey, changes: Mapping[str, Any]) -> ApiKey:
     """Store checked limit changes (and a name) on a key; a new reset (or a budget set or
-    cleared) counts what the key spent in the new current period, from its history."""
+    cleared) counts what the key spent in the new current period, from its history. Committed
+    with an fsync (`durable()`): a limit lowered or an expiry brought forward, once answered,
+    must not be undone by a crash of the database right after."""
     if not changes:
         return key
     values = dict(changes)
-    with write_transaction() as tx:
+    with durable(), write_transaction() as tx:
         if BUDGET_FIELDS & values.keys():  # a rename or an expiry waits for no request
             hotpath.one_writer_with_requests(tx)
         now = utcnow()  # once the requests' lock is held: a wait across midnight counts

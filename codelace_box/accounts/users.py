@@ -10,7 +10,7 @@ import idna
 from peewee import IntegrityError, fn
 
 from codelace_box.accounts.domain_display import shown_in_unicode
-from codelace_box.db.core import exclusive, utcnow, write_transaction
+from codelace_box.db.core import durable, exclusive, utcnow, write_transaction
 from codelace_box.db.ids import looks_like_old_id, one_by_prefix, uuid_prefix
 from codelace_box.db.models import AccountUsage, ApiKey, PortalSession, User
 from codelace_box.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
@@ -180,11 +180,13 @@ def get_user_by_id(user_id: int) -> User:
 def set_user_status(email: str, status: str) -> User:
     """Enable ('active') or disable ('disabled') an account; its keys follow at once. Disabling
     also ends its portal sessions for good (only their holders could end them otherwise, and a
-    session mints keys): enabling the account again brings none of them back."""
+    session mints keys): enabling the account again brings none of them back. Committed with an
+    fsync (`durable()`): an account disabled must not be enabled again by a crash of the
+    database right after."""
     if status not in ("active", "disabled"):
         raise InvalidRequest(f"unknown status {status!r}")
     user = get_user(email)
-    with write_transaction():
+    with durable():
         User.update(status=status).where(User.id == user.id).execute()
         if status == "disabled":
             PortalSession.delete().where(PortalSession.user == user.id).execute()

@@ -53,17 +53,6 @@ def _box_on(cluster: pg_cluster.TestCluster, tmp_path: Path, fake: FakeOpenAI) -
     return box
 
 
-def _start_again(cluster: pg_cluster.TestCluster) -> None:
-    """Start the stopped server of `cluster` again, as PgCluster.start did."""
-    pg_ctl = binary("pg_ctl")
-    assert pg_ctl
-    settings = " ".join(f"-c {name}={value}" for name, value in cluster.settings.items())
-    options = f"-p {cluster.port} -k {cluster.root} -c listen_addresses=127.0.0.1 {settings}"
-    cluster._run(
-        pg_ctl, "-D", str(cluster.data), "-o", options, "-l", str(cluster.log), "-w", "start"
-    )
-
-
 def test_every_request_is_a_quick_503_while_the_database_is_down(
     own_cluster: pg_cluster.TestCluster, tmp_path: Path, fake: FakeOpenAI
 ) -> None:
@@ -98,7 +87,7 @@ def test_every_request_is_a_quick_503_while_the_database_is_down(
                 assert answer.status_code == 503, (name, answer.text)
                 assert "the database is unavailable" in answer.text, (name, answer.text)
                 assert took < 5, (name, took)
-        _start_again(own_cluster)
+        own_cluster.start_again()
         for name, ask in asks.items():  # served again, at most a 503 on a session it had
             seen = [ask().status_code for _ in range(3)]
             assert seen[-1] == 200 and set(seen) <= {200, 503}, (name, seen)
