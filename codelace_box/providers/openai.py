@@ -225,6 +225,8 @@ class OpenAIStreamTranslator(StreamTranslator):
             self.output_chars += _delta_chars(delta)
             if calls := delta.get("tool_calls"):  # (a text chunk does no more)
                 self._calls(index, delta, calls)
+        else:  # `"delta": null` (Azure's finish chunk) or none: the SDK's choice.delta is None
+            choice["delta"] = {}
         if finish and (failure := failed_finish(choice)) is not None:
             raise UpstreamStreamError(failure)  # as a top-level error chunk: a failure, free
         if finish and not self.upstream_finish:
