@@ -44,6 +44,7 @@ from codelace_box.providers.stop_reasons import chat_finish
 from codelace_box.providers.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+_EMPTY = "the upstream ended the stream without an answer"  # [DONE] with nothing before it
 _INDEX_TYPES = (int, str)  # (`int | str` in a call builds a union object each time: 3x the cost)
 REASONING_CONTENT = "reasoning_content"  # a model's own reasoning, handed back in messages
 CAP_REFUSED = "max_tokens"  # in UpstreamTarget.refused_fields: the cap goes in the other field
@@ -187,8 +188,7 @@ class OpenAIStreamTranslator(StreamTranslator):
     def feed(self, event: SSEEvent) -> list[JSON]:
         data = event.data
         if is_done(data):
-            self.finished = True
-            return []
+            return self._done()
         try:
             chunk = loads(data)
         except NOT_JSON:
@@ -215,6 +215,14 @@ class OpenAIStreamTranslator(StreamTranslator):
             if isinstance(choice, dict):
                 self._choice(choice)
         return [self._relabel(chunk)]
+
+    def _done(self) -> list[JSON]:
+        """`[DONE]`: the stream is complete, unless nothing came before it (no output, no
+        finish_reason, no usage: a router whose account failed): that is no answer, a failure."""
+        if not self._closed and self.usage is None and not self.output_chars:
+            raise UpstreamStreamError(_EMPTY)
+        self.finished = True
+        return []
 
     def _choice(self, choice: JSON) -> None:
         """A choice's delta counted (its tool call pieces put in OpenAI's shape), its finish
