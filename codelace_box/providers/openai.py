@@ -45,6 +45,7 @@ from codelace_box.providers.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 _EMPTY = "the upstream ended the stream without an answer"  # [DONE] with nothing before it
+_NO_ANSWER = "the upstream answered without an answer"  # `choices: []` and no usage
 _INDEX_TYPES = (int, str)  # (`int | str` in a call builds a union object each time: 3x the cost)
 REASONING_CONTENT = "reasoning_content"  # a model's own reasoning, handed back in messages
 CAP_REFUSED = "max_tokens"  # in UpstreamTarget.refused_fields: the cap goes in the other field
@@ -369,6 +370,8 @@ class OpenAIAdapter(ProviderAdapter):
                 if isinstance(choice, dict):
                     chat_finish(choice)
         usage = usage_from(payload.get("usage"))
+        if usage is None and not choices:  # nothing made, nothing counted: no answer
+            raise UpstreamError(_NO_ANSWER, code="bad_upstream_reply")
         if usage is None:
             produced = (output_tokens(c.get("message")) for c in choices if isinstance(c, dict))
             usage = Usage(0, sum(produced), estimated=True)
