@@ -44,6 +44,8 @@ from codelace_box.providers.stop_reasons import chat_finish
 from codelace_box.providers.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+_EMPTY = "the upstream ended the stream without an answer"  # [DONE] with nothing before it
+_NO_ANSWER = "the upstream answered without an answer"  # `choices: []` and no usage
 _INDEX_TYPES = (int, str)  # (`int | str` in a call builds a union object each time: 3x the cost)
 REASONING_CONTENT = "reasoning_content"  # a model's own reasoning, handed back in messages
 CAP_REFUSED = "max_tokens"  # in UpstreamTarget.refused_fields: the cap goes in the other field
@@ -187,8 +189,7 @@ class OpenAIStreamTranslator(StreamTranslator):
     def feed(self, event: SSEEvent) -> list[JSON]:
         data = event.data
         if is_done(data):
-            self.finished = True
-            return []
+            return self._done()
         try:
             chunk = loads(data)
         except NOT_JSON:
@@ -216,6 +217,14 @@ class OpenAIStreamTranslator(StreamTranslator):
                 self._choice(choice)
         return [self._relabel(chunk)]
 
+    def _done(self) -> list[JSON]:
+        """`[DONE]`: the stream is complete, unless nothing came before it (no output, no
+        finish_reason, no usage: a router whose account failed): that is no answer, a failure."""
+        if not self._closed and self.usage is None and not self.output_chars:
+            raise UpstreamStreamError(_EMPTY)
+        self.finished = True
+        return []
+
     def _choice(self, choice: JSON) -> None:
         """A choice's delta counted (its tool call pieces put in OpenAI's shape), its finish
         tracked (one call per choice: the hot path)."""
@@ -225,6 +234,8 @@ class OpenAIStreamTranslator(StreamTranslator):
             self.output_chars += _delta_chars(delta)
             if calls := delta.get("tool_calls"):  # (a text chunk does no more)
                 self._calls(index, delta, calls)
+        else:  # `"delta": null` (Azure's finish chunk) or none: the SDK's choice.delta is None
+            choice["delta"] = {}
         if finish and (failure := failed_finish(choice)) is not None:
             raise UpstreamStreamError(failure)  # as a top-level error chunk: a failure, free
         if finish and not self.upstream_finish:
@@ -359,6 +370,8 @@ class OpenAIAdapter(ProviderAdapter):
                 if isinstance(choice, dict):
                     chat_finish(choice)
         usage = usage_from(payload.get("usage"))
+        if usage is None and not choices:  # nothing made, nothing counted: no answer
+            raise UpstreamError(_NO_ANSWER, code="bad_upstream_reply")
         if usage is None:
             produced = (output_tokens(c.get("message")) for c in choices if isinstance(c, dict))
             usage = Usage(0, sum(produced), estimated=True)
