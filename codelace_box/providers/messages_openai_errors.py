@@ -3,8 +3,9 @@
 Claude Code acts on two of Anthropic's 400s by their message: "prompt is too long: N tokens >
 M maximum" (it compacts the conversation) and "input length and `max_tokens` exceed context
 limit: I + O > L" (it asks again with a smaller max_tokens). An OpenAI-compatible server words
-the same refusal its own way (OpenAI, DeepSeek, vLLM, OpenRouter, Mistral...): it is reworded
-here, its figures kept where the server gave them, the server's words after. Pure: no I/O.
+the same refusal its own way (OpenAI, DeepSeek, vLLM, SGLang, OpenRouter, Mistral...): it is
+reworded here, its figures kept where the server gave them, the server's words after. Pure: no
+I/O.
 """
 
 from __future__ import annotations
@@ -16,15 +17,21 @@ from codelace_box.jsonwire import NOT_JSON
 
 _LIMIT_RE = re.compile(
     r"maximum context length is (\d+)|(\d+) maximum context length|"
-    r"context (?:window|length|size) (?:of|is) (\d+)",
+    r"context (?:window|length|size) (?:of|is) (\d+)|context length \((\d+) tokens\)",
     re.IGNORECASE,
 )
 _INPUT_RE = re.compile(
     r"(\d+) (?:in the messages|of text input)|messages resulted in (\d+)|"
-    r"request has (\d+) input tokens|prompt contains (\d+) tokens",
+    r"request has (\d+) input tokens|prompt contains (\d+) tokens|"
+    r"(\d+) tokens from the input|input \((\d+) tokens\)",  # SGLang's
     re.IGNORECASE,
 )
-_OUTPUT_RE = re.compile(r"(\d+) in the (?:completion|output)", re.IGNORECASE)
+# The output cap asked for: OpenAI's and DeepSeek's "N in the completion", vLLM's "'max_tokens'
+# ... is too large: N", SGLang's "N tokens for the completion"
+_OUTPUT_RE = re.compile(
+    r"(\d+) in the (?:completion|output)|is too large: (\d+)|(\d+) tokens for the completion",
+    re.IGNORECASE,
+)
 _TOTAL_RE = re.compile(r"requested (?:about )?(\d+) tokens", re.IGNORECASE)
 _OVERFLOW_RE = re.compile(
     r"context[ _](?:length|window|size)|maximum context|too many tokens|prompt is too long",

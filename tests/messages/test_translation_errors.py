@@ -40,6 +40,20 @@ OPENROUTER_OVERFLOW = ("This endpoint's maximum context length is 163840 tokens.
                        "requested about 201234 tokens (200000 of text input, 1234 in the output)."
                        " Please reduce the length of either one.")  # fmt: skip
 BARE_OVERFLOW = "Your input exceeds the context window of this model. Please adjust your input."
+SGLANG_OVERFLOW = (
+    "The input (40000 tokens) is longer than the model's context length (32768 tokens)."
+)
+# vLLM's and SGLang's words when the messages fit and max_tokens does not (local servers, where
+# Claude Code's default max_tokens of 32000 meets a context of 32K or 64K)
+VLLM_CAP_OVERFLOW = ("'max_tokens' or 'max_completion_tokens' is too large: 32000. This model's "
+                     "maximum context length is 32768 tokens and your request has 5000 input "
+                     "tokens (32000 > 32768 - 5000).")  # fmt: skip
+SGLANG_CAP_OVERFLOW = (
+    "Requested token count exceeds the model's maximum context length of 32768 tokens. You "
+    "requested a total of 37000 tokens: 5000 tokens from the input messages and 32000 tokens for "
+    "the completion. Please reduce the number of tokens in the input messages or the completion "
+    "to fit within the limit."
+)
 
 
 def _refusal(message: str, code: str | None = "context_length_exceeded") -> Reply:
@@ -66,6 +80,7 @@ def _asked(box: MessagesBox, key: str, reply: Reply) -> str:
         (_refusal(OPENAI_OVERFLOW), (130512, 128000)),
         (_refusal(DEEPSEEK_OVERFLOW, None), (139000, 131072)),
         (_refusal(OPENROUTER_OVERFLOW, None), (200000, 163840)),
+        (_refusal(SGLANG_OVERFLOW, None), (40000, 32768)),
     ],
 )
 def test_a_context_overflow_reads_as_prompt_is_too_long(
@@ -85,13 +100,26 @@ def test_an_overflow_without_figures_still_reads_as_prompt_is_too_long(fresh: Me
     assert message.lower().startswith("prompt is too long") and BARE_OVERFLOW in message
 
 
-def test_an_overflow_by_the_output_cap_asks_for_a_smaller_max_tokens(fresh: MessagesBox) -> None:
-    """The messages fit; with max_tokens they do not: Claude Code retries with a smaller cap."""
+@pytest.mark.parametrize(
+    ("words", "tokens"),
+    [
+        (COMPLETION_OVERFLOW, (120000, 30000, 131072)),
+        (VLLM_CAP_OVERFLOW, (5000, 32000, 32768)),
+        (SGLANG_CAP_OVERFLOW, (5000, 32000, 32768)),
+    ],
+)
+def test_an_overflow_by_the_output_cap_asks_for_a_smaller_max_tokens(
+    fresh: MessagesBox, words: str, tokens: tuple[int, int, int]
+) -> None:
+    """The messages fit; with max_tokens they do not: Claude Code retries with a smaller cap.
+    vLLM's and SGLang's wording of it read as "prompt is too long" (Claude Code then compacted
+    a conversation that fit, and asked with the same max_tokens again)."""
     _, key = fresh.new_key()
-    message = _asked(fresh, key, _refusal(COMPLETION_OVERFLOW, None))
+    message = _asked(fresh, key, _refusal(words, None))
     found = MAX_TOKENS_RE.search(message)
     assert found, message
-    assert tuple(int(n) for n in found.groups()) == (120000, 30000, 131072)
+    assert tuple(int(n) for n in found.groups()) == tokens
+    assert words in message  # the upstream's words
 
 
 def test_other_refusals_keep_their_words(fresh: MessagesBox) -> None:
@@ -125,13 +153,16 @@ def test_claude_code_reads_the_overflow_as_its_prompt_too_long(
 
 
 @pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
+@pytest.mark.parametrize(
+    ("words", "room"), [(COMPLETION_OVERFLOW, 131072 - 120000), (VLLM_CAP_OVERFLOW, 32768 - 5000)]
+)
 def test_claude_code_asks_again_with_a_smaller_max_tokens(
-    fresh: MessagesBox, tmp_path: Path
+    fresh: MessagesBox, tmp_path: Path, words: str, room: int
 ) -> None:
     _, key = fresh.new_key()
-    fresh.openai_fake.push(_refusal(COMPLETION_OVERFLOW, None), Reply(content="Fits now."))
+    fresh.openai_fake.push(_refusal(words, None), Reply(content="Fits now."))
     answer = _claude(fresh, tmp_path / "home", key)
-    assert answer["result"] == "Fits now."
+    assert answer["result"] == "Fits now.", answer
     caps = [r.body.get("max_completion_tokens") or r.body["max_tokens"]
             for r in fresh.openai_fake.requests]  # fmt: skip
-    assert len(caps) == 2 and caps[1] <= 131072 - 120000 < caps[0]
+    assert len(caps) == 2 and caps[1] <= room < caps[0]
