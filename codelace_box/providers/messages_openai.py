@@ -181,7 +181,7 @@ def _assistant_message(content: Any, model: str) -> JSON:
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind == "tool_use":
-            arguments = json.dumps(block.get("input") or {})
+            arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
             function = {"name": str(block.get("name", "")), "arguments": arguments}
             call_id, signature = split_id(str(block.get("id", "")))
             call = {"id": call_id, "type": "function", "function": function}
