@@ -81,6 +81,7 @@ def without_unsigned_thinking(messages: Any) -> Any:
 
 
 _ID_FIELDS = {"tool_use": "id", "tool_result": "tool_use_id"}  # block type -> its call id
+_THINKING_KINDS = ("thinking", "redacted_thinking")
 
 
 def _foreign_id(block: Any) -> str | None:
@@ -146,29 +147,36 @@ def upstream_body(body: JSON, upstream_model: str, max_tokens: int | None) -> JS
     return payload
 
 
-def _opens_tool_loop_turn(messages: Any, thinking: bool) -> bool:
-    """Whether the conversation answers tool results (its last turn a user's with one) and the
-    assistant turn before them begins with a thinking block (`thinking`: signed or not) or not."""
+def _first_block(messages: Any, at: int) -> Any:
+    """The first content block of the message `at` from the end, if there is one."""
+    message = messages[at] if isinstance(messages, list) and len(messages) >= -at else None
+    content = message.get("content") if isinstance(message, dict) else None
+    return content[0] if isinstance(content, list) and content else None
+
+
+def _answers_tools_unthought(messages: Any) -> bool:
+    """Whether the last turn answers tool results and the assistant turn before it does not
+    begin with thinking."""
     if not isinstance(messages, list) or len(messages) < 2:
         return False
     last, turn = messages[-1], messages[-2]
     blocks = last.get("content") if isinstance(last, dict) else None
-    answering = isinstance(blocks, list) and any(
-        isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks
-    )
-    content = turn.get("content") if isinstance(turn, dict) else None
-    first = content[0] if isinstance(content, list) and content else None
-    kind = first.get("type") if isinstance(first, dict) else None
-    begins = kind in ("thinking", "redacted_thinking")
-    return answering and turn.get("role") == "assistant" and begins is thinking
+    first = _first_block(messages, -2)
+    return (
+        isinstance(blocks, list)
+        and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks)
+        and isinstance(turn, dict) and turn.get("role") == "assistant"
+        and not (isinstance(first, dict) and first.get("type") in _THINKING_KINDS)
+    )  # fmt: skip
 
 
 def _thinking_left_out(sent: Any, kept: Any) -> bool:
     """Whether leaving out an `openai` model's unsigned thinking took the one that began the
     assistant turn whose tool results the request answers: with thinking on, Anthropic requires
     that turn to begin with its thinking (400 "a final `assistant` message must start with a
-    thinking block"), so that call goes without thinking, as the chat translation's does."""
-    return _opens_tool_loop_turn(sent, True) and _opens_tool_loop_turn(kept, False)
+    thinking block"), so that call goes without thinking, as the chat translation's does. (A
+    look at one block for any other call.)"""
+    return _unsigned_thinking(_first_block(sent, -2)) and _answers_tools_unthought(kept)
 
 
 def _fallbacks_within(fallbacks: list[Any], cap: int) -> list[Any]:
