@@ -38,7 +38,7 @@ from codelace_box.providers.base import (
 )
 from codelace_box.providers.compaction_history import from_last_compaction
 from codelace_box.providers.messages_openai_effort import reasoning_effort
-from codelace_box.providers.messages_openai_errors import anthropic_overflow, is_overflow
+from codelace_box.providers.messages_openai_errors import in_anthropic_words
 from codelace_box.providers.messages_openai_format import response_format, strict_ready
 from codelace_box.providers.messages_openai_stream import (
     OpenAIToMessagesStream,
@@ -367,12 +367,10 @@ class MessagesToOpenAI(ProviderAdapter):
         return _OPENAI.usage_of(raw)
 
     def error_message(self, status: int, payload: bytes) -> str:
-        """The OpenAI-compatible upstream's message; a context overflow in Anthropic's words
-        (the ones Claude Code compacts or lowers max_tokens on: messages_openai_errors.py)."""
-        message = _OPENAI.error_message(status, payload)
-        if status == 400 and is_overflow(payload, message):
-            return anthropic_overflow(message)
-        return message
+        """The OpenAI-compatible upstream's message; a context overflow or a cap past the
+        model's output limit in Anthropic's words (the ones Claude Code compacts or lowers
+        max_tokens on: messages_openai_errors.py)."""
+        return in_anthropic_words(status, payload, _OPENAI.error_message(status, payload))
 
     def wants_payment(self, status: int, message: str) -> bool:
         """As the OpenAI adapter decides."""

@@ -1,8 +1,11 @@
-"""An `openai` provider's context-window refusal in the words of Anthropic's own API.
+"""An `openai` provider's context-window and output-cap refusals in Anthropic's own words.
 
-Claude Code acts on two of Anthropic's 400s by their message: "prompt is too long: N tokens >
-M maximum" (it compacts the conversation) and "input length and `max_tokens` exceed context
-limit: I + O > L" (it asks again with a smaller max_tokens). An OpenAI-compatible server words
+Claude Code acts on three of Anthropic's 400s by their message: "prompt is too long: N tokens >
+M maximum" (it compacts the conversation), "input length and `max_tokens` exceed context
+limit: I + O > L" and "max_tokens: O > M, which is the maximum allowed number of output tokens
+for <model>" (it asks again with a smaller max_tokens; OpenAI says the last "max_tokens is too
+large: O. This model supports at most M completion tokens", gpt-4o's 16384 against Claude
+Code's 32000 or 64000, and Claude Code sent the same cap again). An OpenAI-compatible server words
 the same refusal its own way (OpenAI, DeepSeek, vLLM, SGLang, OpenRouter, Mistral...): it is
 reworded here, its figures kept where the server gave them, the server's words after. Pure: no
 I/O.
@@ -59,6 +62,26 @@ def _code(payload: bytes) -> str:
 def is_overflow(payload: bytes, message: str) -> bool:
     """Whether an upstream's 400 says the request does not fit the model's context window."""
     return _code(payload) == "context_length_exceeded" or bool(_OVERFLOW_RE.search(message))
+
+
+_CAP_RE = re.compile(
+    r"max_(?:completion_)?tokens'? is too large: (\d+)\. This model supports at most (\d+) "
+    r"completion tokens",
+    re.IGNORECASE,
+)
+
+
+def in_anthropic_words(status: int, payload: bytes, message: str) -> str:
+    """An upstream's refusal (`message`, of `payload`) in Anthropic's words where Claude Code
+    acts on them: a context overflow, a cap past the model's output limit; else as it is."""
+    if status != 400:
+        return message
+    if is_overflow(payload, message):
+        return anthropic_overflow(message)
+    if (cap := _CAP_RE.search(message)) is not None:
+        return (f"max_tokens: {cap[1]} > {cap[2]}, which is the maximum allowed number of output "
+                f"tokens for this model (the upstream said: {message})")  # fmt: skip
+    return message
 
 
 def anthropic_overflow(message: str) -> str:

@@ -56,6 +56,15 @@ SGLANG_CAP_OVERFLOW = (
 )
 
 
+# OpenAI's refusal of a cap past the model's output limit (gpt-4o's 16384 against Claude Code's
+# 32000 or 64000), and the words of Anthropic's own that Claude Code lowers its cap on
+OPENAI_CAP_TOO_LARGE = ("max_tokens is too large: 64000. This model supports at most 16384 "
+                        "completion tokens, whereas you provided 64000.")  # fmt: skip
+ANTHROPIC_CAP_RE = re.compile(
+    r"^max_tokens: (\d+) > (\d+), which is the maximum allowed number of output tokens for .+$"
+)
+
+
 def _refusal(message: str, code: str | None = "context_length_exceeded") -> Reply:
     error = {"message": message, "type": "invalid_request_error", "param": "messages", "code": code}
     return Reply(status=400, error=error)
@@ -122,6 +131,16 @@ def test_an_overflow_by_the_output_cap_asks_for_a_smaller_max_tokens(
     assert words in message  # the upstream's words
 
 
+def test_a_cap_past_the_models_output_limit_reads_as_anthropics(fresh: MessagesBox) -> None:
+    """Claude Code lowers max_tokens on Anthropic's words for it (a cap past the model's
+    output limit); on OpenAI's it asked again with the same cap, refused every time."""
+    _, key = fresh.new_key()
+    message = _asked(fresh, key, _refusal(OPENAI_CAP_TOO_LARGE, "invalid_value"))
+    found = ANTHROPIC_CAP_RE.match(message)
+    assert found, message
+    assert (int(found[1]), int(found[2])) == (64000, 16384) and OPENAI_CAP_TOO_LARGE in message
+
+
 def test_other_refusals_keep_their_words(fresh: MessagesBox) -> None:
     _, key = fresh.new_key()
     words = "Invalid 'tools[0].function.name': string does not match pattern."
@@ -154,7 +173,12 @@ def test_claude_code_reads_the_overflow_as_its_prompt_too_long(
 
 @pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
 @pytest.mark.parametrize(
-    ("words", "room"), [(COMPLETION_OVERFLOW, 131072 - 120000), (VLLM_CAP_OVERFLOW, 32768 - 5000)]
+    ("words", "room"),
+    [
+        (COMPLETION_OVERFLOW, 131072 - 120000),
+        (VLLM_CAP_OVERFLOW, 32768 - 5000),
+        (OPENAI_CAP_TOO_LARGE, 16384),
+    ],
 )
 def test_claude_code_asks_again_with_a_smaller_max_tokens(
     fresh: MessagesBox, tmp_path: Path, words: str, room: int
