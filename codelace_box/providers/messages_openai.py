@@ -323,6 +323,7 @@ class MessagesToOpenAI(ProviderAdapter):
         self.earlier: frozenset[str] = frozenset()  # the call ids the request already holds
         self.stops: tuple[str, ...] = ()  # the request's stop sequences
         self.left_out: set[str] = set()  # hints the upstream refused
+        self.cap = 0  # the output cap sent
 
     def check_request(
         self, body: JSON, upstream_model: str = "", *, default_max_tokens: int | None = None
@@ -336,7 +337,7 @@ class MessagesToOpenAI(ProviderAdapter):
 
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The Chat Completions request (the OpenAI adapter's headers and cap field)."""
-        cap = target.default_max_tokens or int(body.get("max_tokens") or 1)
+        self.cap = cap = target.default_max_tokens or int(body.get("max_tokens") or 1)
         payload, self.earlier = chat_body(body, cap, self.model), earlier_call_ids(body)
         self.stops = stops_of(body)
         if REASONING_CONTENT in self.left_out:
@@ -370,7 +371,7 @@ class MessagesToOpenAI(ProviderAdapter):
         """The OpenAI-compatible upstream's message; a context overflow or a cap past the
         model's output limit in Anthropic's words (the ones Claude Code compacts or lowers
         max_tokens on: messages_openai_errors.py)."""
-        return in_anthropic_words(status, payload, _OPENAI.error_message(status, payload))
+        return in_anthropic_words(status, payload, _OPENAI.error_message(status, payload), self.cap)
 
     def wants_payment(self, status: int, message: str) -> bool:
         """As the OpenAI adapter decides."""

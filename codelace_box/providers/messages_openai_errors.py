@@ -5,7 +5,8 @@ M maximum" (it compacts the conversation), "input length and `max_tokens` exceed
 limit: I + O > L" and "max_tokens: O > M, which is the maximum allowed number of output tokens
 for <model>" (it asks again with a smaller max_tokens; OpenAI says the last "max_tokens is too
 large: O. This model supports at most M completion tokens", gpt-4o's 16384 against Claude
-Code's 32000 or 64000, and Claude Code sent the same cap again). An OpenAI-compatible server words
+Code's 32000 or 64000, DeepSeek "the valid range of max_tokens is [1, M]", and Claude Code sent
+the same cap again). An OpenAI-compatible server words
 the same refusal its own way (OpenAI, DeepSeek, vLLM, SGLang, OpenRouter, Mistral...): it is
 reworded here, its figures kept where the server gave them, the server's words after. Pure: no
 I/O.
@@ -64,22 +65,26 @@ def is_overflow(payload: bytes, message: str) -> bool:
     return _code(payload) == "context_length_exceeded" or bool(_OVERFLOW_RE.search(message))
 
 
+# A cap past the model's output limit: OpenAI's words (the cap asked for, the limit) and
+# DeepSeek's ("Invalid max_tokens value, the valid range of max_tokens is [1, 8192]": the limit)
 _CAP_RE = re.compile(
     r"max_(?:completion_)?tokens'? is too large: (\d+)\. This model supports at most (\d+) "
-    r"completion tokens",
+    r"completion tokens|valid range of max_(?:completion_)?tokens is \[1, ?(\d+)\]",
     re.IGNORECASE,
 )
 
 
-def in_anthropic_words(status: int, payload: bytes, message: str) -> str:
+def in_anthropic_words(status: int, payload: bytes, message: str, sent_cap: int = 0) -> str:
     """An upstream's refusal (`message`, of `payload`) in Anthropic's words where Claude Code
-    acts on them: a context overflow, a cap past the model's output limit; else as it is."""
+    acts on them: a context overflow, a cap past the model's output limit (`sent_cap`: the
+    cap sent, where the words name none); else as it is."""
     if status != 400:
         return message
     if is_overflow(payload, message):
         return anthropic_overflow(message)
     if (cap := _CAP_RE.search(message)) is not None:
-        return (f"max_tokens: {cap[1]} > {cap[2]}, which is the maximum allowed number of output "
+        asked, limit = (cap[1], cap[2]) if cap[1] else (sent_cap, cap[3])
+        return (f"max_tokens: {asked} > {limit}, which is the maximum allowed number of output "
                 f"tokens for this model (the upstream said: {message})")  # fmt: skip
     return message
 
