@@ -5,11 +5,11 @@ M maximum" (it compacts the conversation), "input length and `max_tokens` exceed
 limit: I + O > L" and "max_tokens: O > M, which is the maximum allowed number of output tokens
 for <model>" (it asks again with a smaller max_tokens; OpenAI says the last "max_tokens is too
 large: O. This model supports at most M completion tokens", gpt-4o's 16384 against Claude
-Code's 32000 or 64000, DeepSeek "the valid range of max_tokens is [1, M]", and Claude Code sent
-the same cap again). An OpenAI-compatible server words
-the same refusal its own way (OpenAI, DeepSeek, vLLM, SGLang, OpenRouter, Mistral...): it is
-reworded here, its figures kept where the server gave them, the server's words after. Pure: no
-I/O.
+Code's 32000 or 64000, DeepSeek "the valid range of max_tokens is [1, M]", Groq "`max_tokens`
+must be less than or equal to `M`", and Claude Code sent the same cap again). An
+OpenAI-compatible server words the same refusal its own way (OpenAI, DeepSeek, vLLM, SGLang,
+OpenRouter, Groq, Mistral...): it is reworded here, its figures kept where the server gave
+them, the server's words after. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -65,28 +65,30 @@ def is_overflow(payload: bytes, message: str) -> bool:
     return _code(payload) == "context_length_exceeded" or bool(_OVERFLOW_RE.search(message))
 
 
-# A cap past the model's output limit: OpenAI's words (the cap asked for, the limit) and
-# DeepSeek's ("Invalid max_tokens value, the valid range of max_tokens is [1, 8192]": the limit)
-_CAP_RE = re.compile(
-    r"max_(?:completion_)?tokens'? is too large: (\d+)\. This model supports at most (\d+) "
-    r"completion tokens|valid range of max_(?:completion_)?tokens is \[1, ?(\d+)\]",
-    re.IGNORECASE,
-)
+# A cap past the model's output limit, the cap asked for (`asked`, where named) and the limit:
+# OpenAI's words, DeepSeek's ("the valid range of max_tokens is [1, 8192]") and Groq's ("must be
+# less than or equal to `8192`, ... the `context_window` ...": read before an overflow's words)
+_CAP_RES = (
+    re.compile(r"max_(?:completion_)?tokens'? is too large: (?P<asked>\d+)\. This model "
+               r"supports at most (?P<limit>\d+) completion tokens", re.IGNORECASE),
+    re.compile(r"valid range of max_(?:completion_)?tokens is \[1, ?(?P<limit>\d+)\]", re.I),
+    re.compile(r"max_(?:completion_)?tokens`? must be less than or equal to `?(?P<limit>\d+)",
+               re.IGNORECASE),
+)  # fmt: skip
 
 
 def in_anthropic_words(status: int, payload: bytes, message: str, sent_cap: int = 0) -> str:
     """An upstream's refusal (`message`, of `payload`) in Anthropic's words where Claude Code
-    acts on them: a context overflow, a cap past the model's output limit (`sent_cap`: the
-    cap sent, where the words name none); else as it is."""
+    acts on them: a cap past the model's output limit (`sent_cap`: the cap sent, where the
+    words name none), a context overflow; else as it is."""
     if status != 400:
         return message
-    if is_overflow(payload, message):
-        return anthropic_overflow(message)
-    if (cap := _CAP_RE.search(message)) is not None:
-        asked, limit = (cap[1], cap[2]) if cap[1] else (sent_cap, cap[3])
-        return (f"max_tokens: {asked} > {limit}, which is the maximum allowed number of output "
-                f"tokens for this model (the upstream said: {message})")  # fmt: skip
-    return message
+    for pattern in _CAP_RES:
+        if (cap := pattern.search(message)) is not None:
+            asked = cap.groupdict().get("asked") or sent_cap
+            return (f"max_tokens: {asked} > {cap['limit']}, which is the maximum allowed number "
+                    f"of output tokens for this model (the upstream said: {message})")  # fmt: skip
+    return anthropic_overflow(message) if is_overflow(payload, message) else message
 
 
 def anthropic_overflow(message: str) -> str:

@@ -61,6 +61,8 @@ SGLANG_CAP_OVERFLOW = (
 OPENAI_CAP_TOO_LARGE = ("max_tokens is too large: 64000. This model supports at most 16384 "
                         "completion tokens, whereas you provided 64000.")  # fmt: skip
 DEEPSEEK_CAP_TOO_LARGE = "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]"
+GROQ_CAP_TOO_LARGE = ("`max_tokens` must be less than or equal to `8192`, the maximum value for "
+                      "`max_tokens` is less than the `context_window` for this model")  # fmt: skip
 ANTHROPIC_CAP_RE = re.compile(
     r"^max_tokens: (\d+) > (\d+), which is the maximum allowed number of output tokens for .+$"
 )
@@ -134,14 +136,19 @@ def test_an_overflow_by_the_output_cap_asks_for_a_smaller_max_tokens(
 
 @pytest.mark.parametrize(
     ("words", "caps"),
-    [(OPENAI_CAP_TOO_LARGE, (64000, 16384)), (DEEPSEEK_CAP_TOO_LARGE, (1000, 8192))],
+    [
+        (OPENAI_CAP_TOO_LARGE, (64000, 16384)),
+        (DEEPSEEK_CAP_TOO_LARGE, (1000, 8192)),
+        (GROQ_CAP_TOO_LARGE, (1000, 8192)),
+    ],
 )
 def test_a_cap_past_the_models_output_limit_reads_as_anthropics(
     fresh: MessagesBox, words: str, caps: tuple[int, int]
 ) -> None:
     """Claude Code lowers max_tokens on Anthropic's words for it (a cap past the model's
     output limit); on OpenAI's or DeepSeek's it asked again with the same cap, refused every
-    time. (DeepSeek names no cap asked for: the one sent, 1000 here.)"""
+    time; Groq's, naming the context window, read as "prompt is too long" (Claude Code
+    compacted). (DeepSeek and Groq name no cap asked for: the one sent, 1000 here.)"""
     _, key = fresh.new_key()
     message = _asked(fresh, key, _refusal(words, "invalid_value"))
     found = ANTHROPIC_CAP_RE.match(message)
