@@ -104,6 +104,13 @@ def in_client_terms(call: ChatCall, param: str) -> str:
     return param
 
 
+def refusal_code(call: ChatCall, status: int, message: str) -> tuple[str, str] | None:
+    """The code and param the adapter reads an upstream's refusal as (Anthropic's "prompt is too
+    long": context_length_exceeded on `messages`), the param as the client named the field."""
+    known = call.adapter.error_code(status, message)
+    return (known[0], in_client_terms(call, known[1])) if known else None
+
+
 def in_responses_terms(error: E) -> E:
     """The chat path's refusal (a 400, a 402) with the Responses field names (`messages[2]` ->
     `input`, `max_completion_tokens` -> `max_output_tokens`, ...) in its message and param."""

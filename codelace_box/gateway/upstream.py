@@ -77,7 +77,7 @@ from codelace_box.gateway.key_blame import refuses_key
 from codelace_box.gateway.outcome import UpstreamWentSilent, count_retried_failure
 from codelace_box.gateway.refused_output import drop_refused_output, leave_out_refused_output
 from codelace_box.gateway.request import ChatCall
-from codelace_box.gateway.responses import in_client_terms
+from codelace_box.gateway.responses import in_client_terms, refusal_code
 from codelace_box.gateway.retry_after import google_retry_delay, sooner, upstream_wait_sec
 from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
@@ -240,7 +240,7 @@ def _judged(call: ChatCall, response: UpstreamResponse, status: int, message: st
     if secret and secret in f"{code} {param}":  # an upstream that echoes the key
         code = param = None
     relayed = (code, in_client_terms(call, param) if param else None)
-    return UpstreamRejected(status, message, call.adapter.error_code(status, message), relayed)
+    return UpstreamRejected(status, message, refusal_code(call, status, message), relayed)
 
 
 def refuses_effort(error: CodelaceError) -> bool:

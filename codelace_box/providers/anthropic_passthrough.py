@@ -6,7 +6,8 @@ only `model` replaced by the upstream name, `max_tokens` held to what was reserv
 server-side fallback entry's own too), cache diagnostics comparing it with no earlier request
 (without_compared_request), and thinking blocks without a signature, or with the box's own
 (an `openai` model's reasoning and OpenRouter's reasoning details, as the translation hands
-them back), left out, and tool call
+them back), left out (and `thinking` itself when that took the block beginning the turn whose
+tool results the request answers: Anthropic requires one there), and tool call
 ids another server made (Kimi K2's `functions.f:0`) mapped to Anthropic's pattern: Anthropic
 refuses both. The
 client's `anthropic-version` and `anthropic-beta` go with it; the operator's key replaces the
@@ -80,6 +81,7 @@ def without_unsigned_thinking(messages: Any) -> Any:
 
 
 _ID_FIELDS = {"tool_use": "id", "tool_result": "tool_use_id"}  # block type -> its call id
+_THINKING_KINDS = ("thinking", "redacted_thinking")
 
 
 def _foreign_id(block: Any) -> str | None:
@@ -135,12 +137,46 @@ def upstream_body(body: JSON, upstream_model: str, max_tokens: int | None) -> JS
     payload["model"] = upstream_model
     if "messages" in payload:
         payload["messages"] = history_for_anthropic(payload["messages"])
+        if _thinking_left_out(body["messages"], payload["messages"]):
+            payload.pop("thinking", None)
     cap = body.get("max_tokens")
     if max_tokens is not None and (not isinstance(cap, int) or cap > max_tokens):
         payload["max_tokens"] = max_tokens
     if isinstance(payload.get("fallbacks"), list) and isinstance(payload.get("max_tokens"), int):
         payload["fallbacks"] = _fallbacks_within(payload["fallbacks"], payload["max_tokens"])
     return payload
+
+
+def _first_block(messages: Any, at: int) -> Any:
+    """The first content block of the message `at` from the end, if there is one."""
+    message = messages[at] if isinstance(messages, list) and len(messages) >= -at else None
+    content = message.get("content") if isinstance(message, dict) else None
+    return content[0] if isinstance(content, list) and content else None
+
+
+def _answers_tools_unthought(messages: Any) -> bool:
+    """Whether the last turn answers tool results and the assistant turn before it does not
+    begin with thinking."""
+    if not isinstance(messages, list) or len(messages) < 2:
+        return False
+    last, turn = messages[-1], messages[-2]
+    blocks = last.get("content") if isinstance(last, dict) else None
+    first = _first_block(messages, -2)
+    return (
+        isinstance(blocks, list)
+        and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks)
+        and isinstance(turn, dict) and turn.get("role") == "assistant"
+        and not (isinstance(first, dict) and first.get("type") in _THINKING_KINDS)
+    )  # fmt: skip
+
+
+def _thinking_left_out(sent: Any, kept: Any) -> bool:
+    """Whether leaving out an `openai` model's unsigned thinking took the one that began the
+    assistant turn whose tool results the request answers: with thinking on, Anthropic requires
+    that turn to begin with its thinking (400 "a final `assistant` message must start with a
+    thinking block"), so that call goes without thinking, as the chat translation's does. (A
+    look at one block for any other call.)"""
+    return _unsigned_thinking(_first_block(sent, -2)) and _answers_tools_unthought(kept)
 
 
 def _fallbacks_within(fallbacks: list[Any], cap: int) -> list[Any]:

@@ -5,7 +5,8 @@ answer 400 to the rest (e.g. "For 'integer' type, property 'minimum' is not supp
 where OpenAI takes them. Like Anthropic's own SDK (`transform_schema`), every object gets
 `additionalProperties: false`, and what the subset lacks (numeric and length bounds, patterns,
 unknown string formats, minItems above 1, ...) moves into the description, so the model still
-reads it. Pure code.
+reads it. Definitions (`$defs`, draft-07's `definitions`) are fitted in place, where the
+schema's `$ref`s find them. Pure code.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ STRING_FORMATS = {
     "date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid",
 }  # fmt: skip
 _DROPPED = ("$schema", "$id")
+# Where local `$ref`s point: `$defs`, and draft-07's `definitions` (the openai Node SDK's zod
+# helpers, Pydantic v1), which Anthropic takes too.
+_DEFINITIONS = ("$defs", "definitions")
 
 
 def _primitive(value: Any) -> bool:
@@ -30,9 +34,10 @@ def strict_schema(schema: Any) -> Any:
         return schema
     rest = {k: v for k, v in schema.items() if k not in _DROPPED}
     out: JSON = {}
-    defs = rest.pop("$defs", None)
-    if isinstance(defs, dict):
-        out["$defs"] = {name: strict_schema(sub) for name, sub in defs.items()}
+    for key in _DEFINITIONS:  # before the `$ref` return: a root `$ref` keeps what it names
+        defs = rest.pop(key, None)
+        if isinstance(defs, dict):
+            out[key] = {name: strict_schema(sub) for name, sub in defs.items()}
     if "$ref" in rest:
         out["$ref"] = rest.pop("$ref")
         return out

@@ -38,7 +38,7 @@ from codelace_box.providers.base import (
 )
 from codelace_box.providers.compaction_history import from_last_compaction
 from codelace_box.providers.messages_openai_effort import reasoning_effort
-from codelace_box.providers.messages_openai_errors import anthropic_overflow, is_overflow
+from codelace_box.providers.messages_openai_errors import in_anthropic_words
 from codelace_box.providers.messages_openai_format import response_format, strict_ready
 from codelace_box.providers.messages_openai_stream import (
     OpenAIToMessagesStream,
@@ -181,7 +181,7 @@ def _assistant_message(content: Any, model: str) -> JSON:
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind == "tool_use":
-            arguments = json.dumps(block.get("input") or {})
+            arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
             function = {"name": str(block.get("name", "")), "arguments": arguments}
             call_id, signature = split_id(str(block.get("id", "")))
             call = {"id": call_id, "type": "function", "function": function}
@@ -323,6 +323,7 @@ class MessagesToOpenAI(ProviderAdapter):
         self.earlier: frozenset[str] = frozenset()  # the call ids the request already holds
         self.stops: tuple[str, ...] = ()  # the request's stop sequences
         self.left_out: set[str] = set()  # hints the upstream refused
+        self.cap = 0  # the output cap sent
 
     def check_request(
         self, body: JSON, upstream_model: str = "", *, default_max_tokens: int | None = None
@@ -336,7 +337,7 @@ class MessagesToOpenAI(ProviderAdapter):
 
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The Chat Completions request (the OpenAI adapter's headers and cap field)."""
-        cap = target.default_max_tokens or int(body.get("max_tokens") or 1)
+        self.cap = cap = target.default_max_tokens or int(body.get("max_tokens") or 1)
         payload, self.earlier = chat_body(body, cap, self.model), earlier_call_ids(body)
         self.stops = stops_of(body)
         if REASONING_CONTENT in self.left_out:
@@ -367,12 +368,10 @@ class MessagesToOpenAI(ProviderAdapter):
         return _OPENAI.usage_of(raw)
 
     def error_message(self, status: int, payload: bytes) -> str:
-        """The OpenAI-compatible upstream's message; a context overflow in Anthropic's words
-        (the ones Claude Code compacts or lowers max_tokens on: messages_openai_errors.py)."""
-        message = _OPENAI.error_message(status, payload)
-        if status == 400 and is_overflow(payload, message):
-            return anthropic_overflow(message)
-        return message
+        """The OpenAI-compatible upstream's message; a context overflow or a cap past the
+        model's output limit in Anthropic's words (the ones Claude Code compacts or lowers
+        max_tokens on: messages_openai_errors.py)."""
+        return in_anthropic_words(status, payload, _OPENAI.error_message(status, payload), self.cap)
 
     def wants_payment(self, status: int, message: str) -> bool:
         """As the OpenAI adapter decides."""

@@ -1,10 +1,15 @@
-"""An `openai` provider's context-window refusal in the words of Anthropic's own API.
+"""An `openai` provider's context-window and output-cap refusals in Anthropic's own words.
 
-Claude Code acts on two of Anthropic's 400s by their message: "prompt is too long: N tokens >
-M maximum" (it compacts the conversation) and "input length and `max_tokens` exceed context
-limit: I + O > L" (it asks again with a smaller max_tokens). An OpenAI-compatible server words
-the same refusal its own way (OpenAI, DeepSeek, vLLM, OpenRouter, Mistral...): it is reworded
-here, its figures kept where the server gave them, the server's words after. Pure: no I/O.
+Claude Code acts on three of Anthropic's 400s by their message: "prompt is too long: N tokens >
+M maximum" (it compacts the conversation), "input length and `max_tokens` exceed context
+limit: I + O > L" and "max_tokens: O > M, which is the maximum allowed number of output tokens
+for <model>" (it asks again with a smaller max_tokens; OpenAI says the last "max_tokens is too
+large: O. This model supports at most M completion tokens", gpt-4o's 16384 against Claude
+Code's 32000 or 64000, DeepSeek "the valid range of max_tokens is [1, M]", Groq "`max_tokens`
+must be less than or equal to `M`", and Claude Code sent the same cap again). An
+OpenAI-compatible server words the same refusal its own way (OpenAI, DeepSeek, vLLM, SGLang,
+OpenRouter, Groq, Mistral...): it is reworded here, its figures kept where the server gave
+them, the server's words after. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -16,15 +21,21 @@ from codelace_box.jsonwire import NOT_JSON
 
 _LIMIT_RE = re.compile(
     r"maximum context length is (\d+)|(\d+) maximum context length|"
-    r"context (?:window|length|size) (?:of|is) (\d+)",
+    r"context (?:window|length|size) (?:of|is) (\d+)|context length \((\d+) tokens\)",
     re.IGNORECASE,
 )
 _INPUT_RE = re.compile(
     r"(\d+) (?:in the messages|of text input)|messages resulted in (\d+)|"
-    r"request has (\d+) input tokens|prompt contains (\d+) tokens",
+    r"request has (\d+) input tokens|prompt contains (\d+) tokens|"
+    r"(\d+) tokens from the input|input \((\d+) tokens\)",  # SGLang's
     re.IGNORECASE,
 )
-_OUTPUT_RE = re.compile(r"(\d+) in the (?:completion|output)", re.IGNORECASE)
+# The output cap asked for: OpenAI's and DeepSeek's "N in the completion", vLLM's "'max_tokens'
+# ... is too large: N", SGLang's "N tokens for the completion"
+_OUTPUT_RE = re.compile(
+    r"(\d+) in the (?:completion|output)|is too large: (\d+)|(\d+) tokens for the completion",
+    re.IGNORECASE,
+)
 _TOTAL_RE = re.compile(r"requested (?:about )?(\d+) tokens", re.IGNORECASE)
 _OVERFLOW_RE = re.compile(
     r"context[ _](?:length|window|size)|maximum context|too many tokens|prompt is too long",
@@ -52,6 +63,32 @@ def _code(payload: bytes) -> str:
 def is_overflow(payload: bytes, message: str) -> bool:
     """Whether an upstream's 400 says the request does not fit the model's context window."""
     return _code(payload) == "context_length_exceeded" or bool(_OVERFLOW_RE.search(message))
+
+
+# A cap past the model's output limit, the cap asked for (`asked`, where named) and the limit:
+# OpenAI's words, DeepSeek's ("the valid range of max_tokens is [1, 8192]") and Groq's ("must be
+# less than or equal to `8192`, ... the `context_window` ...": read before an overflow's words)
+_CAP_RES = (
+    re.compile(r"max_(?:completion_)?tokens'? is too large: (?P<asked>\d+)\. This model "
+               r"supports at most (?P<limit>\d+) completion tokens", re.IGNORECASE),
+    re.compile(r"valid range of max_(?:completion_)?tokens is \[1, ?(?P<limit>\d+)\]", re.I),
+    re.compile(r"max_(?:completion_)?tokens`? must be less than or equal to `?(?P<limit>\d+)",
+               re.IGNORECASE),
+)  # fmt: skip
+
+
+def in_anthropic_words(status: int, payload: bytes, message: str, sent_cap: int = 0) -> str:
+    """An upstream's refusal (`message`, of `payload`) in Anthropic's words where Claude Code
+    acts on them: a cap past the model's output limit (`sent_cap`: the cap sent, where the
+    words name none), a context overflow; else as it is."""
+    if status != 400:
+        return message
+    for pattern in _CAP_RES:
+        if (cap := pattern.search(message)) is not None:
+            asked = cap.groupdict().get("asked") or sent_cap
+            return (f"max_tokens: {asked} > {cap['limit']}, which is the maximum allowed number "
+                    f"of output tokens for this model (the upstream said: {message})")  # fmt: skip
+    return anthropic_overflow(message) if is_overflow(payload, message) else message
 
 
 def anthropic_overflow(message: str) -> str:

@@ -235,7 +235,7 @@ class _Builder:
             raw = item.get("input")
             if not isinstance(raw, str):
                 raise InvalidRequest(f"{where}.input must be a string", param=f"{where}.input")
-            arguments = json.dumps({"input": raw})
+            arguments = json.dumps({"input": raw}, ensure_ascii=False)
         else:
             given = item.get("arguments")
             if not isinstance(given, str):

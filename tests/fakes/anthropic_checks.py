@@ -1,7 +1,8 @@
 """Finer checks of the fake Anthropic API: message content, schema subset, metadata.user_id.
 
 `schema_problem(schema, where)` words the first unsupported feature as Anthropic does, e.g.
-"output_config.format.schema: For 'integer' type, property 'minimum' is not supported";
+"output_config.format.schema: For 'integer' type, property 'minimum' is not supported", or a
+local `$ref` that names no definition of the schema (`$defs` or draft-07's `definitions`);
 `user_id_problem(user_id)` refuses what Anthropic refuses (too long, an email, a phone number);
 `content_problem(blocks, i, prefill)` blank text, a prefill's trailing space, thinking not first;
 `manual_thinking_problem(model)` budget thinking on models that only think adaptively;
@@ -34,6 +35,24 @@ UNSUPPORTED = {
 
 
 def schema_problem(schema: Any, where: str) -> str | None:
+    """The first feature outside the subset, or a `$ref` the schema cannot resolve, or None."""
+    return _subset_problem(schema, where) or _unresolved_ref(schema, schema, where)
+
+
+def _unresolved_ref(root: Any, node: Any, where: str) -> str | None:
+    """A local `$ref` (`#/...`) somewhere in `node` that points at nothing in `root`."""
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+    ref = node.get("$ref") if isinstance(node, dict) else None
+    if isinstance(ref, str) and ref.startswith("#"):
+        target = root
+        for token in filter(None, ref[1:].split("/")):
+            target = target.get(token) if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            return f"{where}: $ref '{ref}' could not be resolved"
+    return next((p for c in children if (p := _unresolved_ref(root, c, where))), None)
+
+
+def _subset_problem(schema: Any, where: str) -> str | None:
     """The first feature outside the subset, or None."""
     if not isinstance(schema, dict):
         return None
@@ -52,7 +71,7 @@ def schema_problem(schema: Any, where: str) -> str | None:
 
 def _nested_problem(schema: dict[str, Any], where: str) -> str | None:
     subschemas: list[Any] = []
-    for key in ("properties", "$defs"):
+    for key in ("properties", "$defs", "definitions"):
         if isinstance(schema.get(key), dict):
             subschemas += schema[key].values()
     for key in ("anyOf", "allOf", "oneOf"):
@@ -61,7 +80,7 @@ def _nested_problem(schema: dict[str, Any], where: str) -> str | None:
     if "items" in schema:
         subschemas.append(schema["items"])
     for sub in subschemas:
-        problem = schema_problem(sub, where)
+        problem = _subset_problem(sub, where)
         if problem:
             return problem
     return None

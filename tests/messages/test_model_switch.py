@@ -53,6 +53,33 @@ def test_unsigned_thinking_is_left_out_for_an_anthropic_model(fresh: MessagesBox
     ]
 
 
+def test_a_tool_loop_moved_to_claude_goes_on_without_thinking_that_call(fresh: MessagesBox) -> None:
+    """The openai model's turn that called a tool began with its reasoning; left out, the turn
+    Claude answers the tool result of no longer begins with thinking, which Anthropic requires
+    with thinking on (400 "a final `assistant` message must start with a thinking block"):
+    that call goes without thinking, as the chat translation's does; the next turn thinks."""
+    _, key = fresh.new_key()
+    call = {"type": "tool_use", "id": "call_00_abc", "name": "Read", "input": {"path": "a"}}
+    result = {"type": "tool_result", "tool_use_id": "call_00_abc", "content": "text of a"}
+    history = [{"role": "user", "content": "read a"},
+               {"role": "assistant", "content": [UNSIGNED, call]},
+               {"role": "user", "content": [result]}]  # fmt: skip
+    tools = [{"name": "Read", "input_schema": {"type": "object"}}]
+    body = {"model": ALIAS, "max_tokens": 2048, "messages": history, "tools": tools,
+            "thinking": {"type": "enabled", "budget_tokens": 1024}}  # fmt: skip
+    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
+                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    sent = fresh.fake.requests[-1].body
+    assert "thinking" not in sent and sent["messages"][1]["content"] == [call]
+    history += [{"role": "assistant", "content": [text_block("a says: text")]},
+                {"role": "user", "content": "thanks"}]  # fmt: skip
+    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body | {"messages": history},
+                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert fresh.fake.requests[-1].body["thinking"] == body["thinking"]
+
+
 def test_the_same_history_still_reaches_an_openai_model(fresh: MessagesBox) -> None:
     """(The translation's own handling: see test_reasoning_roundtrip.py.)"""
     _, key = fresh.new_key()

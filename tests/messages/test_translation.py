@@ -376,3 +376,20 @@ def test_tools_all_deferred_send_no_empty_tools_array(fresh: MessagesBox) -> Non
             "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
     sent = fresh.translated(key, body)
     assert not {"tools", "tool_choice", "parallel_tool_calls"} & set(sent), sent
+
+
+def test_tool_arguments_handed_back_keep_their_text_as_the_model_wrote_it(
+    fresh: MessagesBox,
+) -> None:
+    """A tool call's input goes back to the openai model in UTF-8, as the model wrote it (and
+    OpenAI keeps it): escaped, each CJK character was six of ASCII (about four times the
+    tokens, charged on every later turn of a Claude Code session: a Write of a Chinese file)."""
+    _, key = fresh.new_key()
+    written = {"file_path": "/a.md", "content": "你好世界 😀"}
+    call = {"type": "tool_use", "id": "toolu_1", "name": "Write", "input": written}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "写好了"}
+    history = [{"role": "user", "content": "写文件"}, {"role": "assistant", "content": [call]},
+               {"role": "user", "content": [result]}]  # fmt: skip
+    sent = fresh.translated(key, {"model": OPENAI_ALIAS, "max_tokens": 50, "messages": history})
+    arguments = sent["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(arguments) == written and "你好世界 😀" in arguments

@@ -40,6 +40,32 @@ OPENROUTER_OVERFLOW = ("This endpoint's maximum context length is 163840 tokens.
                        "requested about 201234 tokens (200000 of text input, 1234 in the output)."
                        " Please reduce the length of either one.")  # fmt: skip
 BARE_OVERFLOW = "Your input exceeds the context window of this model. Please adjust your input."
+SGLANG_OVERFLOW = (
+    "The input (40000 tokens) is longer than the model's context length (32768 tokens)."
+)
+# vLLM's and SGLang's words when the messages fit and max_tokens does not (local servers, where
+# Claude Code's default max_tokens of 32000 meets a context of 32K or 64K)
+VLLM_CAP_OVERFLOW = ("'max_tokens' or 'max_completion_tokens' is too large: 32000. This model's "
+                     "maximum context length is 32768 tokens and your request has 5000 input "
+                     "tokens (32000 > 32768 - 5000).")  # fmt: skip
+SGLANG_CAP_OVERFLOW = (
+    "Requested token count exceeds the model's maximum context length of 32768 tokens. You "
+    "requested a total of 37000 tokens: 5000 tokens from the input messages and 32000 tokens for "
+    "the completion. Please reduce the number of tokens in the input messages or the completion "
+    "to fit within the limit."
+)
+
+
+# OpenAI's refusal of a cap past the model's output limit (gpt-4o's 16384 against Claude Code's
+# 32000 or 64000), and the words of Anthropic's own that Claude Code lowers its cap on
+OPENAI_CAP_TOO_LARGE = ("max_tokens is too large: 64000. This model supports at most 16384 "
+                        "completion tokens, whereas you provided 64000.")  # fmt: skip
+DEEPSEEK_CAP_TOO_LARGE = "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]"
+GROQ_CAP_TOO_LARGE = ("`max_tokens` must be less than or equal to `8192`, the maximum value for "
+                      "`max_tokens` is less than the `context_window` for this model")  # fmt: skip
+ANTHROPIC_CAP_RE = re.compile(
+    r"^max_tokens: (\d+) > (\d+), which is the maximum allowed number of output tokens for .+$"
+)
 
 
 def _refusal(message: str, code: str | None = "context_length_exceeded") -> Reply:
@@ -66,6 +92,7 @@ def _asked(box: MessagesBox, key: str, reply: Reply) -> str:
         (_refusal(OPENAI_OVERFLOW), (130512, 128000)),
         (_refusal(DEEPSEEK_OVERFLOW, None), (139000, 131072)),
         (_refusal(OPENROUTER_OVERFLOW, None), (200000, 163840)),
+        (_refusal(SGLANG_OVERFLOW, None), (40000, 32768)),
     ],
 )
 def test_a_context_overflow_reads_as_prompt_is_too_long(
@@ -85,13 +112,48 @@ def test_an_overflow_without_figures_still_reads_as_prompt_is_too_long(fresh: Me
     assert message.lower().startswith("prompt is too long") and BARE_OVERFLOW in message
 
 
-def test_an_overflow_by_the_output_cap_asks_for_a_smaller_max_tokens(fresh: MessagesBox) -> None:
-    """The messages fit; with max_tokens they do not: Claude Code retries with a smaller cap."""
+@pytest.mark.parametrize(
+    ("words", "tokens"),
+    [
+        (COMPLETION_OVERFLOW, (120000, 30000, 131072)),
+        (VLLM_CAP_OVERFLOW, (5000, 32000, 32768)),
+        (SGLANG_CAP_OVERFLOW, (5000, 32000, 32768)),
+    ],
+)
+def test_an_overflow_by_the_output_cap_asks_for_a_smaller_max_tokens(
+    fresh: MessagesBox, words: str, tokens: tuple[int, int, int]
+) -> None:
+    """The messages fit; with max_tokens they do not: Claude Code retries with a smaller cap.
+    vLLM's and SGLang's wording of it read as "prompt is too long" (Claude Code then compacted
+    a conversation that fit, and asked with the same max_tokens again)."""
     _, key = fresh.new_key()
-    message = _asked(fresh, key, _refusal(COMPLETION_OVERFLOW, None))
+    message = _asked(fresh, key, _refusal(words, None))
     found = MAX_TOKENS_RE.search(message)
     assert found, message
-    assert tuple(int(n) for n in found.groups()) == (120000, 30000, 131072)
+    assert tuple(int(n) for n in found.groups()) == tokens
+    assert words in message  # the upstream's words
+
+
+@pytest.mark.parametrize(
+    ("words", "caps"),
+    [
+        (OPENAI_CAP_TOO_LARGE, (64000, 16384)),
+        (DEEPSEEK_CAP_TOO_LARGE, (1000, 8192)),
+        (GROQ_CAP_TOO_LARGE, (1000, 8192)),
+    ],
+)
+def test_a_cap_past_the_models_output_limit_reads_as_anthropics(
+    fresh: MessagesBox, words: str, caps: tuple[int, int]
+) -> None:
+    """Claude Code lowers max_tokens on Anthropic's words for it (a cap past the model's
+    output limit); on OpenAI's or DeepSeek's it asked again with the same cap, refused every
+    time; Groq's, naming the context window, read as "prompt is too long" (Claude Code
+    compacted). (DeepSeek and Groq name no cap asked for: the one sent, 1000 here.)"""
+    _, key = fresh.new_key()
+    message = _asked(fresh, key, _refusal(words, "invalid_value"))
+    found = ANTHROPIC_CAP_RE.match(message)
+    assert found, message
+    assert (int(found[1]), int(found[2])) == caps and words in message
 
 
 def test_other_refusals_keep_their_words(fresh: MessagesBox) -> None:
@@ -125,13 +187,21 @@ def test_claude_code_reads_the_overflow_as_its_prompt_too_long(
 
 
 @pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
+@pytest.mark.parametrize(
+    ("words", "room"),
+    [
+        (COMPLETION_OVERFLOW, 131072 - 120000),
+        (VLLM_CAP_OVERFLOW, 32768 - 5000),
+        (OPENAI_CAP_TOO_LARGE, 16384),
+    ],
+)
 def test_claude_code_asks_again_with_a_smaller_max_tokens(
-    fresh: MessagesBox, tmp_path: Path
+    fresh: MessagesBox, tmp_path: Path, words: str, room: int
 ) -> None:
     _, key = fresh.new_key()
-    fresh.openai_fake.push(_refusal(COMPLETION_OVERFLOW, None), Reply(content="Fits now."))
+    fresh.openai_fake.push(_refusal(words, None), Reply(content="Fits now."))
     answer = _claude(fresh, tmp_path / "home", key)
-    assert answer["result"] == "Fits now."
+    assert answer["result"] == "Fits now.", answer
     caps = [r.body.get("max_completion_tokens") or r.body["max_tokens"]
             for r in fresh.openai_fake.requests]  # fmt: skip
-    assert len(caps) == 2 and caps[1] <= 131072 - 120000 < caps[0]
+    assert len(caps) == 2 and caps[1] <= room < caps[0]

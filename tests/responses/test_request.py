@@ -3,6 +3,7 @@ becomes, including a request exactly as Codex CLI sends it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -256,3 +257,17 @@ def test_a_file_by_reference_is_one_refusal_on_chat_and_responses(name: str, val
             responses.value.message.removeprefix(responses.value.param))  # fmt: skip
     assert said[0] == said[1], said
     assert (chat.value.status, chat.value.code) == (responses.value.status, responses.value.code)
+
+
+def test_a_custom_tool_call_handed_back_keeps_its_text_as_the_model_wrote_it() -> None:
+    """Codex's apply_patch call handed back to a chat model: the patch in UTF-8, as written;
+    escaped, each CJK character was six of ASCII (about four times the input tokens, every
+    later turn)."""
+    patch = "*** Begin Patch\n+你好世界 😀\n*** End Patch"
+    call = {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": patch}
+    done = {"type": "custom_tool_call_output", "call_id": "c1", "output": "ok"}
+    tool = {"type": "custom", "name": "apply_patch"}
+    body = {"model": "oai/m", "input": [call, done], "tools": [tool]}
+    [sent, _] = translate_request(body).body["messages"]
+    arguments = sent["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(arguments) == {"input": patch} and "你好世界 😀" in arguments

@@ -90,6 +90,40 @@ def test_the_responses_helpers_parse_text_and_calls(fresh: ResponsesBox, model: 
     assert final.usage is not None and final.usage.cost_usd > 0  # type: ignore[attr-defined]
 
 
+# What the openai Node SDK's zodTextFormat/zodResponseFormat send for a schema that uses one
+# object twice (its zod-to-json-schema extracts it to the root, in draft-07's `definitions`),
+# as Pydantic v1 and other draft-07 generators do too.
+ADDRESS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+           "additionalProperties": False}  # fmt: skip
+TWO_ADDRESSES = {
+    "type": "object",
+    "properties": {"home": {"$ref": "#/definitions/Address"},
+                   "work": {"$ref": "#/definitions/Address"}},
+    "required": ["home", "work"], "additionalProperties": False,
+    "definitions": {"Address": ADDRESS}, "$schema": "http://json-schema.org/draft-07/schema#",
+}  # fmt: skip
+
+
+def test_draft_07_definitions_reach_claude_with_their_refs(fresh: ResponsesBox) -> None:
+    """A text.format schema and a strict tool's parameters with `definitions` (Anthropic takes
+    them as it takes `$defs`) go to an anthropic model with their definitions, fitted to its
+    subset: they were moved into a description as text, every `$ref` to them left dangling, and
+    Anthropic refused the call."""
+    _, key = fresh.new_key()
+    answer = '{"home": {"city": "Paris"}, "work": {"city": "Lyon"}}'
+    fresh.fake.script(AnthropicReply(text=answer))
+    tool = {"type": "function", "name": "Move", "strict": True, "parameters": TWO_ADDRESSES}
+    form = {"type": "json_schema", "name": "addresses", "strict": True, "schema": TWO_ADDRESSES}
+    reply = fresh.openai(key).responses.create(
+        model=ANTHROPIC_MODEL, input="where?", tools=[tool], text={"format": form}
+    )
+    assert json.loads(reply.output_text) == json.loads(answer)
+    sent = fresh.fake.requests[-1].body
+    for schema in (sent["output_config"]["format"]["schema"], sent["tools"][0]["input_schema"]):
+        assert schema["definitions"] == {"Address": ADDRESS}
+        assert schema["properties"]["work"] == {"$ref": "#/definitions/Address"}
+
+
 @pytest.mark.parametrize("model", [OPENAI_MODEL, ANTHROPIC_MODEL])
 def test_responses_parse_takes_its_own_verbosity_keyword(fresh: ResponsesBox, model: str) -> None:
     """The openai SDK's typed responses.parse(verbosity=...) sends `verbosity` at the top of
