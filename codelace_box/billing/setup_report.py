@@ -9,7 +9,7 @@ default, nothing is said.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
 
 from codelace_box.config import Config, StripeConfig
 
@@ -78,7 +78,9 @@ def _key_problems(stripe: StripeConfig) -> list[str]:
 
 
 def _origin(url: str) -> str:
-    """scheme://host[:port] of a URL, without what could be a password in it."""
-    parts = urlsplit(url)
-    host, port = parts.hostname or "", f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"
+    """scheme://host[:port] of a URL as written, without what could be a password in it: all
+    up to the last '@' goes (urlsplit would end the host at a password's unescaped '/' and
+    read the password's start as the port: shown, or a ValueError naming it)."""
+    scheme, _, rest = url.partition("://")
+    authority = rest.rpartition("@")[2]
+    return f"{scheme.lower()}://{re.split(r'[/?#]', authority, maxsplit=1)[0]}"

@@ -100,3 +100,25 @@ def test_browser_extensions_and_desktop_apps_still_ask(client: BoxClient) -> Non
         headers = {"origin": origin, "sec-fetch-site": "cross-site", "content-type": "text/plain"}
         asked = post(client, "/api/v1/auth/otp/request", body, headers)
         assert asked.status_code == 200, (origin, asked.text)
+
+
+def test_a_page_the_browser_calls_same_origin_asks_behind_a_proxy(client: BoxClient) -> None:
+    """A web app served at https://app.example that proxies /api/ to the box (TLS ended at the
+    proxy, the Host kept, the box's public_url unset: the box sees http and its own address
+    nowhere) calls these routes from its own origin: the browser says so (Sec-Fetch-Site:
+    same-origin, which no page can forge), and it is no other site's page. Before these routes
+    refused other sites it asked; it still does."""
+    email = "proxied-app@example.com"
+    body = f'{{"email": "{email}"}}'
+    headers = {
+        "host": "app.example",
+        "origin": "https://app.example",
+        "sec-fetch-site": "same-origin",
+        "content-type": "application/json",
+    }
+    asked = post(client, "/api/v1/auth/otp/request", body, headers)
+    assert asked.status_code == 200, asked.text
+    code = client.mailed_code(email)
+    body = f'{{"email": "{email}", "code": "{code}"}}'
+    signed_in = post(client, "/api/v1/auth/otp/verify", body, headers)
+    assert signed_in.status_code == 200, signed_in.text

@@ -134,3 +134,25 @@ def test_doctor_says_how_stripe_is_set_up_and_what_is_wrong(
     assert "no Stripe secret key" not in local  # a local test server may take any key
     for output in (off, half, swapped, publishable, on, local):  # a setting is named, never shown
         assert SECRET_KEY not in output and WEBHOOK_SECRET not in output
+
+
+@pytest.mark.parametrize(
+    "api_base",
+    [
+        "https://u:Zm9v/YmFy@stripe-mock.internal:12111",  # a base64 password, '/' unescaped
+        "https://u:1234/pw@stripe-mock.internal:12111",  # its part before the '/' all digits
+        "http://u:secretpw@127.0.0.1:99999",  # a port no server can have
+    ],
+)
+def test_doctor_shows_no_part_of_a_password_in_a_strange_api_base(
+    off_box: BillingBox, tmp_path: Path, api_base: str
+) -> None:
+    """stripe.api_base is only checked to be an http(s) URL: doctor's line about it shows its
+    host and port, never a piece of the userinfo (urlsplit ends the host at an unescaped '/'
+    and reads the password's start as the port), and it exits 0 as for any setting."""
+    stripe = {"secret_key": SECRET_KEY, "webhook_secret": WEBHOOK_SECRET, "api_base": api_base}
+    output = _doctor_with(off_box, tmp_path, stripe)
+    host = api_base.rpartition("@")[2]
+    assert f"not Stripe's own: {api_base.partition(':')[0]}://{host} " in output, output
+    for piece in ("zm9v", "Zm9v", "secretpw", "//u"):  # "https://u:1234": the user, a digit
+        assert piece not in output, output
