@@ -9,6 +9,8 @@ database, or the provider key) concerned.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from peewee import Database
 
 from codelace_box.accounts.limits import key_hold_mismatches
@@ -17,9 +19,9 @@ from codelace_box.billing.currencies import mixed_currency_problem
 from codelace_box.billing.ledger import Mismatch, find_mismatches
 from codelace_box.config import Config, StripeConfig
 from codelace_box.crypto import decrypt_secret
-from codelace_box.db.core import open_database, quick_check, utcnow
+from codelace_box.db.core import open_database, parse_time, quick_check, utcnow
 from codelace_box.db.migrate import LATEST_VERSION, first_migrated_at, migration_status
-from codelace_box.db.models import Provider, ProviderKey
+from codelace_box.db.models import AuditEntry, Provider, ProviderKey
 from codelace_box.db.snapshot import one_instant
 from codelace_box.db.sqlite_file import missing_database
 from codelace_box.errors import ConfigError, NotFound
@@ -139,5 +141,19 @@ def backup_line(db: Database, config: Config) -> tuple[str, bool]:
     if config.database.is_postgres:  # backup.dir holds SQLite copies, none of this database
         return "backups: on PostgreSQL, pg_dump's (codelace-box takes none of its own)", False
     b = config.backup
-    made = first_migrated_at(db) if b.every_hours else None
+    made = made_here_at(db) if b.every_hours else None
     return backup_status(b.dir, b.every_hours, utcnow(), config.database.path, made)
+
+
+def made_here_at(db: Database) -> datetime | None:
+    """Since when this database has been the box's: its making (its first migration) or its
+    newest restore (restore.py's audit entry), whichever came later. A backup restored where
+    no scheduled backup was taken yet (a new machine) is no database that went two intervals
+    without one: `restore` says to run doctor before starting serve."""
+    made = first_migrated_at(db)
+    if not db.table_exists(AuditEntry._meta.table_name):
+        return made
+    restores = AuditEntry.select(AuditEntry.created_at).where(AuditEntry.command == "restore")
+    newest = restores.order_by(AuditEntry.id.desc()).first()
+    restored = parse_time(newest.created_at) if newest is not None else None
+    return max(filter(None, (made, restored)), default=None)

@@ -110,10 +110,8 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
     ctx = request.ctx
     auth = getattr(ctx, "auth", None)
     # a call's model; count_tokens, which makes no call, names its own (api/messages.py), and
-    # a refusal before one resolved the body's (note_asked_model), written as a method is
+    # a refusal before one resolved the body's (note_asked_model: written as a method is)
     model = call.route.id if call is not None else getattr(ctx, "model", None)
-    if call is None and model is not None:
-        model = _log_text(model)
     # the account's public id: of the API key, or of the portal's session
     user_id = auth.user_uuid if auth is not None else getattr(ctx, "portal_user", None)
     key_prefix = _key_prefix(request, auth)
@@ -143,10 +141,12 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
 
 def note_asked_model(request: Request, body: dict[str, Any]) -> None:
     """A call refused before its model resolved (404 model_not_found, a 400 of its body): the
-    model its body asked for, for the access line (only on a refusal: nothing a call pays)."""
+    model its body asked for, for the access line (only on a refusal: nothing a call pays),
+    written as a method is (`_log_text`). Only the client's text: a model the box resolved
+    (count_tokens', a disabled provider's) is a catalog id, named whole, as a call's is."""
     asked = body.get("model")
     if isinstance(asked, str) and getattr(request.ctx, "model", None) is None:
-        request.ctx.model = asked
+        request.ctx.model = _log_text(asked)
 
 
 def _method_text(method: str) -> str:

@@ -280,6 +280,29 @@ def test_doctor_fails_when_no_backup_was_taken_for_two_intervals(tmp_path: Path)
     assert "OVERDUE" in old.stdout
 
 
+def test_doctor_after_a_restore_counts_the_two_intervals_from_the_restore(
+    tmp_path: Path,
+) -> None:
+    """A database restored on a machine with no scheduled backups yet (the old disk lost, the
+    backup copied in from elsewhere): restore says 'next: codelace-box doctor, then start the
+    service', and doctor failed it OVERDUE (`is serve running?`) because the restored
+    database was made long ago. The two intervals run from the restore (its audit entry), as
+    they do from a new database's making; a restore as old as that is OVERDUE again."""
+    box = Box.create(tmp_path / "box", backup={"every_hours": 1})
+    box.ok("users", "create", "ida@upkeep.test")
+    box.sql("UPDATE schema_migration SET applied_at = '2026-01-01 00:00:00'")
+    backup = tmp_path / "from-the-old-machine.db"
+    box.ok("backup", str(backup))
+    restored = box.ok("restore", str(backup))
+    assert "next: codelace-box doctor" in restored, restored
+    doctor = box.cli("doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert doctor.stdout.splitlines()[-1].startswith("backups: none in "), doctor.stdout
+    box.sql("UPDATE audit_log SET created_at = '2026-01-01T00:00:00+00:00'")
+    late = box.cli("doctor")
+    assert late.returncode == 1 and "OVERDUE" in late.stdout, late.stdout
+
+
 def test_two_boxes_given_one_backup_folder_do_not_take_each_others_backups(
     tmp_path: Path,
 ) -> None:

@@ -387,3 +387,23 @@ def test_a_refusal_before_the_model_resolves_names_the_model_asked_for(
     odd_line = lines["/v1/chat/completions", odd]
     assert " model=fake/n\\x1bpe\\x20" in odd_line and "\\x20user=1 user=" in odd_line, odd_line
     assert key not in box.server.log_text() and "\x1b" not in box.server.log_text()
+
+
+def test_a_dated_model_id_is_logged_whole_by_count_tokens(box_factory: BoxFactory) -> None:
+    """A catalog id such as `fake/claude-sonnet-4-5-20250929` (Anthropic's dated names, which
+    Claude Code counts tokens for beside each message) is the operator's own: count_tokens'
+    access line names it whole, as the call's line does, not masked as if it were a key."""
+    box = box_factory()
+    dated = "fake/claude-sonnet-4-5-20250929"
+    prices = ("--input-per-1m", "1", "--output-per-1m", "1")
+    box.cli("models", "set", dated, "--provider", "fake", *prices)
+    box.until_served(dated)
+    _, key = box.new_user("1")
+    headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    body = {"model": dated, "max_tokens": 10, "messages": HELLO}
+    with box.http(None) as http:
+        counted = http.post("/v1/messages/count_tokens", json=body, headers=headers)
+    assert counted.status_code == 200, counted.text
+    request_id = counted.headers["x-request-id"]
+    (line,) = box.server.wait_for_log(rf".*request={request_id}.*")
+    assert f" model={dated} user=" in line, line
