@@ -58,7 +58,7 @@ class ModelsScreen(AdminScreen):
             "Max out",
             "On",
             "Aliases",
-            flex=("Model id", "Upstream", "Aliases"),
+            flex=("Model id", "Provider", "Upstream", "Aliases"),
             id="models",
         )
         yield Static("", id="model-detail")
