@@ -51,4 +51,9 @@ async def test_a_double_press_opens_one_adjust_form(admin_env: AdminEnv) -> None
 
         keys_at_once(pilot, "x", "a")  # two different actions: both start
         await until(pilot, lambda: len(stack(pilot)) == 3, "both dialogs")
+        await until(pilot, lambda: pilot.app.screen.query("#field-amount"), "the form mounted")
+        await pilot.press("escape")  # the form; then the question under it
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the question")
+        await pilot.press("n")
+        await until(pilot, lambda: stack(pilot) == ["UsersScreen"], "back at the table")
     assert [e.amount_nanos for e in entries_for(alice.id)] == [5_000_000_000]
