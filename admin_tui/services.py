@@ -107,6 +107,7 @@ class UserDetail:
     requests: list[RequestRow]
     payments: list[PaymentRow]
     now: datetime  # when it was read (naive UTC): an expiry before it has passed
+    cut: frozenset[str] = frozenset()  # of ledger, requests, payments: those with more rows
 
 
 @dataclass(frozen=True)
@@ -241,17 +242,22 @@ class AdminServices(CatalogServices):
         keys = api_keys.list_keys(user.id)
         usage = stats.usage_totals(user.id)
         seen = stats.last_activity([user.id])
+        entries = ledger.entries_for(user.id, LIST_LIMIT + 1)  # one more: are there more?
+        requests = stats.recent_requests(LIST_LIMIT + 1, user_id=user.id)
+        payments = reports.list_payments(LIST_LIMIT + 1, user_id=user.id)
+        lengths = {"ledger": len(entries), "requests": len(requests), "payments": len(payments)}
         return UserDetail(
             user=_user_row(user, usage.requests, len(keys), seen),
             keys=[_api_key_row(k) for k in keys],
             ledger=[
                 LedgerRow(e.id, e.amount_nanos, e.kind, e.reason, e.created_at)
-                for e in ledger.entries_for(user.id, LIST_LIMIT)
+                for e in entries[:LIST_LIMIT]
             ],
             usage=usage,
-            requests=[_shown(r) for r in stats.recent_requests(LIST_LIMIT, user_id=user.id)],
-            payments=[_shown(p) for p in reports.list_payments(LIST_LIMIT, user_id=user.id)],
+            requests=[_shown(r) for r in requests[:LIST_LIMIT]],
+            payments=[_shown(p) for p in payments[:LIST_LIMIT]],
             now=self.now(),
+            cut=frozenset(name for name, length in lengths.items() if length > LIST_LIMIT),
         )
 
     def create_user(self, email: str) -> UserRow:

@@ -11,6 +11,7 @@ from typing import Any
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from admin_tui.screens.base import AdminScreen
@@ -68,7 +69,8 @@ class AuditScreen(AdminScreen):
             "When (UTC)", "OS user", "Client", "Command", "Target", "Changes",
             flex=("Target", "Changes"), id="audit", follows_head=True,
         )  # fmt: skip
-        yield Static("", id="audit-detail")
+        with VerticalScroll(id="audit-detail-scroll"):  # a tall entry: Tab, then arrows, End
+            yield Static("", id="audit-detail")
 
     def __init__(self) -> None:
         super().__init__()

@@ -88,6 +88,7 @@ class AdminScreen(Screen[None]):
         self._next_refresh = 0.0  # monotonic: no periodic refresh before then
         self._typed = 0  # keystrokes in the search box so far (a read remembers the count)
         self._search_timer: Timer | None = None  # the search due once typing pauses
+        self._jobs: set[str] = set()  # the interactive jobs running (`start`): name and rows
 
     async def loaded(self, timeout: float = 5.0) -> None:
         """Wait until the screen has shown its data once (or failed to load it), at most
@@ -196,16 +197,25 @@ class AdminScreen(Screen[None]):
         return bool(await self.app.push_screen_wait(dialog))  # type: ignore[arg-type]
 
     def start(self, job: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Run an interactive job (dialogs, actions) as a worker of this screen."""
-        self.run_worker(self._guarded(job, *args), group="action")
+        """Run an interactive job (dialogs, actions) as a worker of this screen; not a second
+        time on the same row while it runs: a key pressed twice before its form was up (a
+        double tap, keys an SSH link delivers together) opened the form twice, the second
+        one inviting the same credit again once the first was saved."""
+        name = f"{getattr(job, '__name__', job)!r}{args!r}"
+        if name in self._jobs:
+            return
+        self._jobs.add(name)
+        self.run_worker(self._guarded(name, job, *args), group="action")
 
-    async def _guarded(self, job: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    async def _guarded(self, name: str, job: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """A job's own failure (the database file gone, a read it makes before its dialog) is
         the operator's to read in a toast: a worker that raises would end the whole app."""
         try:
             await job(*args)
         except Exception as exc:
             self.notify(describe(exc), title="Not done", severity="error", timeout=8)
+        finally:
+            self._jobs.discard(name)
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         """Commands this screen adds to the command palette, run here."""

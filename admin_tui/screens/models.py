@@ -13,6 +13,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from admin_tui.dialogs.form import Abandon, FormDialog, FormField
@@ -58,10 +59,11 @@ class ModelsScreen(AdminScreen):
             "Max out",
             "On",
             "Aliases",
-            flex=("Model id", "Upstream", "Aliases"),
+            flex=("Model id", "Provider", "Upstream", "Aliases"),
             id="models",
         )
-        yield Static("", id="model-detail")
+        with VerticalScroll(id="model-detail-scroll"):  # many aliases: Tab, then arrows, End
+            yield Static("", id="model-detail")
 
     async def fetch(self) -> list[ModelRow]:
         return await self.services.run(self.services.models)

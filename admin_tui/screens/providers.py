@@ -63,7 +63,7 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
             "On",
             "Keys",
             "Failing",
-            flex=("Base URL",),
+            flex=("Provider", "Base URL"),
             id="providers",
         )
         yield Label("Keys (masked)", id="keys-title", classes="section-title")

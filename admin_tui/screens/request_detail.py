@@ -8,6 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from admin_tui.screens.base import AdminScreen
@@ -31,7 +32,11 @@ class RequestDetailScreen(AdminScreen):
         self.detail: RequestDetail | None = None
 
     def compose_body(self) -> ComposeResult:
-        yield Static("Loading…", id="request-detail")
+        with VerticalScroll(id="request-scroll"):  # focused: arrows, PgDn and End scroll it
+            yield Static("Loading…", id="request-detail")
+
+    def on_mount(self) -> None:  # AdminScreen.on_mount runs too (Textual walks the MRO)
+        self.query_one("#request-scroll", VerticalScroll).focus()
 
     async def fetch(self) -> RequestDetail:
         return await self.services.run(self.services.request_detail, self.row_id)

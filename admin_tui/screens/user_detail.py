@@ -27,7 +27,14 @@ from admin_tui.screens.formatting import (
     usd_fine,
 )
 from admin_tui.screens.user_actions import UserActions, request_limits_text
-from admin_tui.services import KeyLimitsForm, KeyRow, UserDetail, UserRow, moment_text
+from admin_tui.services import (
+    LIST_LIMIT,
+    KeyLimitsForm,
+    KeyRow,
+    UserDetail,
+    UserRow,
+    moment_text,
+)
 from admin_tui.widgets.live_table import LiveTable, Row
 
 SHORT_ID = 8  # characters of a UUID shown in a table: enough for `keys revoke`
@@ -52,6 +59,20 @@ def limit_fields(key: KeyRow | None) -> list[FormField]:
                   ", ".join(key.allowed_models or ()) if key else "",
                   placeholder="openai/gpt-5.4, ..."),
     ]  # fmt: skip
+
+
+# A detail table (by id) that lists only the newest LIST_LIMIT rows says so: which of
+# UserDetail.cut it shows, and what the line says after "The newest 200".
+CUT_NOTES = {
+    "ledger": ("ledger", "entries: the account has more (older ones are not listed here)"),
+    "usage": ("requests", "requests: the account has more (the totals above count them all)"),
+    "payments": ("payments", "payments: the account has more"),
+}
+
+
+def cut_note(table: str) -> Static:
+    """The line above a detail table saying it lists only the newest rows (hidden until so)."""
+    return Static("", id=f"{table}-more", classes="cut-note", markup=False)
 
 
 def a_year_ahead() -> str:
@@ -100,16 +121,19 @@ class UserDetailScreen(UserActions, AdminScreen):
                     "Models", flex=("Name", "Models"), id="keys",
                 )  # fmt: skip
             with TabPane("Ledger", id="tab-ledger"):
+                yield cut_note("ledger")
                 yield LiveTable(
                     "When", "Amount", "Kind", "Reason", flex=("Reason",), id="ledger",
                     follows_head=True,
                 )  # fmt: skip
             with TabPane("Usage", id="tab-usage"):
+                yield cut_note("usage")
                 yield LiveTable(
                     "When", "Model", "In", "Out", "Cost", "Status", flex=("Model",), id="usage",
                     follows_head=True,
                 )  # fmt: skip
             with TabPane("Payments", id="tab-payments"):
+                yield cut_note("payments")
                 yield LiveTable(
                     "When", "Amount", "Kind", "Status", id="payments", follows_head=True
                 )
@@ -126,6 +150,10 @@ class UserDetailScreen(UserActions, AdminScreen):
         self._table("ledger").replace_rows(ledger_rows(detail))
         self._table("usage").replace_rows(usage_rows(detail))
         self._table("payments").replace_rows(payment_rows(detail))
+        for table, (listed, what) in CUT_NOTES.items():
+            note = self.query_one(f"#{table}-more", Static)
+            note.display = listed in detail.cut
+            note.update(f"The newest {LIST_LIMIT} {what}" if listed in detail.cut else "")
 
     def _table(self, name: str) -> LiveTable:
         return self.query_one(f"#{name}", LiveTable)

@@ -1,0 +1,52 @@
+"""F6 Audit at 80x24 with an entry taller than the screen (a key's allowed models changed: both
+lists in full): the entry's detail under the log took every line, the log itself was squeezed
+to nothing (not a row of it on screen). The detail keeps to part of the screen and scrolls
+(Tab into it, then the arrows or End)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from admin_tui.app import create_admin_app
+from admin_tui.services import KeyLimitsForm
+from codelace_box.accounts.users import create_user
+from codelace_box.catalog.models import set_model
+from codelace_box.catalog.providers import add_provider
+from tests.admin.pilot import AdminEnv, column, screen_name, until
+
+pytestmark = pytest.mark.timeout(60)
+NARROW = (80, 24)
+MODELS = [f"acme/vendor-{i:03d}/a-rather-long-model-name-{i:03d}-instruct" for i in range(40)]
+
+
+def on_screen(pilot: Pilot[Any]) -> str:
+    """What the terminal shows now (the screenshot's text, its blanks as blanks)."""
+    return pilot.app.export_screenshot().replace("&#160;", " ")
+
+
+async def test_a_tall_audit_entry_leaves_the_log_on_screen(admin_env: AdminEnv) -> None:
+    add_provider("acme", "openai", "secret", "sk-acme-key-0001", "http://127.0.0.1:9/v1")
+    for model in MODELS:
+        set_model(model, "1", "2")
+    alice = create_user("alice@example.com")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=NARROW) as pilot:
+        services = app.services
+        every = KeyLimitsForm("", "never", "", ", ".join(MODELS))
+        _, key = await services.run(services.create_key, alice.id, "ci", "yes", every)
+        fewer = KeyLimitsForm("5", "never", "", ", ".join(MODELS[:30]), "yes", "ci")
+        await services.run(services.set_key_limits, key.id, fewer)
+        await pilot.press("f6")
+        await until(pilot, lambda: screen_name(pilot) == "AuditScreen", "the audit screen")
+        await until(pilot, lambda: len(column(pilot, "#audit")) == 2, "both entries")
+        await until(pilot, lambda: "vendor-000" in on_screen(pilot), "the newest in full")
+        log = pilot.app.screen.query_one("#audit")
+        assert log.content_region.height >= 3, log.content_region  # header and both rows
+        assert "keys create" in on_screen(pilot)  # the older entry's row is on screen
+
+        assert "vendor-029" not in on_screen(pilot)  # the end of the entry: further down
+        await pilot.press("tab", "end")
+        await until(pilot, lambda: "vendor-029" in on_screen(pilot), "its end", timeout=3)

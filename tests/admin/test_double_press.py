@@ -1,0 +1,59 @@
+"""A key pressed twice before its form is up (a double tap, a key's auto-repeat, or keystrokes
+an SSH link delivers together) opened the form twice: after the operator saved and confirmed
+the first adjustment, a second "Adjust balance" form came up with the balance as it was before
+(its note read before the first was saved), inviting the same credit again. One press of an
+action whose job still runs is all it takes; a different action still starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual import events
+from textual.pilot import Pilot
+
+from admin_tui.app import create_admin_app
+from codelace_box.accounts.users import create_user
+from codelace_box.billing.ledger import entries_for
+from tests.admin.pilot import AdminEnv, column, fill, screen_name, until
+
+pytestmark = pytest.mark.timeout(60)
+SIZE = (100, 30)
+
+
+def stack(pilot: Pilot[Any]) -> list[str]:
+    return [type(screen).__name__ for screen in pilot.app.screen_stack]
+
+
+def keys_at_once(pilot: Pilot[Any], *keys: str) -> None:
+    """Key events delivered back to back, as the terminal hands over keys read together."""
+    for key in keys:
+        pilot.app.post_message(events.Key(key, key))
+
+
+async def test_a_double_press_opens_one_adjust_form(admin_env: AdminEnv) -> None:
+    alice = create_user("alice@example.com")
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
+        keys_at_once(pilot, "a", "a")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the adjust form")
+        await pilot.pause(0.3)
+        assert stack(pilot) == ["UsersScreen", "FormDialog"]
+
+        await fill(pilot, "amount", "5")
+        await fill(pilot, "reason", "goodwill")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: stack(pilot) == ["UsersScreen"], "back at the table")
+        await until(pilot, lambda: column(pilot, "#users", 1) == ["$5.00"], "the new balance")
+
+        keys_at_once(pilot, "x", "a")  # two different actions: both start
+        await until(pilot, lambda: len(stack(pilot)) == 3, "both dialogs")
+        await until(pilot, lambda: pilot.app.screen.query("#field-amount"), "the form mounted")
+        await pilot.press("escape")  # the form; then the question under it
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the question")
+        await pilot.press("n")
+        await until(pilot, lambda: stack(pilot) == ["UsersScreen"], "back at the table")
+    assert [e.amount_nanos for e in entries_for(alice.id)] == [5_000_000_000]
