@@ -7,6 +7,7 @@ headers, `usd_text` ('1.5'); internally nothing is ever a float. A price of $0.0
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 NANOS_PER_USD = 1_000_000_000
@@ -14,6 +15,15 @@ TOKENS_PER_PRICE_UNIT = 1_000_000
 # Amounts of 10**1000 USD and more are refused here, before their integer is built; anything
 # smaller is converted, so callers' own limits (far lower) name the real bound.
 MAX_USD_DIGITS = 999
+# An amount typed as text (the CLI, the dashboard, the portal, a JSON string): plain decimals,
+# as people write money; not Decimal's other spellings ("1e2" was $100; "NaN", "0x10")
+PLAIN_USD = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # fullmatch
+PLAIN_USD_TAKEN = "a USD amount such as 20 or 12.5 (plain decimals, at most 9 decimals)"
+
+
+def is_plain_usd(amount: object) -> bool:
+    """Whether an amount is no text, or text in plain decimals (PLAIN_USD)."""
+    return not isinstance(amount, str) or PLAIN_USD.fullmatch(amount.strip()) is not None
 
 
 class AmountTooLarge(ValueError):

@@ -60,7 +60,13 @@ from codelace_box.db.core import (
 )
 from codelace_box.db.models import ApiKey, ModelAlias, User
 from codelace_box.errors import InvalidRequest, PermissionDenied
-from codelace_box.money import NANOS_PER_USD, AmountTooLarge, usd_to_nanos
+from codelace_box.money import (
+    NANOS_PER_USD,
+    PLAIN_USD_TAKEN,
+    AmountTooLarge,
+    is_plain_usd,
+    usd_to_nanos,
+)
 from codelace_box.providers.billed_fields import other_model_tools
 
 RESETS = ("daily", "weekly", "monthly")
@@ -80,10 +86,6 @@ MODELS_REFUSED = (
     "every model (to stop a key, revoke it)"
 )
 _RELATIVE = re.compile(r"^(\d{1,6})([hd])$", re.ASCII)
-# A cap given as text (the CLI, the dashboard, the portal, a JSON string): plain decimals, as
-# people write money; not Decimal's other spellings ("1e2" was $100; "NaN", "0x10", "1_000")
-_PLAIN_USD = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # fullmatch
-_USD_TAKEN = "a USD amount such as 20 or 12.5 (plain decimals, at most 9 decimals)"
 
 
 def period_start(reset: str | None, now: datetime) -> datetime | None:
@@ -151,9 +153,11 @@ def parse_limit_usd(value: Any, field: str = "limit_usd") -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise _bad(field, f"must be {_USD_TAKEN}, or null for no cap")
-    if isinstance(value, str) and not _PLAIN_USD.fullmatch(value.strip()):
-        raise _bad(field, f"must be {_USD_TAKEN}, or null for no cap; got {value.strip()[:40]!r}")
+        raise _bad(field, f"must be {PLAIN_USD_TAKEN}, or null for no cap")
+    if isinstance(value, str) and not is_plain_usd(value):
+        raise _bad(
+            field, f"must be {PLAIN_USD_TAKEN}, or null for no cap; got {value.strip()[:40]!r}"
+        )
     try:
         nanos = usd_to_nanos(value.strip() if isinstance(value, str) else value)
     except AmountTooLarge:

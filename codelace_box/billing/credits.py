@@ -10,7 +10,7 @@ from codelace_box.billing.ledger import Posting, append_entry
 from codelace_box.db.core import durable, utcnow
 from codelace_box.db.models import Payment, User
 from codelace_box.errors import InvalidRequest
-from codelace_box.money import AmountTooLarge, usd_to_nanos
+from codelace_box.money import PLAIN_USD_TAKEN, AmountTooLarge, is_plain_usd, usd_to_nanos
 
 MAX_ADJUSTMENT_USD = Decimal(1_000_000)
 MAX_ADJUSTMENT_NANOS = usd_to_nanos(MAX_ADJUSTMENT_USD)
@@ -20,7 +20,10 @@ MAX_REASON = 1000  # characters of an adjustment's reason
 
 def adjustment_nanos(amount_usd: Decimal | str) -> int:
     """The nano-USD of an adjustment's amount: non-zero, at most MAX_ADJUSTMENT_USD either way
-    (InvalidRequest otherwise; the CLI says it as a usage error, cli/amounts.py)."""
+    (InvalidRequest otherwise; the CLI says it as a usage error, cli/amounts.py); text in
+    plain decimals only (the dashboard took `1e2` as 100 USD)."""
+    if not is_plain_usd(amount_usd):
+        raise InvalidRequest(f"amount must be {PLAIN_USD_TAKEN}, got {str(amount_usd)[:40]!r}")
     try:
         nanos = usd_to_nanos(amount_usd)
     except AmountTooLarge:

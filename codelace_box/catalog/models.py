@@ -14,7 +14,7 @@ from codelace_box.db.core import MAX_SQLITE_INTEGER, utcnow, write_transaction
 from codelace_box.db.models import CatalogModel, ModelAlias, Provider
 from codelace_box.db.text import composed
 from codelace_box.errors import InvalidRequest, NotFound
-from codelace_box.money import AmountTooLarge, usd_to_nanos
+from codelace_box.money import PLAIN_USD_TAKEN, AmountTooLarge, is_plain_usd, usd_to_nanos
 
 MAX_PRICE_PER_1M_NANOS = 1_000_000 * 1_000_000_000  # far above any real price; fits SQLite
 _MODEL_ID_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}/\S{1,200}")  # fullmatch
@@ -22,7 +22,10 @@ _UPSTREAM_RE = re.compile(r"\S{1,200}")  # fullmatch
 
 
 def parse_price(value: Decimal | str | float | int, what: str) -> int:
-    """A USD-per-1M-tokens price to nano-USD; InvalidRequest when it is not a price."""
+    """A USD-per-1M-tokens price to nano-USD; InvalidRequest when it is not a price (text in
+    plain decimals only, as the CLI takes it)."""
+    if not is_plain_usd(value):
+        raise InvalidRequest(f"{what} must be {PLAIN_USD_TAKEN}, got {str(value).strip()[:40]!r}")
     try:
         nanos = usd_to_nanos(value)
     except AmountTooLarge:

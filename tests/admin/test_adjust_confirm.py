@@ -1,6 +1,6 @@
 """The balance adjustment's confirmation states the amount that will move, exactly, not the
-text as typed: '1e2' or '-1e3' are numbers the ledger reads (100 and -1,000 USD) that an
-operator reading the question back may not."""
+text as typed: '100.000' or ' -1000 ' are read as 100 and -1,000 USD, and the question says
+so (exponents, '1e2', are refused as on the command line: test_bad_input.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.mark.parametrize(
     ("typed", "asked", "nanos"),
-    [("1e2", "Add 100.00 USD to", 100 * 10**9), ("-1e3", "Remove 1000.00 USD from", 0)],
+    [("100.000", "Add 100.00 USD to", 100 * 10**9), (" -1000 ", "Remove 1000.00 USD from", 0)],
 )
 async def test_the_confirmation_names_the_exact_amount(
     admin_env: AdminEnv, typed: str, asked: str, nanos: int
@@ -41,12 +41,12 @@ async def test_the_confirmation_names_the_exact_amount(
 
 
 async def test_the_audit_entry_names_the_amount_as_the_ledger_moved_it(admin_env: AdminEnv) -> None:
-    """The dashboard's credit audited the amount as typed (`1e2`), where the CLI's names the
+    """The dashboard's credit audited the amount as typed (`100.0`), where the CLI's names the
     USD moved in the balance's own text (`100`): one audit log, one way to read an amount."""
     create_user("alice@example.com")
     app = create_admin_app(admin_env.config)
     async with app.run_test(size=(100, 30)):
-        for typed in ("1e2", " -1E+1 ", "2.50"):
+        for typed in ("100.0", " -10.000 ", "2.50"):
             await app.services.run(app.services.adjust_balance, "alice@example.com", typed, "odd")
     amounts = [e.after["amount_usd"] for e in list_entries() if e.command == "credit"]
     assert sorted(amounts) == sorted(["100", "-10", "2.5"])

@@ -36,7 +36,7 @@ async def test_an_amount_beyond_decimal_range_is_refused_not_a_crash(admin_env: 
         await pilot.press("f2")
         await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
         await open_form(pilot, "a", "the adjust form")
-        await fill(pilot, "amount", "1e999999999")
+        await fill(pilot, "amount", "1" + "0" * 1200)  # past Decimal's range
         await fill(pilot, "reason", "typo")
         assert "1,000,000 USD" in await submit_and_read_error(pilot)
         await pilot.press("escape")
@@ -44,6 +44,31 @@ async def test_an_amount_beyond_decimal_range_is_refused_not_a_crash(admin_env: 
     assert app.return_code in (0, None)
     assert get_user("alice@example.com").balance_nanos == 0
     assert entries_for(alice.id) == []
+
+
+@pytest.mark.parametrize("typed", ["1e2", "0.1e-8", "1E1"])
+async def test_an_amount_with_an_exponent_is_refused_as_on_the_command_line(
+    admin_env: AdminEnv, typed: str
+) -> None:
+    """`credit EMAIL 1e2` is refused (plain decimals only: it was 100 USD); the dashboard's
+    adjustment took `1e2` as 100 USD and `0.1e-8` as a nano-dollar, and its prices too."""
+    alice = create_user("alice@example.com")
+    add_provider("openai", "openai", SECRET, "sk-admin-test-0000000000001")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
+        await open_form(pilot, "a", "the adjust form")
+        await fill(pilot, "amount", typed)
+        await fill(pilot, "reason", "typo")
+        assert "plain decimals" in await submit_and_read_error(pilot)
+        await pilot.press("escape")
+        await open_add_model(app, pilot)
+        await fill(pilot, "input_per_1m", typed)
+        assert "plain decimals" in await submit_and_read_error(pilot)
+        await pilot.press("escape")
+        await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the models table")
+    assert entries_for(alice.id) == [] and CatalogModel.select().count() == 0
 
 
 async def open_add_model(app: AdminApp, pilot: Pilot[None]) -> None:
@@ -108,7 +133,7 @@ async def test_an_unexpected_failure_stays_in_the_form(admin_env: AdminEnv) -> N
         ("5", "", "a ledger entry needs a reason"),
         ("5", "   ", "a ledger entry needs a reason"),
         ("0", "nothing", "non-zero"),
-        ("1e400", "typo", "1,000,000 USD"),
+        ("1" + "0" * 400, "typo", "1,000,000 USD"),
         ("ten", "typo", "USD amount"),
     ],
 )
