@@ -138,7 +138,7 @@ def upstream_body(body: JSON, upstream_model: str, max_tokens: int | None) -> JS
     if "messages" in payload:
         payload["messages"] = history_for_anthropic(payload["messages"])
         if _thinking_left_out(body["messages"], payload["messages"]):
-            payload.pop("thinking", None)
+            _without_thinking(payload)
     cap = body.get("max_tokens")
     if max_tokens is not None and (not isinstance(cap, int) or cap > max_tokens):
         payload["max_tokens"] = max_tokens
@@ -177,6 +177,25 @@ def _thinking_left_out(sent: Any, kept: Any) -> bool:
     thinking block"), so that call goes without thinking, as the chat translation's does. (A
     look at one block for any other call.)"""
     return _unsigned_thinking(_first_block(sent, -2)) and _answers_tools_unthought(kept)
+
+
+def _without_thinking(payload: JSON) -> None:
+    """The call without `thinking`, and without the `clear_thinking_*` context edits Anthropic
+    refuses then (400 "`clear_thinking_20251015` strategy requires `thinking` to be enabled or
+    adaptive": Claude Code sends one with thinking on); the other edits kept."""
+    payload.pop("thinking", None)
+    management = payload.get("context_management")
+    edits = management.get("edits") if isinstance(management, dict) else None
+    if not isinstance(management, dict) or not isinstance(edits, list):
+        return
+    kept = [e for e in edits if not (isinstance(e, dict) and isinstance(e.get("type"), str)
+                                     and e["type"].startswith("clear_thinking"))]  # fmt: skip
+    if len(kept) == len(edits):
+        return
+    if kept:
+        payload["context_management"] = {**management, "edits": kept}
+    else:
+        del payload["context_management"]
 
 
 def _fallbacks_within(fallbacks: list[Any], cap: int) -> list[Any]:
