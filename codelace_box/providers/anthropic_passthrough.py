@@ -137,8 +137,8 @@ def upstream_body(body: JSON, upstream_model: str, max_tokens: int | None) -> JS
     payload["model"] = upstream_model
     if "messages" in payload:
         payload["messages"] = history_for_anthropic(payload["messages"])
-        if _thinking_left_out(body["messages"], payload["messages"]):
-            payload.pop("thinking", None)
+        if "thinking" in body and _thinking_left_out(body["messages"], payload["messages"]):
+            _without_thinking(payload)
     cap = body.get("max_tokens")
     if max_tokens is not None and (not isinstance(cap, int) or cap > max_tokens):
         payload["max_tokens"] = max_tokens
@@ -170,13 +170,52 @@ def _answers_tools_unthought(messages: Any) -> bool:
     )  # fmt: skip
 
 
+def _loop_began_unthought(messages: Any) -> bool:
+    """Whether the tool loop the request goes on (assistant turns and the tool results that
+    answer them, back from the last) began with an `openai` model's unsigned thinking; it ends
+    at a thinking block Anthropic signed, or at a user turn that answers no tool."""
+    at = len(messages) - 2 if isinstance(messages, list) else -1
+    while at >= 0:
+        first = _first_block(messages, at - len(messages))
+        if isinstance(first, dict) and first.get("type") in _THINKING_KINDS:
+            return _unsigned_thinking(first)
+        user = messages[at - 1] if at >= 1 else None
+        blocks = user.get("content") if isinstance(user, dict) else None
+        if not isinstance(blocks, list) or not any(
+            isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks
+        ):
+            return False
+        at -= 2
+    return False
+
+
 def _thinking_left_out(sent: Any, kept: Any) -> bool:
     """Whether leaving out an `openai` model's unsigned thinking took the one that began the
-    assistant turn whose tool results the request answers: with thinking on, Anthropic requires
-    that turn to begin with its thinking (400 "a final `assistant` message must start with a
-    thinking block"), so that call goes without thinking, as the chat translation's does. (A
-    look at one block for any other call.)"""
-    return _unsigned_thinking(_first_block(sent, -2)) and _answers_tools_unthought(kept)
+    tool loop whose results the request answers: a tool loop is one assistant turn of one
+    thinking configuration, and with thinking on Anthropic requires its final assistant message
+    to begin with thinking (400 "a final `assistant` message must start with a thinking
+    block"), so every call of that loop goes without thinking, as the chat translation's does.
+    (A look at the last turn's blocks and one more for a call whose last turn began with it.)"""
+    return _answers_tools_unthought(kept) and _loop_began_unthought(sent)
+
+
+def _without_thinking(payload: JSON) -> None:
+    """The call without `thinking`, and without the `clear_thinking_*` context edits Anthropic
+    refuses then (400 "`clear_thinking_20251015` strategy requires `thinking` to be enabled or
+    adaptive": Claude Code sends one with thinking on); the other edits kept."""
+    payload.pop("thinking", None)
+    management = payload.get("context_management")
+    edits = management.get("edits") if isinstance(management, dict) else None
+    if not isinstance(management, dict) or not isinstance(edits, list):
+        return
+    kept = [e for e in edits if not (isinstance(e, dict) and isinstance(e.get("type"), str)
+                                     and e["type"].startswith("clear_thinking"))]  # fmt: skip
+    if len(kept) == len(edits):
+        return
+    if kept:
+        payload["context_management"] = {**management, "edits": kept}
+    else:
+        del payload["context_management"]
 
 
 def _fallbacks_within(fallbacks: list[Any], cap: int) -> list[Any]:

@@ -365,3 +365,18 @@ def thinking_display_problem(body: Any, beta: str) -> str | None:
     return f"thinking.{thinking.get('type')}.display: Input should be " + " or ".join(
         repr(value) for value in allowed
     )
+
+
+def clear_thinking_problem(body: dict[str, Any]) -> str | None:
+    """Anthropic's refusal of a `clear_thinking_*` context edit (Claude Code sends
+    `clear_thinking_20251015` with thinking on) in a request without thinking, or None."""
+    management = body.get("context_management")
+    edits = management.get("edits") if isinstance(management, dict) else None
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        return None
+    for edit in edits if isinstance(edits, list) else []:
+        kind = edit.get("type") if isinstance(edit, dict) else None
+        if isinstance(kind, str) and kind.startswith("clear_thinking"):
+            return f"`{kind}` strategy requires `thinking` to be enabled or adaptive"
+    return None

@@ -16,6 +16,7 @@ from typing import Any
 from tests.fakes.anthropic_checks import (
     cache_control_problem,
     claude_version,
+    clear_thinking_problem,
     content_problem,
     manual_thinking_problem,
     message_fields_problem,
@@ -83,6 +84,7 @@ def _check_body(body: Any, beta: str) -> None:
         output_config_problem(body.get("output_config"), beta)
         or sampling_problem(body["model"], body)
         or cache_control_problem(body)
+        or clear_thinking_problem(body)
         or tool_use_ids_problem(body["messages"])
     )
     if problem:

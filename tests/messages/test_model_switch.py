@@ -80,6 +80,70 @@ def test_a_tool_loop_moved_to_claude_goes_on_without_thinking_that_call(fresh: M
     assert fresh.fake.requests[-1].body["thinking"] == body["thinking"]
 
 
+def test_the_whole_tool_loop_moved_to_claude_goes_without_thinking(fresh: MessagesBox) -> None:
+    """A tool loop is one assistant turn, of one thinking configuration: Claude, asked without
+    thinking at the first step after the switch, calls the next tool without a thinking block,
+    and the step after that (thinking on again, the final assistant message Claude's own,
+    which begins with its tool_use) would be refused as the first was: every step of the loop
+    the openai model began goes without thinking; a loop Claude began with its thinking keeps
+    it."""
+    _, key = fresh.new_key()
+    calls = [{"type": "tool_use", "id": f"call_0{n}_abc", "name": "Read", "input": {"path": n}}
+             for n in "ab"]  # fmt: skip
+    results = [{"type": "tool_result", "tool_use_id": c["id"], "content": "text"} for c in calls]
+    history = [{"role": "user", "content": "read a and b"},
+               {"role": "assistant", "content": [UNSIGNED, calls[0]]},
+               {"role": "user", "content": [results[0]]},
+               {"role": "assistant", "content": [text_block("Now b."), calls[1]]},
+               {"role": "user", "content": [results[1]]}]  # fmt: skip
+    body = {"model": ALIAS, "max_tokens": 2048, "messages": history,
+            "tools": [{"name": "Read", "input_schema": {"type": "object"}}],
+            "thinking": {"type": "enabled", "budget_tokens": 1024}}  # fmt: skip
+    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
+                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert "thinking" not in fresh.fake.requests[-1].body
+    history[1] = {"role": "assistant", "content": [SIGNED, calls[0]]}
+    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
+                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
+    assert answer.status_code == 400  # Claude's own loop, of a step without thinking: its 400
+    assert "must start with a thinking block" in answer.text
+
+
+def test_claude_codes_clear_thinking_edit_goes_with_thinking(fresh: MessagesBox) -> None:
+    """Claude Code sends, with thinking on, a `clear_thinking_20251015` context edit, which
+    Anthropic refuses without thinking (400 "`clear_thinking_20251015` strategy requires
+    `thinking` to be enabled or adaptive"): the call the tool loop makes without thinking goes
+    without that edit too, the others kept; a call with thinking keeps it."""
+    _, key = fresh.new_key()
+    call = {"type": "tool_use", "id": "call_00_abc", "name": "Read", "input": {"path": "a"}}
+    result = {"type": "tool_result", "tool_use_id": "call_00_abc", "content": "text of a"}
+    history = [{"role": "user", "content": "read a"},
+               {"role": "assistant", "content": [UNSIGNED, call]},
+               {"role": "user", "content": [result]}]  # fmt: skip
+    clear_tools = {"type": "clear_tool_uses_20250919"}
+    edits = [{"type": "clear_thinking_20251015", "keep": "all"}, clear_tools]
+    body = {"model": ALIAS, "max_tokens": 2048, "messages": history, "context_management":
+            {"edits": edits}, "tools": [{"name": "Read", "input_schema": {"type": "object"}}],
+            "thinking": {"type": "adaptive"}}  # fmt: skip
+    headers = {"x-api-key": key, "anthropic-beta": "context-management-2025-06-27"}
+    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body, headers=headers,
+                        timeout=30, verify=TLS)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    sent = fresh.fake.requests[-1].body
+    assert "thinking" not in sent and sent["context_management"] == {"edits": [clear_tools]}
+    only_thinking = body | {"context_management": {"edits": edits[:1]}}
+    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=only_thinking,
+                        headers=headers, timeout=30, verify=TLS)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert "context_management" not in fresh.fake.requests[-1].body
+    history[1] = {"role": "assistant", "content": [SIGNED, call]}
+    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body, headers=headers,
+                        timeout=30, verify=TLS)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert fresh.fake.requests[-1].body["context_management"] == {"edits": edits}
+
+
 def test_the_same_history_still_reaches_an_openai_model(fresh: MessagesBox) -> None:
     """(The translation's own handling: see test_reasoning_roundtrip.py.)"""
     _, key = fresh.new_key()
