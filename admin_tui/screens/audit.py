@@ -75,6 +75,7 @@ class AuditScreen(AdminScreen):
     def __init__(self) -> None:
         super().__init__()
         self._entries: dict[str, Entry] = {}
+        self._described: str | None = None  # the entry the detail shows (its key)
 
     def on_mount(self) -> None:  # AdminScreen.on_mount runs too (Textual walks the MRO)
         self.query_one("#audit", LiveTable).focus()
@@ -121,6 +122,9 @@ class AuditScreen(AdminScreen):
         self.query_one("#audit-detail", Static).update(
             Text(visible(describe_entry(entry))) if entry else ""
         )
+        if key != self._described:  # another entry: from its head, not where the last was read
+            self._described = key
+            self.query_one("#audit-detail-scroll", VerticalScroll).scroll_home(animate=False)
 
     def action_reload_audit(self) -> None:
         self.reload()

@@ -48,6 +48,7 @@ class ModelsScreen(AdminScreen):
     def __init__(self) -> None:
         super().__init__()
         self._rows: dict[str, ModelRow] = {}
+        self._described: str | None = None  # the model the line under the table shows (its id)
 
     def compose_body(self) -> ComposeResult:
         yield LiveTable(
@@ -95,6 +96,10 @@ class ModelsScreen(AdminScreen):
         """The line under the table: the highlighted model in full (ids get cut at 80 columns)."""
         model = self.selected_model()
         self.query_one("#model-detail", Static).update(Text(describe_model(model) if model else ""))
+        shown = model.id if model else None
+        if shown != self._described:  # another model: from its id, not where the last was read
+            self._described = shown
+            self.query_one("#model-detail-scroll", VerticalScroll).scroll_home(animate=False)
 
     def selected_model(self) -> ModelRow | None:
         key = self.query_one("#models", LiveTable).selected_key()

@@ -50,3 +50,34 @@ async def test_a_tall_audit_entry_leaves_the_log_on_screen(admin_env: AdminEnv) 
         assert "vendor-029" not in on_screen(pilot)  # the end of the entry: further down
         await pilot.press("tab", "end")
         await until(pilot, lambda: "vendor-029" in on_screen(pilot), "its end", timeout=3)
+
+
+async def test_another_tall_entry_is_shown_from_its_first_line(admin_env: AdminEnv) -> None:
+    """The detail scrolled to the end of one tall entry, the next one highlighted was shown at
+    the same depth: a run of model ids, its head (when, who, the command and the key) above the
+    edge, nothing saying which entry or which list the lines were."""
+    add_provider("acme", "openai", "secret", "sk-acme-key-0001", "http://127.0.0.1:9/v1")
+    for model in MODELS:
+        set_model(model, "1", "2")
+    alice = create_user("alice@example.com")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=NARROW) as pilot:
+        services = app.services
+        every = KeyLimitsForm("", "never", "", ", ".join(MODELS))
+        _, key = await services.run(services.create_key, alice.id, "ci", "yes", every)
+        for kept in (30, 20):  # two tall entries
+            fewer = KeyLimitsForm("5", "never", "", ", ".join(MODELS[:kept]), "yes", "ci")
+            await services.run(services.set_key_limits, key.id, fewer)
+        await pilot.press("f6")
+        await until(pilot, lambda: len(column(pilot, "#audit")) == 3, "the entries")
+        await until(pilot, lambda: " UTC · " in on_screen(pilot), "the newest's head")
+        await pilot.press("tab", "end")
+        await until(pilot, lambda: " UTC · " not in on_screen(pilot), "its end", timeout=3)
+
+        await pilot.press("shift+tab", "down")  # back to the log, the entry before
+        await until(pilot, lambda: " UTC · " in on_screen(pilot), "its head", timeout=3)
+        await pilot.press("tab", "end")
+        await until(pilot, lambda: " UTC · " not in on_screen(pilot), "its end", timeout=3)
+        await pilot.app.screen.run_action("reload_audit")  # as every 5 s: the same entry
+        await pilot.pause(0.5)
+        assert " UTC · " not in on_screen(pilot)  # still where the operator scrolled to

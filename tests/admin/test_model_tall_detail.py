@@ -42,3 +42,24 @@ async def test_a_model_with_many_aliases_leaves_the_catalog_on_screen(admin_env:
         assert ALIASES[-1] not in on_screen(pilot)  # the end of the line: further down
         await pilot.press("tab", "end")
         await until(pilot, lambda: ALIASES[-1] in on_screen(pilot), "its end", timeout=3)
+
+
+async def test_another_model_with_many_aliases_is_shown_from_its_first_line(
+    admin_env: AdminEnv,
+) -> None:
+    """The line scrolled to the end of one model's aliases, the next model highlighted was shown
+    at the same depth: a run of aliases, its id and prices above the edge."""
+    add_provider("anthropic", "anthropic", "secret", "sk-ant-key-0001", "http://127.0.0.1:9/v1")
+    for n in range(2):
+        set_model(f"anthropic/claude-model-{n}", "3", "15")
+        for alias in ALIASES:
+            set_alias(f"{alias}-{n}", f"anthropic/claude-model-{n}")
+    async with create_admin_app(admin_env.config).run_test(size=NARROW) as pilot:
+        await pilot.press("f3")
+        await until(pilot, lambda: len(column(pilot, "#models")) == 2, "the models")
+        await until(pilot, lambda: "per 1M tokens" in on_screen(pilot), "model 0 in full")
+        await pilot.press("tab", "end")
+        await until(pilot, lambda: "per 1M tokens" not in on_screen(pilot), "its end")
+
+        await pilot.press("shift+tab", "down")  # back to the table, the next model
+        await until(pilot, lambda: "per 1M tokens" in on_screen(pilot), "its first line", timeout=3)
