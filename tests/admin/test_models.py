@@ -74,7 +74,7 @@ async def test_add_a_model_with_its_prices(admin_env: AdminEnv) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("input_per_1m", "cheap", "input price must be a non-negative USD amount, got 'cheap'"),
+        ("input_per_1m", "cheap", "input price must be a USD amount such as 20 or 12.5"),
         ("output_per_1m", "-1", "output price must not be negative"),
         ("output_per_1m", "0.0000000001", "output price is more precise than a nano-dollar"),
         ("max_output_tokens", "lots", "max output tokens must be a whole number"),
