@@ -57,13 +57,20 @@ class AdminApp(App[None]):
 
     @on(AdminScreen.OpenUser)
     def open_user(self, message: AdminScreen.OpenUser) -> None:
-        """A screen asked for one account in full: push it over that screen."""
-        self.push_screen(UserDetailScreen(message.user_id))
+        """A screen asked for one account in full: push it over that screen (once: an Enter
+        read twice together asked twice before the first was up)."""
+        if not (
+            isinstance(self.screen, UserDetailScreen) and self.screen.user_id == message.user_id
+        ):
+            self.push_screen(UserDetailScreen(message.user_id))
 
     @on(AdminScreen.OpenRequest)
     def open_request(self, message: AdminScreen.OpenRequest) -> None:
-        """A screen asked for one request in full: push it over that screen."""
-        self.push_screen(RequestDetailScreen(message.row_id))
+        """A screen asked for one request in full: push it over that screen (once, as a user)."""
+        if not (
+            isinstance(self.screen, RequestDetailScreen) and self.screen.row_id == message.row_id
+        ):
+            self.push_screen(RequestDetailScreen(message.row_id))
 
     def action_toggle_keys(self) -> None:
         """Show or hide the panel listing every key of the current screen (?)."""

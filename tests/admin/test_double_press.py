@@ -15,7 +15,8 @@ from textual.pilot import Pilot
 from admin_tui.app import create_admin_app
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import entries_for
-from tests.admin.pilot import AdminEnv, column, fill, screen_name, until
+from codelace_box.db.core import utcnow
+from tests.admin.pilot import AdminEnv, add_usage, column, fill, screen_name, until
 
 pytestmark = pytest.mark.timeout(60)
 SIZE = (100, 30)
@@ -57,3 +58,27 @@ async def test_a_double_press_opens_one_adjust_form(admin_env: AdminEnv) -> None
         await pilot.press("n")
         await until(pilot, lambda: stack(pilot) == ["UsersScreen"], "back at the table")
     assert [e.amount_nanos for e in entries_for(alice.id)] == [5_000_000_000]
+
+
+async def test_a_double_enter_opens_one_detail(admin_env: AdminEnv) -> None:
+    """Enter (or u on a request) read twice together pushed the same detail twice: the
+    operator's Escape showed the same account or request again, as if it did nothing."""
+    alice = create_user("alice@example.com")
+    add_usage(alice.id, utcnow(), request_id="req-1")
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
+        keys_at_once(pilot, "enter", "enter")
+        await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "her detail")
+        await pilot.pause(0.3)
+        assert stack(pilot) == ["UsersScreen", "UserDetailScreen"]
+
+        await pilot.press("f5")
+        await until(pilot, lambda: column(pilot, "#requests") != [], "the request")
+        keys_at_once(pilot, "enter", "enter")
+        await until(pilot, lambda: screen_name(pilot) == "RequestDetailScreen", "its detail")
+        await until(pilot, lambda: pilot.app.screen.detail is not None, "the request read")
+        keys_at_once(pilot, "u", "u")
+        await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "its user")
+        await pilot.pause(0.3)
+        assert stack(pilot) == ["ActivityScreen", "RequestDetailScreen", "UserDetailScreen"]
