@@ -82,7 +82,7 @@ CLEAR_WORDS = ("none", "null", "never", "all")
 # ...but not a key's model list: "none" there reads as "no model", the opposite of clearing it
 MODELS_REFUSED_WORDS = ("none", "never")
 MODELS_REFUSED = (
-    "would allow every model: name the models the key may call, or 'all' for "
+    "is refused: it would allow every model; name the models the key may call, or 'all' for "
     "every model (to stop a key, revoke it)"
 )
 _RELATIVE = re.compile(r"^(\d{1,6})([hd])$", re.ASCII)
