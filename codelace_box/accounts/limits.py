@@ -176,7 +176,7 @@ def parse_reset(value: Any, field: str = "limit_reset") -> str | None:
     if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
         return None
     if not isinstance(value, str) or value.strip().lower() not in RESETS:
-        raise _bad(field, "must be daily, weekly, monthly, or none / null (never)")
+        raise _bad(field, 'must be "daily", "weekly", "monthly", "none" or null')
     return value.strip().lower()
 
 
