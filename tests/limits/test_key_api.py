@@ -219,6 +219,10 @@ CLI_BAD = [  # every refusal a usage error (exit 2) naming the option, as every 
     ("--expires", "soon", "'--expires': cannot read"),
     ("--expires", "9999-12-31T23:00:00-05:00", "'--expires': 9999-12-31"),
     ("--models", "fake/no-such-model", "'--models'"),
+    # empty (the dashboard's blank field clears): a usage error saying what to give, not the
+    # API's "must be a list of 1 to 50 model ids, or null"
+    ("--models", "", "'--models': names no model: give model ids, or 'all' for every model"),
+    ("--models", " , ", "'--models': names no model: give model ids, or 'all' for every model"),
 ]
 
 
