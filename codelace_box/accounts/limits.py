@@ -176,7 +176,7 @@ def parse_reset(value: Any, field: str = "limit_reset") -> str | None:
     if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
         return None
     if not isinstance(value, str) or value.strip().lower() not in RESETS:
-        raise _bad(field, "must be daily, weekly, monthly, or none / null (never)")
+        raise _bad(field, 'must be "daily", "weekly", "monthly", "none" or null')
     return value.strip().lower()
 
 
@@ -342,7 +342,9 @@ def parse_account_limit(value: Any, field: str, maximum: int) -> int | None:
 
 
 def set_user_limits(user: User, fields: Mapping[str, Any]) -> User:
-    """Set an account's `rpm` and/or `max_concurrent` (absent: unchanged)."""
+    """Set an account's `rpm` and/or `max_concurrent` (absent: unchanged). Committed with an
+    fsync (`durable()`): limits lowered, once answered, must not be undone by a crash of the
+    database right after."""
     changes: dict[str, int | None] = {}
     if "rpm" in fields:
         changes["rpm"] = parse_account_limit(fields["rpm"], "rpm", MAX_RPM)
@@ -351,7 +353,7 @@ def set_user_limits(user: User, fields: Mapping[str, Any]) -> User:
             fields["max_concurrent"], "max_concurrent", MAX_CONCURRENT
         )
     if changes:
-        with write_transaction():
+        with durable():
             User.update(**changes).where(User.id == user.id).execute()
     return User.get_by_id(user.id)
 

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from codelace_box.db.core import utcnow, write_transaction
+from codelace_box.db.core import durable, utcnow, write_transaction
 from codelace_box.db.models import PortalSession, User
 from codelace_box.errors import AuthenticationFailed, PermissionDenied
 
@@ -102,7 +102,9 @@ def check_csrf(session: Session, presented: str | None) -> None:
 
 
 def end_session(token: str | None) -> None:
-    """Sign out: the session's row goes, so its cookie opens nothing any more."""
+    """Sign out: the session's row goes, so its cookie opens nothing any more. Committed with
+    an fsync (`durable()`): a session signed out must not come back with a crash of the
+    database right after."""
     if token:
-        with write_transaction():
+        with durable():
             PortalSession.delete().where(PortalSession.token_hash == hash_token(token)).execute()

@@ -64,12 +64,22 @@ def limit_fields(
         if value.strip().lower() in CLEAR_WORDS:
             fields[name] = None
         elif name == "allowed_models":
-            fields[name] = [part.strip() for part in value.split(",") if part.strip()]
+            fields[name] = _model_names(value)
         else:
             fields[name] = value
     if manage_keys is not None:
         fields["can_manage_keys"] = manage_keys
     return fields
+
+
+def _model_names(value: str) -> list[str]:
+    """--models' comma-separated names; none at all (an empty value) is a usage error."""
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if not names:
+        raise click.BadParameter(
+            "names no model: give model ids, or 'all' for every model", param_hint="'--models'"
+        )
+    return names
 
 
 CAP_CLEAR_WORDS = ("none", "null", "never", "all")  # accounts.limits.CLEAR_WORDS, not imported

@@ -14,7 +14,8 @@ when a PostgreSQL database is opened (db/pg_driver.py), so a SQLite box starts w
 - Durability: a session commits with `synchronous_commit = off` (a box that dies loses nothing
   the server has; like SQLite's synchronous=NORMAL, only a server crash may lose the last
   instants), and `durable()` turns it on for its transaction (a credit before a 2xx, a key
-  shown once, a key revoked, an account disabled, a key's limits changed).
+  shown once, a key revoked, an account disabled, a key's or an account's limits changed, a
+  portal session signed out).
 - Transactions: plain BEGIN (READ COMMITTED); the hot path's writes are single statements or
   lock their rows, so no read-then-write races between boxes.
 - Reaching the server: NETWORK_DEFAULTS, unless database.url's query string sets them.

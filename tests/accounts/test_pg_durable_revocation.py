@@ -1,7 +1,8 @@
 """On PostgreSQL the box's sessions commit with synchronous_commit = off: a crash of the server
 may lose the last instants' commits. What cuts someone's access must not be among them: a key
-revoked (its user told 204, perhaps because it leaked), an account disabled or a key's spend
-limit lowered must not come back when the server recovers from a crash right after.
+revoked (its user told 204, perhaps because it leaked), an account disabled, a key's spend
+limit or an account's request limits lowered, or a portal session signed out must not come back
+when the server recovers from a crash right after.
 
 The cluster is the test's own, its WAL writer slowed down (wal_writer_delay = 10 s), so that a
 commit made without synchronous_commit is still in the server's memory when it is stopped as a
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from tests import pg_cluster
+from tests.accounts.conftest import console_code
 from tests.pg_cluster import SHARED_SECRET, need_postgres, query_config_db, wanted_engine
 from tests.support import TLS, ServerProcess, free_port, run_cli, write_config
 
@@ -97,3 +99,47 @@ def test_a_keys_lowered_limit_survives_a_crash_of_the_server(
     finally:
         server.stop()
     assert query_config_db(config, "SELECT limit_nanos FROM api_key") == [(1_000_000_000,)]
+
+
+def test_an_accounts_lowered_request_limits_survive_a_crash_of_the_server(
+    slow_wal_cluster: pg_cluster.TestCluster, tmp_path: Path
+) -> None:
+    config, _ = _box(slow_wal_cluster, tmp_path)
+    _new_key(config, "busy@crash.test")  # a durable commit: the account is on disk
+    limited = run_cli(
+        config, "users", "limits", "busy@crash.test", "--rpm", "5", "--concurrent", "2"
+    )
+    assert limited.returncode == 0, limited.stderr
+    slow_wal_cluster.crash_and_start()
+    limits = query_config_db(config, 'SELECT rpm, max_concurrent FROM "user"')
+    assert limits == [(5, 2)]
+
+
+def test_a_portal_session_signed_out_stays_out_after_a_crash_of_the_server(
+    slow_wal_cluster: pg_cluster.TestCluster, tmp_path: Path
+) -> None:
+    config, server = _box(slow_wal_cluster, tmp_path)
+    assert run_cli(config, "users", "create", "out@crash.test").returncode == 0
+    server.start()
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=30, verify=TLS) as http:
+            origin = {"origin": server.base_url}
+            asked = http.post(
+                "/portal/api/signin/code", json={"email": "out@crash.test"}, headers=origin
+            )
+            assert asked.status_code == 200, asked.text
+            code = console_code(server, "out@crash.test")
+            signed = http.post(
+                "/portal/api/signin/verify",
+                json={"email": "out@crash.test", "code": code},
+                headers=origin,
+            )
+            assert signed.status_code == 200, signed.text
+            _new_key(config, "other@crash.test")  # a durable commit: the session is on disk
+            csrf = {**origin, "x-csrf-token": signed.json()["csrf_token"]}
+            out = http.post("/portal/api/signout", headers=csrf)
+            assert out.status_code == 200, out.text
+        slow_wal_cluster.crash_and_start()
+    finally:
+        server.stop()
+    assert query_config_db(config, "SELECT count(*) FROM portal_session") == [(0,)]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -114,6 +115,24 @@ def test_a_limit_reset_of_none_means_no_reset_as_the_spec_lists_it(box: Box) -> 
     assert patched.status_code == 200 and patched.json()["limit_reset"] is None
 
 
+def test_the_limit_reset_refusal_lists_only_what_the_api_takes(box: Box) -> None:
+    """A bad `limit_reset` answered "must be daily, weekly, monthly, or none / null (never)",
+    but the API refuses the string "never" (only the CLI takes it): each value the message
+    lists (a bare `null`: JSON null) is taken by a PATCH."""
+    _, login = box.new_user("1")
+    made = box.http(login).post("/api/v1/auth/key", json={"name": "r"})
+    url = f"/api/v1/auth/key/{made.json()['id']}"
+    refused = box.http(login).patch(url, json={"limit_reset": "yearly"})
+    assert refused.status_code == 400, refused.text
+    listed = refused.json()["error"]["message"].split("must be ", 1)[1]
+    values = [w for w in re.findall(r"[a-z]+", listed) if w != "or"]
+    assert {"daily", "weekly", "monthly"} <= set(values), values
+    for value in values:
+        sent = None if value == "null" else value
+        taken = box.http(login).patch(url, json={"limit_reset": sent})
+        assert taken.status_code == 200, (value, taken.text)
+
+
 def test_a_patch_without_a_body_changes_nothing(box: Box) -> None:
     """Every field absent (no body at all, as POST takes it): the key and the profile as they
     were, not a 400."""
@@ -195,11 +214,15 @@ CLI_BAD = [  # every refusal a usage error (exit 2) naming the option, as every 
     ("--limit-usd", "0.0000000001", "'--limit-usd'"),
     ("--limit-usd", "1e2", "'--limit-usd'"),
     ("--limit-usd", "1000000001", "'--limit-usd': must be at most"),
-    ("--limit-reset", "yearly", "'--limit-reset': must be daily"),
+    ("--limit-reset", "yearly", "'--limit-reset': must be \"daily\""),
     ("--expires", "2001-01-01", "'--expires': 2001-01-01 is in the past"),
     ("--expires", "soon", "'--expires': cannot read"),
     ("--expires", "9999-12-31T23:00:00-05:00", "'--expires': 9999-12-31"),
     ("--models", "fake/no-such-model", "'--models'"),
+    # empty (the dashboard's blank field clears): a usage error saying what to give, not the
+    # API's "must be a list of 1 to 50 model ids, or null"
+    ("--models", "", "'--models': names no model: give model ids, or 'all' for every model"),
+    ("--models", " , ", "'--models': names no model: give model ids, or 'all' for every model"),
 ]
 
 
