@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from admin_tui.app import create_admin_app
+from admin_tui.app import AdminApp, create_admin_app
 from admin_tui.services import KeyLimitsForm
 from codelace_box.accounts.users import create_user
 from codelace_box.catalog.models import set_model
@@ -27,16 +27,21 @@ def on_screen(pilot: Pilot[Any]) -> str:
     return pilot.app.export_screenshot().replace("&#160;", " ")
 
 
-async def test_a_tall_audit_entry_leaves_the_log_on_screen(admin_env: AdminEnv) -> None:
+async def a_key_for_every_model(app: AdminApp) -> Any:
+    """The 40 models of a provider, and a key made in the dashboard allowed every one."""
     add_provider("acme", "openai", "secret", "sk-acme-key-0001", "http://127.0.0.1:9/v1")
     for model in MODELS:
         set_model(model, "1", "2")
     alice = create_user("alice@example.com")
+    every = KeyLimitsForm("", "never", "", ", ".join(MODELS))
+    _, key = await app.services.run(app.services.create_key, alice.id, "ci", "yes", every)
+    return key
+
+
+async def test_a_tall_audit_entry_leaves_the_log_on_screen(admin_env: AdminEnv) -> None:
     app = create_admin_app(admin_env.config)
     async with app.run_test(size=NARROW) as pilot:
-        services = app.services
-        every = KeyLimitsForm("", "never", "", ", ".join(MODELS))
-        _, key = await services.run(services.create_key, alice.id, "ci", "yes", every)
+        services, key = app.services, await a_key_for_every_model(app)
         fewer = KeyLimitsForm("5", "never", "", ", ".join(MODELS[:30]), "yes", "ci")
         await services.run(services.set_key_limits, key.id, fewer)
         await pilot.press("f6")
@@ -56,15 +61,9 @@ async def test_another_tall_entry_is_shown_from_its_first_line(admin_env: AdminE
     """The detail scrolled to the end of one tall entry, the next one highlighted was shown at
     the same depth: a run of model ids, its head (when, who, the command and the key) above the
     edge, nothing saying which entry or which list the lines were."""
-    add_provider("acme", "openai", "secret", "sk-acme-key-0001", "http://127.0.0.1:9/v1")
-    for model in MODELS:
-        set_model(model, "1", "2")
-    alice = create_user("alice@example.com")
     app = create_admin_app(admin_env.config)
     async with app.run_test(size=NARROW) as pilot:
-        services = app.services
-        every = KeyLimitsForm("", "never", "", ", ".join(MODELS))
-        _, key = await services.run(services.create_key, alice.id, "ci", "yes", every)
+        services, key = app.services, await a_key_for_every_model(app)
         for kept in (30, 20):  # two tall entries
             fewer = KeyLimitsForm("5", "never", "", ", ".join(MODELS[:kept]), "yes", "ci")
             await services.run(services.set_key_limits, key.id, fewer)

@@ -38,8 +38,7 @@ def test_unsigned_thinking_is_left_out_for_an_anthropic_model(fresh: MessagesBox
     _, key = fresh.new_key()
     body = {"model": ALIAS, "max_tokens": 2048, "messages": HISTORY,
             "thinking": {"type": "enabled", "budget_tokens": 1024}}  # fmt: skip
-    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
+    answer = _post(fresh, body, {"x-api-key": key})
     assert answer.status_code == 200, answer.text
     sent = fresh.fake.requests[-1].body["messages"]
     assert sent == [
@@ -53,29 +52,40 @@ def test_unsigned_thinking_is_left_out_for_an_anthropic_model(fresh: MessagesBox
     ]
 
 
+def _one_tool_call_loop() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The openai model's turn that called a tool, begun with its unsigned reasoning, and the
+    tool's result: the call and the history."""
+    call = {"type": "tool_use", "id": "call_00_abc", "name": "Read", "input": {"path": "a"}}
+    result = {"type": "tool_result", "tool_use_id": "call_00_abc", "content": "text of a"}
+    history = [{"role": "user", "content": "read a"},
+               {"role": "assistant", "content": [UNSIGNED, call]},
+               {"role": "user", "content": [result]}]  # fmt: skip
+    return call, history
+
+
+def _post(fresh: MessagesBox, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    """A Messages call to the box."""
+    url = f"{fresh.server.base_url}/v1/messages"
+    return httpx.post(url, json=body, headers=headers, timeout=30, verify=TLS)
+
+
 def test_a_tool_loop_moved_to_claude_goes_on_without_thinking_that_call(fresh: MessagesBox) -> None:
     """The openai model's turn that called a tool began with its reasoning; left out, the turn
     Claude answers the tool result of no longer begins with thinking, which Anthropic requires
     with thinking on (400 "a final `assistant` message must start with a thinking block"):
     that call goes without thinking, as the chat translation's does; the next turn thinks."""
     _, key = fresh.new_key()
-    call = {"type": "tool_use", "id": "call_00_abc", "name": "Read", "input": {"path": "a"}}
-    result = {"type": "tool_result", "tool_use_id": "call_00_abc", "content": "text of a"}
-    history = [{"role": "user", "content": "read a"},
-               {"role": "assistant", "content": [UNSIGNED, call]},
-               {"role": "user", "content": [result]}]  # fmt: skip
+    call, history = _one_tool_call_loop()
     tools = [{"name": "Read", "input_schema": {"type": "object"}}]
     body = {"model": ALIAS, "max_tokens": 2048, "messages": history, "tools": tools,
             "thinking": {"type": "enabled", "budget_tokens": 1024}}  # fmt: skip
-    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
+    answer = _post(fresh, body, {"x-api-key": key})
     assert answer.status_code == 200, answer.text
     sent = fresh.fake.requests[-1].body
     assert "thinking" not in sent and sent["messages"][1]["content"] == [call]
     history += [{"role": "assistant", "content": [text_block("a says: text")]},
                 {"role": "user", "content": "thanks"}]  # fmt: skip
-    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body | {"messages": history},
-                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
+    answer = _post(fresh, body | {"messages": history}, {"x-api-key": key})
     assert answer.status_code == 200, answer.text
     assert fresh.fake.requests[-1].body["thinking"] == body["thinking"]
 
@@ -99,13 +109,11 @@ def test_the_whole_tool_loop_moved_to_claude_goes_without_thinking(fresh: Messag
     body = {"model": ALIAS, "max_tokens": 2048, "messages": history,
             "tools": [{"name": "Read", "input_schema": {"type": "object"}}],
             "thinking": {"type": "enabled", "budget_tokens": 1024}}  # fmt: skip
-    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
+    answer = _post(fresh, body, {"x-api-key": key})
     assert answer.status_code == 200, answer.text
     assert "thinking" not in fresh.fake.requests[-1].body
     history[1] = {"role": "assistant", "content": [SIGNED, calls[0]]}
-    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
+    answer = _post(fresh, body, {"x-api-key": key})
     assert answer.status_code == 400  # Claude's own loop, of a step without thinking: its 400
     assert "must start with a thinking block" in answer.text
 
@@ -116,30 +124,23 @@ def test_claude_codes_clear_thinking_edit_goes_with_thinking(fresh: MessagesBox)
     `thinking` to be enabled or adaptive"): the call the tool loop makes without thinking goes
     without that edit too, the others kept; a call with thinking keeps it."""
     _, key = fresh.new_key()
-    call = {"type": "tool_use", "id": "call_00_abc", "name": "Read", "input": {"path": "a"}}
-    result = {"type": "tool_result", "tool_use_id": "call_00_abc", "content": "text of a"}
-    history = [{"role": "user", "content": "read a"},
-               {"role": "assistant", "content": [UNSIGNED, call]},
-               {"role": "user", "content": [result]}]  # fmt: skip
+    call, history = _one_tool_call_loop()
     clear_tools = {"type": "clear_tool_uses_20250919"}
     edits = [{"type": "clear_thinking_20251015", "keep": "all"}, clear_tools]
     body = {"model": ALIAS, "max_tokens": 2048, "messages": history, "context_management":
             {"edits": edits}, "tools": [{"name": "Read", "input_schema": {"type": "object"}}],
             "thinking": {"type": "adaptive"}}  # fmt: skip
     headers = {"x-api-key": key, "anthropic-beta": "context-management-2025-06-27"}
-    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body, headers=headers,
-                        timeout=30, verify=TLS)  # fmt: skip
+    answer = _post(fresh, body, headers)
     assert answer.status_code == 200, answer.text
     sent = fresh.fake.requests[-1].body
     assert "thinking" not in sent and sent["context_management"] == {"edits": [clear_tools]}
     only_thinking = body | {"context_management": {"edits": edits[:1]}}
-    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=only_thinking,
-                        headers=headers, timeout=30, verify=TLS)  # fmt: skip
+    answer = _post(fresh, only_thinking, headers)
     assert answer.status_code == 200, answer.text
     assert "context_management" not in fresh.fake.requests[-1].body
     history[1] = {"role": "assistant", "content": [SIGNED, call]}
-    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body, headers=headers,
-                        timeout=30, verify=TLS)  # fmt: skip
+    answer = _post(fresh, body, headers)
     assert answer.status_code == 200, answer.text
     assert fresh.fake.requests[-1].body["context_management"] == {"edits": edits}
 
@@ -148,8 +149,7 @@ def test_the_same_history_still_reaches_an_openai_model(fresh: MessagesBox) -> N
     """(The translation's own handling: see test_reasoning_roundtrip.py.)"""
     _, key = fresh.new_key()
     body = {"model": OPENAI_ALIAS, "max_tokens": 50, "messages": HISTORY}
-    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
+    answer = _post(fresh, body, {"x-api-key": key})
     assert answer.status_code == 200, answer.text
 
 
