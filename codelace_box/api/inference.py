@@ -17,8 +17,9 @@ from typing import Protocol
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
+from codelace_box.accounts.allowed_models import check_model_allowed, check_no_other_models
 from codelace_box.accounts.keys import AuthContext
-from codelace_box.accounts.limits import check_model_allowed, check_no_other_models, effective
+from codelace_box.accounts.limits import effective
 from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import (
     COST_HEADER,

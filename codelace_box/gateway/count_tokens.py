@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from codelace_box.accounts.limits import check_model_allowed
+from codelace_box.accounts.allowed_models import check_model_allowed
 from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.admission import count_in_rpm
 from codelace_box.gateway.advisor import advisor_route
