@@ -27,21 +27,27 @@ def on_screen(pilot: Pilot[Any]) -> str:
     return pilot.app.export_screenshot().replace("&#160;", " ")
 
 
-async def a_key_for_every_model(app: AdminApp) -> Any:
-    """The 40 models of a provider, and a key made in the dashboard allowed every one."""
+def alice_and_the_models() -> int:
+    """The 40 models of a provider and an account, written before the dashboard starts (its
+    reads would meet these writes: database is locked); the account's id."""
     add_provider("acme", "openai", "secret", "sk-acme-key-0001", "http://127.0.0.1:9/v1")
     for model in MODELS:
         set_model(model, "1", "2")
-    alice = create_user("alice@example.com")
+    return int(create_user("alice@example.com").id)
+
+
+async def a_key_for_every_model(app: AdminApp, user_id: int) -> Any:
+    """A key made in the dashboard, allowed every one of the models."""
     every = KeyLimitsForm("", "never", "", ", ".join(MODELS))
-    _, key = await app.services.run(app.services.create_key, alice.id, "ci", "yes", every)
+    _, key = await app.services.run(app.services.create_key, user_id, "ci", "yes", every)
     return key
 
 
 async def test_a_tall_audit_entry_leaves_the_log_on_screen(admin_env: AdminEnv) -> None:
+    alice = alice_and_the_models()
     app = create_admin_app(admin_env.config)
     async with app.run_test(size=NARROW) as pilot:
-        services, key = app.services, await a_key_for_every_model(app)
+        services, key = app.services, await a_key_for_every_model(app, alice)
         fewer = KeyLimitsForm("5", "never", "", ", ".join(MODELS[:30]), "yes", "ci")
         await services.run(services.set_key_limits, key.id, fewer)
         await pilot.press("f6")
@@ -61,9 +67,10 @@ async def test_another_tall_entry_is_shown_from_its_first_line(admin_env: AdminE
     """The detail scrolled to the end of one tall entry, the next one highlighted was shown at
     the same depth: a run of model ids, its head (when, who, the command and the key) above the
     edge, nothing saying which entry or which list the lines were."""
+    alice = alice_and_the_models()
     app = create_admin_app(admin_env.config)
     async with app.run_test(size=NARROW) as pilot:
-        services, key = app.services, await a_key_for_every_model(app)
+        services, key = app.services, await a_key_for_every_model(app, alice)
         for kept in (30, 20):  # two tall entries
             fewer = KeyLimitsForm("5", "never", "", ", ".join(MODELS[:kept]), "yes", "ci")
             await services.run(services.set_key_limits, key.id, fewer)
