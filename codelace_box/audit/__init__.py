@@ -106,8 +106,15 @@ def os_user() -> str:
         name = pwd.getpwuid(uid).pw_name
     except KeyError:  # an id with no account (a container's)
         name = f"uid:{uid}"
-    became = os.environ.get("SUDO_USER", "")
+    name, became = _text(name), _text(os.environ.get("SUDO_USER", ""))
     return f"{name} (sudo from {became})" if became and became != name else name
+
+
+def _text(name: str) -> str:
+    """An account name as the OS gave it, its bytes that are not UTF-8 (a name in a legacy
+    encoding, which sudo passes on as it is) written \\xNN: as it came (surrogates), the
+    entry's text could not be written and every audited command failed."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def canonical(value: Any) -> str:

@@ -204,6 +204,20 @@ def test_the_os_user_is_the_processs_own_not_what_the_environment_says(tmp_path:
     assert [e["os_user"] for e in entries(box)] == [me, f"{me} (sudo from alice)"]
 
 
+def test_a_name_sudo_passes_that_is_not_utf8_is_recorded_not_a_failure(tmp_path: Path) -> None:
+    """sudo passes the invoking account's name as /etc/passwd holds it: one in a legacy
+    encoding (Latin-1 `josé`) is bytes that are not UTF-8. Every audited command failed on it,
+    saying "'<a hash>{...the entry...}' is not UTF-8 text": no admin change could be made
+    under sudo by that account. The bytes that are not UTF-8 are recorded as \\xNN."""
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    box = audit_box(tmp_path)
+    box.ok("users", "create", "a@example.com", env={"SUDO_USER": "jos\udce9"})
+    assert [e["os_user"] for e in entries(box)] == [f"{me} (sudo from jos\\xe9)"]
+    box.ok("doctor")  # the entry's chain holds
+
+
 def test_doctor_fails_when_an_entry_is_changed_or_removed(tmp_path: Path) -> None:
     box = audit_box(tmp_path)
     for email in ("a@example.com", "b@example.com", "c@example.com"):
