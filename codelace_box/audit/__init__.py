@@ -111,10 +111,13 @@ def os_user() -> str:
 
 
 def _text(name: str) -> str:
-    """An account name as the OS gave it, its bytes that are not UTF-8 (a name in a legacy
-    encoding, which sudo passes on as it is) written \\xNN: as it came (surrogates), the
-    entry's text could not be written and every audited command failed."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+    """An account name as the OS gave it (SUDO_USER: any text its environment holds) as an
+    entry may show it: bytes that are not UTF-8 (a name in a legacy encoding, which sudo
+    passes on as it is; as surrogates the entry could not be written, and every audited
+    command failed) and characters that are not printable (escape sequences, direction
+    marks: `audit` and the dashboard show the name) written as escapes (\\xNN, \\uNNNN)."""
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def canonical(value: Any) -> str:

@@ -218,6 +218,20 @@ def test_a_name_sudo_passes_that_is_not_utf8_is_recorded_not_a_failure(tmp_path:
     box.ok("doctor")  # the entry's chain holds
 
 
+def test_a_name_sudo_passes_is_recorded_without_terminal_controls(tmp_path: Path) -> None:
+    """SUDO_USER is an environment variable like any other: an escape sequence or a direction
+    mark in it reached `audit`'s table and the dashboard raw (erasing or repainting the lines
+    before it), where every other text of an entry (reasons, names, ids) is refused with one.
+    It is recorded with those characters written as escapes."""
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    box = audit_box(tmp_path)
+    box.ok("users", "create", "a@example.com", env={"SUDO_USER": "ev\x1b[2K\u202eil"})
+    assert [e["os_user"] for e in entries(box)] == [f"{me} (sudo from ev\\x1b[2K\\u202eil)"]
+    assert "\x1b" not in box.ok("audit")
+
+
 def test_doctor_fails_when_an_entry_is_changed_or_removed(tmp_path: Path) -> None:
     box = audit_box(tmp_path)
     for email in ("a@example.com", "b@example.com", "c@example.com"):
