@@ -107,6 +107,8 @@ def _strict_loads(raw: Any) -> Any:
     few hundred levels later, short of the ~1,000 the json parser reads: a 500). It reads only
     what orjson left (jsonwire.loads), which any body that deep is: a shallow one never pays
     for the check. No client nests near it (serde_json stops reading at 128)."""
+    if isinstance(raw, bytes | bytearray):  # UTF-8 only (RFC 8259), a byte order mark let by:
+        raw = raw.decode("utf-8-sig")  # json.loads took UTF-16 and UTF-32 bytes too
     value = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
     if nests_deeper_than_written(value):
         raise RecursionError(f"nested more than {MOST_LEVELS} levels deep")

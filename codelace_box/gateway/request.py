@@ -200,6 +200,9 @@ def _check_types(body: JSON) -> None:
     seed = body.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise _bad("seed must be an integer", "seed")
+    stop = body.get("stop")  # (a list of anything else was dropped toward Claude: no stop)
+    if type(stop) is list and not all(isinstance(one, str) for one in stop):
+        raise _bad("stop must be a string or an array of strings", "stop")
 
 
 def validate_body(body: JSON) -> str:

@@ -40,6 +40,7 @@ from codelace_box.providers.compaction_history import from_last_compaction
 from codelace_box.providers.messages_openai_effort import reasoning_effort
 from codelace_box.providers.messages_openai_errors import in_anthropic_words
 from codelace_box.providers.messages_openai_format import response_format, strict_ready
+from codelace_box.providers.messages_openai_sampling import add_sampling
 from codelace_box.providers.messages_openai_stream import (
     OpenAIToMessagesStream,
     earlier_call_ids,
@@ -264,11 +265,7 @@ def _openai_user(user_id: str) -> str:
 
 
 def _options(body: JSON, payload: JSON) -> None:
-    for name in ("temperature", "top_p"):
-        if body.get(name) is not None:
-            payload[name] = body[name]
-    if isinstance(body.get("stop_sequences"), list) and body["stop_sequences"]:
-        payload["stop"] = body["stop_sequences"]
+    add_sampling(body, payload)  # (checked: 400 for a value of the wrong type)
     sent = body.get("messages")
     messages: list[Any] = sent if isinstance(sent, list) else []
     # none (all deferred): no empty array, a 400 at OpenAI and DeepSeek; nor tool_choice alone

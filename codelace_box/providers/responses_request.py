@@ -148,7 +148,7 @@ def _check_fields(body: JSON) -> None:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("model is required", param="model")
-    if body.get("stream") not in (None, True, False):
+    if body.get("stream") is not None and not isinstance(body["stream"], bool):  # 1: a number
         raise InvalidRequest("stream must be a boolean", param="stream")
 
 

@@ -157,6 +157,28 @@ def test_a_lone_surrogate_in_a_name_is_a_400_not_a_500(client: BoxClient):
     client.keys_seen.append(created.json()["full_key"])
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_body_that_is_not_utf8_is_a_400(client: BoxClient, encoding: str):
+    """JSON between systems is UTF-8 (RFC 8259 8.1), as OpenAI and Anthropic read it: a UTF-16
+    or UTF-32 body was read all the same (Python's json guesses the encoding of bytes), past
+    the check of lone surrogates, which looks for their escapes in UTF-8: "\\ud800" in a
+    UTF-16 name reached the database, a 500."""
+    key = key_of(client, "una@example.com")
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    for method, path, text in [
+        ("PATCH", "/api/v1/auth/me", r'{"display_name": "a\ud800"}'),
+        ("POST", "/api/v1/auth/key", r'{"name": "\udfffz"}'),
+        ("POST", "/api/v1/auth/key", '{"name": "plain"}'),
+    ]:
+        response = client.http.request(method, path, content=text.encode(encoding), headers=headers)
+        assert error_code(response, 400) == "invalid_json", (path, response.text)
+    # a UTF-8 body that begins with a byte order mark is still read (RFC 8259 lets parsers)
+    marked = '\ufeff{"name": "marked"}'.encode()
+    created = client.http.post("/api/v1/auth/key", content=marked, headers=headers)
+    assert created.status_code == 200 and created.json()["name"] == "marked", created.text
+    client.keys_seen.append(created.json()["full_key"])
+
+
 def test_create_list_and_delete_keys(client: BoxClient):
     login_key = key_of(client, "dave@example.com")
     response = client.create_key(login_key, "ci runner")

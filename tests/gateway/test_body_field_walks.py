@@ -46,3 +46,13 @@ def test_each_billed_field_sent_alone_is_refused(name: str) -> None:
         check_billed_fields(PLAIN | {name: "billed-value"}, (), "m/x")
     assert (refused.value.code, refused.value.param) == ("field_not_allowed", name)
     check_billed_fields(PLAIN | {name: "billed-value"}, (name,), "m/x")  # allowed: passes
+
+
+@pytest.mark.parametrize("stop", [[5], ["END", None], [["END"]]])
+def test_a_stop_list_holding_what_is_no_string_is_refused(stop: list[Any]) -> None:
+    """OpenAI refuses it (400 for `stop[0]`); toward an Anthropic model the box dropped such
+    entries, so `"stop": [5]` asked for no stop at all and the answer ran on (and was charged)."""
+    with pytest.raises(InvalidRequest) as refused:
+        validate_body(PLAIN | {"stop": stop})
+    assert refused.value.param == "stop"
+    assert refused.value.status == 400

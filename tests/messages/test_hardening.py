@@ -339,3 +339,29 @@ def test_an_error_event_echoing_the_providers_key_never_shows_it(
     answer = post(fresh, {**BODY, "stream": True}, **{"x-api-key": key})
     assert b"invalid x-api-key" in answer.content
     assert PROVIDER_KEY not in answer.text
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("stop_sequences", "END"),  # a string: it was dropped, and the answer ran on past END
+        ("stop_sequences", ["END", 5]),
+        ("temperature", "0.5"),  # sent on as a string: the upstream's own 400
+        ("top_p", True),
+    ],
+)
+def test_a_translated_call_refuses_sampling_fields_of_the_wrong_type(
+    fresh: MessagesBox, field: str, value: Any
+) -> None:
+    """Anthropic refuses these (400 invalid_request_error): toward an `openai` provider the
+    box refuses them as well, before any money is held or the upstream is asked."""
+    email, key = fresh.new_key()
+    start = fresh.balance_nanos(email)
+    answer = post(fresh, {**BODY, "model": OPENAI_ALIAS, field: value}, **{"x-api-key": key})
+    assert answer.status_code == 400, answer.text
+    error = answer.json()
+    assert error["type"] == "error", error
+    assert error["error"]["type"] == "invalid_request_error"
+    assert field in error["error"]["message"]
+    assert fresh.openai_fake.requests == []
+    assert fresh.balance_nanos(email) == start

@@ -56,6 +56,10 @@ BASE: dict[str, Any] = {"model": "box/test-model", "input": "Hello"}
         ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema", ""),
         ({"text": {"format": {"type": "grammar"}}}, "text.format.type", ""),
         ({"max_output_tokens": 0}, "max_output_tokens", "positive"),
+        # 1 and 0 are numbers, not booleans (OpenAI refuses them): 1 was streamed, 0 was not
+        ({"stream": 1}, "stream", "boolean"),
+        ({"stream": 0}, "stream", "boolean"),
+        ({"stream": 1.0}, "stream", "boolean"),
         ({"model": ""}, "model", "required"),
         ({"model": "   "}, "model", "required"),  # blank: refused here, as on every route
         ({"input": None}, "input", "required"),
