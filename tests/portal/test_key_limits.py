@@ -318,3 +318,31 @@ def test_clearing_a_keys_limit_on_the_page_clears_its_reset_too(
     browser.wait_for(lambda: "$3.00" in browser.css("article.key").text, "the new limit")
     assert [k[1:3] for k in box_keys(box, email)] == [(3_000_000_000, None)]
     only_refusals_logged(browser)
+
+
+def test_a_tiny_limit_is_shown_in_its_form_in_plain_decimals_the_form_takes(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """A cap under a millionth of a dollar, set on the page as 0.0000005, is shown in the key's
+    Limits form as it was typed, not as JavaScript spells such a number ('5e-7', which the
+    form itself refuses): a person who edits the shown figure gets the change, not a 400."""
+    email = "tinycap@portal.test"
+    browser = fresh_browser
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    browser.wait_for(lambda: browser.field("Name of the new key"), "the create form")
+    browser.field("Name of the new key").send_keys("tiny")
+    browser.field("Spending limit in USD").send_keys("0.0000005")
+    browser.button("Create key").click()
+    browser.wait_for(lambda: "$0.0000005" in browser.css("article.key").text, "the tiny cap")
+
+    browser.click(lambda: browser.css("button[aria-label='Limits of key tiny']"), "limits")
+    cap = browser.field("Spending limit in USD for tiny")
+    assert cap.get_attribute("value") == "0.0000005"
+    from selenium.webdriver.common.keys import Keys
+
+    cap.send_keys(Keys.END, "1")  # the figure shown, one digit more
+    browser.button("Save limits").click()
+    browser.wait_for(lambda: "$0.00000051" in browser.css("article.key").text, "the new cap")
+    assert [k[1] for k in box_keys(box, email)] == [510]
+    only_refusals_logged(browser)

@@ -167,6 +167,15 @@ export function price(amount) {
   }).format(Number(amount || 0));
 }
 
+// An amount as a form field takes it back: plain decimals, every digit down to the nano-dollar,
+// no grouping and no currency sign (JavaScript's own spelling of 0.0000005 is '5e-7', which the
+// box refuses as a typed amount). Empty for none.
+export function plainAmount(amount) {
+  if (amount === null || amount === undefined || amount === "") return "";
+  return new Intl.NumberFormat("en-US", { useGrouping: false, maximumFractionDigits: 9 })
+    .format(Number(amount));
+}
+
 export function when(iso) {
   if (!iso) return "never";
   const date = new Date(iso);
