@@ -74,7 +74,7 @@ const SHOWN_PAYMENTS = 50;
 function history(payments) {
   if (!payments.length) return [h("p", { class: "muted", text: "No payments yet." })];
   const older = payments.length >= SHOWN_PAYMENTS ? h("p", { class: "muted",
-    text: `The ${SHOWN_PAYMENTS} newest payments are listed; older ones are not shown here.` }) : null;
+    text: `Only the ${SHOWN_PAYMENTS} newest payments are listed here.` }) : null;
   const head = h("tr", {}, ["Date", "Kind", "Amount", "Status"].map((t) =>
     h("th", { scope: "col", class: t === "Amount" ? "num" : null, text: t })));
   const rows = payments.map((p) => h("tr", {},
