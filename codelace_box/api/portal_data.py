@@ -43,7 +43,7 @@ from codelace_box.reports.usage import spend_history, usage_page
 bp = Blueprint("portal_data", url_prefix="/portal/api")
 bp.on_response(portal_headers)
 RECENT_REQUESTS = 20
-SHOWN_PAYMENTS = 50
+SHOWN_PAYMENTS = 50  # static/billing.js says so past as many (its SHOWN_PAYMENTS)
 MAX_AMOUNT_TEXT = 32
 MAX_NUMBER_TEXT = 1000  # longer is no amount anyone typed
 PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # ASCII digits, one point

@@ -223,3 +223,28 @@ def test_the_connect_page_names_the_models_to_use_at_their_prices(
     assert [cheap, "$0.075", "$0.30"] in cells, cells
     assert [MODEL, "$2.50", "$10.00"] in cells, cells
     assert fresh_browser.console_errors() == []
+
+
+def test_the_home_page_gives_the_openai_sdk_a_base_url_that_works(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """The home page said "Point the OpenAI SDK, Claude Code or Codex at http://host": the
+    OpenAI SDK and Codex need its /v1 (only Claude Code takes the address without it), so an
+    SDK pointed where the home page said got a 404 on every call."""
+    email = "homeurl@portal.test"
+    box.cli("users", "create", email)
+    box.cli("credit", email, "1", "--reason", "portal home url")
+    key = box.cli("keys", "create", email).strip().splitlines()[0]
+    sign_in(fresh_browser, box, email)
+    line = fresh_browser.wait_for(
+        lambda: [p for p in fresh_browser.all("main p") if "OpenAI SDK" in p.text], "the line"
+    )[0]
+    urls = [code.text for code in line.find_elements("css selector", "code")]
+    client = openai.OpenAI(
+        base_url=urls[0], api_key=key, max_retries=0, http_client=sdk_http(openai)
+    )
+    answer = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert answer.choices[0].message.content
+    assert urls == [box.url + "/v1", box.url]  # Claude Code's: without /v1

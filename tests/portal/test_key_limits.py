@@ -318,3 +318,54 @@ def test_clearing_a_keys_limit_on_the_page_clears_its_reset_too(
     browser.wait_for(lambda: "$3.00" in browser.css("article.key").text, "the new limit")
     assert [k[1:3] for k in box_keys(box, email)] == [(3_000_000_000, None)]
     only_refusals_logged(browser)
+
+
+def test_a_tiny_limit_is_shown_in_its_form_in_plain_decimals_the_form_takes(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """A cap under a millionth of a dollar, set on the page as 0.0000005, is shown in the key's
+    Limits form as it was typed, not as JavaScript spells such a number ('5e-7', which the
+    form itself refuses): a person who edits the shown figure gets the change, not a 400."""
+    email = "tinycap@portal.test"
+    browser = fresh_browser
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    browser.wait_for(lambda: browser.field("Name of the new key"), "the create form")
+    browser.field("Name of the new key").send_keys("tiny")
+    browser.field("Spending limit in USD").send_keys("0.0000005")
+    browser.button("Create key").click()
+    browser.wait_for(lambda: "$0.0000005" in browser.css("article.key").text, "the tiny cap")
+
+    browser.click(lambda: browser.css("button[aria-label='Limits of key tiny']"), "limits")
+    cap = browser.field("Spending limit in USD for tiny")
+    assert cap.get_attribute("value") == "0.0000005"
+    from selenium.webdriver.common.keys import Keys
+
+    cap.send_keys(Keys.END, "1")  # the figure shown, one digit more
+    browser.button("Save limits").click()
+    browser.wait_for(lambda: "$0.00000051" in browser.css("article.key").text, "the new cap")
+    assert [k[1] for k in box_keys(box, email)] == [510]
+    only_refusals_logged(browser)
+
+
+def test_a_key_with_a_reset_and_no_limit_says_its_spend_is_since_the_reset(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """A key made with a reset and no spending limit counts its spend from the last reset (the
+    API's spent_usd is the period's): the page called that figure "Spent with this key", so
+    after midnight UTC a key that had spent read $0.00 as all it ever spent."""
+    from selenium.webdriver.support.ui import Select
+
+    email = "resetnocap@portal.test"
+    browser = fresh_browser
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    browser.wait_for(lambda: browser.field("Name of the new key"), "the create form")
+    browser.field("Name of the new key").send_keys("daily")
+    Select(browser.field("Limit resets")).select_by_value("daily")
+    browser.button("Create key").click()
+    browser.wait_for(lambda: "Daily (00:00 UTC)" in browser.css("article.key").text, "the key")
+    terms = [t.text for t in browser.all("article.key dt")]
+    assert "Spent since the last reset" in terms and "Spent with this key" not in terms, terms
+    assert [k[1:3] for k in box_keys(box, email)] == [(None, "daily")]
+    only_refusals_logged(browser)

@@ -257,6 +257,27 @@ def test_the_payment_history_names_each_kind_in_words(cdp: Browser, box: PortalB
     assert "Credit from the operator" in cells, cells
 
 
+def test_a_long_payment_history_says_it_lists_the_newest_only(cdp: Browser, box: PortalBox) -> None:
+    """The billing page lists an account's 50 newest payments: with 51, its rows added up to
+    $50 under a balance of $51, and nothing said that older ones were left out."""
+    browser = cdp
+    email = "manypayments@portal.test"
+    box.cli("users", "create", email)
+    box.cli("credit", email, "1", "--reason", "the first")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/billing")
+    wait_page(browser, "Billing")
+    assert len(browser.all("table tbody tr")) == 1
+    assert "older" not in browser.main_text()  # all of them are listed: nothing to say
+    for n in range(50):
+        box.cli("credit", email, "1", "--reason", f"credit {n}")
+    browser.driver.refresh()
+    wait_page(browser, "Billing")
+    assert "Balance: $51.00" in browser.main_text()
+    assert len(browser.all("table tbody tr")) == 50
+    assert "Only the 50 newest payments are listed here." in (browser.main_text())
+
+
 def test_a_key_without_a_limit_says_spent_not_spent_against_a_limit(
     cdp: Browser, box: PortalBox
 ) -> None:

@@ -65,8 +65,16 @@ function trialPanel(data) {
     message.el, button);
 }
 
+// As many payments as the box sends (api/portal_data.py SHOWN_PAYMENTS): a list that long may
+// leave older ones out, and says so (its rows no longer add up to the balance above them).
+const SHOWN_PAYMENTS = 50;
+
+// The history's parts: the table, after a line saying older payments are left out (when they
+// may be).
 function history(payments) {
-  if (!payments.length) return h("p", { class: "muted", text: "No payments yet." });
+  if (!payments.length) return [h("p", { class: "muted", text: "No payments yet." })];
+  const older = payments.length >= SHOWN_PAYMENTS ? h("p", { class: "muted",
+    text: `Only the ${SHOWN_PAYMENTS} newest payments are listed here.` }) : null;
   const head = h("tr", {}, ["Date", "Kind", "Amount", "Status"].map((t) =>
     h("th", { scope: "col", class: t === "Amount" ? "num" : null, text: t })));
   const rows = payments.map((p) => h("tr", {},
@@ -74,9 +82,9 @@ function history(payments) {
     h("td", { class: "num", text: usd(p.amount_usd) }),
     h("td", { text: (STATUS_WORDS[p.status] || p.status) +
       (p.refunded_usd ? `, ${usd(p.refunded_usd)} refunded or disputed` : "") })));
-  return h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Payments table" },
+  return [older, h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Payments table" },
     h("table", {}, h("caption", { class: "visually-hidden", text: "Payments" }),
-      h("thead", {}, head), h("tbody", {}, rows)));
+      h("thead", {}, head), h("tbody", {}, rows)))];
 }
 
 export async function billingPage(main) {
@@ -92,6 +100,6 @@ export async function billingPage(main) {
   } else {
     parts.push(h("p", { text: "Payments are not set up on this box: ask its operator for credit." }));
   }
-  parts.push(h("h2", { text: "Payment history" }), history(payments));
+  parts.push(h("h2", { text: "Payment history" }), ...history(payments));
   page(main, "Billing", ...parts);
 }

@@ -21,7 +21,8 @@ export async function homePage(main) {
       card("Spent this month (UTC)", usd(data.month_spend_usd), "/usage", "See usage"),
       card("API keys", "Create and revoke", "/keys", "Manage keys")),
     h("h2", { text: "Connect a tool" }),
-    h("p", {}, "Point the OpenAI SDK, Claude Code or Codex at ",
-      h("code", { text: data.base_url }), ". ",
+    // The OpenAI SDK and Codex call <base>/v1/...: the address alone is a 404 for them.
+    h("p", {}, "Point the OpenAI SDK or Codex at ", h("code", { text: `${data.base_url}/v1` }),
+      ", Claude Code at ", h("code", { text: data.base_url }), ". ",
       h("a", { href: "/connect", text: "How to connect" })));
 }

@@ -31,9 +31,11 @@ function facts(key) {
   ];
   for (const [name, label, show] of LIMITS) {
     if (key[name] === undefined || key[name] === null) continue;
-    // With no limit the figure is what the key has spent; there is no limit to spend against.
+    // With no limit the figure is what the key has spent (since its last reset, when it has
+    // one: the box counts a reset key's spend per period); there is no limit to spend against.
     const capped = name === "spent_usd" && key.limit_usd != null;
-    const term = name === "spent_usd" && !capped ? "Spent with this key" : label;
+    const term = name !== "spent_usd" || capped ? label
+      : key.limit_reset ? "Spent since the last reset" : "Spent with this key";
     const value = capped ? spentAgainst(key.spent_usd, key.limit_usd) : show(key[name]);
     rows.push(name === "expires_at" && expired(key[name])
       ? ["Expired", `${value}: it no longer works`] : [term, value]);

@@ -2,7 +2,7 @@
 // the key may manage keys. The page sends what was typed; the server checks it (a bad value is
 // its 400, shown by the form).
 
-import { field, h } from "./ui.js";
+import { field, h, plainAmount } from "./ui.js";
 
 export const RESETS = [["", "Never"], ["daily", "Daily (00:00 UTC)"], ["weekly", "Weekly (Monday 00:00 UTC)"],
   ["monthly", "Monthly (the 1st, 00:00 UTC)"]];
@@ -43,7 +43,7 @@ export function limitFields(key, title) {
   const current = key || {};
   const suffix = title ? ` for ${title}` : "";
   const cap = field(`Spending limit in USD${suffix}`, { name: "limit_usd", inputmode: "decimal",
-    value: current.limit_usd ?? "" }, "Empty: no limit.");
+    value: plainAmount(current.limit_usd) }, "Empty: no limit.");
   const reset = resetField(`Limit resets${suffix}`, current.limit_reset);
   const expires = field(`Expires${suffix}`, { name: "expires_at", placeholder: `e.g. ${aYearAhead()}`,
     value: current.expires_at ?? "" }, "A date or time (UTC); empty: never.");

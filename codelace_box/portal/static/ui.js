@@ -167,6 +167,17 @@ export function price(amount) {
   }).format(Number(amount || 0));
 }
 
+// An amount as a form field takes it back: plain decimals, no grouping, no currency sign.
+// JavaScript's own spelling is kept (the shortest that reads back as the same number), but not
+// its exponent: 0.0000005 is '5e-7', which the box refuses as a typed amount; such an amount
+// (under a millionth: caps go no higher than a billion) reads to the nano-dollar it is counted
+// in. Empty for none.
+export function plainAmount(amount) {
+  if (amount === null || amount === undefined || amount === "") return "";
+  const text = String(Number(amount));
+  return /e/i.test(text) ? Number(amount).toFixed(9).replace(/\.?0+$/, "") : text;
+}
+
 export function when(iso) {
   if (!iso) return "never";
   const date = new Date(iso);
