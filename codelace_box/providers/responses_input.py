@@ -29,11 +29,10 @@ What the items look like is taken from OpenAI's Responses reference and from wha
   passed back to the API"; other models never see it, some refuse the field); and OpenRouter's
   reasoning details sealed in `encrypted_content` for that model, given back as the assistant
   message's `reasoning_details` (an item right after a turn's text or calls belongs to that turn).
-- `compaction_trigger` (Codex's remote compaction) becomes a user message asking for a handoff
-  summary, and a `compaction` item the box made becomes a user message with its summary
-  (responses_compaction.py); anyone else's compaction item is a 400 naming it.
-- Items that need server-side state or hosted tools (`item_reference`, `web_search_call`,
-  `local_shell_call`, ...) are a 400 naming the item.
+- `compaction_trigger` (Codex's remote compaction) asks for a handoff summary, a `compaction`
+  item the box made gives its summary, as user messages (responses_compaction.py); `additional_
+  tools` (Codex's code mode) add tools (responses_tools), no message. Anyone else's compaction
+  item, and items needing server state or hosted tools (`item_reference`, ...), are a 400.
 """
 
 from __future__ import annotations
@@ -55,6 +54,7 @@ from codelace_box.providers.responses_compaction import (
     summary_message,
     summary_request,
 )
+from codelace_box.providers.responses_tools import ADDITIONAL_TOOLS, chat_name
 from codelace_box.providers.thought_signature import split_id, with_signature
 
 JSON = dict[str, Any]
@@ -169,7 +169,7 @@ class _Builder:
             else:
                 self.reasoning += chat_reasoning(item, self.model)
                 self._details(unseal(item.get("encrypted_content"), self.model))
-        else:
+        elif kind != ADDITIONAL_TOOLS:  # (its tools are the request's: responses_tools)
             raise InvalidRequest(
                 f"{where}: input items of type {kind!r} are not supported (the box is stateless "
                 "and runs no hosted tools; send messages, function calls and their outputs)",
@@ -249,7 +249,7 @@ class _Builder:
             self._attach_thinking(message)
         namespace = item.get("namespace")
         if isinstance(namespace, str):
-            name = namespace + name  # the chat name of a namespace's tool (responses_request)
+            name = chat_name(namespace, name)  # the chat name of a namespace's tool
         call_id, signature = split_id(call_id)  # Gemini's thought signature goes back with it
         call = {
             "id": call_id,

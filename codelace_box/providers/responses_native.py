@@ -28,7 +28,7 @@ from codelace_box.providers.responses_compaction import for_native, without_fore
 from codelace_box.providers.responses_input import CHAT_REASONING_PREFIX, THINKING_PREFIXES
 from codelace_box.providers.responses_request import translate_request
 from codelace_box.providers.responses_response import responses_usage
-from codelace_box.providers.responses_tools import IGNORED_TOOL_TYPES
+from codelace_box.providers.responses_tools import ADDITIONAL_TOOLS, without_hosted
 from codelace_box.providers.tally import output_tokens
 from codelace_box.providers.thought_signature import split_id
 
@@ -100,14 +100,21 @@ def native_body(body: JSON, *, upstream_model: str, stream: bool) -> JSON:
     payload = dict(body)
     if isinstance(body.get("input"), list):
         # the box's compaction item: its summary (for_native); calls: their own ids
-        items = [_unsigned(for_native(item)) for item in body["input"]]
+        items = [_unsigned(_hostless(for_native(item))) for item in body["input"]]
         payload["input"] = [item for item in items if not _dropped_reasoning(item)]
     payload["model"] = upstream_model
     payload["store"] = False
     payload["stream"] = stream
     if isinstance(body.get("tools"), list):
-        payload["tools"] = [t for t in body["tools"] if t.get("type") not in IGNORED_TOOL_TYPES]
+        payload["tools"] = without_hosted(body["tools"])
     return payload
+
+
+def _hostless(item: Any) -> Any:
+    """An `additional_tools` item without the hosted tools the box drops from `tools`."""
+    if not isinstance(item, dict) or item.get("type") != ADDITIONAL_TOOLS:
+        return item
+    return {**item, "tools": without_hosted(item["tools"])}
 
 
 def _unsigned(item: Any) -> Any:

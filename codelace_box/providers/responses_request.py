@@ -51,6 +51,8 @@ IGNORED_FIELDS: dict[str, str] = {
     "reasoning.summary": "summaries are not produced; reasoning text is relayed where the "
     "provider gives it",
     "reasoning.generate_summary": "as reasoning.summary",
+    "reasoning.context": "which turns' reasoning the model keeps (Codex's code mode sends "
+    '"all_turns"); reasoning handed back is passed on as above',
     "truncation": 'only "disabled" (the default) is accepted',
 }
 # Fields that need stored state or features the box does not have: a 400 with the reason.
@@ -80,6 +82,7 @@ KNOWN_FIELDS = frozenset(
     | {name for name in IGNORED_FIELDS if "." not in name}
 )
 MAX_TOKENS = 2**31 - 1  # OpenAI's ceiling (a 32-bit integer), as chat's max_tokens
+REASONING_KEYS = ("effort", "summary", "generate_summary", "context")
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")  # max: GPT-5.6 Sol
 
 
@@ -113,7 +116,7 @@ def translate_request(body: Any, *, keep_thinking: bool = False, model: str = ""
         raise InvalidRequest("the request body must be a JSON object")
     _check_fields(body)
     messages = _messages(body, keep_thinking, model)
-    tools = chat_tools(body.get("tools"))
+    tools = chat_tools(body.get("tools"), body.get("input"))
     chat: JSON = {"model": body.get("model"), "messages": messages}
     if tools.tools:
         chat["tools"] = tools.tools
@@ -203,7 +206,7 @@ def _check_keys(value: Any, name: str, allowed: tuple[str, ...]) -> JSON:
 
 
 def _reasoning_effort(reasoning: Any) -> str | None:
-    options = _check_keys(reasoning, "reasoning", ("effort", "summary", "generate_summary"))
+    options = _check_keys(reasoning, "reasoning", REASONING_KEYS)
     effort = options.get("effort")
     if effort is not None and effort not in EFFORTS:
         raise InvalidRequest(

@@ -1,7 +1,8 @@
 """Responses API tools -> Chat Completions function tools (pure code): function tools as they
 are, custom (freeform) tools as a function taking one string, a namespace's tools named
-namespace + name (as Codex names its MCP tools), hosted tools dropped or refused; and
-tool_choice, `allowed_tools` included."""
+namespace + name (as Codex names its MCP tools; the `functions` namespace's by their own names),
+hosted tools dropped or refused; the tools of `additional_tools` input items too (Codex's code
+mode declares its tools there); and tool_choice, `allowed_tools` included."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ IGNORED_TOOL_TYPES: dict[str, str] = {
     "tool_search": "Codex sends it (`execution: client`) for models it knows by name, e.g. an "
     "alias `gpt-5.5`; the model is offered the tools Codex sent, without the search",
 }
+ADDITIONAL_TOOLS = "additional_tools"  # an input item declaring tools (Codex's code mode)
+DEFAULT_NAMESPACE = "functions"  # its tools keep their own names (chat's own `functions.` prefix)
 CUSTOM_INPUT_SCHEMA: JSON = {
     "type": "object",
     "properties": {"input": {"type": "string", "description": "The raw input of the tool."}},
@@ -55,8 +58,8 @@ class ChatTools:
         converted = _function_tool(tool, where) if kind == "function" else _custom_tool(tool, where)
         name = converted["function"]["name"]
         if namespace:
-            converted["function"]["name"] = namespace + name
-            self.namespaced[namespace + name] = (namespace, name)
+            converted["function"]["name"] = chat_name(namespace, name)
+            self.namespaced[chat_name(namespace, name)] = (namespace, name)
         if kind == "custom":
             self.custom.add(converted["function"]["name"])
         self.tools.append(converted)
@@ -71,21 +74,41 @@ class ChatTools:
             self.add(member, f"{where}.tools[{j}]", namespace)
 
 
-def chat_tools(tools: Any) -> ChatTools:
-    """Chat function tools for Responses `tools` (function, custom and namespace ones)."""
+def chat_name(namespace: str, name: str) -> str:
+    """The chat function name of a namespace's tool (and of its calls handed back)."""
+    return name if namespace == DEFAULT_NAMESPACE else namespace + name
+
+
+def chat_tools(tools: Any, items: Any = None) -> ChatTools:
+    """Chat function tools for Responses `tools` (function, custom and namespace ones), then
+    for the `additional_tools` items among the input `items` (a later one of a name wins)."""
     converted = ChatTools()
-    if tools is None:
-        return converted
-    if not isinstance(tools, list):
+    if tools is not None and not isinstance(tools, list):
         raise InvalidRequest("tools must be a list", param="tools")
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise InvalidRequest(f"tools[{i}] must be an object", param=f"tools[{i}]")
-        converted.add(tool, f"tools[{i}]")
+    _add_all(converted, tools or [], "tools")
     names = [t["function"]["name"] for t in converted.tools]
     if len(set(names)) != len(names):
         raise InvalidRequest("tools have duplicate names", param="tools")
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if isinstance(item, dict) and item.get("type") == ADDITIONAL_TOOLS:
+            where = f"input[{i}].tools"
+            if not isinstance(item.get("tools"), list):
+                raise InvalidRequest(f"{where} must be a list", param=where)
+            _add_all(converted, item["tools"], where)
+    converted.tools = list({t["function"]["name"]: t for t in converted.tools}.values())
     return converted
+
+
+def _add_all(converted: ChatTools, tools: list[Any], where: str) -> None:
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise InvalidRequest(f"{where}[{i}] must be an object", param=f"{where}[{i}]")
+        converted.add(tool, f"{where}[{i}]")
+
+
+def without_hosted(tools: list[Any]) -> list[Any]:
+    """Tools without the hosted ones the box drops (for a native upstream)."""
+    return [t for t in tools if not (isinstance(t, dict) and t.get("type") in IGNORED_TOOL_TYPES)]
 
 
 def _tool_name(tool: JSON, where: str) -> str:

@@ -42,9 +42,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+# Codex kept off the network: no update check, no analytics, and no plugins (their curated
+# list is synced from github.com and chatgpt.com at every start: DNS lookups in every test)
+OFFLINE_TAIL = "\n[analytics]\nenabled = false\n[features]\nplugins = false\n"
+
+
 def readme_config() -> str:
     """The README's Codex config.toml, as written; only the model and the box's URL are this
-    test's own, and Codex is kept off the network (no update check, no analytics)."""
+    test's own, and Codex is kept off the network (OFFLINE_TAIL)."""
     text = (ROOT / "README.md").read_text()
     section = text[text.index("\n## Codex\n") :]
     (block,) = re.findall(r"```toml\n(.*?)```", section[: section.index("\n## ", 1)], re.S)
@@ -52,7 +57,7 @@ def readme_config() -> str:
     block = block.replace("https://your-box/v1", "{base_url}/v1")
     assert "{model}" in block and "{base_url}" in block, block
     offline = "check_for_update_on_startup = false\n"
-    return offline + block + "\n[analytics]\nenabled = false\n"
+    return offline + block + OFFLINE_TAIL
 
 
 CONFIG = readme_config()

@@ -21,7 +21,7 @@ import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.responses.conftest import NATIVE_MODEL, OPENAI_MODEL, ResponsesBox
-from tests.responses.test_codex import CODEX, CONFIG, pytestmark  # noqa: F401
+from tests.responses.test_codex import CODEX, CONFIG, OFFLINE_TAIL, pytestmark  # noqa: F401
 
 SMALL = "model_context_window = 6000\nmodel_auto_compact_token_limit = 2000\n"
 CALL = {"id": "fc_1", "type": "function_call", "status": "completed", "call_id": "call_1",
@@ -33,7 +33,7 @@ def config(box: ResponsesBox, model: str, built_in: bool) -> str:
     """Codex's config.toml: the built-in provider at the box, or the README's renamed OpenAI."""
     if built_in:
         base = f'openai_base_url = "{box.server.base_url}/v1"\n'
-        offline = "check_for_update_on_startup = false\n[analytics]\nenabled = false\n"
+        offline = "check_for_update_on_startup = false\n" + OFFLINE_TAIL
         return f'{SMALL}model = "{model}"\n{base}{offline}'
     readme = CONFIG.format(model=model, base_url=box.server.base_url)
     return SMALL + readme.replace('name = "codelace-box"', 'name = "OpenAI"')

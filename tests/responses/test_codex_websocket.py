@@ -19,7 +19,7 @@ import httpx
 
 from tests.fakes.openai_upstream import Reply
 from tests.responses.conftest import OPENAI_MODEL, ResponsesBox
-from tests.responses.test_codex import CODEX, pytestmark  # noqa: F401
+from tests.responses.test_codex import CODEX, OFFLINE_TAIL, pytestmark  # noqa: F401
 from tests.support import TLS
 
 UPGRADE = {"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
@@ -42,7 +42,7 @@ def test_codex_goes_to_https_without_reconnecting(fresh: ResponsesBox, tmp_path:
     codex_home.mkdir()
     (codex_home / "config.toml").write_text(
         f'model = "{OPENAI_MODEL}"\nopenai_base_url = "{fresh.server.base_url}/v1"\n'
-        "check_for_update_on_startup = false\n[analytics]\nenabled = false\n"
+        "check_for_update_on_startup = false\n" + OFFLINE_TAIL
     )
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
            "CODEX_HOME": str(codex_home), "CODEX_API_KEY": key}  # fmt: skip

@@ -83,3 +83,20 @@ def test_native_body_checked_stateless_and_without_hosted_tools() -> None:
     assert body["input"] == codex["input"]  # OpenAI's encrypted reasoning goes back as is
     with pytest.raises(InvalidRequest):
         native_body(codex | {"previous_response_id": "resp_1"}, upstream_model="m", stream=True)
+
+
+def test_an_additional_tools_item_goes_native_without_hosted_tools() -> None:
+    """Codex's code mode declares its tools in an `additional_tools` input item (and sends
+    `reasoning.context`): a native upstream gets both as sent, but for the hosted tools the box
+    drops from `tools` (they would bill beyond the token prices), there too."""
+    from codelace_box.providers.responses_native import native_body
+
+    exec_tool = {"type": "custom", "name": "exec", "description": "Run JavaScript."}
+    tools = [{"type": "namespace", "name": "functions", "description": "", "tools": [exec_tool]},
+             {"type": "web_search"}]  # fmt: skip
+    item = {"type": "additional_tools", "id": "at_1", "role": "developer", "tools": tools}
+    codex = {"model": "gpt-6.2-sol", "input": [item, {"role": "user", "content": "Hi"}],
+             "reasoning": {"effort": "low", "context": "all_turns"}}  # fmt: skip
+    body = native_body(codex, upstream_model="gpt-6.2-sol", stream=True)
+    assert body["input"][0] == item | {"tools": tools[:1]}
+    assert body["reasoning"] == codex["reasoning"]

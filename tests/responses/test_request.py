@@ -275,3 +275,30 @@ def test_a_custom_tool_call_handed_back_keeps_its_text_as_the_model_wrote_it() -
     [sent, _] = translate_request(body).body["messages"]
     arguments = sent["tool_calls"][0]["function"]["arguments"]
     assert json.loads(arguments) == {"input": patch} and "你好世界 😀" in arguments
+
+
+def test_additional_tools_items_are_offered_to_a_translated_model() -> None:
+    """Codex's code mode: the tools of `additional_tools` items join `tools` (the `functions`
+    namespace's by their own names, a later declaration of a name replacing the earlier), the
+    item itself is no message, and a call handed back in that namespace names the same tool."""
+    wait = {"type": "function", "name": "wait", "parameters": {"type": "object"}}
+    first = {"type": "namespace", "name": "functions", "tools": [
+        {"type": "custom", "name": "exec", "description": "Run JavaScript."}, wait]}  # fmt: skip
+    later = {"type": "namespace", "name": "functions",
+             "tools": [wait | {"description": "Wait for a cell."}]}  # fmt: skip
+    call = {"type": "custom_tool_call", "call_id": "c1", "namespace": "functions", "name": "exec",
+            "input": "text(1)"}  # fmt: skip
+    body = BASE | {
+        "input": [{"type": "additional_tools", "role": "developer", "tools": [first]},
+                  {"role": "user", "content": "Hi"}, call,
+                  {"type": "custom_tool_call_output", "call_id": "c1", "output": "1"},
+                  {"type": "additional_tools", "role": "developer", "tools": [later]}],
+        "reasoning": {"effort": "low", "context": "all_turns"},
+    }  # fmt: skip
+    chat = translate_request(body).body
+    functions = [t["function"] for t in chat["tools"]]
+    assert [f["name"] for f in functions] == ["exec", "wait"]
+    assert functions[1]["description"] == "Wait for a cell."
+    assert [m["role"] for m in chat["messages"]] == ["user", "assistant", "tool"]
+    assert chat["messages"][1]["tool_calls"][0]["function"]["name"] == "exec"
+    assert chat["reasoning_effort"] == "low"
