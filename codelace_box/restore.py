@@ -88,6 +88,7 @@ def restore_database(config: Config, backup: str) -> Restored:
             backup_database(backup, str(staging))
             version = _check(str(staging), existing_secret_key(config))
             _settle_copy(str(staging), target, backup, version)
+            _keep_owner(staging, Path(real))
             stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
             replaced = set_aside(real, stamp)
             leftovers = tuple(leftover_side_files(real, stamp))
@@ -95,6 +96,20 @@ def restore_database(config: Config, backup: str) -> Restored:
         finally:
             remove_with_side_files(staging)
     return Restored(version, replaced, leftovers)
+
+
+def _keep_owner(copy: Path, real: Path) -> None:
+    """Give the checked copy the owner of the file it replaces (else of the database's
+    folder) when root restores: `sudo codelace-box restore` on a box whose service runs as its
+    own user left the database root's, and the service could not open it."""
+    if os.geteuid() != 0:
+        return  # the copy is this user's, as the file it replaces must be to be opened
+    try:
+        owner = real.stat() if real.is_file() else real.parent.stat()
+    except OSError:
+        return
+    if (owner.st_uid, owner.st_gid) != (0, 0):
+        os.chown(copy, owner.st_uid, owner.st_gid)
 
 
 def _refuse_scratch_name(backup: str, staging: Path) -> None:
