@@ -17,6 +17,7 @@ whose schema stays as it was.
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from codelace_box.db.core import (
     write_transaction,
 )
 from codelace_box.db.migrate import LATEST_VERSION, current_version
-from codelace_box.db.openlock import nobody_else
+from codelace_box.db.openlock import lock_path, nobody_else
 from codelace_box.db.sqlite_file import read_only_rows, refuse_not_a_file
 from codelace_box.doctor import check_database
 from codelace_box.errors import CodelaceError, ConfigError, NotFound
@@ -88,6 +89,7 @@ def restore_database(config: Config, backup: str) -> Restored:
             backup_database(backup, str(staging))
             version = _check(str(staging), existing_secret_key(config))
             _settle_copy(str(staging), target, backup, version)
+            _keep_owner(staging, Path(real), target)
             stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
             replaced = set_aside(real, stamp)
             leftovers = tuple(leftover_side_files(real, stamp))
@@ -95,6 +97,26 @@ def restore_database(config: Config, backup: str) -> Restored:
         finally:
             remove_with_side_files(staging)
     return Restored(version, replaced, leftovers)
+
+
+def _keep_owner(copy: Path, real: Path, target: str) -> None:
+    """Give the checked copy the owner of the file it replaces (else of the database's
+    folder) when root restores, and the lock file beside the database too when it is root's
+    (this restore made it): `sudo codelace-box restore` on a box whose service runs as its own
+    user left them root's, and the service could not open them."""
+    if os.geteuid() != 0:
+        return  # the copy is this user's, as the file it replaces must be to be opened
+    try:
+        owner = real.stat() if real.is_file() else real.parent.stat()
+    except OSError:
+        return
+    if (owner.st_uid, owner.st_gid) == (0, 0):
+        return
+    os.chown(copy, owner.st_uid, owner.st_gid)
+    lock = lock_path(target)
+    with suppress(OSError):
+        if lock.stat().st_uid == 0:
+            os.chown(lock, owner.st_uid, owner.st_gid)
 
 
 def _refuse_scratch_name(backup: str, staging: Path) -> None:

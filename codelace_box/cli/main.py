@@ -127,7 +127,12 @@ def init(state: CliState, force: bool) -> None:
     how = f"kept the server secret in use from {reused}" if reused else "a new server.secret_key"
     click.echo(f"wrote {target} ({how}; mode 600, keep it private)")
     _record_init(target, existed, reused)
-    click.echo(f"next: edit it if you like, then run: codelace-box --config {target} serve")
+    import shlex  # a path with a space is pasted into a shell whole
+
+    click.echo(
+        f"next: edit it if you like, then run: codelace-box --config {shlex.quote(str(target))} "
+        "serve"
+    )
 
 
 def _record_init(target: Path, existed: bool, reused: str | None) -> None:

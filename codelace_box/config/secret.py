@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import stat
 import tomllib
 from pathlib import Path
@@ -113,5 +114,5 @@ def readable_secrets_notice(config: Config) -> str | None:
         return None
     return (
         f"{path} holds {', '.join(exposed)} and other users of this machine may read it: "
-        f"chmod 600 {path}"
+        f"chmod 600 {shlex.quote(str(path))}"
     )

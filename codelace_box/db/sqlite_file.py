@@ -151,7 +151,7 @@ def not_ours(target: Path) -> str:
     """' (FILE belongs to OWNER and the user running codelace-box may not read and write it:
     chown it, with every file beside it named DB*, ...)' for the database or its -wal or -shm
     file when this user may not (a command run as root made them: SQLite itself says only
-    'unable to open database file'); else ''."""
+    'unable to open database file'); else what folder_not_ours says."""
     for name in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
         try:
             owner = name.stat().st_uid
@@ -164,7 +164,25 @@ def not_ours(target: Path) -> str:
                 f"{target.name}* (its -wal and -shm, the lock files a root serve leaves), to "
                 "that user)"
             )
-    return ""
+    return folder_not_ours(target.parent)
+
+
+def folder_not_ours(folder: Path) -> str:
+    """' (its folder DIR belongs to OWNER and the user running codelace-box may not write in
+    it, ...)' when this user may not make files in the database's folder (SQLite makes the
+    -wal and -shm files there, and itself says only 'attempt to write a readonly database');
+    else ''."""
+    try:
+        owner = folder.stat().st_uid
+    except OSError:
+        return ""
+    if os.access(folder, os.W_OK | os.X_OK):
+        return ""
+    return (
+        f" (its folder {folder} belongs to {user_name(owner)} and the user running "
+        "codelace-box may not write in it, where SQLite makes the database's -wal and -shm "
+        "files: chown the folder to that user)"
+    )
 
 
 def refuse_not_a_file(path: str) -> None:
