@@ -7,6 +7,7 @@ malformed argument or option). `--json` on list/show prints JSON.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -127,9 +128,7 @@ def init(state: CliState, force: bool) -> None:
     how = f"kept the server secret in use from {reused}" if reused else "a new server.secret_key"
     click.echo(f"wrote {target} ({how}; mode 600, keep it private)")
     _record_init(target, existed, reused)
-    import shlex  # a path with a space is pasted into a shell whole
-
-    click.echo(
+    click.echo(  # quoted: a path with a space is pasted into a shell whole
         f"next: edit it if you like, then run: codelace-box --config {shlex.quote(str(target))} "
         "serve"
     )
