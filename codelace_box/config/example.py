@@ -13,7 +13,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from codelace_box.config.loading import ENV_PREFIX, build_config, config_from_data, load_config
+from codelace_box.config.loading import (
+    ENV_PREFIX,
+    anchor_paths,
+    build_config,
+    config_from_data,
+    load_config,
+)
 from codelace_box.config.schema import SECTIONS, Config
 from codelace_box.config.secret import read_secret_file, secret_key_path
 from codelace_box.errors import ConfigError
@@ -27,7 +33,10 @@ def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:
             config = load_config(str(target), env)
         except ConfigError:
             config = _salvaged_config(target, env)
-    config = config or build_config({}, "built-in defaults", env)
+    # a file not written yet: its defaults as it will read them, relative paths under its folder
+    config = config or anchor_paths(
+        build_config({}, "built-in defaults", env), target.resolve().parent
+    )
     if config.server.secret_key:
         return config.server.secret_key, _secret_source(config, env)
     path = secret_key_path(config)

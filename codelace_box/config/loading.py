@@ -155,14 +155,20 @@ def config_from_data(data: dict[str, Any], path: Path | None, env: dict[str, str
 def _anchor_database_path(config: Config, path: Path | None) -> Config:
     """A relative database path (and backup folder, and SMTP CA file) read with a config file
     is relative to that file's folder (to the working folder with one that is no regular
-    file), and a leading ~ is the home folder (a `sqlite:///PATH` database.url becomes
-    database.path first: one name for the file)."""
+    file)."""
+    # a config that is no file (/dev/null, a shell's <(...)) has no folder of its own: as none
+    folder = path.resolve().parent if path is not None and path.is_file() else None
+    return anchor_paths(config, folder)
+
+
+def anchor_paths(config: Config, folder: Path | None) -> Config:
+    """`config` with its relative database path, backup folder and SMTP CA file under
+    `folder` (None: left relative, to the working folder), a leading ~ the home folder (a
+    `sqlite:///PATH` database.url becomes database.path first: one name for the file)."""
     if config.database.url.startswith(SQLITE_URL):
         sqlite_path = config.database.url.removeprefix(SQLITE_URL)
         database = dataclasses.replace(config.database, path=sqlite_path, url="")
         config = dataclasses.replace(config, database=database)
-    # a config that is no file (/dev/null, a shell's <(...)) has no folder of its own: as none
-    folder = path.resolve().parent if path is not None and path.is_file() else None
     database = dataclasses.replace(config.database, path=_anchored(config.database.path, folder))
     backup = dataclasses.replace(config.backup, dir=_anchored(config.backup.dir, folder))
     config = dataclasses.replace(config, database=database, backup=backup)

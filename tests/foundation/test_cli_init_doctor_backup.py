@@ -94,6 +94,27 @@ def test_init_keeps_the_secret_an_earlier_start_generated(tmp_path: Path) -> Non
     assert decrypt_secret(config.server.secret_key, bytes(token)) == "sk-early-0123456789"
 
 
+def test_init_of_a_config_in_another_folder_keeps_that_folders_secret(tmp_path: Path) -> None:
+    """`--config box/codelace.toml init` run from elsewhere: the written file's database is
+    box/data/codelace.db (a relative path is the file's folder's), so the secret in use is the
+    one a start generated into box/data, not one in the working folder's data/."""
+    box, elsewhere = tmp_path / "box", tmp_path / "elsewhere"
+    for folder in (box, elsewhere):
+        folder.mkdir()
+        added = run_cli(
+            None, "providers", "add", "early", "--kind", "openai", "--key", "sk-early-0123456789",
+            cwd=folder,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+    result = run_cli(box / "codelace.toml", "init", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert f"kept the server secret in use from {box / 'data' / 'secret_key'}" in result.stdout
+    config = load_config(str(box / "codelace.toml"), {})
+    assert config.server.secret_key == (box / "data" / "secret_key").read_text().strip()
+    doctor = run_cli(box / "codelace.toml", "doctor", cwd=elsewhere)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+
+
 @pytest.mark.parametrize(
     "breakage",
     ["\n[sever]\nport = 9000\n", "\n[server\n", "wal = 1\n", f"error_rate = {'1' * 4301}\n"],
