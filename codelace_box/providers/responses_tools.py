@@ -57,11 +57,13 @@ class ChatTools:
             )
         converted = _function_tool(tool, where) if kind == "function" else _custom_tool(tool, where)
         name = converted["function"]["name"]
+        chat = converted["function"]["name"] = chat_name(namespace, name) if namespace else name
+        self.namespaced.pop(chat, None)  # (a name declared again: its calls are the last one's)
+        self.custom.discard(chat)
         if namespace:
-            converted["function"]["name"] = chat_name(namespace, name)
-            self.namespaced[chat_name(namespace, name)] = (namespace, name)
+            self.namespaced[chat] = (namespace, name)
         if kind == "custom":
-            self.custom.add(converted["function"]["name"])
+            self.custom.add(chat)
         self.tools.append(converted)
 
     def _namespace(self, tool: JSON, where: str) -> None:
