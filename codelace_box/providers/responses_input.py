@@ -27,8 +27,8 @@ What the items look like is taken from OpenAI's Responses reference and from wha
   refuses a tool-call turn without it; other models never see it, some refuse it); OpenRouter's
   reasoning details sealed for that model, as the `reasoning_details` of its turn's message.
 - `compaction_trigger` and the box's `compaction` items: user messages (responses_compaction);
-  `additional_tools` (Codex's code mode): tools (chat_tools). Anyone else's compaction item and
-  items needing server state or hosted tools (`item_reference`, ...) are a 400.
+  `additional_tools` (Codex's code mode): tools (chat_tools); `configuration_update`: nothing.
+  Others' compaction items, items needing server state or hosted tools (...) are a 400.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ class _Builder:
                 self._details(unseal(item.get("encrypted_content"), self.model))
         elif kind == ADDITIONAL_TOOLS:  # (its tools are the request's: responses_tools)
             self.declared.append((where, item))
-        else:
+        elif kind != "configuration_update":  # (Codex's: the request's own fields say as much)
             raise InvalidRequest(
                 f"{where}: input items of type {kind!r} are not supported (the box is stateless "
                 "and runs no hosted tools; send messages, function calls and their outputs)",
