@@ -12,9 +12,8 @@ What the items look like is taken from OpenAI's Responses reference and from wha
   chat assistant message (parallel calls must share one message, or the upstream refuses the tool
   results that follow). A custom (freeform) tool is offered to chat upstreams as a function with
   one string parameter `input` (see responses_request), so its call carries `{"input": ...}`;
-  a call with a `namespace` names the chat function namespace + name. To an Anthropic upstream,
-  arguments that are no JSON object (a call cut at max_tokens) go as `{}`: its tool_use input
-  must be an object, where OpenAI takes any string.
+  a call with a `namespace` names the chat function namespace + name. To Anthropic, arguments
+  that are no JSON object (a call cut at max_tokens) go as `{}` (tool_use input is an object).
 - `function_call_output` / `custom_tool_call_output` {call_id, output}: a `tool` message. An
   output may be a string or a list of `input_text` / `input_image` parts (Codex's view_image);
   chat tool messages take text only, so images follow as a user message after the tool results.
@@ -25,14 +24,11 @@ What the items look like is taken from OpenAI's Responses reference and from wha
   from a chat model's `reasoning_content` (DeepSeek, Kimi, vLLM reasoning parsers), whose id
   names that model (`chat_reasoning_id`): when the request goes to that same model, its text is
   given back as the next assistant message's `reasoning_content` (DeepSeek's thinking mode
-  refuses a tool-call turn without it, 400 "The reasoning_content in the thinking mode must be
-  passed back to the API"; other models never see it, some refuse the field); and OpenRouter's
-  reasoning details sealed in `encrypted_content` for that model, given back as the assistant
-  message's `reasoning_details` (an item right after a turn's text or calls belongs to that turn).
-- `compaction_trigger` (Codex's remote compaction) asks for a handoff summary, a `compaction`
-  item the box made gives its summary, as user messages (responses_compaction.py); `additional_
-  tools` (Codex's code mode) add tools (responses_tools), no message. Anyone else's compaction
-  item, and items needing server state or hosted tools (`item_reference`, ...), are a 400.
+  refuses a tool-call turn without it; other models never see it, some refuse it); OpenRouter's
+  reasoning details sealed for that model, as the `reasoning_details` of its turn's message.
+- `compaction_trigger` and the box's `compaction` items: user messages (responses_compaction);
+  `additional_tools` (Codex's code mode): tools (chat_tools); `configuration_update`: nothing.
+  Others' compaction items, items needing server state or hosted tools (...) are a 400.
 """
 
 from __future__ import annotations
@@ -54,7 +50,7 @@ from codelace_box.providers.responses_compaction import (
     summary_message,
     summary_request,
 )
-from codelace_box.providers.responses_tools import ADDITIONAL_TOOLS, chat_name
+from codelace_box.providers.responses_tools import ADDITIONAL_TOOLS, Declared, chat_name
 from codelace_box.providers.thought_signature import split_id, with_signature
 
 JSON = dict[str, Any]
@@ -121,14 +117,15 @@ def chat_reasoning(item: JSON, model: str) -> str:
     return "".join(text for text in texts if isinstance(text, str))
 
 
-def input_messages(value: Any, *, keep_thinking: bool = False, model: str = "") -> list[JSON]:
-    """Chat messages for a Responses `input` (instructions are added by the caller); `model`:
-    the catalog model the request goes to (its own reasoning handed back goes back to it)."""
+def input_messages(value: Any, *, keep_thinking: bool = False, model: str = "",
+                   declared: list[Declared] | None = None) -> list[JSON]:  # fmt: skip
+    """Chat messages for a Responses `input` (instructions: the caller's); `model`: the catalog
+    model it goes to (its reasoning goes back to it); `declared`: gets its additional_tools."""
     if isinstance(value, str):
         return [{"role": "user", "content": value}]
     if not isinstance(value, list):
         raise InvalidRequest("input must be a string or a list of items", param="input")
-    builder = _Builder(keep_thinking, model)
+    builder = _Builder(keep_thinking, model, [] if declared is None else declared)
     for i, item in enumerate(value):
         builder.add(item, f"input[{i}]")
     builder.flush_images()
@@ -138,8 +135,9 @@ def input_messages(value: Any, *, keep_thinking: bool = False, model: str = "") 
 class _Builder:
     """Accumulates chat messages, merging what chat needs in one assistant message."""
 
-    def __init__(self, keep_thinking: bool, model: str = "") -> None:
+    def __init__(self, keep_thinking: bool, model: str, declared: list[Declared]) -> None:
         self.messages: list[JSON] = []
+        self.declared = declared  # the additional_tools items (where, item): chat_tools'
         self.keep_thinking = keep_thinking
         self.model = model
         self.reasoning = ""  # a chat model's own reasoning handed back, for the next assistant
@@ -169,7 +167,9 @@ class _Builder:
             else:
                 self.reasoning += chat_reasoning(item, self.model)
                 self._details(unseal(item.get("encrypted_content"), self.model))
-        elif kind != ADDITIONAL_TOOLS:  # (its tools are the request's: responses_tools)
+        elif kind == ADDITIONAL_TOOLS:  # (its tools are the request's: responses_tools)
+            self.declared.append((where, item))
+        elif kind != "configuration_update":  # (Codex's: the request's own fields say as much)
             raise InvalidRequest(
                 f"{where}: input items of type {kind!r} are not supported (the box is stateless "
                 "and runs no hosted tools; send messages, function calls and their outputs)",

@@ -100,7 +100,7 @@ def native_body(body: JSON, *, upstream_model: str, stream: bool) -> JSON:
     payload = dict(body)
     if isinstance(body.get("input"), list):
         # the box's compaction item: its summary (for_native); calls: their own ids
-        items = [_unsigned(_hostless(for_native(item))) for item in body["input"]]
+        items = [_unsigned(for_native(item)) for item in body["input"]]
         payload["input"] = [item for item in items if not _dropped_reasoning(item)]
     payload["model"] = upstream_model
     payload["store"] = False
@@ -110,18 +110,16 @@ def native_body(body: JSON, *, upstream_model: str, stream: bool) -> JSON:
     return payload
 
 
-def _hostless(item: Any) -> Any:
-    """An `additional_tools` item without the hosted tools the box drops from `tools`."""
-    if not isinstance(item, dict) or item.get("type") != ADDITIONAL_TOOLS:
-        return item
-    return {**item, "tools": without_hosted(item["tools"])}
-
-
 def _unsigned(item: Any) -> Any:
     """A call or its output under the call's own id: a Gemini thought signature the box put on
     its call_id (thought_signature.py) is for Gemini alone, and OpenAI's Responses API refuses
-    a call_id over 64 characters, so a thread carried on from Gemini failed on every turn."""
-    if not isinstance(item, dict) or item.get("type") not in _CALL_ITEMS:
+    a call_id over 64 characters, so a thread carried on from Gemini failed on every turn.
+    And an `additional_tools` item (Codex's code mode) without the hosted tools the box drops
+    from `tools` (the same look at the type: no other pass over the input)."""
+    kind = item.get("type") if isinstance(item, dict) else None
+    if kind == ADDITIONAL_TOOLS:  # (checked a list: translate_request)
+        return {**item, "tools": without_hosted(item["tools"])}
+    if kind not in _CALL_ITEMS:
         return item
     call_id = item.get("call_id")
     if not isinstance(call_id, str):

@@ -30,6 +30,7 @@ from codelace_box.providers.responses_input import input_messages
 from codelace_box.providers.responses_tools import (
     IGNORED_TOOL_TYPES,
     ChatTools,
+    Declared,
     allowed_tools,
     chat_tool_choice,
     chat_tools,
@@ -115,8 +116,9 @@ def translate_request(body: Any, *, keep_thinking: bool = False, model: str = ""
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     _check_fields(body)
-    messages = _messages(body, keep_thinking, model)
-    tools = chat_tools(body.get("tools"), body.get("input"))
+    declared: list[Declared] = []  # the additional_tools items of the input
+    messages = _messages(body, keep_thinking, model, declared)
+    tools = chat_tools(body.get("tools"), declared)
     chat: JSON = {"model": body.get("model"), "messages": messages}
     if tools.tools:
         chat["tools"] = tools.tools
@@ -155,13 +157,14 @@ def _check_fields(body: JSON) -> None:
         raise InvalidRequest("stream must be a boolean", param="stream")
 
 
-def _messages(body: JSON, keep_thinking: bool, model: str) -> list[JSON]:
+def _messages(body: JSON, keep_thinking: bool, model: str, declared: list[Declared]) -> list[JSON]:
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise InvalidRequest("instructions must be a string", param="instructions")
     if body.get("input") is None:
         raise InvalidRequest("input is required", param="input")
-    messages = input_messages(body["input"], keep_thinking=keep_thinking, model=model)
+    messages = input_messages(body["input"], keep_thinking=keep_thinking, model=model,
+                              declared=declared)  # fmt: skip
     if instructions:
         messages.insert(0, {"role": "system", "content": instructions})
     if not any(m["role"] != "system" for m in messages):

@@ -6,6 +6,7 @@ mode declares its tools there); and tool_choice, `allowed_tools` included."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ IGNORED_TOOL_TYPES: dict[str, str] = {
     "alias `gpt-5.5`; the model is offered the tools Codex sent, without the search",
 }
 ADDITIONAL_TOOLS = "additional_tools"  # an input item declaring tools (Codex's code mode)
+Declared = tuple[str, JSON]  # an additional_tools item and where it is (`input[3]`)
 DEFAULT_NAMESPACE = "functions"  # its tools keep their own names (chat's own `functions.` prefix)
 CUSTOM_INPUT_SCHEMA: JSON = {
     "type": "object",
@@ -57,11 +59,13 @@ class ChatTools:
             )
         converted = _function_tool(tool, where) if kind == "function" else _custom_tool(tool, where)
         name = converted["function"]["name"]
+        chat = converted["function"]["name"] = chat_name(namespace, name) if namespace else name
+        self.namespaced.pop(chat, None)  # (a name declared again: its calls are the last one's)
+        self.custom.discard(chat)
         if namespace:
-            converted["function"]["name"] = chat_name(namespace, name)
-            self.namespaced[chat_name(namespace, name)] = (namespace, name)
+            self.namespaced[chat] = (namespace, name)
         if kind == "custom":
-            self.custom.add(converted["function"]["name"])
+            self.custom.add(chat)
         self.tools.append(converted)
 
     def _namespace(self, tool: JSON, where: str) -> None:
@@ -79,9 +83,9 @@ def chat_name(namespace: str, name: str) -> str:
     return name if namespace == DEFAULT_NAMESPACE else namespace + name
 
 
-def chat_tools(tools: Any, items: Any = None) -> ChatTools:
+def chat_tools(tools: Any, declared: Sequence[Declared] = ()) -> ChatTools:
     """Chat function tools for Responses `tools` (function, custom and namespace ones), then
-    for the `additional_tools` items among the input `items` (a later one of a name wins)."""
+    for the `additional_tools` items `declared` in the input (a later one of a name wins)."""
     converted = ChatTools()
     if tools is not None and not isinstance(tools, list):
         raise InvalidRequest("tools must be a list", param="tools")
@@ -89,13 +93,13 @@ def chat_tools(tools: Any, items: Any = None) -> ChatTools:
     names = [t["function"]["name"] for t in converted.tools]
     if len(set(names)) != len(names):
         raise InvalidRequest("tools have duplicate names", param="tools")
-    for i, item in enumerate(items if isinstance(items, list) else []):
-        if isinstance(item, dict) and item.get("type") == ADDITIONAL_TOOLS:
-            where = f"input[{i}].tools"
-            if not isinstance(item.get("tools"), list):
-                raise InvalidRequest(f"{where} must be a list", param=where)
-            _add_all(converted, item["tools"], where)
-    converted.tools = list({t["function"]["name"]: t for t in converted.tools}.values())
+    for at, item in declared:
+        where = f"{at}.tools"
+        if not isinstance(item.get("tools"), list):
+            raise InvalidRequest(f"{where} must be a list", param=where)
+        _add_all(converted, item["tools"], where)
+    if declared:  # (a name declared again: the last declaration, in the first one's place)
+        converted.tools = list({t["function"]["name"]: t for t in converted.tools}.values())
     return converted
 
 

@@ -23,7 +23,7 @@ from tests.fakes.anthropic_upstream import Reply, ToolUse
 from tests.fakes.openai_upstream import Reply as OpenAIReply
 from tests.responses.conftest import ANTHROPIC_MODEL, NATIVE_MODEL, OPENAI_MODEL, ResponsesBox
 from tests.responses.test_codex import CODEX, codex_exec, pytestmark  # noqa: F401
-from tests.responses.test_codex_compaction import message, native_frames
+from tests.responses.test_codex_compaction import config, message, native_frames, run
 
 SCRIPT = 'const r = await tools.exec_command({cmd: "echo code-mode-ran"}); text(r.output);'
 CALL = {"id": "ctc_1", "type": "custom_tool_call", "status": "completed", "call_id": "call_js1",
@@ -77,3 +77,26 @@ def test_codex_code_mode_on_every_provider_kind(
     rows = fresh.usage_rows(email)
     assert [r["status"] for r in rows] == ["ok", "ok"] and all(r["cost_nanos"] for r in rows)
     assert fresh.balance_nanos(email)[1] == 0
+
+
+@pytest.mark.parametrize("target", [NATIVE_MODEL, OPENAI_MODEL])
+def test_codex_code_mode_with_a_provider_named_openai(
+    fresh: ResponsesBox, tmp_path: Path, target: str
+) -> None:
+    """With a provider named "OpenAI" (README: how Codex compacts remotely), Codex's code mode
+    ends its input with a `configuration_update` item (`{"reasoning": {"effort": ...}}`, as the
+    request's own `reasoning` says): the box refused it ("input items of type
+    'configuration_update' are not supported"), so Codex's default model failed on its first
+    turn. A native upstream gets it as sent; a translated model goes on without it."""
+    fresh.cli("models", "alias", "gpt-6.2-sol", target)
+    time.sleep(1.5)  # catalog changes apply within a second
+    email, key = fresh.new_key()
+    script_call(fresh, target)
+    done = run(fresh, tmp_path, key, config(fresh, "gpt-6.2-sol", built_in=False))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "last.txt").read_text().strip() == "Ran it."
+    first, second = bodies(fresh, target)
+    assert "code-mode-ran" in json.dumps(second)
+    if target == NATIVE_MODEL:
+        assert first["input"][-1]["type"] == "configuration_update"
+    assert [r["status"] for r in fresh.usage_rows(email)] == ["ok", "ok"]

@@ -302,3 +302,26 @@ def test_additional_tools_items_are_offered_to_a_translated_model() -> None:
     assert [m["role"] for m in chat["messages"]] == ["user", "assistant", "tool"]
     assert chat["messages"][1]["tool_calls"][0]["function"]["name"] == "exec"
     assert chat["reasoning_effort"] == "low"
+
+
+def test_a_tool_declared_again_has_its_calls_named_as_its_last_declaration() -> None:
+    """A name `tools` and an `additional_tools` item both declare (Codex's code mode: the
+    `functions` namespace's tools go by their own names) is offered as its last declaration,
+    and the model's call to it comes back as that tool: a function outside any namespace when
+    the last one is, arguments as written; a custom tool in `functions` when the last one is."""
+    from codelace_box.providers.responses_response import call_item
+
+    js = {"type": "custom", "name": "exec", "description": "Run JavaScript."}
+    fn = {"type": "function", "name": "exec", "parameters": {"type": "object"}}
+    in_functions = {"type": "namespace", "name": "functions", "tools": [js]}
+    as_function = {"type": "function_call", "name": "exec", "arguments": '{"a":1}'}
+    as_custom = {"type": "custom_tool_call", "namespace": "functions", "name": "exec",
+                 "input": '{"a":1}'}  # fmt: skip
+    for first, last, shape in ((in_functions, fn, as_function), (fn, in_functions, as_custom)):
+        items = [{"type": "additional_tools", "tools": [tool]} for tool in (first, last)]
+        request = translate_request(BASE | {"input": [*items, {"role": "user", "content": "Hi"}]})
+        [offered] = request.body["tools"]
+        assert ("input" in json.dumps(offered)) == (last is in_functions)
+        call = call_item("fc_1", "c1", "exec", '{"a":1}', request.context, "completed")
+        assert {k: call.get(k) for k in shape} == shape
+        assert ("namespace" in call) == (last is in_functions)
