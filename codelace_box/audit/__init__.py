@@ -30,7 +30,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -282,25 +282,46 @@ def verify_chain() -> list[str]:
 def migrate_recorded(db: Any, client: str = "cli") -> list[int]:
     """`migrate(db)`; an upgrade of a database that had a schema (not a new one's creation) is
     an admin action too: entry `migrate`, target `schema`, from the version it had to the
-    version it has. Returns the versions applied."""
-    from codelace_box.db.migrate import current_version, interrupted, migrate, stopped_midway
+    version it has; one stopped midway (Ctrl-C, a full disk) too, for the migrations it
+    applied (each its own transaction: they stay). Returns the versions applied."""
+    from codelace_box.db import migrate as schema
 
-    had = current_version(db)
+    had, before = schema.current_version(db), schema.applied_versions(db)
     try:
-        applied = migrate(db)
+        applied = schema.migrate(db)
     except KeyboardInterrupt:  # the migration it was in rolled back; those before it stay
-        raise interrupted(had, current_version(db)) from None
+        raise schema.interrupted(had, _record_stopped(db, client, had, before)) from None
     except Exception as exc:  # a full disk, say: as with Ctrl-C, those before it stay
-        if midway := stopped_midway(had, _version_now(db, had), exc):
+        if midway := schema.stopped_midway(had, _record_stopped(db, client, had, before), exc):
             raise midway from None
         raise
     if applied and had:
         _warn_if_still_served()
-    if applied and had:
-        with write_transaction() as tx:
-            after = {"schema_version": current_version(db), "applied": applied}
-            record(tx, client, "migrate", "schema", {"schema_version": had}, after)
+        _record_migrate(client, had, schema.current_version(db), applied)
     return applied
+
+
+def _record_migrate(client: str, had: int, now: int, applied: list[int]) -> None:
+    """The `migrate` entry, in the log the schema has now (none before the log's migration)."""
+    if now < AUDIT_LOG:
+        return
+    with write_transaction() as tx:
+        after = {"schema_version": now, "applied": applied}
+        record(tx, client, "migrate", "schema", {"schema_version": had}, after,
+               head=now >= AUDIT_HEAD)  # fmt: skip
+
+
+def _record_stopped(db: Any, client: str, had: int, before: set[int]) -> int:
+    """The entry of a migrate stopped midway, if it can be written (a full disk may refuse it
+    too; before m0010 there is no log); the schema version now."""
+    from codelace_box.db.migrate import applied_versions
+
+    now = _version_now(db, had)
+    with suppress(Exception):
+        applied = sorted(applied_versions(db) - before)
+        if applied and had:
+            _record_migrate(client, had, now, applied)
+    return now
 
 
 def _version_now(db: Any, had: int) -> int:

@@ -21,6 +21,7 @@ from codelace_box.providers.embeddings import EmbeddingsAdapter
 
 EMBEDDINGS_ROUTE = "/v1/embeddings"
 _ADAPTER = EmbeddingsAdapter()
+_BASE64_ADAPTER = EmbeddingsAdapter(to_base64=True)  # float lists answered become base64
 
 
 def _bad(message: str, param: str) -> InvalidRequest:
@@ -85,9 +86,10 @@ def prepare_embeddings_call(
     if route.provider.kind != "openai":
         raise _bad(f"{route.id} is not served by an openai provider: no embeddings", "model")
     check_billed_fields(body, route.provider.allowed_fields, route.id)
+    adapter = _BASE64_ADAPTER if body.get("encoding_format") == "base64" else _ADAPTER
     hold = token_cost_nanos(body_len, 0, route.input_per_1m_nanos, route.output_per_1m_nanos)
     call = new_call(
-        (request_id, user_id, key_id), body, route, _ADAPTER, body_len=body_len, output_cap=1,
+        (request_id, user_id, key_id), body, route, adapter, body_len=body_len, output_cap=1,
         hold_nanos=hold, cap_from_client=False, ingress=EMBEDDINGS_ROUTE,
     )  # fmt: skip
     call.input_estimate = max(call.input_estimate, token_ids_sent(body["input"]))

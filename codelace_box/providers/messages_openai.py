@@ -40,7 +40,7 @@ from codelace_box.providers.compaction_history import from_last_compaction
 from codelace_box.providers.messages_openai_effort import reasoning_effort
 from codelace_box.providers.messages_openai_errors import in_anthropic_words
 from codelace_box.providers.messages_openai_format import response_format, strict_ready
-from codelace_box.providers.messages_openai_sampling import add_sampling
+from codelace_box.providers.messages_openai_sampling import add_sampling, check_shapes
 from codelace_box.providers.messages_openai_stream import (
     OpenAIToMessagesStream,
     earlier_call_ids,
@@ -265,7 +265,8 @@ def _openai_user(user_id: str) -> str:
 
 
 def _options(body: JSON, payload: JSON) -> None:
-    add_sampling(body, payload)  # (checked: 400 for a value of the wrong type)
+    check_shapes(body)  # 400 for what Anthropic refuses, as it words it
+    add_sampling(body, payload)  # (checked: 400 for a value of the wrong type or range)
     sent = body.get("messages")
     messages: list[Any] = sent if isinstance(sent, list) else []
     # none (all deferred): no empty array, a 400 at OpenAI and DeepSeek; nor tool_choice alone

@@ -1,7 +1,10 @@
-"""A Messages call's sampling options toward an `openai` provider: `temperature`, `top_p` and
-`stop_sequences` checked as Anthropic checks them (a number, a number, an array of strings),
-then copied into the Chat Completions body. Unchecked, a string `stop_sequences` was dropped
-(the answer ran on past it, and was charged) and a string temperature reached the upstream."""
+"""A Messages call's options toward an `openai` provider, checked as Anthropic checks them and
+in its words, before any money is held: `temperature` and `top_p` (numbers from 0 to 1),
+`stop_sequences` (an array of strings), `tool_choice` (an object of a documented type), `tools`
+(an array), `metadata` (an object, its `user_id` a string) and `thinking` (an object, enabled,
+disabled or adaptive). Unchecked, each was translated loosely: a string `stop_sequences` was
+dropped (the answer ran on past it, and was charged), a string `tool_choice` too (tool use was
+not forced), a temperature of 1.5 reached an upstream whose range is 0..2."""
 
 from __future__ import annotations
 
@@ -9,6 +12,9 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers.base import JSON
+
+TOOL_CHOICES = ("auto", "any", "tool", "none")
+THINKING_TYPES = ("enabled", "disabled", "adaptive")
 
 
 def _bad(message: str) -> InvalidRequest:
@@ -19,13 +25,21 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _check_unit(name: str, value: Any) -> None:
+    if not _is_number(value):
+        raise _bad(f"{name}: Input should be a valid number")
+    if value < 0:
+        raise _bad(f"{name}: Input should be greater than or equal to 0")
+    if value > 1:
+        raise _bad(f"{name}: Input should be less than or equal to 1")
+
+
 def add_sampling(body: JSON, payload: JSON) -> None:
-    """`payload` given the body's sampling options; 400 for one of the wrong type."""
+    """`payload` given the body's sampling options; 400 for one of the wrong type or range."""
     for name in ("temperature", "top_p"):
         value = body.get(name)
         if value is not None:
-            if not _is_number(value):
-                raise _bad(f"{name}: must be a number")
+            _check_unit(name, value)
             payload[name] = value
     stops = body.get("stop_sequences")
     if stops is None:
@@ -34,3 +48,41 @@ def add_sampling(body: JSON, payload: JSON) -> None:
         raise _bad("stop_sequences: must be an array of strings")
     if stops:
         payload["stop"] = stops
+
+
+def _check_tool_choice(choice: Any) -> None:
+    if not isinstance(choice, dict):
+        raise _bad("tool_choice: Input should be a valid dictionary")
+    kind = choice.get("type")
+    if kind not in TOOL_CHOICES:
+        raise _bad("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+    if kind == "tool" and not isinstance(choice.get("name"), str):
+        raise _bad("tool_choice.tool.name: Field required")
+
+
+def _check_metadata(metadata: Any) -> None:
+    if not isinstance(metadata, dict):
+        raise _bad("metadata: Input should be a valid dictionary")
+    user_id = metadata.get("user_id")
+    if user_id is not None and not isinstance(user_id, str):
+        raise _bad("metadata.user_id: Input should be a valid string")
+
+
+def _check_thinking(thinking: Any) -> None:
+    if not isinstance(thinking, dict):
+        raise _bad("thinking: Input should be a valid dictionary")
+    if thinking.get("type") not in THINKING_TYPES:
+        raise _bad("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
+
+
+def check_shapes(body: JSON) -> None:
+    """400 for a `tool_choice`, `tools`, `metadata` or `thinking` of a shape Anthropic refuses
+    (absent or null: not given)."""
+    if body.get("tool_choice") is not None:
+        _check_tool_choice(body["tool_choice"])
+    if body.get("tools") is not None and not isinstance(body["tools"], list):
+        raise _bad("tools: Input should be a valid list")
+    if body.get("metadata") is not None:
+        _check_metadata(body["metadata"])
+    if body.get("thinking") is not None:
+        _check_thinking(body["thinking"])

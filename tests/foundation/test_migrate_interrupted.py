@@ -9,6 +9,7 @@ same place every run.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -115,3 +116,33 @@ def test_a_migrate_stopped_by_a_full_disk_says_where_the_schema_is(tmp_path: Pat
     assert line.endswith("then run `codelace-box migrate` again to finish"), line
     finished = run_cli(config, "migrate")
     assert finished.stdout.startswith(f"schema version {LATEST_VERSION} ({version + 1}, "), finished
+
+
+def _migrate_entries(config: Path) -> list[tuple[int, int, list[int]]]:
+    """The audit log's `migrate` entries, oldest first: (from, to, versions applied)."""
+    entries = json.loads(run_cli(config, "audit", "--json").stdout)
+    return sorted(
+        (e["before"]["schema_version"], e["after"]["schema_version"], e["after"]["applied"])
+        for e in entries
+        if e["command"] == "migrate"
+    )
+
+
+def test_an_interrupted_migrate_is_in_the_audit_log_with_what_it_applied(tmp_path: Path) -> None:
+    """Ctrl-C during migration 13 (3 to 12 applied, the audit log among them) wrote no entry
+    for them: the log said only that the next migrate went from 12, and 2 to 12 never
+    appeared. The interrupted run is an entry too, with what it applied."""
+    config = first_wave_box(tmp_path / "box", free_port())
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(signal_at('CREATE TABLE "account_day_usage"'))
+    paths = os.pathsep.join([str(hook), str(REPO_ROOT)])
+    interrupted = run_cli(config, "migrate", env={"PYTHONPATH": paths})
+    db = tmp_path / "box" / "data" / "codelace.db"
+    assert interrupted.returncode == 1 and _version(db) == 12, interrupted.stderr
+    assert run_cli(config, "migrate").returncode == 0
+    assert _migrate_entries(config) == [
+        (2, 12, list(range(3, 13))),
+        (12, LATEST_VERSION, list(range(13, LATEST_VERSION + 1))),
+    ]
+    assert run_cli(config, "doctor").returncode == 0  # the hash chain holds

@@ -348,9 +348,19 @@ def test_an_error_event_echoing_the_providers_key_never_shows_it(
         ("stop_sequences", ["END", 5]),
         ("temperature", "0.5"),  # sent on as a string: the upstream's own 400
         ("top_p", True),
+        ("temperature", 1.5),  # Anthropic's range is 0..1 (OpenAI's 0..2 would take it)
+        ("temperature", -0.5),
+        ("top_p", 2),
+        ("tool_choice", "any"),  # a string: dropped, so tool use was not forced
+        ("tool_choice", {"type": "required"}),
+        ("tools", {"name": "get", "input_schema": {"type": "object"}}),  # an object: dropped
+        ("metadata", "user-1"),
+        ("metadata", {"user_id": 5}),
+        ("thinking", "enabled"),
+        ("thinking", {"type": "on"}),  # was taken for adaptive thinking
     ],
 )
-def test_a_translated_call_refuses_sampling_fields_of_the_wrong_type(
+def test_a_translated_call_refuses_what_anthropic_refuses(
     fresh: MessagesBox, field: str, value: Any
 ) -> None:
     """Anthropic refuses these (400 invalid_request_error): toward an `openai` provider the
@@ -365,3 +375,34 @@ def test_a_translated_call_refuses_sampling_fields_of_the_wrong_type(
     assert field in error["error"]["message"]
     assert fresh.openai_fake.requests == []
     assert fresh.balance_nanos(email) == start
+
+
+TOOL = {"name": "get", "input_schema": {"type": "object"}}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"stop_sequences": []},
+        {"temperature": 0, "stop_sequences": ["END"]},
+        {"temperature": 1},
+        {"top_p": 0.5},
+        *({"tools": [TOOL], "tool_choice": {"type": kind}} for kind in ("auto", "any", "none")),
+        {"tools": [TOOL], "tool_choice": {"type": "tool", "name": "get"}},
+        {"tools": [TOOL], "tool_choice": {"type": "auto", "disable_parallel_tool_use": True}},
+        {"metadata": {}},
+        {"metadata": {"user_id": None}},
+        {"metadata": {"user_id": "user-1"}},
+        {"thinking": {"type": "disabled"}},
+        {"thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 2048},
+        {"thinking": {"type": "adaptive"}},
+    ],
+)
+def test_a_translated_call_takes_what_anthropic_takes(
+    fresh: MessagesBox, fields: dict[str, Any]
+) -> None:
+    """The shapes Anthropic accepts go through to the `openai` provider."""
+    _, key = fresh.new_key()
+    answer = post(fresh, {**BODY, "model": OPENAI_ALIAS, **fields}, **{"x-api-key": key})
+    assert answer.status_code == 200, answer.text
+    assert len(fresh.openai_fake.requests) == 1

@@ -3,7 +3,9 @@ provider, billed on its `usage.prompt_tokens` at the model's input price."""
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import time
 from typing import Any
 
@@ -206,3 +208,37 @@ def test_an_answer_with_a_usage_of_zeros_is_charged_an_estimate(fresh: Responses
     charged = usd_nanos((row["input_tokens"], EMBEDDING_PRICE))
     assert row["cost_nanos"] == charged > 0
     assert fresh.balance_nanos(email) == (before - charged, 0)
+
+
+def _float_answer(count: int) -> Reply:
+    """An OpenAI-compatible upstream that ignores `encoding_format`: float lists always."""
+    answer = {"object": "list", "model": "up", "usage": {"prompt_tokens": 3, "total_tokens": 3},
+              "data": [{"object": "embedding", "index": i, "embedding": vector(i)}
+                       for i in range(count)]}  # fmt: skip
+    return Reply(raw=[json.dumps(answer).encode()], content_type=JSON_TYPE)
+
+
+def _embedded(box: ResponsesBox, key: str, body: dict[str, Any]) -> list[Any]:
+    answer = httpx.post(f"{box.server.base_url}/v1/embeddings", json=body, timeout=30,
+                        headers={"authorization": f"Bearer {key}"}, verify=TLS)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return [d["embedding"] for d in answer.json()["data"]]
+
+
+def test_base64_asked_of_an_upstream_that_answers_floats_arrives_as_base64(
+    fresh: ResponsesBox,
+) -> None:
+    """Code that asked for base64 decodes what it gets: an upstream that ignores the field and
+    answers float lists has them sent on as OpenAI would have, the little-endian float32 bytes
+    in base64, byte for byte; floats asked (or nothing asked) stay floats."""
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(_float_answer(2))
+    got = _embedded(fresh, key, {"model": EMBEDDING_MODEL, "input": ["a", "b"],
+                                 "encoding_format": "base64"})  # fmt: skip
+    assert fresh.openai_fake.requests[-1].body["encoding_format"] == "base64"
+    openai_would = [base64.b64encode(struct.pack("<4f", *vector(i))).decode() for i in (0, 1)]
+    assert got == openai_would
+    for asked in ({"encoding_format": "float"}, {}):
+        fresh.openai_fake.push(_float_answer(1))
+        body = {"model": EMBEDDING_MODEL, "input": "a"} | asked
+        assert _embedded(fresh, key, body) == [vector(0)]
