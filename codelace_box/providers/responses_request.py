@@ -49,8 +49,9 @@ IGNORED_FIELDS: dict[str, str] = {
     "stream_options": "stream obfuscation padding is never added",
     "text.verbosity": "a style hint most chat upstreams lack",
     "verbosity": "as text.verbosity (the openai SDK's responses.parse sends it at the top)",
-    "reasoning.summary": "summaries are not produced; reasoning text is relayed where the "
-    "provider gives it",
+    "reasoning.summary": "the box writes no summaries of its own: auto, concise or detailed "
+    "gives Claude's thinking (summarized by Claude 4 and later) as the summary; other reasoning "
+    "is relayed as raw content where the provider gives it",
     "reasoning.generate_summary": "as reasoning.summary",
     "reasoning.context": "which turns' reasoning the model keeps (Codex's code mode sends "
     '"all_turns"); reasoning handed back is passed on as above',
@@ -84,6 +85,7 @@ KNOWN_FIELDS = frozenset(
 )
 MAX_TOKENS = 2**31 - 1  # OpenAI's ceiling (a 32-bit integer), as chat's max_tokens
 REASONING_KEYS = ("effort", "summary", "generate_summary", "context")
+SUMMARIES = ("auto", "concise", "detailed")  # reasoning.summary values that ask for one
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")  # max: GPT-5.6 Sol
 
 
@@ -97,6 +99,7 @@ class ResponsesContext:
     echo: JSON = field(default_factory=dict)  # request fields the response object repeats
     namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # chat name -> parts
     compaction: bool = False  # the input ends with a compaction trigger (responses_compaction)
+    summarized: bool = False  # Claude's thinking goes out as the summary (reasoning.summary)
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ def translate_request(body: Any, *, keep_thinking: bool = False, model: str = ""
     elif body.get("tool_choice") not in (None, "auto", "none"):
         raise InvalidRequest("tool_choice names a tool, but tools is empty", param="tool_choice")
     _add_options(chat, body)
-    return ChatRequest(chat, _context(body, tools, model))
+    return ChatRequest(chat, _context(body, tools, model, keep_thinking))
 
 
 def _check_fields(body: JSON) -> None:
@@ -243,7 +246,9 @@ def _response_format(text: Any) -> JSON | None:
     return {"type": "json_schema", "json_schema": spec}
 
 
-def _context(body: JSON, tools: ChatTools, model: str) -> ResponsesContext:
+def _context(body: JSON, tools: ChatTools, model: str, claude: bool) -> ResponsesContext:
+    """The answer's context; `claude`: the upstream is Anthropic, whose thinking (summarized
+    by Claude 4 and later) goes out as the reasoning summary when the request asks one."""
     include = body.get("include")
     encrypted = isinstance(include, list) and "reasoning.encrypted_content" in include
     declared = [t for t in body.get("tools") or () if t.get("type") not in IGNORED_TOOL_TYPES]
@@ -268,4 +273,11 @@ def _context(body: JSON, tools: ChatTools, model: str) -> ResponsesContext:
             echo[name] = body[name]
     custom = frozenset(tools.custom)
     compaction = asks_compaction(body)
-    return ResponsesContext(custom, model, encrypted, echo, dict(tools.namespaced), compaction)
+    summarized = claude and _asks_summary(reasoning)
+    return ResponsesContext(custom, model, encrypted, echo, dict(tools.namespaced), compaction,
+                            summarized)  # fmt: skip
+
+
+def _asks_summary(reasoning: JSON) -> bool:
+    """Whether `reasoning.summary` (or its older name `generate_summary`) asks for one."""
+    return (reasoning.get("summary") or reasoning.get("generate_summary")) in SUMMARIES

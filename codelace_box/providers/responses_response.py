@@ -8,7 +8,8 @@ The shapes follow OpenAI's Responses reference and what its SDKs and Codex CLI p
   `max_output_tokens` / `content_filter`, or `failed` with `error {code, message}`), `model`,
   `output`, `usage`, and the request's options echoed (instructions, tools, tool_choice,
   temperature, ...: the SDKs require some of them).
-- output items: `reasoning` {id, summary: [], content: [reasoning_text], encrypted_content (the
+- output items: `reasoning` {id, summary: [], content: [reasoning_text] (or, for Claude's thinking
+  when `reasoning.summary` asks, summary: [summary_text] and no content), encrypted_content (the
   signed thinking blocks, or OpenRouter's sealed reasoning details, when asked for)},
   `message` {id, role assistant, status, content: [output_text {text, annotations: []} or
   refusal {refusal} (a chat `refusal`)]},
@@ -154,10 +155,14 @@ def reasoning_item(
     item_id: str, text: str, blocks: list[JSON], context: ResponsesContext,
     details: list[JSON] | None = None,
 ) -> JSON:  # fmt: skip
-    """A `reasoning` output item: the reasoning text and, if asked for, the signed blocks (or
-    OpenRouter's reasoning details, sealed for the model: providers/reasoning_details.py)."""
+    """A `reasoning` output item: the reasoning text (raw `content`, or Claude's summarized
+    thinking as the `summary` when asked: ResponsesContext.summarized) and, if asked for, the
+    signed blocks (or OpenRouter's reasoning details, sealed for the model:
+    providers/reasoning_details.py)."""
     item: JSON = {"id": item_id, "type": "reasoning", "summary": []}
-    if text:
+    if text and context.summarized:
+        item["summary"] = [{"type": "summary_text", "text": text}]
+    elif text:
         item["content"] = [{"type": "reasoning_text", "text": text}]
     if blocks and context.encrypted_reasoning:
         item["encrypted_content"] = encode_thinking(blocks, context.model)

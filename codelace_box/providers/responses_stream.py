@@ -8,7 +8,9 @@ Order (OpenAI's Responses streaming reference; what its SDKs' stream accumulator
 `response.created`, `response.in_progress`; then one output item at a time:
 `response.output_item.added`; for a message `response.content_part.added`,
 `response.output_text.delta`..., `.output_text.done`, `.content_part.done`; for reasoning the
-same with `response.reasoning_text.*` and a `reasoning_text` part; for a function call
+same with `response.reasoning_text.*` and a `reasoning_text` part (Claude's thinking, asked as
+a summary: `response.reasoning_summary_part.added`, `.reasoning_summary_text.delta`...,
+`.done`, `.reasoning_summary_part.done`, a `summary_text` part); for a function call
 `response.function_call_arguments.delta`..., `.done`; for a custom tool call
 `response.custom_tool_call_input.delta` (the whole input once) and `.done`; then
 `response.output_item.done` with the whole item; last `response.completed` (or
@@ -53,10 +55,10 @@ from codelace_box.providers.responses_response import (
     new_call_id,
     new_id,
     reasoning_item,
-    response_object,
     responses_usage,
     status_for,
 )
+from codelace_box.providers.responses_stream_events import SUMMARY, EventBuilder
 from codelace_box.providers.responses_stream_item import StreamItem
 from codelace_box.providers.thought_signature import signature_of, signed_id
 
@@ -73,7 +75,7 @@ def _text(data: JSON, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-class ResponsesStreamTranslator:
+class ResponsesStreamTranslator(EventBuilder):
     """Synthesizes one Responses stream from the chat chunks of one answer."""
 
     def __init__(
@@ -184,6 +186,8 @@ class ResponsesStreamTranslator:
             return []
         events = self._close()
         self.open = StreamItem("reasoning", chat_reasoning_id(self.context.model), len(self.output))
+        if self.context.summarized:  # Claude's thinking, as the summary (ResponsesContext)
+            self.open.part_kind = SUMMARY
         self.open.details, self.waiting = self.waiting, []
         item = {"id": self.open.item_id, "type": "reasoning", "summary": []}
         return [*events, self._added(item)]
@@ -194,10 +198,9 @@ class ResponsesStreamTranslator:
         assert item is not None
         if not item.has_part:
             item.has_part = True
-            part = {"type": "reasoning_text", "text": ""}
-            events.append(self._part_event("response.content_part.added", item, part))
+            events.append(self._reasoning_part("added", item))
         item.text += text
-        events.append(self._part_event("response.reasoning_text.delta", item, None, delta=text))
+        events.append(self._reasoning_event("delta", item, delta=text))
         return events
 
     def _text(self, text: str, kind: str = "output_text") -> list[JSON]:
@@ -315,11 +318,8 @@ class ResponsesStreamTranslator:
             )
             events = []
             if item.has_part:
-                part = {"type": "reasoning_text", "text": item.text}
-                events.append(
-                    self._part_event("response.reasoning_text.done", item, None, text=item.text)
-                )
-                events.append(self._part_event("response.content_part.done", item, part))
+                events.append(self._reasoning_event("done", item, text=item.text))
+                events.append(self._reasoning_part("done", item, status))
         else:
             self.closed_calls.add(item.call_key)
             if item.given_id:
@@ -365,35 +365,3 @@ class ResponsesStreamTranslator:
         events = [self._item_event("response.custom_tool_call_input.delta", item, delta=raw)]
         events.append(self._item_event("response.custom_tool_call_input.done", item, input=raw))
         return events
-
-    # -- event builders ---------------------------------------------------------------------
-
-    def _event(self, kind: str, **fields: Any) -> JSON:
-        event: JSON = {"type": kind, "sequence_number": self.sequence, **fields}
-        self.sequence += 1
-        return event
-
-    def _added(self, item: JSON) -> JSON:
-        return self._event("response.output_item.added", output_index=len(self.output), item=item)
-
-    def _item_event(self, kind: str, item: StreamItem, **fields: Any) -> JSON:
-        return self._event(kind, item_id=item.item_id, output_index=item.index, **fields)
-
-    def _part_event(self, kind: str, item: StreamItem, part: JSON | None, **fields: Any) -> JSON:
-        """An event of a message's or reasoning item's open content part."""
-        if part is not None:
-            fields["part"] = part
-        elif item.kind == "message" and item.part_kind == "output_text":
-            fields["logprobs"] = []
-        return self._item_event(kind, item, content_index=item.content_index, **fields)
-
-    def _response(self, status: str, output: list[JSON], **fields: Any) -> JSON:
-        return response_object(
-            self.context,
-            response_id=self.response_id,
-            model=self.model,
-            created_at=self.created_at,
-            status=status,
-            output=output,
-            **fields,
-        )
