@@ -48,7 +48,7 @@ from codelace_box.catalog import keycheck
 from codelace_box.catalog.keycheck import KeyCheckResult
 from codelace_box.config import Config
 from codelace_box.db.core import close_database, open_database, utcnow
-from codelace_box.db.failures import operator_words
+from codelace_box.db.failures import is_unavailable, operator_words
 from codelace_box.db.offload import DbThread
 from codelace_box.db.openlock import OpenMarker, file_identity, hold_open
 from codelace_box.errors import CodelaceError, InvalidRequest
@@ -145,7 +145,10 @@ class AdminServices(CatalogServices):
         try:
             return self._open_and_call(fn, *args, **kwargs)
         except Exception as exc:
-            if said := operator_words(exc):  # a lock, a full disk: what the CLI says
+            url = self.config.database.target if self.config.database.is_postgres else None
+            if said := operator_words(exc, url):  # a lock, a full disk: what the CLI says
+                if is_unavailable(exc):  # a session lost, a server down: it comes back
+                    said += ": nothing was done; the dashboard will try again at its next read"
                 raise CodelaceError(said) from exc
             raise
 

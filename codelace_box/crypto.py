@@ -79,7 +79,7 @@ def _key_masked_in(text: str, secret: str) -> str:
 # What looks like a credential in free text: a known key prefix, or a long run of key
 # characters mixing letters and digits (base62/base64url, as most providers' keys are).
 _TOKEN_RE = re.compile(
-    r"(?:\b(?:sk|pk|rk|cl|sess|key|api|ghp|gsk|xai|AIza)[-_][A-Za-z0-9_\-]{6,})"
+    r"(?P<prefixed>\b(?:sk|pk|rk|cl|sess|key|api|ghp|gsk|xai|AIza)[-_][A-Za-z0-9_\-]{6,})"
     r"|(?:[A-Za-z0-9_\-]{24,})"
 )
 
@@ -87,14 +87,29 @@ _TOKEN_RE = re.compile(
 _ID_PREFIXES = ("req_", "req-", "msg_", "chatcmpl", "resp_", "call_", "toolu_", "gen-")
 
 
+# A part (between '-' and '_') of a name people write: a word (`sonnet`, `Llama`, `GGUF`), a
+# number (`20250929`), or a short mix (`4o`, `70B`, `8x7B`, `v2`). A random token's parts are
+# long runs mixing letters, digits and cases: seldom all of them read as words.
+_NAME_PART_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+|\d+|[A-Za-z0-9]{1,4}")
+
+
+def _reads_as_name(token: str) -> bool:
+    """Whether a long token without a key's prefix is a name (a dated model id such as
+    `claude-sonnet-4-5-20250929`, `Meta-Llama-3-70B-Instruct`), not a secret: every part of
+    it a word, a number or a short mix."""
+    parts = re.split(r"[-_]", token)
+    return len(parts) > 1 and all(_NAME_PART_RE.fullmatch(part) for part in parts)
+
+
 def _mask_token(match: re.Match[str]) -> str:
     token = match.group(0)
     if token.startswith(_ID_PREFIXES):  # ids a provider names in its errors, not credentials
         return token
-    if token[:3] in ("sk-", "sk_", "cl_") or (
-        any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
-    ):
+    if token[:3] in ("sk-", "sk_", "cl_"):
         return mask_secret(token)
+    if any(c.isdigit() for c in token) and any(c.isalpha() for c in token):
+        named = not match.group("prefixed") and _reads_as_name(token)  # a key's prefix: a key
+        return token if named else mask_secret(token)
     return token
 
 

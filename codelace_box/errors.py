@@ -14,7 +14,8 @@ API renders any of them the same way and the CLI prints its message on one line:
     ├── UnsupportedEncoding (415 invalid_request_error: a Content-Encoding other than identity)
     ├── RateLimited (429 rate_limit_error, carries retry_after_sec)
     ├── UpstreamError (502 api_error)
-    │   └── UpstreamOverloaded (503 api_error / upstream_overloaded)
+    │   ├── UpstreamOverloaded (503 api_error / upstream_overloaded)
+    │   └── UpstreamBusy (503 api_error, carries retry_after_sec: a service's rate limit)
     ├── ServiceUnavailable (503 api_error)
     │   └── OutOfResources (503 api_error / out_of_resources: the box's own, not a provider's)
     ├── UpstreamTimeout (504 api_error)
@@ -126,6 +127,18 @@ class UpstreamOverloaded(UpstreamError):
 
     status = 503
     default_code = "upstream_overloaded"
+
+
+class UpstreamBusy(UpstreamError):
+    """A service the box calls for the user (not a metered provider: Stripe) refused for its
+    own rate limit: 503 with Retry-After (its own wait, else a small default), a refusal
+    that passes shortly, as the SPEC's 503 "unavailable" with the wait the 429 carries."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after_sec: int, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.retry_after_sec = max(1, int(retry_after_sec))
 
 
 class ServiceUnavailable(CodelaceError):

@@ -11,7 +11,8 @@ belong to no running box (an older schema's are marked owner-less, for serve's s
 restore itself is the last entry of the restored audit log (who, which backup, how long the
 replaced log was), also for a backup of an older schema that has the log (the rollback's,
 from schema 10 on; before 17 without the head, which migration 17 makes from the entries),
-whose schema stays as it was.
+whose schema stays as it was. A failed scheduled backup's marker (`<name>.backup-failed`)
+was the replaced database's: it goes with it (doctor counts overdue from the restore).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from codelace_box.db.sqlite_file import read_only_rows, refuse_not_a_file
 from codelace_box.doctor import check_database
 from codelace_box.errors import CodelaceError, ConfigError, NotFound
 from codelace_box.gateway.holds import release_every_hold
+from codelace_box.upkeep.backups import clear_failure
 
 # The restore of a backup is recorded in the backup's own audit log, its schema left as it is
 # (the README's rollback restores the backup taken before an upgrade, then starts the old
@@ -94,6 +96,7 @@ def restore_database(config: Config, backup: str) -> Restored:
             replaced = set_aside(real, stamp)
             leftovers = tuple(leftover_side_files(real, stamp))
             staging.replace(real)
+            clear_failure(real)  # the replaced database's failed backup, not this one's
         finally:
             remove_with_side_files(staging)
     return Restored(version, replaced, leftovers)

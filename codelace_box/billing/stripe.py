@@ -21,6 +21,7 @@ from codelace_box.errors import (
     CodelaceError,
     InvalidRequest,
     ServiceUnavailable,
+    UpstreamBusy,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -72,9 +73,13 @@ class StripeObjectMissing(StripeRefusal):
     """Stripe has no object of the id asked for (its 404 `resource_missing`)."""
 
 
-class StripeRateLimited(UpstreamError):
+class StripeRateLimited(UpstreamBusy):
     """Stripe's 429: the operator's account-wide API rate limit, which every account shares
-    (a failure, but one more call only makes it last)."""
+    (a failure, but one more call only makes it last): a 503 with Stripe's Retry-After, else
+    STRIPE_WAIT_SEC, so clients and the portal say to try again shortly."""
+
+
+STRIPE_WAIT_SEC = 5  # Stripe's 429 rarely says how long: its advice is to back off a little
 
 
 class StripeAmountTooSmall(InvalidRequest):
@@ -240,13 +245,25 @@ def _stripe_error(exc: Exception, doing: str, message: str) -> CodelaceError:
             code="amount_too_small",
             param="amount_usd",
         )
+    if isinstance(exc, stripe.RateLimitError):
+        return _rate_limited(exc, doing)
     refusals = (stripe.InvalidRequestError, stripe.CardError, stripe.IdempotencyError)
-    kind: type[UpstreamError] = UpstreamError
-    if isinstance(exc, refusals):
-        kind = StripeRefusal
-    elif isinstance(exc, stripe.RateLimitError):
-        kind = StripeRateLimited
+    kind = StripeRefusal if isinstance(exc, refusals) else UpstreamError
     return kind(f"Stripe could not {doing}: {message}", code="stripe_error")
+
+
+def _rate_limited(exc: Exception, doing: str) -> StripeRateLimited:
+    """Stripe's 429: its Retry-After when it sends plausible seconds (1 to an hour), else
+    STRIPE_WAIT_SEC."""
+    headers = getattr(exc, "headers", None) or {}
+    raw = next((str(v) for k, v in headers.items() if k.lower() == "retry-after"), "").strip()
+    said = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 6 else 0
+    wait = said if 0 < said <= 3600 else STRIPE_WAIT_SEC
+    return StripeRateLimited(
+        f"Stripe is limiting this box's requests and could not {doing} now: try again in {wait} s",
+        wait,
+        code="stripe_rate_limited",
+    )
 
 
 def stripe_message(exc: Exception) -> str:

@@ -22,15 +22,18 @@ PG_LOCKED = (  # PostgreSQL's: a lock on a row or a name, held by another sessio
 )
 
 
-def operator_words(exc: BaseException) -> str | None:
+def operator_words(exc: BaseException, url: str | None = None) -> str | None:
     """What an operator's command (the CLI, the dashboard) says of a database failure it met:
     a lock another process holds (rolled back), a database that could not be written (a
-    full disk: its own words, not "unexpected ..."), or a PostgreSQL role lacking a privilege
-    (what to grant); None for any other failure."""
+    full disk: its own words, not "unexpected ..."), PostgreSQL unavailable (where: `url`'s
+    host and port, never its password), or a PostgreSQL role lacking a privilege (what to
+    grant); None for any other failure."""
     if is_busy(exc):
         return PG_LOCKED if postgres.is_busy(exc) else LOCKED
     if storage_failed(exc):
         return f"the database could not be written: {exc}"
+    if postgres.is_unavailable(exc):
+        return postgres.unavailable_words(exc, url)
     return postgres.missing_privilege(exc)
 
 

@@ -141,6 +141,29 @@ def is_unavailable(exc: BaseException) -> bool:
     return _raised(exc, "OperationalError") and not is_busy(exc)
 
 
+def unavailable_words(exc: BaseException, url: str | None) -> str:
+    """What an operator is told of a session lost or a server not reached (`is_unavailable`):
+    where (host and port of `url`, never its password) and the driver's first line, its
+    passwords masked."""
+    said = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = without_passwords(said[0], url) if said and url else (said[0] if said else "")
+    where = f" at {server_address(url)}" if url else ""
+    return f"the database is unavailable (PostgreSQL{where}: {first or type(exc).__name__})"
+
+
+def server_address(url: str) -> str:
+    """`host:port` of a PostgreSQL URL (its default port 5432 when none is written), or "the
+    server database.url names" for a URL that names none (a socket folder in the query)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(redacted(url))
+        host, port = parts.hostname, parts.port or 5432
+    except ValueError:
+        host, port = None, 5432
+    return f"{host}:{port}" if host else "the server database.url names"
+
+
 def missing_privilege(exc: BaseException) -> str | None:
     """What a role that may not do what a statement asked (PostgreSQL 15 and later give the
     `public` schema's CREATE to the database's owner only, whatever `GRANT ALL ON DATABASE`

@@ -135,16 +135,24 @@ def upstream_body(body: JSON, upstream_model: str, max_tokens: int | None) -> JS
     thinking blocks and tool ids in Anthropic's pattern."""
     payload = dict(body)
     payload["model"] = upstream_model
-    if "messages" in payload:
-        payload["messages"] = history_for_anthropic(payload["messages"])
-        if "thinking" in body and _thinking_left_out(body["messages"], payload["messages"]):
-            _without_thinking(payload)
+    with_history_for_anthropic(payload, body)
     cap = body.get("max_tokens")
     if max_tokens is not None and (not isinstance(cap, int) or cap > max_tokens):
         payload["max_tokens"] = max_tokens
     if isinstance(payload.get("fallbacks"), list) and isinstance(payload.get("max_tokens"), int):
         payload["fallbacks"] = _fallbacks_within(payload["fallbacks"], payload["max_tokens"])
     return payload
+
+
+def with_history_for_anthropic(payload: JSON, body: JSON) -> None:
+    """`payload` (a copy of the client's `body`: a call or its count_tokens) with its messages
+    as Anthropic takes them, and without thinking when leaving out an `openai` model's
+    unsigned thinking took the one that began the tool loop answered (`_thinking_left_out`)."""
+    if "messages" not in payload:
+        return
+    payload["messages"] = history_for_anthropic(payload["messages"])
+    if "thinking" in body and _thinking_left_out(body["messages"], payload["messages"]):
+        _without_thinking(payload)
 
 
 def _first_block(messages: Any, at: int) -> Any:
@@ -277,8 +285,7 @@ class MessagesPassthrough(AnthropicAdapter):
         if self.path.endswith("/count_tokens"):
             payload = dict(body)
             payload["model"] = target.upstream_model
-            if "messages" in payload:
-                payload["messages"] = history_for_anthropic(payload["messages"])
+            with_history_for_anthropic(payload, body)  # as the call itself goes
         else:
             payload = upstream_body(body, target.upstream_model, target.default_max_tokens)
         payload = fit_output_fields(without_compared_request(payload), headers,

@@ -45,10 +45,16 @@ from codelace_box.providers.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 _EMPTY = "the upstream ended the stream without an answer"  # [DONE] with nothing before it
-_NO_ANSWER = "the upstream answered without an answer"  # `choices: []` and no usage
+_NO_ANSWER = "the upstream answered without an answer"  # no choice with a message, no usage
 _INDEX_TYPES = (int, str)  # (`int | str` in a call builds a union object each time: 3x the cost)
 REASONING_CONTENT = "reasoning_content"  # a model's own reasoning, handed back in messages
 CAP_REFUSED = "max_tokens"  # in UpstreamTarget.refused_fields: the cap goes in the other field
+
+
+def _has_message(choice: Any) -> bool:
+    """Whether an unstreamed choice carries a message (`choices: []`, a null choice, one
+    without a message or with `"message": null` carry none: with no usage, no answer)."""
+    return isinstance(choice, dict) and isinstance(choice.get("message"), dict)
 
 
 def cap_field(base_url: str, refused: frozenset[str] = frozenset()) -> str:
@@ -370,8 +376,8 @@ class OpenAIAdapter(ProviderAdapter):
                 if isinstance(choice, dict):
                     chat_finish(choice)
         usage = usage_from(payload.get("usage"))
-        if usage is None and not choices:  # nothing made, nothing counted: no answer
-            raise UpstreamError(_NO_ANSWER, code="bad_upstream_reply")
+        if usage is None and not any(_has_message(c) for c in choices):  # nothing made,
+            raise UpstreamError(_NO_ANSWER, code="bad_upstream_reply")  # nothing counted
         if usage is None:
             produced = (output_tokens(c.get("message")) for c in choices if isinstance(c, dict))
             usage = Usage(0, sum(produced), estimated=True)

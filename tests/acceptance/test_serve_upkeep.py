@@ -303,6 +303,27 @@ def test_doctor_after_a_restore_counts_the_two_intervals_from_the_restore(
     assert late.returncode == 1 and "OVERDUE" in late.stdout, late.stdout
 
 
+def test_a_restore_clears_the_failed_backup_marker_of_the_database_it_replaced(
+    tmp_path: Path,
+) -> None:
+    """The old database's scheduled backups failed (its disk full), the operator restores a
+    backup: doctor failed the freshly restored box on the old failure (the marker beside the
+    database outlived it until the next good backup). A restore clears it; the two intervals
+    run from the restore as before."""
+    box = Box.create(tmp_path / "box", backup={"every_hours": 1})
+    box.ok("users", "create", "ivy@upkeep.test")
+    backup = tmp_path / "good.db"
+    box.ok("backup", str(backup))
+    marker = box.root / "data" / "codelace.db.backup-failed"
+    marker.write_text("20260101T000000Z No space left on device\n")
+    failing = box.cli("doctor")
+    assert failing.returncode == 1 and "the last scheduled backup failed" in failing.stdout
+    box.ok("restore", str(backup))
+    doctor = box.cli("doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert not marker.exists()
+
+
 def test_two_boxes_given_one_backup_folder_do_not_take_each_others_backups(
     tmp_path: Path,
 ) -> None:

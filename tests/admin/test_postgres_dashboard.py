@@ -11,8 +11,17 @@ import pytest
 
 from admin_tui.app import create_admin_app
 from codelace_box.accounts.users import create_user, get_user
-from tests.admin.pilot import AdminEnv, column, fill, notifications, open_form, screen_name, until
-from tests.pg_cluster import wanted_engine
+from tests.admin.pilot import (
+    AdminEnv,
+    column,
+    fill,
+    make_env,
+    notifications,
+    open_form,
+    screen_name,
+    until,
+)
+from tests.pg_cluster import shared_cluster, wanted_engine
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -49,3 +58,35 @@ async def test_a_sqlite_file_at_database_path_never_replaces_postgresql(
         await pilot.pause(0.5)
         assert column(pilot, "#users") == ["ana@example.com"]
     assert get_user("ana@example.com").balance_nanos == 3_000_000_000
+
+
+async def test_postgresql_going_away_is_said_in_words_and_read_again(tmp_path: Path) -> None:
+    """PostgreSQL restarted or unreachable under the dashboard: its screens said "unexpected
+    OperationalError: ..." (a bug's words). They say the database is unavailable, where (host
+    and port, never the password) and that the dashboard tries again; the next read reopens
+    the session."""
+    import psycopg
+
+    plain = shared_cluster().new_database()  # trust auth: the password is only to be hidden
+    url = plain.replace("postgresql://postgres@", "postgresql://postgres:pw-n0t-sh0wn@")
+    env = make_env(tmp_path, database={"url": url})
+    create_user("bo@example.com")
+    app = create_admin_app(env.config)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: column(pilot, "#users") == ["bo@example.com"], "bo")
+        with psycopg.connect(url, autocommit=True) as admin:  # every other session cut
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        pilot.app.screen.reload()  # type: ignore[attr-defined]
+        await until(pilot, lambda: notifications(pilot), "the failed read's notice")
+        said = " ".join(notifications(pilot))
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        assert "the database is unavailable" in said and f"127.0.0.1:{port}" in said, said
+        assert "try again" in said and "unexpected" not in said, said
+        assert "pw-n0t-sh0wn" not in said, said
+        pilot.app.screen.reload()  # type: ignore[attr-defined]
+        await pilot.pause(0.5)
+        assert column(pilot, "#users") == ["bo@example.com"]

@@ -156,3 +156,25 @@ def test_doctor_shows_no_part_of_a_password_in_a_strange_api_base(
     assert f"not Stripe's own: {api_base.partition(':')[0]}://{host} " in output, output
     for piece in ("zm9v", "Zm9v", "secretpw", "//u"):  # "https://u:1234": the user, a digit
         assert piece not in output, output
+
+
+def test_doctor_says_how_stripe_is_set_up_when_it_finds_problems_too(tmp_path: Path) -> None:
+    """A doctor run that fails (here: the last scheduled backup failed) still prints the Stripe
+    lines, the operator's first look at a new box; its exit status is the problem's, and no
+    setting's value is shown. (A SQLite database of its own: the marker is SQLite's.)"""
+    db = tmp_path / "codelace.db"
+    sections = {
+        "database": {"path": str(db)},
+        "backup": {"every_hours": 1, "dir": str(tmp_path / "backups")},
+        "stripe": {"secret_key": SECRET_KEY, "webhook_secret": "sk_test_swapped"},
+    }
+    config = write_config(tmp_path / "codelace.toml", sections)
+    assert run_cli(config, "migrate").returncode == 0
+    (tmp_path / "codelace.db.backup-failed").write_text("20260101T000000Z disk full\n")
+    result = run_cli(config, "doctor")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "MISMATCH backups: the last scheduled backup failed" in result.stdout
+    assert "stripe: on (test mode)" in result.stdout, result.stdout
+    assert "stripe.webhook_secret is no webhook signing secret" in result.stdout
+    assert SECRET_KEY not in result.stdout + result.stderr
+    assert "sk_test_swapped" not in result.stdout + result.stderr

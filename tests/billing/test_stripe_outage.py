@@ -124,7 +124,7 @@ def test_sessions_stripe_refused_or_rate_limited_still_count(
     try:
         for _ in range(CHECKOUTS_PER_HOUR):
             response = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10})
-            assert response.status_code == 502, response.text
+            assert response.status_code == {400: 502, 429: 503}[refusal.status], response.text
         calls = len(stripe_double.calls("POST", "/v1/checkout/sessions"))
         refused = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10})
     finally:
@@ -219,3 +219,31 @@ def test_an_answer_nested_too_deep_instead_of_stripe_json_is_a_short_502(
         stripe_double.outage = None
     assert response.status_code == 502, response.text
     assert response.json()["error"]["code"] == "stripe_error", response.text
+
+
+@pytest.mark.parametrize(("header", "wait"), [({"Retry-After": "7"}, "7"), ({}, "5")])
+def test_stripe_rate_limiting_a_checkout_is_a_503_saying_when_to_try_again(
+    billing_box_factory: BoxFactory,
+    stripe_double: StripeDouble,
+    header: dict[str, str],
+    wait: str,
+) -> None:
+    """Stripe's own 429 while starting a checkout (the operator's account-wide API rate
+    limit): it was a 502 `stripe_error` without Retry-After, so the SDKs and the portal could
+    not tell it passes. A 503 `stripe_rate_limited` with Retry-After (Stripe's, else 5 s),
+    its message saying when to try again."""
+    box = billing_box_factory()
+    buyer = box.customer()
+    stripe_double.outage = StripeApiError(
+        429, "Request rate limit exceeded.", code="rate_limit", headers=header
+    )
+    try:
+        response = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10})
+    finally:
+        stripe_double.outage = None
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == wait
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("api_error", "stripe_rate_limited"), error
+    assert f"try again in {wait} s" in error["message"], error
+    assert box.history(buyer) == []

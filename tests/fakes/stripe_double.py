@@ -393,13 +393,13 @@ class _Handler(BaseHTTPRequestHandler):
             params = decode_form(body if method == "POST" else split.query)
             self._record(double, method, split.path, params)
             self._check_key(double)
-            status, answer = 200, double.handle(method, split.path, params)
+            status, answer, extra = 200, double.handle(method, split.path, params), {}
         except StripeApiError as exc:
             if exc.html is not None:
                 self._send_page(exc.status, exc.html)
                 return
-            status, answer = exc.status, exc.body
-        self._send(status, answer)
+            status, answer, extra = exc.status, exc.body, exc.headers
+        self._send(status, answer, extra)
 
     def _record(self, double: StripeDouble, method: str, path: str, params: dict[str, Any]) -> None:
         wanted = ("stripe-version", "idempotency-key", "content-type", "user-agent")
@@ -430,9 +430,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send(self, status: int, answer: dict[str, Any]) -> None:
+    def _send(
+        self, status: int, answer: dict[str, Any], extra: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(answer, indent=2).encode()
         self.send_response(status)
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Request-Id", "req_" + secrets.token_hex(7))

@@ -52,9 +52,11 @@ class StripeApiError(Exception):
         param: str | None = None,
         code: str | None = None,
         error_type: str = "invalid_request_error",
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}  # sent with the answer (a 429's Retry-After)
         error: dict[str, Any] = {"type": error_type, "message": message}
         if param:
             error["param"] = param

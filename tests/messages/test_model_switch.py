@@ -164,6 +164,30 @@ def test_count_tokens_of_such_a_history_is_asked_without_them_too(fresh: Message
                    for b in m["content"])  # fmt: skip
 
 
+def test_count_tokens_of_a_moved_tool_loop_is_asked_without_thinking(fresh: MessagesBox) -> None:
+    """Claude Code counts the tokens of each call it makes: the count of a tool loop an openai
+    model began kept `thinking` (and Claude Code's clear_thinking edit), which Anthropic
+    refuses as it refuses the call ("must start with a thinking block"), while the call
+    itself went without. The count goes as the call does: the same decision, one place."""
+    _, key = fresh.new_key()
+    _, history = _one_tool_call_loop()
+    clear_tools = {"type": "clear_tool_uses_20250919"}
+    edits = [{"type": "clear_thinking_20251015", "keep": "all"}, clear_tools]
+    body = {"model": ALIAS, "messages": history, "context_management": {"edits": edits},
+            "tools": [{"name": "Read", "input_schema": {"type": "object"}}],
+            "thinking": {"type": "enabled", "budget_tokens": 1024}}  # fmt: skip
+    headers = {"x-api-key": key, "anthropic-beta": "context-management-2025-06-27"}
+    url = f"{fresh.server.base_url}/v1/messages/count_tokens"
+    answer = httpx.post(url, json=body, headers=headers, timeout=30, verify=TLS)
+    assert answer.status_code == 200, answer.text
+    sent = fresh.fake.requests[-1].body
+    assert "thinking" not in sent and sent["context_management"] == {"edits": [clear_tools]}
+    history[1] = {"role": "assistant", "content": [SIGNED, history[1]["content"][1]]}
+    answer = httpx.post(url, json=body, headers=headers, timeout=30, verify=TLS)
+    assert answer.status_code == 200, answer.text  # Claude's own loop: counted with thinking
+    assert fresh.fake.requests[-1].body["thinking"] == body["thinking"]
+
+
 def test_tool_ids_another_server_made_reach_an_anthropic_model_in_its_pattern(
     fresh: MessagesBox,
 ) -> None:

@@ -407,3 +407,31 @@ def test_a_dated_model_id_is_logged_whole_by_count_tokens(box_factory: BoxFactor
     request_id = counted.headers["x-request-id"]
     (line,) = box.server.wait_for_log(rf".*request={request_id}.*")
     assert f" model={dated} user=" in line, line
+
+
+def test_a_refused_dated_model_name_is_logged_readable_and_a_key_still_masked(
+    box_factory: BoxFactory,
+) -> None:
+    """A client's dated model name in a refused call (`claude-sonnet-4-5-20250929`, no alias
+    yet: a 400) was masked as if it were a key (`cla…0929`): the operator could not tell which
+    model was asked for. Names of words and numbers stay readable; a key sent as the model
+    (known prefix, or a long random token with no prefix) never reaches the log."""
+    box = box_factory()
+    _, key = box.new_user("1")
+    dated, other = "claude-sonnet-4-5-20250929", "Meta-Llama-3.1-70B-Instruct-Turbo"
+    provider_key = "sk-ant-api03-" + "Zq8vR2xK" * 5
+    random_token = "q7Xv2LpA9mWz4KcR8tYb3NsH6dJf1GeU"
+    headers = {"authorization": f"Bearer {key}"}
+    lines = {}
+    with box.http(None) as http:
+        for model in (dated, other, provider_key, random_token):
+            answer = http.post("/v1/chat/completions", json={"model": model, "messages": HELLO},
+                               headers=headers)  # fmt: skip
+            assert answer.status_code in (400, 404), answer.text  # no provider/ in it: 400
+            request_id = answer.headers["x-request-id"]
+            (lines[model],) = box.server.wait_for_log(rf".*request={request_id}.*")
+    for model in (dated, other):
+        assert f" model={model} user=" in lines[model], lines[model]
+    log = box.server.log_text()
+    for secret in (provider_key, random_token, key):
+        assert secret not in log and secret[4:-4] not in log

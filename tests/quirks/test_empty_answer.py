@@ -41,3 +41,33 @@ def test_no_choice_with_its_usage_is_charged_that_usage(box: ResponsesBox) -> No
     assert call(box, key, "messages", stream=False).text == ""
     row = only_row(box, email)
     assert (row["status"], row["estimated"], row["input_tokens"]) == ("ok", 0, 40)
+
+
+NO_MESSAGE = [  # choices there, but none carries a message: no answer either
+    {"index": 0, "message": None, "finish_reason": "stop"},
+    {"index": 0, "finish_reason": "stop"},
+    None,
+]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("choice", NO_MESSAGE, ids=["message-null", "no-message", "null"])
+def test_a_choice_without_a_message_and_no_usage_is_a_free_502_tried_again(
+    box: ResponsesBox, choice: object, route: str
+) -> None:
+    """`"message": null` (a router whose upstream failed), no message at all, a null choice,
+    and no usage: nothing made, nothing counted. It was a 200 charged the box's estimate (chat
+    handing `message: null` on); now the free 502 of `choices: []`, which the SDKs try again."""
+    import anthropic
+    import openai
+
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    body = json.dumps(BASE | {"object": "chat.completion", "choices": [choice]}).encode()
+    box.openai_fake.push(*[Reply(raw=[body], content_type="application/json")] * 3)
+    errors = (openai.APIStatusError, anthropic.APIStatusError)
+    with pytest.raises(errors, match="without an answer") as raised:
+        call(box, key, route, stream=False)
+    assert raised.value.status_code == 502
+    assert raised.value.response.headers.get("x-should-retry") != "false"  # SDKs try again
+    assert_free(box, email, start)
