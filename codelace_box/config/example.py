@@ -34,8 +34,9 @@ def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:
         except ConfigError:
             config = _salvaged_config(target, env)
     # a file not written yet: its defaults as it will read them, relative paths under its folder
+    # (realpath: a link that names itself is a missing file, not Path.resolve's RuntimeError)
     config = config or anchor_paths(
-        build_config({}, "built-in defaults", env), target.resolve().parent
+        build_config({}, "built-in defaults", env), Path(os.path.realpath(target)).parent
     )
     if config.server.secret_key:
         return config.server.secret_key, _secret_source(config, env)

@@ -140,7 +140,9 @@ def open_sqlite_file(path: str) -> APSWDatabase:
         ) from None
     except (OSError, apsw.Error, PeeweeDatabaseError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        trouble = disk_trouble(target) or not_ours(target)
+        # SQLite makes the -wal and -shm beside the file a symbolic link names (another disk)
+        real = Path(os.path.realpath(target))
+        trouble = disk_trouble(real) or not_ours(real)
         raise ConfigError(
             f"database.path {path}: cannot open the database: {reason}{trouble}"
         ) from None

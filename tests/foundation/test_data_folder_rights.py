@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.foundation.test_disk_trouble import AS_NOBODY, _made_by_root
+from tests.foundation.test_disk_trouble import AS_NOBODY, _made_by_root, _tmpfs
 from tests.support import PROGRAM, cli_env
 
 pytestmark = pytest.mark.timeout(60)
@@ -54,3 +54,59 @@ def test_a_database_in_a_folder_the_user_cannot_write_names_the_folder_and_its_o
         "not write in it, where SQLite makes the database's -wal and -shm files: chown the "
         "folder to that user)"
     )
+
+
+def test_a_database_kept_on_another_disk_names_the_folder_it_is_in() -> None:
+    """database.path a symbolic link to the database on another disk (as the README's restore
+    allows): SQLite makes the -wal and -shm files beside the file the link names, in that
+    folder, but the line looked at the link's own folder (the service user's) and said only
+    'attempt to write a readonly database'."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        space = _made_by_root(root)
+        data, disk = root / "box" / "data", root / "disk"
+        disk.mkdir(mode=0o755)  # root's, which others may enter but not write
+        closed = sqlite3.connect(data / "codelace.db")  # the last to close it: no -wal, -shm
+        closed.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        closed.close()
+        shutil.move(data / "codelace.db", disk / "codelace.db")
+        (data / "codelace.db").symlink_to(disk / "codelace.db")
+        for path in (data, disk / "codelace.db"):
+            os.chown(path, 65534, 65534)  # the link's folder and the database: the user's
+        doctor = subprocess.run(
+            [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "doctor"],
+            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
+            check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(root)
+    assert doctor.returncode == 1, doctor.stderr
+    [line] = doctor.stderr.splitlines()
+    assert line.endswith(
+        f"attempt to write a readonly database (its folder {disk} belongs to root and the "
+        "user running codelace-box may not write in it, where SQLite makes the database's "
+        "-wal and -shm files: chown the folder to that user)"
+    ), line
+
+
+def test_a_database_kept_on_a_read_only_disk_says_so(tmp_path: Path) -> None:
+    """database.path a symbolic link to the database on another disk, mounted read-only: the
+    line looked at the link's own disk and said only SQLite's words, not that the disk the
+    database is on is read-only."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a disk")
+    for disk in _tmpfs(tmp_path, "4M"):
+        (tmp_path / "space").mkdir()
+        space = _made_by_root(tmp_path / "space")
+        data = tmp_path / "space" / "box" / "data"
+        closed = sqlite3.connect(data / "codelace.db")  # the last to close it: no -wal, -shm
+        closed.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        closed.close()
+        shutil.move(data / "codelace.db", disk / "codelace.db")
+        (data / "codelace.db").symlink_to(disk / "codelace.db")
+        remounted = subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=False)
+        assert remounted.returncode == 0
+        line = space.fail("doctor")
+        assert line.rstrip().endswith("(its disk is read-only)"), line

@@ -57,3 +57,15 @@ def test_init_force_never_replaces_what_is_not_a_file(tmp_path: Path) -> None:
             )
             assert stat.S_ISSOCK(target.stat().st_mode), "the socket is still there"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["codelace.toml", "link.toml"]
+
+
+def test_init_over_a_link_that_names_itself_writes_the_file(tmp_path: Path) -> None:
+    """A codelace.toml link that names itself (a loop: what `ln -s codelace.toml codelace.toml`
+    makes) is no file to keep a secret from: init wrote the file as over any missing one, then
+    said 'unexpected RuntimeError: Symlink loop' once it looked for the secret of the folder
+    the file will be in."""
+    link = tmp_path / "codelace.toml"
+    link.symlink_to("codelace.toml")
+    result = run_cli(None, "init", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[gateway]" in link.read_text() and load_config(str(link), {}).server.secret_key
