@@ -115,7 +115,8 @@ def _keep_owner(copy: Path, real: Path, target: str) -> None:
         return
     if (owner.st_uid, owner.st_gid) == (0, 0):
         return
-    os.chown(copy, owner.st_uid, owner.st_gid)
+    with suppress(OSError):  # (root may not give files away: NFS's root_squash; as before)
+        os.chown(copy, owner.st_uid, owner.st_gid)
     lock = lock_path(target)
     with suppress(OSError):
         if lock.stat().st_uid == 0:
