@@ -96,9 +96,13 @@ _NAME_PART_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+|\d+|[A-Za-z0-9]{1,4}")
 def _reads_as_name(token: str) -> bool:
     """Whether a long token without a key's prefix is a name (a dated model id such as
     `claude-sonnet-4-5-20250929`, `Meta-Llama-3-70B-Instruct`), not a secret: every part of
-    it a word, a number or a short mix."""
+    it a word, a number or a short mix, one a word of 5 to 12 letters and none a longer run of
+    letters (groups of four, `RIXI-6J0H-25C6-...`, and random lowercase runs stay masked)."""
     parts = re.split(r"[-_]", token)
-    return len(parts) > 1 and all(_NAME_PART_RE.fullmatch(part) for part in parts)
+    if len(parts) < 2 or not all(_NAME_PART_RE.fullmatch(part) for part in parts):
+        return False
+    words = [len(part) for part in parts if part.isalpha()]
+    return max(words, default=0) <= 12 and any(size >= 5 for size in words)
 
 
 def _mask_token(match: re.Match[str]) -> str:

@@ -1,9 +1,12 @@
 """crypto.mask_in: the operator's key masked in an upstream's words whatever else is masked
-around it (account ids at the provider), and at the end of a cut text."""
+around it (account ids at the provider), and at the end of a cut text; mask_tokens: names left
+readable, tokens only shaped like them masked."""
 
 from __future__ import annotations
 
-from codelace_box.crypto import mask_in, mask_secret
+import pytest
+
+from codelace_box.crypto import mask_in, mask_secret, mask_tokens
 
 KEY = "sk-live-org-Q7rT2xW9pL4mZ8vB3nK6aB1c"  # a key holding what reads as an organization id
 # OpenAI's ids: `org-` or `proj_` and 24 base62 characters (as in its 429s: "Rate limit reached
@@ -56,3 +59,26 @@ def test_words_that_are_not_ids_are_kept() -> None:
 def test_longer_runs_than_an_id_are_not_taken_for_one() -> None:
     text = f"see {ORG}X and x{PROJECT} here"
     assert mask_in(text, KEY) == text, mask_in(text, KEY)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "3fd7-1907-de24-bfbf-0a9c-77e1",  # a token in short groups (recovery codes, licences)
+        "RIXI-6J0H-25C6-QW8P-ZZ41-K9D2",
+        "3375612049-pejpbdtajknhgofh",  # digits and a long random lowercase run
+    ],
+)
+def test_a_token_only_shaped_like_a_name_is_still_masked(secret: str) -> None:
+    """A long token is left readable as a name only when a part of it reads as a word (five
+    letters or more, none of them a random run longer than a word): a dated model id does,
+    groups of four characters do not."""
+    assert secret not in mask_tokens(f"refused: {secret}")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["claude-sonnet-4-5-20250929", "Meta-Llama-3-70B-Instruct", "claude-3-haiku-20240307"],
+)
+def test_a_dated_model_name_stays_readable(name: str) -> None:
+    assert name in mask_tokens(f"model {name} refused")
