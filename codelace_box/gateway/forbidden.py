@@ -1,4 +1,4 @@
-"""What an upstream's 403 (or 404) means when it is not about the operator's key (key_blame.py).
+"""What an upstream's 403 (404, a 4xx page) means when it is not about the key (key_blame.py).
 
 A page of HTML (its content type says so, or its body begins as one) is no API's answer: a
 firewall, CDN or proxy in front of the provider (Cloudflare's "Access denied" or "Attention
@@ -6,6 +6,10 @@ Required", a WAF, a corporate proxy) turned the call away. Its words ("Access de
 nothing of the key and nothing of the request's content, and its markup is not for users: the
 provider is unavailable from here, a 503 (`provider_unavailable`) naming the page by its title,
 tried on the next key as a 5xx is (gateway/upstream.py); the key stays in rotation, unprobed.
+A 404, 405 or 410 that is an HTML page is the same: a web server or proxy answered where the
+provider's API should (a wrong base URL), the same 503, tried on the next key, no key blamed; a
+JSON one is the API's own. A proxy's 413 page stays the request's (it is too large for the
+proxy: another key would be turned away the same, a smaller request passes).
 Passing as a 5xx may be, it is no final answer on the Messages routes (no `x-should-retry:
 false`, which a disabled provider's 503 says): Anthropic's SDK and Claude Code retry it.
 OpenAI's `unsupported_country_region_territory` ("Country, region, or territory not supported")
@@ -40,6 +44,7 @@ from codelace_box.providers.openai_errors import error_body, page_title, reporte
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _HTML_STARTS = (b"<!doctype html", b"<html")
+_PAGE_STATUSES = frozenset({403, 404, 405, 410})  # whose HTML page is no API's answer
 _UNSUPPORTED_REGION = "unsupported_country_region_territory"  # OpenAI's code for it
 _NO_MODEL_CODE = "model_not_found"  # OpenAI's code of a model the project may not use
 # OpenAI's own words only ("... does not have access to model `x`", "not allowed to sample /
@@ -70,19 +75,26 @@ class ContentRefused(InvalidRequest):
 
 
 class ProviderWalled(UpstreamError):
-    """A 403 HTML page from what stands in front of the provider: 503, tried on the next key
-    as a 5xx is (an UpstreamError), no key blamed."""
+    """A 403 (404, 405, 410) HTML page from what stands in front of the provider: 503, tried on
+    the next key as a 5xx is (an UpstreamError), no key blamed."""
 
     status = 503
     default_code = "provider_unavailable"
     passing = True  # not final as a disabled provider is: the client may retry (api/errors.py)
+    upstream_status: int  # the page's own (count_tokens reads a 404 as no such route)
 
     def __init__(self, provider: str, status: int, title: str) -> None:
         named = f" ({title})" if title else ""
-        super().__init__(
-            f"{provider} is unavailable: a firewall or proxy in front of it turned the call "
-            f"away (HTTP {status}, an HTML page{named}, not the provider's API answering)"
+        said = (
+            "a firewall or proxy in front of it turned the call away"
+            if status == 403
+            else "a web server or proxy answered in its place (is its base URL right?)"
         )
+        super().__init__(
+            f"{provider} is unavailable: {said} (HTTP {status}, an HTML page{named}, not the "
+            "provider's API answering)"
+        )
+        self.upstream_status = status
 
 
 class ProviderRegionRefused(ServiceUnavailable):
@@ -155,14 +167,16 @@ def not_the_key(
     provider: str, status: int, content_type: str | None, payload: bytes, secret: str
 ) -> CodelaceError | None:
     """The error a 403 is whatever its words say of keys (a firewall's page, a country not
-    served), or a 404 of a model the upstream does not have; None for one whose words decide
-    (the key's, or the request's content)."""
+    served), a 404 of a model the upstream does not have, a 404/405/410 page; None for one
+    whose words decide (the key's, or the request's content)."""
+    if status not in _PAGE_STATUSES:
+        return None
+    if is_html(content_type, payload):
+        return ProviderWalled(provider, status, mask_in(page_title(payload), secret))
     if status == 404:
         return _model_refused(provider, status, missing_model(payload), secret)
     if status != 403:
         return None
-    if is_html(content_type, payload):
-        return ProviderWalled(provider, status, mask_in(page_title(payload), secret))
     if refuses_region(payload):
         return ProviderRegionRefused(provider, status)
     return _model_refused(provider, status, refused_model(payload), secret)
