@@ -1,5 +1,6 @@
 """count_tokens of the Messages API: asked of an `anthropic` upstream, estimated otherwise
-(also when an Anthropic-compatible upstream has no count_tokens route: its 404).
+(also when an Anthropic-compatible upstream has no count_tokens route: its 404, or a proxy's
+404 page).
 
 Never charged and never held: the call goes through the same key rotation and retries as a
 completion (gateway/upstream.py), but no hold is taken and no usage row is written. A count an
@@ -19,6 +20,7 @@ from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.admission import count_in_rpm
 from codelace_box.gateway.advisor import advisor_route
 from codelace_box.gateway.client import UpstreamBroken
+from codelace_box.gateway.forbidden import ProviderWalled
 from codelace_box.gateway.messages import (
     MESSAGES_ROUTE,
     check_messages,
@@ -145,6 +147,10 @@ async def _ask_upstream(gateway: Gateway, call: ChatCall) -> JSON | None:
         )
     except UpstreamRejected as exc:
         if exc.status != 404:  # an Anthropic-compatible upstream without count_tokens
+            raise
+        return None
+    except ProviderWalled as exc:  # or a proxy's 404 page for the route it does not know
+        if exc.upstream_status != 404:
             raise
         return None
     try:

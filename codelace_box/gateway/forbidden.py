@@ -1,4 +1,4 @@
-"""What an upstream's 403 means when it is not about the operator's key (gateway/key_blame.py).
+"""What an upstream's 403 (404, a 4xx page) means when it is not about the key (key_blame.py).
 
 A page of HTML (its content type says so, or its body begins as one) is no API's answer: a
 firewall, CDN or proxy in front of the provider (Cloudflare's "Access denied" or "Attention
@@ -6,6 +6,10 @@ Required", a WAF, a corporate proxy) turned the call away. Its words ("Access de
 nothing of the key and nothing of the request's content, and its markup is not for users: the
 provider is unavailable from here, a 503 (`provider_unavailable`) naming the page by its title,
 tried on the next key as a 5xx is (gateway/upstream.py); the key stays in rotation, unprobed.
+A 404, 405 or 410 that is an HTML page is the same: a web server or proxy answered where the
+provider's API should (a wrong base URL), the same 503, tried on the next key, no key blamed; a
+JSON one is the API's own. A proxy's 413 page stays the request's (it is too large for the
+proxy: another key would be turned away the same, a smaller request passes).
 Passing as a 5xx may be, it is no final answer on the Messages routes (no `x-should-retry:
 false`, which a disabled provider's 503 says): Anthropic's SDK and Claude Code retry it.
 OpenAI's `unsupported_country_region_territory` ("Country, region, or territory not supported")
@@ -17,6 +21,14 @@ does not have access to model ...", or "You are not allowed to generate embeddin
 model") is the operator's setup too: a 503 (`provider_unavailable`) saying the provider refused
 the model to the box's account, the key kept, no other key tried; its words name the operator's
 project, so they go to the server log, never to the user.
+So is a 404 that says the model does not exist there (OpenAI's and Groq's `model_not_found`,
+"The model `x` does not exist ..."; vLLM's "The model `x` does not exist."; Anthropic's
+`not_found_error` "model: x"; Ollama's 'model "x" not found'; OpenRouter's "No endpoints found
+for x."; Gemini's "models/x is not found for API version ..."): the user asked for a model the
+catalog has, under an upstream name the operator chose. The same 503, saying the provider does
+not serve the model to the box's account; the upstream's words (they name the operator's
+upstream model) in the server log. A 404 in other words (OpenRouter's "No endpoints found that
+support tool use": the request's tools) is relayed as the upstream's refusal.
 Any other 403 refuses the request's content (OpenRouter's moderation): 400 `content_refused`.
 Judged before the key is blamed. No I/O but that log line.
 """
@@ -28,10 +40,11 @@ import re
 
 from codelace_box.crypto import mask_in
 from codelace_box.errors import CodelaceError, InvalidRequest, ServiceUnavailable, UpstreamError
-from codelace_box.providers.openai_errors import error_body, page_title
+from codelace_box.providers.openai_errors import error_body, page_title, reported_error
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _HTML_STARTS = (b"<!doctype html", b"<html")
+_PAGE_STATUSES = frozenset({403, 404, 405, 410})  # whose HTML page is no API's answer
 _UNSUPPORTED_REGION = "unsupported_country_region_territory"  # OpenAI's code for it
 _NO_MODEL_CODE = "model_not_found"  # OpenAI's code of a model the project may not use
 # OpenAI's own words only ("... does not have access to model `x`", "not allowed to sample /
@@ -41,6 +54,13 @@ _NO_MODEL_RE = re.compile(
     r"(does not|doesn't) have access to model\b|not allowed to (sample|generate [\w ]{1,30}?) "
     r"from this model\b",
     re.IGNORECASE,
+)
+# A 404's words for a model the upstream does not have, each whole (an upstream's own, not a
+# proxy's): OpenAI's, Groq's and vLLM's; Anthropic's; Ollama's; OpenRouter's; Gemini's
+_MISSING_MODEL_RE = re.compile(
+    r"the model `[^`]+` does not exist\b.*|model: \S+|model ['\"][^'\"]+['\"] not found\b.*|"
+    r"no endpoints found for (this model|[\w./:-]+)\.?|models/\S+ is not found for api version\b.*",
+    re.IGNORECASE | re.DOTALL,
 )
 log = logging.getLogger("codelace_box.gateway")
 
@@ -55,19 +75,26 @@ class ContentRefused(InvalidRequest):
 
 
 class ProviderWalled(UpstreamError):
-    """A 403 HTML page from what stands in front of the provider: 503, tried on the next key
-    as a 5xx is (an UpstreamError), no key blamed."""
+    """A 403 (404, 405, 410) HTML page from what stands in front of the provider: 503, tried on
+    the next key as a 5xx is (an UpstreamError), no key blamed."""
 
     status = 503
     default_code = "provider_unavailable"
     passing = True  # not final as a disabled provider is: the client may retry (api/errors.py)
+    upstream_status: int  # the page's own (count_tokens reads a 404 as no such route)
 
     def __init__(self, provider: str, status: int, title: str) -> None:
         named = f" ({title})" if title else ""
-        super().__init__(
-            f"{provider} is unavailable: a firewall or proxy in front of it turned the call "
-            f"away (HTTP {status}, an HTML page{named}, not the provider's API answering)"
+        said = (
+            "a firewall or proxy in front of it turned the call away"
+            if status == 403
+            else "a web server or proxy answered in its place (is its base URL right?)"
         )
+        super().__init__(
+            f"{provider} is unavailable: {said} (HTTP {status}, an HTML page{named}, not the "
+            "provider's API answering)"
+        )
+        self.upstream_status = status
 
 
 class ProviderRegionRefused(ServiceUnavailable):
@@ -88,9 +115,10 @@ class ProviderModelRefused(ServiceUnavailable):
     other key tried; the upstream's words (the operator's project id) are not in it."""
 
     def __init__(self, provider: str, status: int) -> None:
+        said = "refused this model to" if status == 403 else "does not serve this model to"
         super().__init__(
-            f"{provider} refused this model to the gateway's account there (HTTP {status}): "
-            "the operator has to give that account access to it, or choose another model",
+            f"{provider} {said} the gateway's account there (HTTP {status}): the operator has "
+            "to give that account access to it, or choose another model",
             code="provider_unavailable",
         )
 
@@ -106,6 +134,19 @@ def refused_model(payload: bytes) -> str | None:
     if error.get("code") == _NO_MODEL_CODE or _NO_MODEL_RE.search(words):
         return words or _NO_MODEL_CODE
     return None
+
+
+def missing_model(payload: bytes) -> str | None:
+    """The words of a 404's error body that says the model does not exist upstream, if it is
+    one (OpenAI's `model_not_found`, or the words of an upstream listed above)."""
+    body = error_body(payload)
+    error = reported_error(body) if isinstance(body, dict) else None
+    words = error if isinstance(error, str) else ""
+    if isinstance(error, dict):
+        words = str(error.get("message") or "")
+        if error.get("code") == _NO_MODEL_CODE:
+            return words or _NO_MODEL_CODE
+    return words if _MISSING_MODEL_RE.fullmatch(words.strip()) else None
 
 
 def refuses_region(payload: bytes) -> bool:
@@ -126,18 +167,31 @@ def not_the_key(
     provider: str, status: int, content_type: str | None, payload: bytes, secret: str
 ) -> CodelaceError | None:
     """The error a 403 is whatever its words say of keys (a firewall's page, a country not
-    served); None for one whose words decide (the key's, or the request's content)."""
-    if status != 403:
+    served), a 404 of a model the upstream does not have, a 404/405/410 page; None for one
+    whose words decide (the key's, or the request's content)."""
+    if status not in _PAGE_STATUSES:
         return None
     if is_html(content_type, payload):
         return ProviderWalled(provider, status, mask_in(page_title(payload), secret))
+    if status == 404:
+        return _model_refused(provider, status, missing_model(payload), secret)
+    if status != 403:
+        return None
     if refuses_region(payload):
         return ProviderRegionRefused(provider, status)
-    words = refused_model(payload)
-    if words is not None:
-        log.warning(
-            "%s refused the model to the operator's account (HTTP %d): %s",
-            *(provider, status, mask_in(words, secret)),
-        )
-        return ProviderModelRefused(provider, status)
-    return None
+    return _model_refused(provider, status, refused_model(payload), secret)
+
+
+def _model_refused(
+    provider: str, status: int, words: str | None, secret: str
+) -> ProviderModelRefused | None:
+    """The 503 of a model the operator's account may not use or the upstream does not have
+    (its `words`, the upstream's, logged for the operator); None without such words."""
+    if words is None:
+        return None
+    said = "refused the model to" if status == 403 else "does not serve the model to"
+    log.warning(
+        "%s %s the operator's account (HTTP %d): %s",
+        *(provider, said, status, mask_in(words, secret)),
+    )
+    return ProviderModelRefused(provider, status)

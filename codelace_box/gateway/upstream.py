@@ -11,9 +11,11 @@ attempt does not use up a retry (the rotation shrinks); the probe working, the k
 next key is tried as for a 5xx (with no other key in rotation its refusal is the answer: the
 same key would be refused again), until a second such refusal parks it (gateway/blind_keys.py).
 A 403 that is an HTML page (a firewall or proxy in front of the provider), whatever its words,
-is the provider unavailable: 503, tried on the next key as a 5xx; so are OpenAI's
-unsupported_country_region_territory and model refused to the project (model_not_found), not
-tried again (gateway/forbidden.py). Any other 403 is a
+or a 404, 405 or 410 page (a web server where the API should be: a wrong base URL), is the
+provider unavailable: 503, tried on the next key as a 5xx; so are OpenAI's
+unsupported_country_region_territory and model refused to the project (model_not_found), and
+a 404 saying the model does not exist upstream, not tried again (gateway/forbidden.py). Any
+other 403 is a
 refusal of the request's content (OpenRouter's moderation): 400 `content_refused`, no key
 touched or tried. The client finally sees: the upstream's own 4xx status and message, 429 with
 Retry-After (a malformed one counts as absent), 502 for 5xx and unreachable upstreams, 503 when

@@ -276,3 +276,62 @@ def test_a_firewall_page_on_the_openai_routes_lets_the_sdk_retry(
             model=MODEL, messages=HELLO
         )
     assert len(fake.requests) == once * 3  # the first call, then the SDK's try and its retry
+
+
+# Upstreams' 404s of a model they do not have (the catalog's upstream name is the operator's):
+# OpenAI's (Groq's), vLLM's (its bare error object), Ollama's (a string), OpenRouter's, Gemini's
+MISSING_MODEL = {
+    "openai": {"error": {"message": "The model `gpt-x` does not exist or you do not have "
+               "access to it.", "type": "invalid_request_error", "param": None,
+               "code": "model_not_found"}},
+    "vllm": {"object": "error", "message": "The model `op/llama-x` does not exist.",
+             "type": "NotFoundError", "param": None, "code": 404},
+    "ollama": {"error": 'model "llama-x" not found, try pulling it first'},
+    "ollama-openai": {"error": {"message": "model 'llama-x' not found", "type": "api_error",
+                      "param": None, "code": None}},
+    "openrouter": {"error": {"message": "No endpoints found for op/llama-x:free.", "code": 404}},
+    "gemini": [{"error": {"code": 404, "message": "models/gemini-x is not found for API version "
+                "v1main, or is not supported for generateContent.", "status": "NOT_FOUND"}}],
+}  # fmt: skip
+# 404s that say nothing of the model being missing stay the upstream's answer
+OTHER_404 = {
+    "openrouter-tools": {"error": {"message": "No endpoints found that support tool use. To "
+                         "learn more about provider routing, visit: "
+                         "https://openrouter.ai/docs/provider-routing", "code": 404}},
+    "plain": {"error": {"message": "no such model upstream", "type": "invalid_request_error"}},
+}  # fmt: skip
+
+
+def raw_json(status: int, body: object) -> Reply:
+    return Reply(status=status, raw=[json.dumps(body).encode()], content_type="application/json")
+
+
+@pytest.mark.parametrize("upstream", list(MISSING_MODEL))
+def test_a_model_the_upstream_does_not_have_is_the_provider_unavailable(
+    box: Box, fake: FakeOpenAI, upstream: str
+) -> None:
+    """It was relayed as a 404 naming the operator's upstream model, as if the user's model did
+    not exist; no other key has it either, and no key is at fault."""
+    email, key = box.new_user("1")
+    fake.push(raw_json(404, MISSING_MODEL[upstream]))
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).with_options(max_retries=2).chat.completions.create(
+            model=MODEL, messages=HELLO
+        )
+    assert caught.value.status_code == 503
+    assert caught.value.code == "provider_unavailable"
+    message = caught.value.message
+    assert "does not serve this model" in message and "fake" in message, message
+    assert "-x" not in message and "not found" not in message, message
+    assert len(fake.requests) == 1  # no other key tried, and the SDK told not to retry
+    assert fake.probes == [] and failing(box) == [False, False]
+    assert box.balance(email)[1] == 0
+
+
+@pytest.mark.parametrize("words", list(OTHER_404))
+def test_a_404_not_about_the_model_is_still_relayed(box: Box, fake: FakeOpenAI, words: str) -> None:
+    _, key = box.new_user("1")
+    fake.push(raw_json(404, OTHER_404[words]))
+    with pytest.raises(openai.NotFoundError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert OTHER_404[words]["error"]["message"] in caught.value.message

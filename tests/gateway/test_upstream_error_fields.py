@@ -46,7 +46,6 @@ def error_row(box: Box, request_id: str) -> tuple[Any, ...]:
     [
         ("decimal_above_max_value", "temperature", TOO_HOT),
         ("context_length_exceeded", "messages", TOO_LONG),
-        ("model_not_found", None, "The model `x` does not exist or you do not have access to it."),
     ],
 )
 def test_an_openai_upstreams_code_and_param_reach_the_sdk(
@@ -55,7 +54,7 @@ def test_an_openai_upstreams_code_and_param_reach_the_sdk(
     """They became `upstream_400` and no param: an agent that compacts its history on
     context_length_exceeded (as LiteLLM and OpenRouter users get it) never did."""
     _, key = box.new_user("1")
-    fake.push(refusal(code, param, message, status=404 if code == "model_not_found" else 400))
+    fake.push(refusal(code, param, message))
     with pytest.raises(openai.APIStatusError) as caught:
         box.sdk(key).with_options(max_retries=0).chat.completions.create(
             model=MODEL, messages=HELLO, temperature=2.5
@@ -69,6 +68,27 @@ def test_an_openai_upstreams_code_and_param_reach_the_sdk(
     assert error_row(box, caught.value.response.headers["x-request-id"]) == (
         "error", f"upstream_{status}", 0,
     )  # fmt: skip
+
+
+def test_an_openai_upstreams_model_not_found_is_the_provider_unavailable(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """Its 404 `model_not_found` names the catalog's upstream model, which the operator chose:
+    the user asked for a model the catalog has. Not relayed (it was, code and words): a 503
+    `provider_unavailable`, free; the upstream's words are the operator's, in the server log."""
+    _, key = box.new_user("1")
+    missing = "The model `gpt-op-404` does not exist or you do not have access to it."
+    fake.push(refusal("model_not_found", None, missing, status=404))
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).with_options(max_retries=0).chat.completions.create(
+            model=MODEL, messages=HELLO
+        )
+    assert (caught.value.status_code, caught.value.code) == (503, "provider_unavailable")
+    assert "gpt-op-404" not in caught.value.response.text
+    assert error_row(box, caught.value.response.headers["x-request-id"]) == (
+        "error", "provider_unavailable", 0,
+    )  # fmt: skip
+    box.server.wait_for_log(r"does not serve the model .*gpt-op-404")
 
 
 @pytest.mark.parametrize(
