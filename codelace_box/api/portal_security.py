@@ -106,7 +106,22 @@ def check_origin(request: Request) -> None:
     if origin is None:
         return  # not a browser, or a same-origin GET: SameSite keeps the cookie away anyway
     if origin not in own_origins(request):
-        raise PermissionDenied(f"requests from {origin[:100]} are refused", code="csrf_failed")
+        raise PermissionDenied(_refusal(request, origin), code="csrf_failed")
+
+
+def _refusal(request: Request, origin: str) -> str:
+    """Why an Origin is refused. When the browser says the call is the box's own page's
+    (Sec-Fetch-Site, which no page can set), the box has its own address wrong, as behind a
+    TLS proxy with neither setting made: say which address it took and what to set."""
+    refused = f"requests from {origin[:100]} are refused"
+    if request.headers.get("sec-fetch-site") != "same-origin":
+        return refused
+    config: Config = request.app.ctx.config
+    return (
+        f"{refused}: this box takes its own address to be {_origin(config.server.base_url)}; "
+        "behind a reverse proxy, its operator sets server.public_url to the address people use "
+        "(or server.proxies_count, to read the proxy's X-Forwarded-Proto)"
+    )
 
 
 def own_origins(request: Request) -> set[str]:

@@ -221,6 +221,37 @@ def test_sign_in_from_another_origin_is_refused(box: PortalBox) -> None:
     assert box.smtp.messages_to("login-csrf@portal.test") == []
 
 
+def test_the_own_page_behind_an_unconfigured_tls_proxy_is_told_what_to_set(
+    box: PortalBox,
+) -> None:
+    """Behind a reverse proxy that ends TLS, with neither server.public_url nor
+    server.proxies_count set, the box cannot know it is reached at https://llm.example.com and
+    refuses its own portal's sign-in. The browser says the call is its own page's
+    (Sec-Fetch-Site: same-origin, which no page can forge): the refusal names the address the
+    box takes for its own and the settings that fix it, rather than only refusing the site. A
+    call another site's page makes is refused as before, naming no setting."""
+    proxied = {"host": "llm.example.com", "x-forwarded-for": "203.0.113.7",
+               "x-forwarded-proto": "https", "origin": "https://llm.example.com"}  # fmt: skip
+    with box.http() as client:
+        own = client.post(
+            "/portal/api/signin/code",
+            json={"email": "proxied@portal.test"},
+            headers={**proxied, "sec-fetch-site": "same-origin"},
+        )
+        other = client.post(
+            "/portal/api/signin/code",
+            json={"email": "proxied@portal.test"},
+            headers={"origin": "http://evil.example"},
+        )
+    assert own.status_code == 403 and own.json()["error"]["code"] == "csrf_failed"
+    message = own.json()["error"]["message"]
+    assert "https://llm.example.com" in message and box.url in message, message
+    assert "server.public_url" in message and "server.proxies_count" in message, message
+    assert other.status_code == 403
+    assert "server." not in other.text and box.url not in other.text, other.text
+    assert box.smtp.messages_to("proxied@portal.test") == []
+
+
 def test_pages_carry_a_strict_csp_no_framing_and_no_store(box: PortalBox) -> None:
     with box.http() as client:
         for path in PAGES:
