@@ -50,7 +50,10 @@ class ServerConfig:
     host: str = opt("127.0.0.1", "Address to listen on.", pattern=HOST)
     port: int = opt(8080, "Port to listen on.", minimum=1, maximum=65535)
     public_url: str = opt(
-        "", "Base URL for links (Stripe return URLs); empty: http://<host>:<port>.", pattern=URL
+        "",
+        "The address people reach the box at: Stripe's return links and the portal's connect "
+        "snippets; empty: http://<host>:<port>.",
+        pattern=URL,
     )
     workers: int = opt(1, "Server processes.", minimum=1, maximum=64)
     max_body_bytes: int = opt(
