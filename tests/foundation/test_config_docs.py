@@ -178,3 +178,23 @@ def test_the_documented_ranges_are_the_bounds_config_enforces() -> None:
             ), f"docs/configuration.md: {key} says {shown_low} to {shown_high}"
             checked += 1
     assert checked >= 10
+
+
+def codelace_toml_blocks() -> list[str]:
+    """The TOML blocks of the README and docs/ that are codelace.toml (every table one of its
+    sections; Codex's config.toml and the like are left out)."""
+    texts = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+    blocks = [b for p in texts for b in re.findall(r"```toml\n(.*?)```", p.read_text(), re.S)]
+    return [b for b in blocks if set(tomllib.loads(b)) <= set(SECTIONS)]
+
+
+def test_every_codelace_toml_block_of_the_docs_loads(tmp_path: Path) -> None:
+    """An operator copies these into codelace.toml: each must start a box as written (no
+    unknown key, no value out of range, the keys that depend on each other given together)."""
+    blocks = codelace_toml_blocks()
+    assert any("smtp_host" in block for block in blocks)  # the systemd section's
+    for number, block in enumerate(blocks):
+        path = tmp_path / f"block-{number}.toml"
+        path.write_text(block)
+        config = load_config(str(path), env={})
+        assert isinstance(config, Config), block
