@@ -185,8 +185,10 @@ def _signalled(
 ) -> None:
     """A Python signal handler runs inside whatever the main thread ran, often a request's
     task: the stop is queued in a context of its own, not that request's (whose id its log
-    lines would carry: logformat.REQUEST_ID)."""
-    loop.call_soon_threadsafe(_stop_when_serving, app, loop, signal, context=Context())
+    lines would carry: logformat.REQUEST_ID). A signal after the loop closed (the stop ran,
+    the process is exiting: a SIGTERM to the whole group) has nothing left to stop."""
+    with suppress(RuntimeError):  # "Event loop is closed": the worker exited 1 of it
+        loop.call_soon_threadsafe(_stop_when_serving, app, loop, signal, context=Context())
 
 
 def _stop_when_serving(

@@ -202,8 +202,11 @@ async def test_a_second_save_while_the_first_is_running_does_nothing(admin_env: 
 async def test_escape_while_a_save_is_running_waits_for_its_outcome(admin_env: AdminEnv) -> None:
     """Closing the form mid-save would hide that the change was made after all."""
 
+    saving, saved = asyncio.Event(), asyncio.Event()
+
     async def submit(values: dict[str, str]) -> str:
-        await asyncio.sleep(0.5)
+        saving.set()
+        await saved.wait()  # (the save runs until the test has pressed escape: no race)
         return values["name"]
 
     app = create_admin_app(admin_env.config)
@@ -213,9 +216,11 @@ async def test_escape_while_a_save_is_running_waits_for_its_outcome(admin_env: A
         await until(pilot, lambda: bool(app.screen.query("#field-name")), "the form")
         await fill(pilot, "name", "done")
         await pilot.press("ctrl+s")
-        await pilot.pause(0.1)
+        await until(pilot, saving.is_set, "the save to start")
         await pilot.press("escape")
-        assert "wait for the outcome" in text_of(pilot, "#form-error")
+        await until(pilot, lambda: "wait for the outcome" in text_of(pilot, "#form-error"), "it")
+        assert results == []  # (still open: the save has not answered)
+        saved.set()
         await until(pilot, lambda: results != [], "the form to close", timeout=5)
     assert results == ["done"]
 
