@@ -153,13 +153,35 @@ def _allowed_methods(request: Request | None) -> list[str]:
     return allowed
 
 
+def _v1_hint(request: Request) -> str:
+    """' (...)' when a path is a route but for its /v1 (the openai SDK given the box's address
+    without /v1), or has /v1 twice (Claude Code given it with /v1); else ''. 404s only."""
+    path = request.path
+    if path.startswith("/v1/v1/"):
+        return (
+            " (/v1 twice: a base URL that ends in /v1 where the client adds it; Claude Code and "
+            "the anthropic SDK take the box's address without /v1)"
+        )
+    if path.startswith("/v1/") or not _is_route(request, "/v1" + path):
+        return ""
+    return " (the API is under /v1: a client's base URL ends in /v1, e.g. https://box/v1)"
+
+
+def _is_route(request: Request, path: str) -> bool:
+    try:
+        request.app.router.get(path, request.method, None)
+    except SanicException:
+        return False
+    return True
+
+
 def _render_sanic(request: Request, exc: SanicException) -> HTTPResponse:
     """Sanic's own refusals (no route, a method, a body or head too large, a timeout) in the
     envelope."""
     status = exc.status_code
     error_type, code = _SANIC_TYPES.get(status, ("invalid_request_error", "invalid_request"))
     if status == 404:
-        message = f"no route for {request.method} {request.path}"
+        message = f"no route for {request.method} {request.path}{_v1_hint(request)}"
     elif status == 413:
         head = "header" in str(exc).lower()  # Sanic's limit on the request line + headers
         message = "request headers too large" if head else _body_too_large(request)

@@ -91,6 +91,23 @@ def test_unknown_route_is_a_404_envelope(box: ServerProcess) -> None:
     assert message == "no route for GET /v2/nothing"
 
 
+@pytest.mark.parametrize(
+    ("path", "hint"),
+    [
+        ("/chat/completions", "under /v1: a client's base URL ends in /v1"),
+        ("/embeddings", "under /v1: a client's base URL ends in /v1"),
+        ("/v1/v1/messages", "/v1 twice: a base URL that ends in /v1 where the client adds it"),
+    ],
+)
+def test_a_route_missing_or_doubling_v1_says_so(box: ServerProcess, path: str, hint: str) -> None:
+    """The commonest setup mistake: the openai SDK given the box's address without /v1 (it
+    posts to /chat/completions), Claude Code or the anthropic SDK given it with /v1 (they post
+    to /v1/v1/messages). A bare "no route" sent users looking at their model names."""
+    response = httpx.post(box.base_url + path, json={}, verify=TLS)
+    message = assert_envelope(response, 404, "not_found_error", "not_found")
+    assert message.startswith(f"no route for POST {path} (") and hint in message
+
+
 def test_wrong_method_is_a_405_envelope_with_allow(box: ServerProcess) -> None:
     response = httpx.delete(box.base_url + "/healthz", verify=TLS)
     assert_envelope(response, 405, "invalid_request_error", "method_not_allowed")
