@@ -44,7 +44,7 @@ IGNORED_FIELDS: dict[str, str] = {
     "where the provider signs its reasoning (Anthropic, OpenRouter's reasoning_details)",
     "store": "the box keeps no responses: every response is unstored, whatever the value",
     "prompt_cache_retention": "a hint for the provider's prompt cache",
-    "metadata": "echoed in the response, not sent upstream",
+    "metadata": "echoed in the response; sent only to a provider added with --responses-api",
     "client_metadata": "Codex's client and session ids",
     "stream_options": "stream obfuscation padding is never added",
     "text.verbosity": "a style hint most chat upstreams lack",
