@@ -122,11 +122,13 @@ class UpstreamError(CodelaceError):
 
 
 class UpstreamOverloaded(UpstreamError):
-    """The provider said it is overloaded (Anthropic's 529) on every key tried: 503, as OpenAI's
-    own API answers when it is overloaded (still an upstream failure: retried, never billed)."""
+    """The provider said it is overloaded (Anthropic's 529, OpenAI's 503 that says so) on every
+    key tried: 503, as OpenAI's own API answers when it is overloaded (still an upstream
+    failure: retried, never billed), with the upstream's Retry-After when it gave one."""
 
     status = 503
     default_code = "upstream_overloaded"
+    retry_after_sec: int | None = None  # seconds, when the upstream said (gateway/server_failure)
 
 
 class UpstreamBusy(UpstreamError):

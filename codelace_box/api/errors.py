@@ -13,7 +13,13 @@ from codelace_box.api.common import COST_HEADER, cost_header, json_response
 from codelace_box.api.portal_security import API_CACHE, add_security_headers, is_portal_path
 from codelace_box.db.failures import database_unavailable, is_busy, is_unavailable
 from codelace_box.db.sqlite_file import storage_failed
-from codelace_box.errors import CodelaceError, RateLimited, UnsupportedEncoding, UpstreamBusy
+from codelace_box.errors import (
+    CodelaceError,
+    RateLimited,
+    UnsupportedEncoding,
+    UpstreamBusy,
+    UpstreamOverloaded,
+)
 from codelace_box.gateway.dialects import anthropic_error_body
 
 log = logging.getLogger("codelace_box.api")
@@ -228,7 +234,7 @@ def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
             # SDKs retry a 5xx on their own unless told not to, each retry charged again
             response.headers[COST_HEADER] = cost_header(exc.cost_nanos)
             response.headers["x-should-retry"] = "false"
-        if isinstance(exc, RateLimited | UpstreamBusy):
+        if isinstance(exc, RateLimited | UpstreamBusy | UpstreamOverloaded) and exc.retry_after_sec:
             response.headers["retry-after"] = str(exc.retry_after_sec)
         elif isinstance(exc, UnsupportedEncoding):
             response.headers["accept-encoding"] = "identity"

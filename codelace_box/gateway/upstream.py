@@ -20,7 +20,8 @@ refusal of the request's content (OpenRouter's moderation): 400 `content_refused
 touched or tried. The client finally sees: the upstream's own 4xx status and message, 429 with
 Retry-After (a malformed one counts as absent), 502 for 5xx and unreachable upstreams, 503 when
 no key is left, the provider wants paying (402 is the user's own balance) or is overloaded
-(Anthropic's 529 on the last key tried: OpenAI's status for it), 504 for timeouts.
+(Anthropic's 529, or a 503 that says so, on the last key tried: OpenAI's status for it, with
+the upstream's Retry-After: gateway/server_failure.py), 504 for timeouts.
 
 A 400 (or Mistral's 422 extra_forbidden) that says the model takes no `reasoning_effort` at all,
 to a call whose translation added that field (Messages or Responses to an `openai` provider:
@@ -53,7 +54,6 @@ from codelace_box.errors import (
     RateLimited,
     ServiceUnavailable,
     UpstreamError,
-    UpstreamOverloaded,
     UpstreamTimeout,
 )
 from codelace_box.gateway.blind_keys import key_left_rotation
@@ -82,10 +82,10 @@ from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.responses import in_client_terms, refusal_code
 from codelace_box.gateway.retry_after import google_retry_delay, sooner, upstream_wait_sec
 from codelace_box.gateway.routing import KeySlot, RouteTable
+from codelace_box.gateway.server_failure import server_failure
 from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
 
 log = logging.getLogger("codelace_box.gateway")
-OVERLOADED = 529  # Anthropic's status for "overloaded_error"
 # A model that takes no reasoning_effort at all, as OpenAI says it ("Unsupported parameter:
 # 'reasoning_effort' is not supported with this model."; earlier, and Azure: "Unrecognized
 # request argument supplied: reasoning_effort"), Groq ("reasoning_effort is not supported
@@ -172,14 +172,6 @@ class ProviderOutOfCredit(ServiceUnavailable):
         )
 
 
-def _server_failure(name: str, status: int, message: str) -> UpstreamError:
-    """A 5xx: 502, or 503 for an overloaded provider (Anthropic's 529), as OpenAI answers;
-    another status below 400 (a 204: no answer) is a 502 too (a 3xx: UpstreamRedirected)."""
-    if status == OVERLOADED:
-        return UpstreamOverloaded(f"{name} is overloaded (HTTP {status}): {message}")
-    return UpstreamError(f"{name} failed (HTTP {status}): {message}", code="upstream_error")
-
-
 class UpstreamRedirected(UpstreamError):
     """The upstream answered with a redirect: never followed (it would take the request and
     the operator's key elsewhere), never retried; 502, naming its host (no user or password)."""
@@ -232,7 +224,7 @@ def _judged(call: ChatCall, response: UpstreamResponse, status: int, message: st
         wait = upstream_wait_sec(response.header("retry-after"), response.header("retry-after-ms"))
         return RateLimited(f"{name} is rate limiting: {message}", max(wait, passes or 0))
     if status >= 500 or status < 400:  # a redirect or another non-error: not an answer either
-        return _server_failure(name, status, message)
+        return server_failure(name, response, status, message, payload)
     if refuses_key(status, payload, message):  # (gateway/key_blame.py: 401, 403, some 400s)
         return ProviderKeyRejected(name, status, message)
     if status == 403:

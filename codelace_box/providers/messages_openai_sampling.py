@@ -1,19 +1,23 @@
 """A Messages call's options toward an `openai` provider, checked as Anthropic checks them and
 in its words, before any money is held: `temperature` and `top_p` (numbers from 0 to 1),
 `stop_sequences` (an array of strings), `tool_choice` (an object of a documented type), `tools`
-(an array), `metadata` (an object, its `user_id` a string) and `thinking` (an object, enabled,
+(an array; given with a `tool_choice`), `metadata` (an object, its `user_id` a string) and
+`thinking` (an object, enabled with an integer `budget_tokens` from 1024 and below `max_tokens`,
 disabled or adaptive). Unchecked, each was translated loosely: a string `stop_sequences` was
 dropped (the answer ran on past it, and was charged), a string `tool_choice` too (tool use was
-not forced), a temperature of 1.5 reached an upstream whose range is 0..2."""
+not forced), a `tool_choice` without tools as well, a temperature of 1.5 reached an upstream
+whose range is 0..2, enabled thinking without a budget had one guessed."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.providers.anthropic_thinking import MIN_THINKING_BUDGET
 from codelace_box.providers.base import JSON
 
 TOOL_CHOICES = ("auto", "any", "tool", "none")
+FORCED = ("any", "tool")  # a tool use forced without tools is refused; auto and none are dropped
 THINKING_TYPES = ("enabled", "disabled", "adaptive")
 
 
@@ -68,21 +72,42 @@ def _check_metadata(metadata: Any) -> None:
         raise _bad("metadata.user_id: Input should be a valid string")
 
 
-def _check_thinking(thinking: Any) -> None:
+def _check_thinking(thinking: Any, max_tokens: Any) -> None:
     if not isinstance(thinking, dict):
         raise _bad("thinking: Input should be a valid dictionary")
     if thinking.get("type") not in THINKING_TYPES:
         raise _bad("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
+    if thinking["type"] == "enabled":
+        _check_budget(thinking.get("budget_tokens"), max_tokens)
+
+
+def _check_budget(budget: Any, max_tokens: Any) -> None:
+    """Enabled thinking's `budget_tokens`: an integer from 1024, below `max_tokens`."""
+    if budget is None:
+        raise _bad("thinking.enabled.budget_tokens: Field required")
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        raise _bad("thinking.enabled.budget_tokens: Input should be a valid integer")
+    if budget < MIN_THINKING_BUDGET:
+        raise _bad(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to "
+            f"{MIN_THINKING_BUDGET}"
+        )
+    # (not checked against max_tokens: with interleaved thinking, which Claude Code asks for,
+    # Anthropic takes a budget past it, and the box may have lowered max_tokens to its cap)
 
 
 def check_shapes(body: JSON) -> None:
     """400 for a `tool_choice`, `tools`, `metadata` or `thinking` of a shape Anthropic refuses
-    (absent or null: not given)."""
-    if body.get("tool_choice") is not None:
-        _check_tool_choice(body["tool_choice"])
+    (absent or null: not given), a tool use forced without tools (`auto` and `none` without
+    them are dropped: an Anthropic client may send `none` on a call that has none), and
+    enabled thinking without its budget."""
     if body.get("tools") is not None and not isinstance(body["tools"], list):
         raise _bad("tools: Input should be a valid list")
+    if body.get("tool_choice") is not None:
+        _check_tool_choice(body["tool_choice"])
+        if not body.get("tools") and body["tool_choice"]["type"] in FORCED:
+            raise _bad("tool_choice may only be specified while providing tools.")
     if body.get("metadata") is not None:
         _check_metadata(body["metadata"])
     if body.get("thinking") is not None:
-        _check_thinking(body["thinking"])
+        _check_thinking(body["thinking"], body.get("max_tokens"))

@@ -2,9 +2,9 @@
 
 Where the other fakes speak one provider's API faithfully, this one misbehaves on demand, for
 both kinds of provider at once (`/v1/chat/completions`, `/v1/messages` and its
-`/count_tokens`, `/v1/responses`): each request gets the next scripted `Act` (a status,
-headers, and body writes in order: bytes, or a float for a pause in seconds), and after its
-writes it ends the body properly, hangs until the client leaves (`hang`), or drops the
+`/count_tokens`, `/v1/responses`, `/v1/embeddings`): each request gets the next scripted `Act`
+(a status, headers, and body writes in order: bytes, or a float for a pause in seconds), and
+after its writes it ends the body properly, hangs until the client leaves (`hang`), or drops the
 connection in the middle of the chunked body (`drop`); its `interim` bytes (1xx interim
 answers) go before the head. `key_acts` answers every request made with a given key the same
 way (a key the provider refuses), and `probe_status` what GET /v1/models (the box's key probe)
@@ -111,7 +111,8 @@ class HostileUpstream(LoopbackServer):
     def build_app(self) -> web.Application:
         app = web.Application()
         count = "/v1/messages/count_tokens"
-        for path in ("/v1/chat/completions", "/v1/messages", count, "/v1/responses"):
+        paths = ("/v1/chat/completions", "/v1/messages", count, "/v1/responses", "/v1/embeddings")
+        for path in paths:
             app.router.add_post(path, self._answer)
         app.router.add_get("/v1/models", self._models)
         return app

@@ -168,6 +168,7 @@ def test_claude_codes_stream_json_shows_no_reasoning(fresh: MessagesBox, tmp_pat
 
 
 PIECE = "I weigh the greeting. "  # a reasoning piece (22 characters)
+CAP, PAST_CAP = 2100, 2000  # a max_tokens above thinking()'s budget; pieces well past it
 
 
 def long_reasoning(pieces: int) -> Reply:
@@ -205,8 +206,8 @@ def test_omitted_reasoning_is_counted_as_shown_reasoning(fresh: MessagesBox) -> 
 
 def test_omitted_reasoning_is_cut_at_the_output_cap(fresh: MessagesBox) -> None:
     """An upstream reasoning on past the reserved cap is cut there, shown or not."""
-    for display in ("summarized", "omitted"):
-        stop, row = streamed_row(fresh, display, 50, 200)
+    for display in ("summarized", "omitted"):  # (the cap above the budget, as Anthropic wants)
+        stop, row = streamed_row(fresh, display, CAP, PAST_CAP)
         assert stop == "max_tokens", display
         assert (row["status"], row["error_code"]) == ("ok", "output_cap"), display
 
@@ -215,8 +216,8 @@ def test_omitted_reasoning_cut_at_the_cap_keeps_its_signature(fresh: MessagesBox
     """The cut closes the open thinking block as a whole stream does, its reasoning sealed in
     its signature (it was stopped without one: a tool loop would lose the reasoning)."""
     _, key = fresh.new_key()
-    fresh.openai_fake.push(long_reasoning(200))
-    asked = {**ASKED, "max_tokens": 50}
+    fresh.openai_fake.push(long_reasoning(PAST_CAP))
+    asked = {**ASKED, "max_tokens": CAP}
     with fresh.client(key).messages.stream(**asked, extra_body=thinking("omitted")) as stream:
         events = list(stream)
         message = stream.get_final_message()

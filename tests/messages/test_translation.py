@@ -184,7 +184,7 @@ def test_the_sdk_stream_of_translated_reasoning_has_thinking_blocks_it_can_read(
     fresh.openai_fake.push(Reply(raw=chunks))
     with fresh.client(key).messages.stream(
         model=OPENAI_ALIAS,
-        max_tokens=50,
+        max_tokens=2048,
         messages=[{"role": "user", "content": "count"}],
         thinking={"type": "enabled", "budget_tokens": 1024},
     ) as stream:

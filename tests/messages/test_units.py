@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.advisor import AdvisorCharge, same_model
 from codelace_box.gateway.charges import CacheTokens, Settlement, usage_values
 from codelace_box.providers.anthropic_passthrough import PassthroughStream, upstream_body
@@ -181,11 +182,13 @@ def test_an_assistant_turn_of_thinking_alone_has_empty_text_not_null() -> None:
 
 def test_tool_choice_without_tools_sends_neither() -> None:
     """OpenAI refuses tool_choice and parallel_tool_calls without tools (an Anthropic client
-    may send `tool_choice: {type: none}` on a call that has none)."""
+    may send `tool_choice: {type: none}` on a call that has none); a forced one is refused."""
     choice = {"type": "none", "disable_parallel_tool_use": True}
     body = {"model": "m", "tool_choice": choice, "messages": [{"role": "user", "content": "x"}]}
     sent = chat_body(body, 10)
     assert "tool_choice" not in sent and "parallel_tool_calls" not in sent
+    with pytest.raises(InvalidRequest, match="tool_choice may only be specified while"):
+        chat_body({**body, "tool_choice": {"type": "any"}}, 10)
     body["tools"] = [{"name": "Read", "input_schema": {"type": "object"}}]
     sent = chat_body(body, 10)
     assert (sent["tool_choice"], sent["parallel_tool_calls"]) == ("none", False)

@@ -1,0 +1,72 @@
+"""/v1/messages toward an `openai` provider, through the real anthropic SDK: a tool use forced
+(`any`, `tool`) without `tools`, and enabled thinking without an integer `budget_tokens` of at
+least 1024, are refused as Anthropic refuses them (400 `invalid_request_error`, its
+words), before any money is held or the upstream is asked; they were translated anyway (the
+tool_choice dropped, a budget guessed). What Anthropic takes still goes through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.messages.conftest import NEEDS_SDK, OPENAI_ALIAS, MessagesBox
+
+pytestmark = NEEDS_SDK
+HI = [{"role": "user", "content": "Hi"}]
+TOOL = {"name": "get", "input_schema": {"type": "object"}}
+NO_TOOLS = "tool_choice may only be specified while providing tools."
+BUDGET = "thinking.enabled.budget_tokens: "
+REFUSED = {
+    "any-no-tools": ({"tool_choice": {"type": "any"}}, NO_TOOLS),
+    "forced-no-tools": ({"tool_choice": {"type": "tool", "name": "get"}}, NO_TOOLS),
+    "choice-empty-tools": ({"tools": [], "tool_choice": {"type": "any"}}, NO_TOOLS),
+    "forced-null-tools": ({"tools": None, "tool_choice": {"type": "any"}}, NO_TOOLS),
+    "no-budget": ({"thinking": {"type": "enabled"}}, BUDGET + "Field required"),
+    "null-budget": ({"thinking": {"type": "enabled", "budget_tokens": None}},
+                    BUDGET + "Field required"),
+    "text-budget": ({"thinking": {"type": "enabled", "budget_tokens": "2048"}},
+                    BUDGET + "Input should be a valid integer"),
+    "float-budget": ({"thinking": {"type": "enabled", "budget_tokens": 2048.5}},
+                     BUDGET + "Input should be a valid integer"),
+    "small-budget": ({"thinking": {"type": "enabled", "budget_tokens": 1023}},
+                     BUDGET + "Input should be greater than or equal to 1024"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_a_translated_call_refuses_them_as_anthropic_does(fresh: MessagesBox, case: str) -> None:
+    import anthropic
+
+    email, key = fresh.new_key()
+    start = fresh.balance_nanos(email)
+    fields, words = REFUSED[case]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        fresh.client(key).messages.create(model=OPENAI_ALIAS, max_tokens=4096, messages=HI,
+                                          **fields)  # fmt: skip
+    body: Any = caught.value.body
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error", body
+    assert body["error"]["message"] == words, body
+    assert fresh.openai_fake.requests == []
+    assert fresh.balance_nanos(email) == start
+
+
+TAKEN = {
+    "choice-with-tools": {"tools": [TOOL], "tool_choice": {"type": "any"}},
+    "budget-below-cap": {"thinking": {"type": "enabled", "budget_tokens": 4095}},
+    "budget-past-cap": {"thinking": {"type": "enabled", "budget_tokens": 8192}},  # interleaved
+    "auto-no-tools": {"tool_choice": {"type": "auto"}},  # dropped, as before
+    "none-no-tools": {"tools": [], "tool_choice": {"type": "none"}},
+    "least-budget": {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+    "adaptive": {"thinking": {"type": "adaptive"}},
+    "disabled": {"thinking": {"type": "disabled"}},
+}
+
+
+@pytest.mark.parametrize("case", TAKEN)
+def test_a_translated_call_takes_what_anthropic_takes(fresh: MessagesBox, case: str) -> None:
+    _, key = fresh.new_key()
+    message = fresh.client(key).messages.create(model=OPENAI_ALIAS, max_tokens=4096,
+                                                messages=HI, **TAKEN[case])  # fmt: skip
+    assert message.type == "message" and message.content
+    assert len(fresh.openai_fake.requests) == 1
