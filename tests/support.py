@@ -410,3 +410,16 @@ def migrate_below(db: Any, version: int) -> None:
             if number < version:
                 module.apply(schema_target(db))
                 SchemaMigration.create(version=number, name=module.NAME)
+
+
+AS_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
+def as_nobody(config: Path, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """A command run by the service's user (nobody, as a box given its own user runs), to its
+    end, its output captured (root only)."""
+    return subprocess.run(
+        [*AS_NOBODY, *PROGRAM, "--config", str(config), *args],
+        capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(home)}),
+        check=False,
+    )  # fmt: skip

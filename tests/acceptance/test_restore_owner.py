@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.acceptance.cli_tools import Box
-from tests.support import PROGRAM, cli_env
+from tests.support import as_nobody
 
 pytestmark = pytest.mark.timeout(60)
 SERVICE_USER = 65534  # nobody
-AS_SERVICE_USER = ("setpriv", f"--reuid={SERVICE_USER}", f"--regid={SERVICE_USER}",
-                   "--clear-groups")  # fmt: skip
 
 
 def test_a_restore_run_as_root_leaves_the_database_to_the_service_user() -> None:
@@ -37,11 +34,7 @@ def test_a_restore_run_as_root_leaves_the_database_to_the_service_user() -> None
             os.chown(path, SERVICE_USER, SERVICE_USER)
         box.ok("restore", str(root / "one.db"))
         owner = box.db_path.stat()
-        doctor = subprocess.run(
-            [*AS_SERVICE_USER, *PROGRAM, "--config", str(box.config), "doctor"],
-            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
-            check=False,
-        )  # fmt: skip
+        doctor = as_nobody(box.config, "doctor", home=root)
     finally:
         shutil.rmtree(root)
     assert (owner.st_uid, owner.st_gid) == (SERVICE_USER, SERVICE_USER)
@@ -70,11 +63,7 @@ def test_a_restore_as_root_on_a_new_machine_leaves_the_files_to_the_data_folders
         new.ok("restore", str(root / "one.db"))
         owners = {path.name: (path.stat().st_uid, path.stat().st_gid)
                   for path in new.db_path.parent.iterdir()}  # fmt: skip
-        users = subprocess.run(
-            [*AS_SERVICE_USER, *PROGRAM, "--config", str(new.config), "users", "list"],
-            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
-            check=False,
-        )  # fmt: skip
+        users = as_nobody(new.config, "users", "list", home=root)
     finally:
         shutil.rmtree(root)
     assert owners == dict.fromkeys(

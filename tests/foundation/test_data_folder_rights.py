@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.foundation.test_disk_trouble import AS_NOBODY, _made_by_root, _tmpfs
-from tests.support import PROGRAM, cli_env
+from tests.foundation.test_disk_trouble import _made_by_root, _tmpfs
+from tests.support import as_nobody
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,11 +38,7 @@ def test_a_database_in_a_folder_the_user_cannot_write_names_the_folder_and_its_o
         assert sorted(path.name for path in data.iterdir()) == ["codelace.db"]
         for path in data.glob("codelace.db*"):
             os.chown(path, 65534, 65534)
-        doctor = subprocess.run(
-            [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "doctor"],
-            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
-            check=False,
-        )  # fmt: skip
+        doctor = as_nobody(space.config, "doctor", home=root)
     finally:
         shutil.rmtree(root)
     assert doctor.returncode == 1, doctor.stderr
@@ -75,11 +71,7 @@ def test_a_database_kept_on_another_disk_names_the_folder_it_is_in() -> None:
         (data / "codelace.db").symlink_to(disk / "codelace.db")
         for path in (data, disk / "codelace.db"):
             os.chown(path, 65534, 65534)  # the link's folder and the database: the user's
-        doctor = subprocess.run(
-            [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "doctor"],
-            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
-            check=False,
-        )  # fmt: skip
+        doctor = as_nobody(space.config, "doctor", home=root)
     finally:
         shutil.rmtree(root)
     assert doctor.returncode == 1, doctor.stderr

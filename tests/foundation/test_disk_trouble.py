@@ -25,7 +25,7 @@ import pytest
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.foundation.conftest import Workspace, make_workspace
-from tests.support import PROGRAM, TLS, ServerProcess, cli_env, free_port
+from tests.support import AS_NOBODY, TLS, ServerProcess, as_nobody, cli_env, free_port
 
 pytestmark = pytest.mark.timeout(120)
 FAST_TICK = {"CODELACE_UPKEEP_TICK_SEC": "0.2"}
@@ -199,9 +199,6 @@ def test_a_full_disk_is_a_503_and_one_line_then_the_box_goes_on(
     assert space.sql("SELECT COUNT(*) FROM hold") == [(0,)]
 
 
-AS_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
-
-
 def _made_by_root(root: Path) -> Workspace:
     """A box under `root` whose first command (`users create`) root ran: data/ is root's."""
     os.chmod(root, 0o755)
@@ -213,11 +210,7 @@ def _made_by_root(root: Path) -> Workspace:
 
 def _serve_as_nobody(space: Workspace, root: Path) -> subprocess.CompletedProcess[str]:
     """`serve` started by the service's user (nobody), to its end."""
-    return subprocess.run(
-        [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "serve"],
-        capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
-        check=False,
-    )  # fmt: skip
+    return as_nobody(space.config, "serve", home=root)
 
 
 def test_a_data_folder_the_service_user_cannot_write_is_one_line_naming_it() -> None:
@@ -330,11 +323,7 @@ def test_a_server_secret_a_root_serve_left_is_named_with_its_owner() -> None:
         os.chmod(secret, 0o600)
         for path in [root / "box", data, *data.glob("codelace.db*")]:
             os.chown(path, 65534, 65534)
-        started = subprocess.run(
-            [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "serve"],
-            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
-            check=False,
-        )  # fmt: skip
+        started = as_nobody(space.config, "serve", home=root)
     finally:
         shutil.rmtree(root)
     assert started.returncode == 1, started.stderr
@@ -365,11 +354,7 @@ def test_a_backup_folder_the_service_user_cannot_read_is_a_failed_backup_not_a_c
                                alerts={"webhook_url": hook.url})  # fmt: skip
         space.run("users", "create", "first@example.com")
         subprocess.run(["chown", "-R", "65534:65534", str(root / "box")], check=True)
-        doctor = subprocess.run(
-            [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "doctor"],
-            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
-            check=False,
-        )  # fmt: skip
+        doctor = as_nobody(space.config, "doctor", home=root)
         server = ServerProcess(space.config, port, env={"HOME": str(root), **FAST_TICK})
         server.program = (*AS_NOBODY, *ServerProcess.program)
         server.start()
