@@ -15,8 +15,11 @@ followed by a 'recovered' notice, nor held back)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
 from datetime import datetime
+from typing import Any
 
 from codelace_box.db.core import db_time, parse_time
 from codelace_box.db.failing import FailureLog
@@ -27,6 +30,7 @@ from codelace_box.upkeep.alerts import Alerter
 log = logging.getLogger("codelace_box.upkeep")
 REPEATED = frozenset({"provider", "backup", "disk"})  # sent again while the problem lasts
 Alert = tuple[str, str]  # (kind, subject)
+STOP_WAIT_SEC = 2.0  # serve stopping: the wait for an alert being sent, and its row
 
 
 class KeptAlerts:
@@ -76,6 +80,9 @@ class KeptAlerts:
     async def alert(self, kind: str, subject: str, text: str) -> bool:
         """Alerter.alert, as the database says it went out; True when taken care of."""
         self.alerter.adopt(kind, subject, self._age(kind, subject))
+        return await _ended_at_stop(self._alert(kind, subject, text))
+
+    async def _alert(self, kind: str, subject: str, text: str) -> bool:
         before = self.alerter.sent.get((kind, subject))
         said = await self.alerter.alert(kind, subject, text)
         if said and self.alerter.sent.get((kind, subject)) != before:  # sent now
@@ -85,6 +92,9 @@ class KeptAlerts:
     async def resolve(self, kind: str, subject: str, text: str) -> bool:
         """Alerter.resolve of an alert the database says is open; then it is not."""
         self.alerter.adopt(kind, subject, self._age(kind, subject))
+        return await _ended_at_stop(self._resolve(kind, subject, text))
+
+    async def _resolve(self, kind: str, subject: str, text: str) -> bool:
         said = await self.alerter.resolve(kind, subject, text)
         if said and self.is_open(kind, subject):
             await self.close([(kind, subject)])
@@ -132,3 +142,19 @@ class KeptAlerts:
     def _age(self, kind: str, subject: str) -> float | None:
         sent_at = self.rows.get((kind, subject))
         return None if sent_at is None else (self.now - parse_time(sent_at)).total_seconds()
+
+
+async def _ended_at_stop(send: Coroutine[Any, Any, bool]) -> bool:
+    """`send` (an alert or its recovery, then its row), let end when serve stops meanwhile
+    (the upkeep cancelled): the webhook may have the message already, and a send cut off
+    before its answer kept no row, so the next to lead sent it again. Waited for up to
+    STOP_WAIT_SEC (a webhook that does not answer: the next lead sends it, at least once)."""
+    job = asyncio.ensure_future(send)
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        log.info("serve is stopping: the alert being sent is waited for (up to %g s), so that "
+                 "the next to watch knows it went out", STOP_WAIT_SEC)  # fmt: skip
+        await asyncio.wait([job], timeout=STOP_WAIT_SEC)
+        job.cancel()
+        raise

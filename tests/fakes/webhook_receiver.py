@@ -6,10 +6,12 @@ hook.texts()    # the "text" of every message received, in order
 hook.refuse_with = 500   # answer that status (a webhook down) and keep nothing; None: 200 again
 hook.refused    # how many messages were refused so
 hook.huge = True     # answer 200 with a body of 256 MiB
+hook.hold()          # keep each message and hold its answer; hook.release(): answer them
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -31,6 +33,15 @@ class WebhookReceiver(LoopbackServer):
         self.huge = False
         self.refused = 0
         self._lock = threading.Lock()
+        self._answering = threading.Event()
+        self._answering.set()
+
+    def hold(self) -> None:
+        """Keep each message from now on but answer none until `release()`."""
+        self._answering.clear()
+
+    def release(self) -> None:
+        self._answering.set()
 
     @property
     def url(self) -> str:
@@ -54,6 +65,8 @@ class WebhookReceiver(LoopbackServer):
             return web.Response(status=self.refuse_with, text="service unavailable")
         with self._lock:
             self.bodies.append(body)
+        while not self._answering.is_set():
+            await asyncio.sleep(0.02)
         return web.Response(text="ok")
 
     async def _huge(self, request: web.Request) -> web.StreamResponse:

@@ -3,6 +3,7 @@ the upkeep (a session advisory lock), and when it stops another box takes the le
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,6 +112,10 @@ def test_the_box_that_takes_the_lead_says_the_error_rate_recovered(
         second.start()
         _minute_of_traffic(pg_url, 12, 6)
         _eventually(lambda: _count(hook, "requests (50%) failed") == 1, "the alert")
+        # and its row (written just after the webhook's answer): this test is about the box
+        # that takes the lead, not about a box stopped in between (the test below)
+        kept = "SELECT 1 FROM open_alert WHERE kind = 'error_rate'"
+        _eventually(lambda: bool(_sql(pg_url, kept)), "its open alert kept")
         assert first.stop() == 0  # it led: it was the first to ask
         time.sleep(1.5)  # the second box leads now, the rate still high: not said again
         assert _count(hook, "failed in 5 minutes") == 1, hook.texts()
@@ -189,5 +194,47 @@ def test_an_alert_the_database_refused_is_known_to_the_next_lead(
         time.sleep(1.5)  # the second box leads: it knows the alert went out
         assert _count(hook, OUT_OF_ROTATION) == 1, hook.texts()
     finally:
+        first.stop()
+        second.stop()
+
+
+UPKEEP_LED = (
+    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND "
+    "classid = 20261203::oid AND objid = (hashtext('upkeep')::bigint & 4294967295)::oid"
+)
+
+
+def test_a_box_stopped_while_its_alert_goes_out_keeps_it_for_the_next_lead(
+    tmp_path: Path, pg_url: str, hook: WebhookReceiver
+) -> None:
+    """The leading box was stopped (SIGTERM: a deploy) while the webhook had its error-rate
+    alert and not answered yet: the stop cancelled the send, so no open alert was kept, and
+    the box that took the lead sent the alert again. A stop lets the alert in flight end."""
+    first_config, first = _box(tmp_path / "first", pg_url, hook)
+    second_config, second = _box(tmp_path / "second", pg_url, hook)
+    for config in (first_config, second_config):
+        text = config.read_text().replace("[alerts]", "[alerts]\nerror_rate = 0.2")
+        config.write_text(text)
+    first.start()
+    try:
+        _eventually(lambda: bool(_sql(pg_url, UPKEEP_LED)), "the first box leading")
+        second.start()
+        hook.hold()
+        _minute_of_traffic(pg_url, 12, 6)
+        _eventually(lambda: _count(hook, "requests (50%) failed") == 1, "the alert")
+        assert first.process is not None
+        first.process.send_signal(signal.SIGTERM)
+        stopping = "the alert being sent"  # (its log says it waits for it; or it exited)
+        deadline = time.monotonic() + 20  # read often: the box waits 2 s at most
+        while stopping not in first.log_text() and first.process.poll() is None:
+            assert time.monotonic() < deadline, first.log_text()
+            time.sleep(0.02)
+        hook.release()
+        assert first.stop() == 0
+        _eventually(lambda: bool(_sql(pg_url, UPKEEP_LED)), "the second box leading")
+        time.sleep(1.0)  # ticks of the second box, the rate still high: not said again
+        assert _count(hook, "failed in 5 minutes") == 1, hook.texts()
+    finally:
+        hook.release()
         first.stop()
         second.stop()
