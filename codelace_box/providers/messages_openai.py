@@ -37,10 +37,10 @@ from codelace_box.providers.base import (
     Usage,
 )
 from codelace_box.providers.compaction_history import from_last_compaction
+from codelace_box.providers.messages_openai_checks import add_sampling, check_shapes
 from codelace_box.providers.messages_openai_effort import reasoning_effort
 from codelace_box.providers.messages_openai_errors import in_anthropic_words
 from codelace_box.providers.messages_openai_format import response_format, strict_ready
-from codelace_box.providers.messages_openai_sampling import add_sampling, check_shapes
 from codelace_box.providers.messages_openai_stream import (
     OpenAIToMessagesStream,
     earlier_call_ids,
