@@ -11,7 +11,9 @@ opens it (`make_private`), so upgrading is enough.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -77,3 +79,19 @@ def user_name(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return f"uid {uid}"
+
+
+def replace_private_file(path: Path, text: str) -> None:
+    """Write `text` to `path` (mode 600) whole or not at all: a new file beside it, renamed
+    over it, so a reader meanwhile finds the old text or the new, never an empty or half one
+    (OSError as os gives it; nothing of it is left behind)."""
+    staged = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(staged, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            staged.unlink(missing_ok=True)
+        raise

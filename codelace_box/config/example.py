@@ -23,6 +23,7 @@ from codelace_box.config.loading import (
 from codelace_box.config.schema import SECTIONS, Config
 from codelace_box.config.secret import read_secret_file, secret_key_path
 from codelace_box.errors import ConfigError
+from codelace_box.private_files import replace_private_file
 
 
 def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:
@@ -121,15 +122,9 @@ def write_initial_config(target: Path, env: dict[str, str] | None = None) -> str
     found = _secret_in_use(target, {var: value for var, value in env.items() if value.strip()})
     text = init_config_text(found[0] if found else None)
     written = Path(os.path.realpath(target)) if target.is_symlink() else target
-    staged = written.with_name(f".{written.name}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(staged, written)
+        replace_private_file(written, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):  # nothing to remove where nothing could be made
-            staged.unlink(missing_ok=True)
         raise ConfigError(f"{target}: cannot write: {exc.strerror}") from None
     return found[1] if found else None
 

@@ -19,7 +19,7 @@ from codelace_box.config import Config
 from codelace_box.db.backup import backup_database
 from codelace_box.db.sqlite_file import missing_database
 from codelace_box.errors import CodelaceError, NotFound
-from codelace_box.private_files import create_private_file
+from codelace_box.private_files import create_private_file, replace_private_file
 
 log = logging.getLogger("codelace_box.upkeep")
 
@@ -189,10 +189,9 @@ def failure_file(db_path: str) -> Path:
 def record_failure(db_path: str, now: datetime, reason: str) -> None:
     """Keep the failure for doctor; a data folder that takes no file (its disk full) keeps
     nothing: doctor's OVERDUE says it later, the log and the alert said it already."""
-    try:
-        failed = failure_file(db_path)
-        create_private_file(failed)
-        failed.write_text(f"{now.strftime(_STAMP)} {reason.splitlines()[0]}\n", encoding="utf-8")
+    try:  # whole or not at all: doctor may read it while a retry writes it again
+        line = f"{now.strftime(_STAMP)} {reason.splitlines()[0]}\n"
+        replace_private_file(failure_file(db_path), line)
     except (OSError, IndexError):
         return
 
