@@ -111,9 +111,15 @@ def charge_amount_in(charge: dict[str, Any], currency: str) -> int | None:
 
 async def with_charge_amounts(api: StripeApi, reversals: list[Reversal]) -> list[Reversal]:
     """`reversals`, those in another currency than the box's (`stripe.currency`) with their
-    charge's amount in theirs, read at Stripe (once a charge) unless the event carried it."""
+    charge's amount in theirs, read at Stripe (once a charge) unless the event carried it.
+    On a box that changed its currency (`stripe.par_currencies` set) every one: a top-up of
+    the old currency may have been paid in the new one (Adaptive Pricing), and a refund in
+    it is then another currency than its top-up's, whose share needs the charge's amount."""
     own = api.config.currency.lower()
-    wanted = {r.charge for r in reversals if r.currency != own and r.charge_amount is None}
+    changed = bool(api.config.par_currencies)
+    wanted = {
+        r.charge for r in reversals if (r.currency != own or changed) and r.charge_amount is None
+    }
     charges = {charge_id: await api.charge(charge_id) for charge_id in sorted(wanted - {""})}
     return [
         replace(r, charge_amount=charge_amount_in(charges[r.charge], r.currency))

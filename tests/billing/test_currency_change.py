@@ -12,10 +12,14 @@ import subprocess
 import pytest
 
 from tests.billing.conftest import BillingBox, BoxFactory
+from tests.billing.test_refunds_disputes import paid_topup, results
+from tests.billing.test_reversal_amounts import in_euros, share
 from tests.support import PROGRAM, ServerProcess, cli_env, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 IN_EUR = {"CODELACE_STRIPE_CURRENCY": "eur"}
+AT_PAR = {"CODELACE_STRIPE_PAR_CURRENCIES": "usd"}
+NANOS = 1_000_000_000
 
 
 def _serve_refused(box: BillingBox, env: dict[str, str]) -> str:
@@ -50,7 +54,7 @@ def test_a_currency_changed_after_top_ups_is_refused_until_set_back_or_taken_at_
     assert "stripe.currency is eur" in refused and "usd" in refused, refused
     assert "stripe.par_currencies" in refused, refused
 
-    at_par = IN_EUR | {"CODELACE_STRIPE_PAR_CURRENCIES": "usd"}
+    at_par = IN_EUR | AT_PAR
     assert run_cli(box.config, "doctor", env=at_par).returncode == 0
     ServerProcess(box.config, box.server.port, env=at_par).start().stop()
 
@@ -69,3 +73,21 @@ def test_without_stripe_the_currency_of_old_top_ups_is_not_judged(
     off = IN_EUR | {"CODELACE_STRIPE_SECRET_KEY": "", "CODELACE_STRIPE_WEBHOOK_SECRET": ""}
     assert run_cli(box.config, "doctor", env=off).returncode == 0
     box.server = ServerProcess(box.config, box.server.port, env=off).start()
+
+
+def test_a_box_that_changed_currency_takes_a_share_of_an_old_localized_top_up(
+    billing_box_factory: BoxFactory,
+) -> None:
+    """A top-up bought in usd by a customer paying in euros (Adaptive Pricing), refunded in
+    part after the box moved to eur (usd taken at par): the refund, in the customer's euros
+    (an endpoint on an API version before 2025-03-31.basil), takes its share of the usd
+    top-up, as it did before the change, not the whole top-up."""
+    box = billing_box_factory()
+    buyer, session_id = paid_topup(box, 20)
+    box.double.localize(session_id, "eur", 1843)
+    _, created = box.double.refund(session_id, amount=1000)  # the double's usd cents
+    assert box.server.stop() == 0
+    box.server = ServerProcess(box.config, box.server.port, env=IN_EUR | AT_PAR).start()
+    assert results(box, [in_euros(created, 922)]) == ["reversed"]
+    assert box.balance_nanos(buyer) == 20 * NANOS - share(20 * NANOS, 922, 1843)
+    assert "taking back the whole top-up" not in box.server.log_text()
