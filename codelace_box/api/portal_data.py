@@ -21,7 +21,12 @@ from codelace_box.api.accounts import create_key_from, key_changes
 from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import READ, json_body, json_response, optional_json_body
 from codelace_box.api.dbwork import database_handler
-from codelace_box.api.portal_security import changing_session, current_session, portal_headers
+from codelace_box.api.portal_security import (
+    changing_session,
+    current_session,
+    portal_headers,
+    reached_url,
+)
 from codelace_box.api.stripe import stripe_api
 from codelace_box.api.views import (
     checkout_view,
@@ -66,7 +71,7 @@ async def overview(request: Request) -> HTTPResponse:
             "email": user.email,
             "display_email": shown_email(user.email),  # as the page shows it (IDN in Unicode)
             **overview_view(user, history),
-            "base_url": config.server.base_url,
+            "base_url": reached_url(request),  # the connect snippets' base
             "stripe_enabled": _stripe_enabled(config),
             "min_topup_usd": float(smallest_topup(stripe)),
             "max_topup_usd": float(MAX_TOPUP_USD),

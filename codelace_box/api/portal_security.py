@@ -124,6 +124,17 @@ def _refusal(request: Request, origin: str) -> str:
     )
 
 
+def reached_url(request: Request) -> str:
+    """The address people reach the box at, for the portal's connect snippets: its public URL
+    when set, else the one this browser reached (the request's scheme and Host, a proxy's
+    X-Forwarded-Proto and X-Forwarded-Host read only as far as `server.proxies_count` trusts
+    it, as own_origins takes them), not the listen address (`0.0.0.0:8080` behind a name)."""
+    config: Config = request.app.ctx.config
+    if config.server.public_url or not request.host:
+        return config.server.base_url
+    return f"{request.scheme}://{request.host}"
+
+
 def own_origins(request: Request) -> set[str]:
     """The origins the box's own pages have: its public URL's, and the one the request names."""
     config: Config = request.app.ctx.config

@@ -6,7 +6,9 @@ Never charged and never held: the call goes through the same key rotation and re
 completion (gateway/upstream.py), but no hold is taken and no usage row is written. A count an
 upstream is asked for spends the operator's provider key, so it counts in the account's
 requests per minute (a 429 past them); an estimate calls no one and is not counted. A billed
-field the provider does not allow is refused as on /v1/messages (billed_fields.py).
+field the provider does not allow is refused as on /v1/messages (billed_fields.py), and so is,
+toward an `openai` provider, a `tools`, `tool_choice` or `thinking` its call would refuse in
+Anthropic's words (messages_openai_checks.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
 from codelace_box.providers.billed_fields import check_billed_messages
+from codelace_box.providers.messages_openai_checks import check_count_shapes
 from codelace_box.providers.reasoning_details import reasoning_shown
 from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS, anthropic_media, input_estimate
 
@@ -92,7 +95,8 @@ async def count_tokens(
         body, forwarded_beta(route, headers), route.provider.allowed_fields, route.id,
         as_sent=route.provider.kind == "anthropic",
     )  # fmt: skip
-    if route.provider.kind != "anthropic":
+    if route.provider.kind != "anthropic":  # translated: refused as its call would be
+        check_count_shapes(body)
         return {"input_tokens": estimated_count(body, body_len, media)}
     if (advisor := advisor_route(gateway.routes, route, body)) is not None:
         check_model_allowed(allowed_models, advisor.id)

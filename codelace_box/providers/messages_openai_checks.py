@@ -6,7 +6,8 @@ in its words, before any money is held: `temperature` and `top_p` (numbers from 
 disabled or adaptive). Unchecked, each was translated loosely: a string `stop_sequences` was
 dropped (the answer ran on past it, and was charged), a string `tool_choice` too (tool use was
 not forced), a `tool_choice` without tools as well, a temperature of 1.5 reached an upstream
-whose range is 0..2, enabled thinking without a budget had one guessed."""
+whose range is 0..2, enabled thinking without a budget had one guessed. A count_tokens body
+of such a model gets the checks of the fields it takes (`check_count_shapes`)."""
 
 from __future__ import annotations
 
@@ -101,13 +102,19 @@ def check_shapes(body: JSON) -> None:
     (absent or null: not given), a tool use forced without tools (`auto` and `none` without
     them are dropped: an Anthropic client may send `none` on a call that has none), and
     enabled thinking without its budget."""
+    check_count_shapes(body)
+    if body.get("metadata") is not None:
+        _check_metadata(body["metadata"])
+
+
+def check_count_shapes(body: JSON) -> None:
+    """check_shapes of the fields a count_tokens body takes too (`tools`, `tool_choice`,
+    `thinking`; not `metadata`, which only a call has): the same 400s, in the same words."""
     if body.get("tools") is not None and not isinstance(body["tools"], list):
         raise _bad("tools: Input should be a valid list")
     if body.get("tool_choice") is not None:
         _check_tool_choice(body["tool_choice"])
         if not body.get("tools") and body["tool_choice"]["type"] in FORCED:
             raise _bad("tool_choice may only be specified while providing tools.")
-    if body.get("metadata") is not None:
-        _check_metadata(body["metadata"])
     if body.get("thinking") is not None:
         _check_thinking(body["thinking"], body.get("max_tokens"))

@@ -40,7 +40,7 @@ from codelace_box.providers.openai_usage import (
     only_hour_caching,
     usage_from,
 )
-from codelace_box.providers.stop_reasons import chat_finish
+from codelace_box.providers.stop_reasons import chat_choice, chat_finish
 from codelace_box.providers.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -371,16 +371,15 @@ class OpenAIAdapter(ProviderAdapter):
             raise UpstreamError("the upstream answered without choices", code="bad_upstream_reply")
         raise_failed_finish(choices)  # (a choice's finish_reason "error": openai_errors.py)
         payload["model"] = public_model
-        if not self.upstream_finish:
-            for choice in choices:
-                if isinstance(choice, dict):
-                    chat_finish(choice)
         usage = usage_from(payload.get("usage"))
         if usage is None and not any(_has_message(c) for c in choices):  # nothing made,
             raise UpstreamError(_NO_ANSWER, code="bad_upstream_reply")  # nothing counted
         if usage is None:
             produced = (output_tokens(c.get("message")) for c in choices if isinstance(c, dict))
             usage = Usage(0, sum(produced), estimated=True)
+        for choice in choices:
+            if isinstance(choice, dict):
+                chat_choice(choice, self.upstream_finish)
         return payload, usage
 
     def usage_of(self, raw: Any) -> Usage | None:

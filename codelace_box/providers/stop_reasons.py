@@ -1,5 +1,6 @@
 """Anthropic's stop_reason and stop_sequence for a chat choice's finish_reason, and OpenAI's
-finish_reason for another dialect's on the chat route (`chat_finish`). Pure: no I/O.
+finish_reason for another dialect's on the chat route (`chat_finish`), with a message on every
+unstreamed choice there (`chat_choice`). Pure: no I/O.
 
 OpenAI's "stop" is a natural end or a stop sequence alike; a server that says which stop
 string matched (vLLM's `stop_reason`, SGLang's `matched_stop`) makes it "stop_sequence" with
@@ -41,6 +42,17 @@ def chat_finish(choice: JSON) -> None:
     finish = choice.get("finish_reason")
     if finish.__class__ is str and finish in CHAT_FINISH:
         choice["finish_reason"] = CHAT_FINISH[finish]
+
+
+def chat_choice(choice: JSON, upstream_finish: bool) -> None:
+    """An unstreamed chat choice in OpenAI's shape, in place: its finish_reason in OpenAI's
+    words (unless the provider keeps its own), and a message on it: `"message": null` or none
+    (with usage, so charged) becomes an empty assistant message, as a stream's choice without a
+    delta gets an empty delta (the openai SDK reads `choice.message.content`)."""
+    if not upstream_finish:
+        chat_finish(choice)
+    if choice.get("message").__class__ is not dict:
+        choice["message"] = {"role": "assistant", "content": None}
 
 
 def stop_reason(finish_reason: Any) -> str:

@@ -82,3 +82,40 @@ def test_a_token_only_shaped_like_a_name_is_still_masked(secret: str) -> None:
 )
 def test_a_dated_model_name_stays_readable(name: str) -> None:
     assert name in mask_tokens(f"model {name} refused")
+
+
+AWS_KEY_ID, AWS_TEMP_ID = "AKIAIOSFODNN7EXAMPLE", "ASIAY34FZKBOKMUTVV7A"
+HF_TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"  # 34 letters, as Hugging Face's are
+BASE64_SECRETS = (
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",  # an AWS secret access key (AWS's example)
+    "+We9r98OczdCDBP49dQPbOB50bmHN28HvLgSh/3IwDg=",  # 32 random bytes, as `openssl rand -base64`
+    "wdRVl6JC/fEfjysaOfPD5pMRQ1HcvtQH",
+    "uZ6DBt2n+KYeApqKP0FbAg==",  # 16 bytes
+)
+
+
+@pytest.mark.parametrize("secret", [AWS_KEY_ID, AWS_TEMP_ID, HF_TOKEN, *BASE64_SECRETS])
+@pytest.mark.parametrize("around", ["refused: {}", "key={}.", "({}, expired)", "{}"])
+def test_aws_hugging_face_and_base64_secrets_are_masked(secret: str, around: str) -> None:
+    """AWS access key ids (`AKIA`/`ASIA` and 16 capitals or digits: 20 characters, under the
+    24 of a bare token), Hugging Face tokens (`hf_` and letters, no digit among them) and
+    standard base64 with `+` or `/` (cut into runs shorter than a token's) reached logs whole."""
+    masked = mask_tokens(around.format(secret))
+    assert secret not in masked and secret[4:-4] not in masked, masked
+    for part in secret.replace("+", "/").split("/"):
+        assert len(part) < 10 or part[3:-4] not in masked, (part, masked)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "see /Users/Alice/Documents2024/Reports and /home/Alice/Projects/Box2024/data",
+        "no file /var/lib/Codelace/Data2/Backups/box.db or /api/v1/Models/GPT4o/Completions",
+        "https://api.openai.com/v1/chat/completions and https://huggingface.co/meta-llama/Llama-3.1-8B",
+        "model meta/Llama3/Instruct70B/Weights, Qwen/Qwen2.5-Coder-32B-Instruct, input/output",
+        "pip install hf_transfer; hf_hub_download(repo_id=x); and/or TCP/IP; ASIA, AKIA",
+        "Meta-Llama-3.1-70B-Instruct-Turbo claude-sonnet-4-5-20250929 text/event-stream",
+    ],
+)
+def test_paths_model_names_and_words_with_slashes_stay_readable(text: str) -> None:
+    assert mask_tokens(text) == text

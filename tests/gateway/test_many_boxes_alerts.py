@@ -20,12 +20,15 @@ FAST_TICK = {"CODELACE_UPKEEP_TICK_SEC": "0.2"}
 OUT_OF_ROTATION = "taken out of rotation"
 
 
-def _box(folder: Path, pg_url: str, hook: WebhookReceiver) -> tuple[Path, ServerProcess]:
+def _box(
+    folder: Path, pg_url: str, hook: WebhookReceiver, **alerts: float
+) -> tuple[Path, ServerProcess]:
+    """A box on the shared database, alerting to `hook` (and `alerts`: more [alerts] keys)."""
     port = free_port()
     sections = {
         "server": {"host": "127.0.0.1", "port": port, "secret_key": SHARED_SECRET},
         "database": {"path": str(folder / "data" / "codelace.db"), "url": pg_url},
-        "alerts": {"webhook_url": hook.url},
+        "alerts": {"webhook_url": hook.url, **alerts},
     }
     folder.mkdir()
     config = write_config(folder / "codelace.toml", sections)
@@ -95,6 +98,16 @@ def _minute_of_traffic(pg_url: str, requests: int, errors: int) -> None:
         )
 
 
+def _error_rate_boxes(
+    tmp_path: Path, pg_url: str, hook: WebhookReceiver
+) -> tuple[ServerProcess, ServerProcess]:
+    """Two boxes on the shared database (not started), alerting when over 20% of the requests
+    fail: the first and the second."""
+    _, first = _box(tmp_path / "first", pg_url, hook, error_rate=0.2)
+    _, second = _box(tmp_path / "second", pg_url, hook, error_rate=0.2)
+    return first, second
+
+
 def test_the_box_that_takes_the_lead_says_the_error_rate_recovered(
     tmp_path: Path, pg_url: str, hook: WebhookReceiver
 ) -> None:
@@ -102,11 +115,7 @@ def test_the_box_that_takes_the_lead_says_the_error_rate_recovered(
     did not know an alert was open, so the rate's fall was never told (and, while it stayed
     high, the alert went out a second time). The open alert is kept in the database: the new
     lead neither repeats it nor forgets its recovery."""
-    first_config, first = _box(tmp_path / "first", pg_url, hook)
-    second_config, second = _box(tmp_path / "second", pg_url, hook)
-    for config in (first_config, second_config):
-        text = config.read_text().replace("[alerts]", "[alerts]\nerror_rate = 0.2")
-        config.write_text(text)
+    first, second = _error_rate_boxes(tmp_path, pg_url, hook)
     first.start()
     try:
         second.start()
@@ -210,11 +219,7 @@ def test_a_box_stopped_while_its_alert_goes_out_keeps_it_for_the_next_lead(
     """The leading box was stopped (SIGTERM: a deploy) while the webhook had its error-rate
     alert and not answered yet: the stop cancelled the send, so no open alert was kept, and
     the box that took the lead sent the alert again. A stop lets the alert in flight end."""
-    first_config, first = _box(tmp_path / "first", pg_url, hook)
-    second_config, second = _box(tmp_path / "second", pg_url, hook)
-    for config in (first_config, second_config):
-        text = config.read_text().replace("[alerts]", "[alerts]\nerror_rate = 0.2")
-        config.write_text(text)
+    first, second = _error_rate_boxes(tmp_path, pg_url, hook)
     first.start()
     try:
         _eventually(lambda: bool(_sql(pg_url, UPKEEP_LED)), "the first box leading")

@@ -2,7 +2,11 @@
 (`any`, `tool`) without `tools`, and enabled thinking without an integer `budget_tokens` of at
 least 1024, are refused as Anthropic refuses them (400 `invalid_request_error`, its
 words), before any money is held or the upstream is asked; they were translated anyway (the
-tool_choice dropped, a budget guessed). What Anthropic takes still goes through."""
+tool_choice dropped, a budget guessed). What Anthropic takes still goes through.
+
+/v1/messages/count_tokens of such a model refuses the same shapes the same way (it counted
+them: a client's count said fine for a body its call would have refused), but not for the
+fields a count does not take (`max_tokens`, `metadata`, the sampling options)."""
 
 from __future__ import annotations
 
@@ -31,6 +35,14 @@ REFUSED = {
                      BUDGET + "Input should be a valid integer"),
     "small-budget": ({"thinking": {"type": "enabled", "budget_tokens": 1023}},
                      BUDGET + "Input should be greater than or equal to 1024"),
+    "text-tools": ({"tools": "get"}, "tools: Input should be a valid list"),
+    "text-choice": ({"tools": [TOOL], "tool_choice": "any"},
+                    "tool_choice: Input should be a valid dictionary"),
+    "odd-choice": ({"tools": [TOOL], "tool_choice": {"type": "required"}},
+                   "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'"),
+    "text-thinking": ({"thinking": "enabled"}, "thinking: Input should be a valid dictionary"),
+    "odd-thinking": ({"thinking": {"type": "on"}},
+                     "thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'"),
 }  # fmt: skip
 
 
@@ -70,3 +82,27 @@ def test_a_translated_call_takes_what_anthropic_takes(fresh: MessagesBox, case: 
                                                 messages=HI, **TAKEN[case])  # fmt: skip
     assert message.type == "message" and message.content
     assert len(fresh.openai_fake.requests) == 1
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_a_translated_count_refuses_them_as_the_call_does(fresh: MessagesBox, case: str) -> None:
+    import anthropic
+
+    _, key = fresh.new_key()
+    fields, words = REFUSED[case]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        fresh.client(key).messages.count_tokens(model=OPENAI_ALIAS, messages=HI, **fields)
+    body: Any = caught.value.body
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error", body
+    assert body["error"]["message"] == words, body
+
+
+def test_a_translated_count_takes_what_anthropic_takes(fresh: MessagesBox) -> None:
+    """Each shape a call takes, and what only a call checks: a count has no max_tokens (a
+    budget past any), no metadata, no sampling options (sent anyway: not looked at)."""
+    client = fresh.client(fresh.new_key()[1])
+    others = {"budget-past-any": {"thinking": {"type": "enabled", "budget_tokens": 10**6}},
+              "call-fields": {"extra_body": {"metadata": "me", "temperature": 5}}}  # fmt: skip
+    for fields in [*TAKEN.values(), *others.values()]:
+        counted = client.messages.count_tokens(model=OPENAI_ALIAS, messages=HI, **fields)
+        assert counted.input_tokens > 0, fields

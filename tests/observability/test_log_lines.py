@@ -421,10 +421,12 @@ def test_a_refused_dated_model_name_is_logged_readable_and_a_key_still_masked(
     dated, other = "claude-sonnet-4-5-20250929", "Meta-Llama-3.1-70B-Instruct-Turbo"
     provider_key = "sk-ant-api03-" + "Zq8vR2xK" * 5
     random_token = "q7Xv2LpA9mWz4KcR8tYb3NsH6dJf1GeU"
+    shaped = ("AKIAIOSFODNN7EXAMPLE", "hf_" + "AbCdEfGhIj" * 3 + "Klmn",
+              "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")  # AWS, Hugging Face, base64 # fmt: skip
     headers = {"authorization": f"Bearer {key}"}
     lines = {}
     with box.http(None) as http:
-        for model in (dated, other, provider_key, random_token):
+        for model in (dated, other, provider_key, random_token, *shaped):
             answer = http.post("/v1/chat/completions", json={"model": model, "messages": HELLO},
                                headers=headers)  # fmt: skip
             assert answer.status_code in (400, 404), answer.text  # no provider/ in it: 400
@@ -433,5 +435,5 @@ def test_a_refused_dated_model_name_is_logged_readable_and_a_key_still_masked(
     for model in (dated, other):
         assert f" model={model} user=" in lines[model], lines[model]
     log = box.server.log_text()
-    for secret in (provider_key, random_token, key):
+    for secret in (provider_key, random_token, key, *shaped):
         assert secret not in log and secret[4:-4] not in log

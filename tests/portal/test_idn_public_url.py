@@ -33,6 +33,8 @@ def test_a_public_url_with_an_international_host_lets_its_browser_in(
             change = {**browser, "x-csrf-token": answer.json()["csrf_token"], "cookie": cookie}
             made = client.post("/portal/api/keys", json={"name": "idn"}, headers=change)
             assert made.status_code == 200, made.text
+            shown = client.get("/portal/api/overview", headers={**change, "host": "other.test"})
+            assert shown.json()["base_url"] == ASCII_ORIGIN  # the connect snippets' base
             for origin in ("https://xn--bcher-kva.example.evil.test", "https://bucher.example"):
                 other = {**change, "origin": origin}
                 refused = client.post("/portal/api/keys", json={"name": "evil"}, headers=other)
