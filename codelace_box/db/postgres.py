@@ -145,10 +145,16 @@ def unavailable_words(exc: BaseException, url: str | None) -> str:
     """What an operator is told of a session lost or a server not reached (`is_unavailable`):
     where (host and port of `url`, never its password) and the driver's first line, its
     passwords masked."""
+    return f"the database is unavailable ({unavailable_reason(exc, url)})"
+
+
+def unavailable_reason(exc: BaseException, url: str | None) -> str:
+    """`unavailable_words`' parenthesis: 'PostgreSQL at host:port: ' and the driver's first
+    line ('... FATAL: sorry, too many clients already'), its passwords masked."""
     said = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     first = without_passwords(said[0], url) if said and url else (said[0] if said else "")
     where = f" at {server_address(url)}" if url else ""
-    return f"the database is unavailable (PostgreSQL{where}: {first or type(exc).__name__})"
+    return f"PostgreSQL{where}: {first or type(exc).__name__}"
 
 
 def server_address(url: str) -> str:
