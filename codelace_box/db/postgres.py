@@ -141,6 +141,13 @@ def is_unavailable(exc: BaseException) -> bool:
     return _raised(exc, "OperationalError") and not is_busy(exc)
 
 
+def is_read_only(exc: BaseException) -> bool:
+    """The server takes no writes: a hot standby (a failover that left database.url naming the
+    old primary) or `default_transaction_read_only` (a managed service's answer to a full
+    disk), as a SQLite file that cannot be written (sqlite_file.storage_failed)."""
+    return _raised(exc, "ReadOnlySqlTransaction")
+
+
 def unavailable_words(exc: BaseException, url: str | None) -> str:
     """What an operator is told of a session lost or a server not reached (`is_unavailable`):
     where (host and port of `url`, never its password) and the driver's first line, its
