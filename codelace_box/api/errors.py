@@ -11,7 +11,13 @@ from sanic.response import HTTPResponse
 
 from codelace_box.api.common import COST_HEADER, cost_header, json_response
 from codelace_box.api.portal_security import API_CACHE, add_security_headers, is_portal_path
-from codelace_box.db.failures import database_unavailable, is_busy, is_unavailable
+from codelace_box.db import postgres
+from codelace_box.db.failures import (
+    database_unavailable,
+    is_busy,
+    is_unavailable,
+    written_words,
+)
 from codelace_box.db.sqlite_file import storage_failed
 from codelace_box.errors import (
     CodelaceError,
@@ -245,8 +251,23 @@ def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
         return _render_sanic(request, exc)
     request_id = getattr(request.ctx, "request_id", "-") if request else "-"
     if is_busy(exc) or is_unavailable(exc):  # a retry, not a bug
-        why = exc if storage_failed(exc) else type(exc).__name__  # "database or disk is full"
+        why = _why_unavailable(request, exc)
         log.warning("request %s: the database was unavailable (%s)", request_id, why)
         return _render_openai(request, database_unavailable(exc))
     log.exception("unhandled error in request %s", request_id)
     return envelope(500, f"internal error (request {request_id})", "server_error", "internal_error")
+
+
+def _why_unavailable(request: Request | None, exc: BaseException) -> object:
+    """What the log says of a database a request could not use: its own words for one it cannot
+    write (SQLite's "database or disk is full", PostgreSQL's "cannot execute INSERT in a
+    read-only transaction"); PostgreSQL's reason for a session it lost or
+    was refused (`too many clients already`, a password refused, the server not reached:
+    a server that is up but refuses the box is told from an outage; never a password); the
+    kind of a lock that stayed taken."""
+    if storage_failed(exc) or postgres.is_read_only(exc):
+        return written_words(exc)
+    if postgres.is_unavailable(exc):
+        url = request.app.ctx.config.database.url if request is not None else None
+        return postgres.unavailable_reason(exc, url or None)
+    return type(exc).__name__

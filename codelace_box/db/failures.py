@@ -30,8 +30,8 @@ def operator_words(exc: BaseException, url: str | None = None) -> str | None:
     grant); None for any other failure."""
     if is_busy(exc):
         return PG_LOCKED if postgres.is_busy(exc) else LOCKED
-    if storage_failed(exc):
-        return f"the database could not be written: {exc}"
+    if storage_failed(exc) or postgres.is_read_only(exc):
+        return f"the database could not be written: {written_words(exc)}"
     if postgres.is_unavailable(exc):
         return postgres.unavailable_words(exc, url)
     return postgres.missing_privilege(exc)
@@ -47,9 +47,17 @@ def is_busy(exc: BaseException) -> bool:
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """PostgreSQL's session was lost (it reconnects at the next use), or SQLite cannot write
-    its file (a full or read-only disk): retry shortly."""
-    return postgres.is_unavailable(exc) or storage_failed(exc)
+    """PostgreSQL's session was lost (it reconnects at the next use) or its server takes no
+    writes (a standby, read-only), or SQLite cannot write its file (a full or read-only disk):
+    retry shortly."""
+    return postgres.is_unavailable(exc) or storage_failed(exc) or postgres.is_read_only(exc)
+
+
+def written_words(exc: BaseException) -> str:
+    """The first line of why a database could not be written ('database or disk is full',
+    'cannot execute INSERT in a read-only transaction')."""
+    said = str(exc).strip().splitlines()
+    return said[0] if said else type(exc).__name__
 
 
 def traceback_of(exc: BaseException) -> BaseException | None:

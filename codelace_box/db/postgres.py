@@ -141,14 +141,27 @@ def is_unavailable(exc: BaseException) -> bool:
     return _raised(exc, "OperationalError") and not is_busy(exc)
 
 
+def is_read_only(exc: BaseException) -> bool:
+    """The server takes no writes: a hot standby (a failover that left database.url naming the
+    old primary) or `default_transaction_read_only` (a managed service's answer to a full
+    disk), as a SQLite file that cannot be written (sqlite_file.storage_failed)."""
+    return _raised(exc, "ReadOnlySqlTransaction")
+
+
 def unavailable_words(exc: BaseException, url: str | None) -> str:
     """What an operator is told of a session lost or a server not reached (`is_unavailable`):
     where (host and port of `url`, never its password) and the driver's first line, its
     passwords masked."""
+    return f"the database is unavailable ({unavailable_reason(exc, url)})"
+
+
+def unavailable_reason(exc: BaseException, url: str | None) -> str:
+    """`unavailable_words`' parenthesis: 'PostgreSQL at host:port: ' and the driver's first
+    line ('... FATAL: sorry, too many clients already'), its passwords masked."""
     said = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     first = without_passwords(said[0], url) if said and url else (said[0] if said else "")
     where = f" at {server_address(url)}" if url else ""
-    return f"the database is unavailable (PostgreSQL{where}: {first or type(exc).__name__})"
+    return f"PostgreSQL{where}: {first or type(exc).__name__}"
 
 
 def server_address(url: str) -> str:
