@@ -71,7 +71,8 @@ _RESERVE_KEY_SQL = (
     f"WHERE id = ? AND {_BUDGETED} AND (limit_nanos IS NULL OR limit_nanos - {_SPENT} - "
     "held_nanos >= ?)"
 )
-_KEY_BUDGETED_SQL = f"SELECT limit_reset FROM api_key WHERE id = ? AND {_BUDGETED}"
+_LEFT = f"limit_nanos - {_SPENT} - held_nanos"  # of its cap this period (NULL: no cap)
+_KEY_BUDGETED_SQL = f"SELECT limit_reset, {_LEFT} FROM api_key WHERE id = ? AND {_BUDGETED}"
 _SETTLE_KEY_SQL = (
     f"UPDATE api_key SET held_nanos = held_nanos - ?, spent_nanos = {_SPENT} + ?, {_ROLLED} "
     "WHERE id = ?"
@@ -248,9 +249,9 @@ def reserve_key(tx: Tx, key_id: int, amount_nanos: int, starts: tuple[str, str, 
     return tx.changes() == 1
 
 
-def key_budget(tx: Tx, key_id: int) -> tuple[str | None] | None:
-    """(limit_reset,) of a key with a cap or a reset (its row counts its spend); else None."""
-    return _one(tx.execute(_KEY_BUDGETED_SQL, (key_id,)))
+def key_budget(tx: Tx, key_id: int, starts: tuple[str, str, str]) -> tuple[Any, Any] | None:
+    """(limit_reset, what is left of its cap or None) of a key with a cap or a reset; else None."""
+    return _one(tx.execute(_KEY_BUDGETED_SQL, (*starts, key_id)))
 
 
 def holds_to_key(tx: Tx, key_id: int) -> int:
