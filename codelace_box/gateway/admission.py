@@ -83,15 +83,22 @@ def check_account_limits(tx: Tx, user_id: int, limits: Admission, now: datetime)
 
 
 def _rpm_wait(tx: Tx, bucket: str, rpm: int, now: datetime) -> int:
-    """Seconds until the account's requests of the last minute allow one more (0: now)."""
-    since = db_time(now - timedelta(seconds=RPM_WINDOW_SEC))
-    count = hotpath.events_since(tx, bucket, since)
+    """Seconds until the account's requests of the last minute allow one more (0: now).
+
+    An admission stamped ahead of this clock (another box's fast clock, or this one's before
+    it was set back) is waited for as made now, as the sign-in limits take it
+    (accounts/ratelimit.py): the wait is never longer than the window, and one stamped more
+    than a window ahead is no admission of this minute (counted, it refused the account until
+    this clock reached it); nothing is written (a refusal's writes are rolled back)."""
+    since = now - timedelta(seconds=RPM_WINDOW_SEC)
+    window = (db_time(since), db_time(now + timedelta(seconds=RPM_WINDOW_SEC)))
+    count = hotpath.events_since(tx, bucket, window)
     if count < rpm:
         return 0
-    freeing = hotpath.event_at(tx, bucket, since, count - rpm)
+    freeing = hotpath.event_at(tx, bucket, window, count - rpm)
     if freeing is None:
         return RPM_WINDOW_SEC
-    return max(1, math.ceil((parse_time(freeing) - parse_time(since)).total_seconds()))
+    return max(1, math.ceil((min(parse_time(freeing), now) - since).total_seconds()))
 
 
 def count_in_rpm(tx: Tx, user_id: int, rpm: int) -> None:
