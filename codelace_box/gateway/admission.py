@@ -129,7 +129,10 @@ def key_cap_refusal(reset: str | None, *, spent: bool = False) -> str:
     if spent:
         wait = "" if reset is None else f" or wait for the {reset} reset ({_moment(reset)})"
         period = " (it has no reset period)" if reset is None else " for the period"
-        return f"nothing is left of this API key's spend limit{period}: raise limit_usd{wait}"
+        return (
+            f"nothing is left of this API key's spend limit{period} (its requests in flight "
+            f"count at their worst case until they end): raise limit_usd{wait}"
+        )
     if reset is None:
         return (
             "this request's worst case does not fit what is left of this API key's spend "
