@@ -177,7 +177,7 @@ def users_limits(state: CliState, email: str, rpm: str | None, concurrent: str |
 
 
 def _limit_text(own: int | None, value: int, what: str) -> str:
-    text = "unlimited" if value == 0 else f"{value} {what}"
+    text = f"unlimited {what}" if value == 0 else f"{value} {what}"  # which one: said
     return text if own is not None else f"{text} (default)"
 
 

@@ -71,7 +71,8 @@ _RESERVE_KEY_SQL = (
     f"WHERE id = ? AND {_BUDGETED} AND (limit_nanos IS NULL OR limit_nanos - {_SPENT} - "
     "held_nanos >= ?)"
 )
-_KEY_BUDGETED_SQL = f"SELECT limit_reset FROM api_key WHERE id = ? AND {_BUDGETED}"
+_LEFT = f"limit_nanos - {_SPENT} - held_nanos"  # of its cap this period (NULL: no cap)
+_KEY_BUDGETED_SQL = f"SELECT limit_reset, {_LEFT} FROM api_key WHERE id = ? AND {_BUDGETED}"
 _SETTLE_KEY_SQL = (
     f"UPDATE api_key SET held_nanos = held_nanos - ?, spent_nanos = {_SPENT} + ?, {_ROLLED} "
     "WHERE id = ?"
@@ -95,11 +96,9 @@ _LOCK_USER_SQL = {
 }
 _OPEN_HOLDS_SQL = "SELECT COUNT(*) FROM hold WHERE user_id = ?"
 _EVENTS_PRUNE_SQL = "DELETE FROM rate_event WHERE bucket = ? AND created_at <= ?"
-_EVENTS_COUNT_SQL = "SELECT COUNT(*) FROM rate_event WHERE bucket = ? AND created_at > ?"
-_EVENT_AT_SQL = (
-    "SELECT created_at FROM rate_event WHERE bucket = ? AND created_at > ? "
-    "ORDER BY created_at LIMIT 1 OFFSET ?"
-)
+_IN_WINDOW = "FROM rate_event WHERE bucket = ? AND created_at > ? AND created_at <= ?"
+_EVENTS_COUNT_SQL = f"SELECT COUNT(*) {_IN_WINDOW}"
+_EVENT_AT_SQL = f"SELECT created_at {_IN_WINDOW} ORDER BY created_at LIMIT 1 OFFSET ?"
 _EVENT_SQL = "INSERT INTO rate_event (bucket, created_at) VALUES (?, ?)"
 _RESERVE_SQL = (
     'UPDATE "user" SET held_nanos = held_nanos + ? WHERE id = ? AND balance_nanos - held_nanos >= ?'
@@ -248,9 +247,9 @@ def reserve_key(tx: Tx, key_id: int, amount_nanos: int, starts: tuple[str, str, 
     return tx.changes() == 1
 
 
-def key_budget(tx: Tx, key_id: int) -> tuple[str | None] | None:
-    """(limit_reset,) of a key with a cap or a reset (its row counts its spend); else None."""
-    return _one(tx.execute(_KEY_BUDGETED_SQL, (key_id,)))
+def key_budget(tx: Tx, key_id: int, starts: tuple[str, str, str]) -> tuple[Any, Any] | None:
+    """(limit_reset, what is left of its cap or None) of a key with a cap or a reset; else None."""
+    return _one(tx.execute(_KEY_BUDGETED_SQL, (*starts, key_id)))
 
 
 def holds_to_key(tx: Tx, key_id: int) -> int:
@@ -294,15 +293,15 @@ def open_holds(tx: Tx, user_id: int) -> int:
     return int(_one(tx.execute(_OPEN_HOLDS_SQL, (user_id,)))[0])
 
 
-def events_since(tx: Tx, bucket: str, since: str) -> int:
-    """Forget the bucket's events up to `since`; how many are left after it."""
-    tx.execute(_EVENTS_PRUNE_SQL, (bucket, since))
-    return int(_one(tx.execute(_EVENTS_COUNT_SQL, (bucket, since)))[0])
+def events_since(tx: Tx, bucket: str, window: tuple[str, str]) -> int:
+    """Forget the bucket's events up to the window's start; how many are in it (start, end]."""
+    tx.execute(_EVENTS_PRUNE_SQL, (bucket, window[0]))
+    return int(_one(tx.execute(_EVENTS_COUNT_SQL, (bucket, *window)))[0])
 
 
-def event_at(tx: Tx, bucket: str, since: str, offset: int) -> Any:
-    """The moment of the bucket's event number `offset` (0: the oldest) after `since`."""
-    row = _one(tx.execute(_EVENT_AT_SQL, (bucket, since, offset)))
+def event_at(tx: Tx, bucket: str, window: tuple[str, str], offset: int) -> Any:
+    """The moment of the bucket's event number `offset` (0: the oldest) in the window."""
+    row = _one(tx.execute(_EVENT_AT_SQL, (bucket, *window, offset)))
     return None if row is None else row[0]
 
 

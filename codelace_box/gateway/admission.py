@@ -83,15 +83,22 @@ def check_account_limits(tx: Tx, user_id: int, limits: Admission, now: datetime)
 
 
 def _rpm_wait(tx: Tx, bucket: str, rpm: int, now: datetime) -> int:
-    """Seconds until the account's requests of the last minute allow one more (0: now)."""
-    since = db_time(now - timedelta(seconds=RPM_WINDOW_SEC))
-    count = hotpath.events_since(tx, bucket, since)
+    """Seconds until the account's requests of the last minute allow one more (0: now).
+
+    An admission stamped ahead of this clock (another box's fast clock, or this one's before
+    it was set back) is waited for as made now, as the sign-in limits take it
+    (accounts/ratelimit.py): the wait is never longer than the window, and one stamped more
+    than a window ahead is no admission of this minute (counted, it refused the account until
+    this clock reached it); nothing is written (a refusal's writes are rolled back)."""
+    since = now - timedelta(seconds=RPM_WINDOW_SEC)
+    window = (db_time(since), db_time(now + timedelta(seconds=RPM_WINDOW_SEC)))
+    count = hotpath.events_since(tx, bucket, window)
     if count < rpm:
         return 0
-    freeing = hotpath.event_at(tx, bucket, since, count - rpm)
+    freeing = hotpath.event_at(tx, bucket, window, count - rpm)
     if freeing is None:
         return RPM_WINDOW_SEC
-    return max(1, math.ceil((parse_time(freeing) - parse_time(since)).total_seconds()))
+    return max(1, math.ceil((min(parse_time(freeing), now) - since).total_seconds()))
 
 
 def count_in_rpm(tx: Tx, user_id: int, rpm: int) -> None:
@@ -103,17 +110,29 @@ def count_in_rpm(tx: Tx, user_id: int, rpm: int) -> None:
 def reserve_on_key(tx: Tx, key_id: int, amount_nanos: int, now: datetime) -> bool:
     """Hold `amount_nanos` on the row of a key with a budget, against its cap (if it has one),
     or raise 402; False: the key has no budget now (its row is left alone)."""
-    if hotpath.reserve_key(tx, key_id, amount_nanos, period_starts(now)):
+    starts = period_starts(now)
+    if hotpath.reserve_key(tx, key_id, amount_nanos, starts):
         return True
-    budget = hotpath.key_budget(tx, key_id)
+    budget = hotpath.key_budget(tx, key_id, starts)
     if budget is not None:
-        raise InsufficientCredits(key_cap_refusal(budget[0]), code="key_limit_reached")
+        reset, left = budget
+        spent = left is not None and left <= 0
+        raise InsufficientCredits(key_cap_refusal(reset, spent=spent), code="key_limit_reached")
     return False
 
 
-def key_cap_refusal(reset: str | None) -> str:
+def key_cap_refusal(reset: str | None, *, spent: bool = False) -> str:
     """What a request past its key's cap is told: the reset only when the key has one (a cap
-    without reset never resets: "wait for the reset" sent its user waiting for nothing)."""
+    without reset never resets: "wait for the reset" sent its user waiting for nothing);
+    `spent`: nothing is left of the cap (spent, or held by requests in flight), so no smaller
+    request fits either and lowering max_tokens is not offered."""
+    if spent:
+        wait = "" if reset is None else f" or wait for the {reset} reset ({_moment(reset)})"
+        period = " (it has no reset period)" if reset is None else " for the period"
+        return (
+            f"nothing is left of this API key's spend limit{period} (its requests in flight "
+            f"count at their worst case until they end): raise limit_usd{wait}"
+        )
     if reset is None:
         return (
             "this request's worst case does not fit what is left of this API key's spend "
@@ -122,11 +141,29 @@ def key_cap_refusal(reset: str | None) -> str:
     return (
         "this request's worst case does not fit what is left of this API key's spend limit "
         f"for the period: lower max_tokens, raise limit_usd or wait for the {reset} reset "
-        f"({_RESET_MOMENTS.get(reset, '00:00 UTC')})"
+        f"({_moment(reset)})"
     )
 
 
-_RESET_MOMENTS = {"weekly": "Monday 00:00 UTC", "monthly": "the 1st, 00:00 UTC"}
+def _moment(reset: str) -> str:
+    """When a period of this reset starts, in words."""
+    return {"weekly": "Monday 00:00 UTC", "monthly": "the 1st, 00:00 UTC"}.get(reset, "00:00 UTC")
+
+
+def balance_refusal(tx: Tx, user_id: int) -> InsufficientCredits:
+    """The 402 of a request the account's balance does not cover: with no credit left (the
+    balance less what its requests in flight hold), add credit, and nothing about max_tokens,
+    which no request of any size passes by (a refusal's read: nothing on the admitted path)."""
+    balance, held = hotpath.account(tx, user_id)()
+    if balance - held > 0:
+        return InsufficientCredits(
+            "insufficient credit for this request: add credit or lower max_tokens"
+        )
+    left = format_usd(balance - held, 6, trim_to=2)
+    return InsufficientCredits(
+        f"insufficient credit: this account has no credit left (its balance, less what its "
+        f"requests in flight hold, is {left}): add credit"
+    )
 
 
 def settle_on_key(
@@ -144,8 +181,10 @@ def with_the_hold(
     user with $0.50 left was refused "Say hi" with no figure). `output_tokens`: None for a call
     that makes none (embeddings); `claude_code`: the Messages API's ingress, whose main client
     asks for fewer output tokens by its own setting."""
-    told = f"this request holds {format_usd(hold_nanos, 6, trim_to=2)} for its input"
     message = refused.message
+    if "max_tokens" not in message:  # nothing left: no request of any size would pass
+        return refused
+    told = f"this request holds {format_usd(hold_nanos, 6, trim_to=2)} for its input"
     if output_tokens is not None:
         told += f" and up to {output_tokens} output token{'' if output_tokens == 1 else 's'}"
     else:  # no max_tokens to lower

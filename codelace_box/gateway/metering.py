@@ -68,10 +68,10 @@ from codelace_box.db.core import (
 from codelace_box.db.observability import set_upstream_error
 from codelace_box.db.turns import ALONE, Steps, run_steps
 from codelace_box.db.usage_rows import insert_usage
-from codelace_box.errors import InsufficientCredits
 from codelace_box.gateway.admission import (
     NO_LIMITS,
     Admission,
+    balance_refusal,
     check_account_limits,
     reserve_on_key,
     settle_on_key,
@@ -182,9 +182,7 @@ def admit_steps(
         yield ALONE  # are still to write, and a later write's first turn would miss them
     key_held = not held and key_id is not None and reserve_on_key(tx, key_id, amount_nanos, now)
     if not reserved():  # after the key's cap: its refusal is told first
-        raise InsufficientCredits(
-            "insufficient credit for this request: add credit or lower max_tokens"
-        )
+        raise balance_refusal(tx, user_id)
     if not held:
         hotpath.insert_hold(tx, *hold, key_id, key_held)
 

@@ -376,7 +376,12 @@ def test_users_show_gives_the_limits_in_effect_and_where_they_come_from(
     )
     assert (shown["rpm"], shown["rpm_effective"]) == (None, 60)
     assert (shown["max_concurrent"], shown["max_concurrent_effective"]) == (None, 0)
-    workspace.run("users", "limits", "lim@example.com", "--rpm", "7", "--concurrent", "0")
+    said = workspace.run("users", "limits", "lim@example.com", "--rpm", "7", "--concurrent", "0")
+    # "requests 7 per minute, unlimited": which limit was unlimited was left to guess
+    assert said.stdout.strip().endswith("requests 7 per minute, unlimited at once"), said.stdout
+    said = workspace.run("users", "limits", "lim@example.com", "--rpm", "default", env=defaults)
+    assert said.stdout.strip().endswith("requests 60 per minute (default), unlimited at once")
+    workspace.run("users", "limits", "lim@example.com", "--rpm", "7")
     text = workspace.run("users", "show", "lim@example.com", env=defaults).stdout
     assert "\nrpm: 7\n" in text and "\nmax_concurrent: unlimited\n" in text
     shown = json.loads(

@@ -124,6 +124,31 @@ def test_the_rpm_window_is_a_whole_minute_and_retry_after_rounds_up(migrated_db:
     assert lowered.value.retry_after_sec == 60
 
 
+def test_admissions_stamped_ahead_of_this_clock_never_hold_an_account_for_longer(
+    migrated_db: Path,
+) -> None:
+    """Admissions stamped on a clock ahead of this one (a box whose clock ran 2 hours fast and
+    was set back, another box's fast clock on PostgreSQL) counted until this clock reached
+    their stamps plus a minute: an account with rpm 2 was refused for 2 hours, told "try again
+    in 7260 s". As the sign-in limits do (accounts/ratelimit.py), a stamp ahead counts as made
+    now, for no longer than a window: one more than a window ahead is no admission of this
+    minute, and a wait is never longer than the window."""
+    now = utcnow()
+    for ahead, email in ((7200, "far@ahead.test"), (20, "near@ahead.test")):
+        user_id, _ = _funded_key(email)
+        with write_transaction() as tx:
+            for _ in range(2):
+                stamp = db_time(now + timedelta(seconds=ahead))
+                hotpath.insert_event(tx, rpm_bucket(user_id), stamp)
+        with write_transaction() as tx:
+            if ahead > 60:
+                check_account_limits(tx, user_id, Admission(rpm=2), now)
+                continue
+            with pytest.raises(RateLimited) as refused:  # within a window ahead: counted
+                check_account_limits(tx, user_id, Admission(rpm=2), now)
+        assert 1 <= refused.value.retry_after_sec <= 60, refused.value.retry_after_sec
+
+
 def test_released_holds_and_doctor_keep_the_key_honest(migrated_db: Path) -> None:
     user_id, key_id = _funded_key("sweep@units.test")
     admit(user_id, "gone", 400, Admission(key_id=key_id))

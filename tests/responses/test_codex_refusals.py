@@ -12,10 +12,13 @@ from tests.responses.conftest import ResponsesBox
 from tests.responses.test_codex import CODEX, codex_exec, pytestmark  # noqa: F401
 
 
-def test_no_credit_names_the_responses_output_cap(fresh: ResponsesBox, tmp_path: Path) -> None:
-    """Out of credit, Codex showed "add credit or lower max_tokens": a field the Responses API
-    does not have (its cap is `max_output_tokens`); the 400s were already renamed so."""
-    email, key = fresh.new_key(credit_usd="0")
+def test_too_little_credit_names_the_responses_output_cap(
+    fresh: ResponsesBox, tmp_path: Path
+) -> None:
+    """Short of credit, Codex showed "add credit or lower max_tokens": a field the Responses API
+    does not have (its cap is `max_output_tokens`); the 400s were already renamed so. (With no
+    credit at all no cap is named: tests/limits/test_spent_refusals.py.)"""
+    email, key = fresh.new_key(credit_usd="0.001")
     done = codex_exec(fresh, tmp_path, key, "Say hello.")
     assert done.returncode != 0
     shown = done.stdout + done.stderr

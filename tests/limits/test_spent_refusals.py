@@ -1,0 +1,63 @@
+"""The 402 of a key whose cap is spent, or of an account with no credit left, on a real box:
+told that nothing is left and what helps (raise the cap, wait for the reset, add credit), not
+to lower max_tokens (or, on /v1/messages, to have Claude Code ask for fewer output tokens),
+which no request of any size can pass by. A key with some of its cap left, or an account with
+some credit, is still told its request's worst case does not fit, and by how much it holds."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.clock import clear_of_midnight
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import Box
+from tests.limits.test_key_limits import CAP, FLAT, chat, each, messages, new_key
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def responses(box: Box, key: str) -> httpx.Response:
+    body = {"model": FLAT, "input": "Hi", "max_output_tokens": CAP}
+    return box.http(key).post("/v1/responses", json=body)
+
+
+def told(answer: httpx.Response) -> str:
+    """The message of a 402, in either dialect."""
+    assert answer.status_code == 402, answer.text
+    return str(answer.json()["error"]["message"])
+
+
+def test_a_key_whose_cap_is_spent_is_told_so_not_to_lower_max_tokens(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    clear_of_midnight()  # the key's one request and its refusals are of one day
+    email, _ = box.new_user("50")
+    key, _ = new_key(box, email, limit_usd=f"{each() / 1e9:.9f}", limit_reset="daily")
+    fake.default = Reply(completion_tokens_from_cap=True)
+    assert chat(box, key).status_code == 200  # the whole cap spent
+    for answer in (chat(box, key), messages(box, key), responses(box, key)):
+        message = told(answer)
+        assert "max_tokens" not in message and "CLAUDE_CODE" not in message, message
+        assert "nothing is left of this API key's spend limit" in message, message
+        assert "raise limit_usd or wait for the daily reset (00:00 UTC)" in message, message
+
+
+def test_a_key_with_some_of_its_cap_left_is_still_told_to_lower_max_tokens(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    email, _ = box.new_user("50")
+    key, _ = new_key(box, email, limit_usd=f"{each() // 2 / 1e9:.9f}")
+    message = told(chat(box, key))
+    assert "does not fit what is left" in message and "lower max_tokens" in message, message
+    assert "this request holds $0.001" in message, message
+
+
+def test_an_account_without_credit_is_told_to_add_credit_not_to_lower_max_tokens(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    _, key = box.new_user("0")
+    for answer in (chat(box, key), messages(box, key), responses(box, key)):
+        message = told(answer)
+        assert "max_tokens" not in message and "CLAUDE_CODE" not in message, message
+        assert "no credit left" in message and "add credit" in message, message
