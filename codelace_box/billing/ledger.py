@@ -10,7 +10,6 @@ the two agree, and that `users.held_nanos` equals the user's open holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from codelace_box.db import hotpath
 from codelace_box.db.core import (
@@ -137,13 +136,8 @@ def ledger_sum(user_id: int) -> int:
 
 def entries_for(user_id: int, limit: int = 100) -> list[LedgerEntry]:
     """The user's newest entries first."""
-    return list(entries_query(user_id, limit))
-
-
-def entries_query(user_id: int, limit: int) -> Any:
-    """The statement of `entries_for`: along the index by (user_id, id) (migration 27)."""
     query = LedgerEntry.select().where(LedgerEntry.user == user_id)
-    return query.order_by(LedgerEntry.id.desc()).limit(limit)
+    return list(query.order_by(LedgerEntry.id.desc()).limit(limit))
 
 
 _MISMATCH_SQL = """

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from codelace_box.accounts.users import create_user
-from codelace_box.billing.ledger import append_entry_in, entries_for, entries_query
+from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db.core import (
     POSTGRES,
     close_database,
@@ -193,25 +193,6 @@ def test_the_dashboard_s_requests_of_one_account_read_along_the_index(migrated_d
         assert "usage_record_user_id_id" in plan and "Sort" not in plan, plan
         return
     assert "usage_record_user_id" in plan and "TEMP B-TREE" not in plan, plan
-
-
-def test_the_dashboard_s_ledger_of_one_account_reads_along_the_index(migrated_db: Path) -> None:
-    """The dashboard's user page lists the account's newest ledger entries. On PostgreSQL, with
-    an index by user_id alone, that read went backwards along the primary key through every
-    newer entry of every other account (retention never deletes ledger rows: 600,000 of them,
-    a quarter of a second at each refresh of an account that had been busy before them)."""
-    alice, bob = create_user("a@x.test").id, create_user("b@x.test").id
-    with write_transaction() as tx:
-        for n in range(6):
-            who = alice if n % 2 else bob
-            append_entry_in(tx, who, 10, "admin", f"n{n}", f"k{n}", db_time(NOW))
-    assert [e.reason for e in entries_for(alice, 2)] == ["n5", "n3"]
-    sql, params = entries_query(alice, 20).sql()
-    plan = query_plan(sql.replace("%s", "?"), params)  # what entries_for runs
-    if engine() == POSTGRES:
-        assert "ledger_entry_user_id_id" in plan and "Sort" not in plan, plan  # migration 27
-        return
-    assert "ledger_entry_user_id" in plan and "TEMP B-TREE" not in plan, plan
 
 
 @pytest.mark.parametrize(

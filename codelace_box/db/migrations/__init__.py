@@ -35,7 +35,6 @@ from codelace_box.db.migrations import (
     m0024_open_alerts,
     m0025_anthropic_containers,
     m0026_advisor_prices,
-    m0027_ledger_user_order,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -65,5 +64,4 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (24, m0024_open_alerts),
     (25, m0025_anthropic_containers),
     (26, m0026_advisor_prices),
-    (27, m0027_ledger_user_order),
 ]
