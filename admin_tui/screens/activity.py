@@ -1,5 +1,6 @@
 """F5 Activity: live requests and payments, newest first, filtered by text (a request id too),
-refreshed every two seconds; Enter opens a request in full; r opens the spend report."""
+refreshed every two seconds; Enter opens a request in full; r opens the spend report. Each list
+holds the newest LIST_LIMIT rows and says so when there are more."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Input, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import (
@@ -20,7 +21,8 @@ from admin_tui.screens.formatting import (
     usd_fine,
 )
 from admin_tui.screens.spend import SpendScreen
-from admin_tui.services import PaymentRow, RequestRow
+from admin_tui.screens.user_detail import cut_note
+from admin_tui.services import LIST_LIMIT, PaymentRow, RequestRow
 from admin_tui.widgets.live_table import LiveTable
 
 
@@ -53,6 +55,7 @@ class ActivityScreen(AdminScreen):
         )
         with TabbedContent(id="activity-tabs"):
             with TabPane("Requests", id="tab-requests"):
+                yield cut_note("requests")
                 yield LiveTable(
                     "When (UTC)",
                     "Status",
@@ -66,6 +69,7 @@ class ActivityScreen(AdminScreen):
                     follows_head=True,
                 )
             with TabPane("Payments", id="tab-payments"):
+                yield cut_note("payments")
                 yield LiveTable(
                     "When (UTC)", "User", "Amount", "Kind", "Status", flex=("User",),
                     id="payments", follows_head=True,
@@ -79,13 +83,17 @@ class ActivityScreen(AdminScreen):
         self.query_one("#requests", LiveTable).focus()
 
     async def fetch(self) -> tuple[list[RequestRow], list[PaymentRow]]:
+        """The newest LIST_LIMIT of each, one more to tell whether there are more."""
         search = self.query_one("#filter", Input).value
-        requests = await self.services.run(self.services.requests, search)
-        payments = await self.services.run(self.services.payments, search)
+        requests = await self.services.run(self.services.requests, search, LIST_LIMIT + 1)
+        payments = await self.services.run(self.services.payments, search, LIST_LIMIT + 1)
         return requests, payments
 
     def show(self, data: Any) -> None:
         requests, payments = data
+        self._show_cut("requests", len(requests) > LIST_LIMIT)
+        self._show_cut("payments", len(payments) > LIST_LIMIT)
+        requests, payments = requests[:LIST_LIMIT], payments[:LIST_LIMIT]
         today = self.services.now().date()
         self._owners = {
             "requests": {str(r.id): r.user_id for r in requests},
@@ -122,6 +130,18 @@ class ActivityScreen(AdminScreen):
                 )
                 for p in payments
             ]
+        )
+
+    def _show_cut(self, table: str, cut: bool) -> None:
+        """Say so when a list holds only the newest of the rows (the filter reaches the rest:
+        an account's, a status's; `usage export` lists every request)."""
+        note = self.query_one(f"#{table}-more", Static)
+        note.display = cut
+        note.update(
+            f"The newest {LIST_LIMIT} {table}: there are more (older ones are not listed "
+            "here): / filters by email, account id, model, status, kind or request id"
+            if cut
+            else ""
         )
 
     @on(DataTable.RowSelected, "#requests, #payments")

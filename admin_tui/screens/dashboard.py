@@ -45,7 +45,11 @@ class DashboardScreen(AdminScreen):
     def compose_body(self) -> ComposeResult:
         yield Static(id="figures")
         yield RpmChart(id="rpm")
-        yield Label("Newest requests (Enter: its user · F5: all)", classes="section-title")
+        yield Label(
+            "Newest requests (Enter: the request · F5: all)",
+            id="recent-title",
+            classes="section-title",
+        )
         yield LiveTable(
             "UTC", "Status", "User", "Tokens", "Cost", "Model", flex=("User", "Model"),
             id="recent", follows_head=True,

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.markup import escape
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from admin_tui.dialogs.confirm import ConfirmDialog
 from admin_tui.dialogs.form import FormDialog, FormField
@@ -169,6 +170,11 @@ class UserDetailScreen(UserActions, AdminScreen):
 
     def action_back(self) -> None:
         self.dismiss()
+
+    @on(DataTable.RowSelected, "#usage")
+    def _request_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on one of the account's requests opens it in full (as in Activity)."""
+        self.open_request(int(str(event.row_key.value)))
 
     def action_revoke_key(self) -> None:
         key = self.selected_key()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import TabbedContent
+from textual.widgets import Label, TabbedContent
 
 from admin_tui.app import create_admin_app
 from admin_tui.widgets.live_table import MIN_FLEX_WIDTH, LiveTable, fit_widths
@@ -318,6 +318,8 @@ async def test_enter_on_a_request_opens_it_and_on_a_payment_its_user(admin_env: 
     adjust_balance("alice@example.com", "5", "welcome")  # an admin payment of alice's
     async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=NARROW) as p:
         await until(p, lambda: column(p, "#recent", 2) == ["bob@example.com"], "bob's request")
+        title = str(p.app.screen.query_one("#recent-title", Label).visual)
+        assert "Enter: the request" in title, title  # it said "its user", and opened the request
         await p.press("enter")
         await until(p, lambda: screen_name(p) == "RequestDetailScreen", "bob's request")
         await until(p, lambda: "bobs" in text_of(p, "#request-detail"), "the request in full")
