@@ -42,8 +42,14 @@ MAX_N = 128
 MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)
 MAX_HOLD_NANOS = 2**63 - 1  # SQLite's largest integer: no balance can cover more (402)
 DEFAULT_CONTEXT_TOKENS = 200_000  # gateway.default_context_tokens
-# Parts whose media the upstream fetches by URL (video_url and audio_url: vLLM's)
-MEDIA_URL_PARTS = frozenset(("image_url", "video_url", "audio_url"))
+# Parts whose media the upstream fetches by URL, and the field holding it (video_url, audio_url
+# and a Responses-shaped input_image, its image_url a string: vLLM takes them in chat too)
+MEDIA_URL_PARTS = {
+    "image_url": "image_url",
+    "video_url": "video_url",
+    "audio_url": "audio_url",
+    "input_image": "image_url",
+}
 _CONTENT_TYPES = (str, list)  # (a tuple: `str | list` in the call builds a union each time)
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMBER_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
@@ -185,7 +191,8 @@ def _check_parts(parts: list[Any], where: str) -> None:
         if not isinstance(kind, str):
             raise _bad(f"{where}[{index}].type must be a string", f"{where}[{index}].type")
         if kind in MEDIA_URL_PARTS:
-            _check_media_url(part.get(kind), f"{where}[{index}].{kind}")
+            field = MEDIA_URL_PARTS[kind]
+            _check_media_url(part.get(field), f"{where}[{index}].{field}")
         file = part.get("file") if isinstance(part, dict) else None
         if isinstance(file, dict):
             refuse_file_reference(file, FILE_REFERENCES, f"{where}[{index}].file")

@@ -234,19 +234,27 @@ def test_a_reasoning_item_by_id_alone_does_not_reach_a_native_upstream(
 # for whoever holds a key; OpenAI and Anthropic take only http(s) and data: URLs.
 LOCAL_URLS = ["file:///etc/passwd", "/srv/media/badge.png", " FILE:///etc/hostname",
               "gopher://127.0.0.1:6379/_INFO"]  # fmt: skip
-CHAT_MEDIA = ("image_url", "video_url", "audio_url")  # the last two: vLLM's, fetched alike
+# part -> where its URL is: vLLM also takes video_url, audio_url and a Responses-shaped
+# input_image (its image_url a string) in chat, and fetches them alike
+CHAT_MEDIA = {
+    "image_url": lambda url: ({"image_url": {"url": url}}, "image_url.url"),
+    "video_url": lambda url: ({"video_url": {"url": url}}, "video_url.url"),
+    "audio_url": lambda url: ({"audio_url": {"url": url}}, "audio_url.url"),
+    "input_image": lambda url: ({"image_url": url}, "image_url"),
+}
 
 
 @pytest.mark.parametrize("url", LOCAL_URLS)
 def test_a_chat_media_url_that_is_no_web_address_is_refused(
     box: OaiBox, hostile: HostileUpstream, url: str
 ) -> None:
-    for kind in CHAT_MEDIA:
-        part = {"type": kind, kind: {"url": url}}
+    for kind, shaped in CHAT_MEDIA.items():
+        media, field = shaped(url)
+        part = {"type": kind, **media}
         messages = [{"role": "user", "content": [{"type": "text", "text": "Describe"}, part]}]
         error = refused(box, hostile, "/v1/chat/completions",
                         {"model": CHAT_MODEL, "messages": messages})  # fmt: skip
-        assert error["param"] == f"messages[0].content[1].{kind}.url", error
+        assert error["param"] == f"messages[0].content[1].{field}", error
         assert "http" in error["message"] and url.strip() not in error["message"], error
 
 
