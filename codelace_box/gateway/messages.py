@@ -41,6 +41,7 @@ from codelace_box.providers.billed_fields import (
     body_betas,
     check_billed_messages,
 )
+from codelace_box.providers.file_refs import local_media_url, local_url_message
 from codelace_box.providers.tally import anthropic_blocks, anthropic_media
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -140,6 +141,8 @@ def refuse_stored_state(body: JSON) -> tuple[int, int]:
         )
     messages, system = body.get("messages"), body.get("system")
     media, inline, named = anthropic_blocks(messages)
+    if media and (local := _local_url_in_messages(messages)) is not None:
+        raise _bad(local_url_message(local[1], ".".join(map(str, local[0]))))
     found = _file_in_messages(messages) if named else None
     if found is None and type(system) is list and (found := _file_in(system)) is not None:
         found = ["system", *found]
@@ -150,6 +153,42 @@ def refuse_stored_state(body: JSON) -> tuple[int, int]:
             "source)"
         )
     return media, inline
+
+
+_URL_MEDIA = ("image", "document")  # blocks whose `url` source the upstream fetches
+
+
+def _local_url_in_messages(messages: Any) -> tuple[list[Any], str] | None:
+    """Where the first block of these messages with media by a URL that is no web address
+    is (`_local_url_in`), and that URL."""
+    for index, message in enumerate(messages if type(messages) is list else ()):
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is list and (found := _local_url_in(content)) is not None:
+            return ["messages", index, "content", *found[0]], found[1]
+    return None
+
+
+def _local_url_in(blocks: list[Any]) -> tuple[list[Any], str] | None:
+    """The path steps to the first image or document of these blocks whose `url` source is no
+    web address nor inline data (providers/file_refs.py: a self-hosted upstream would open it
+    on its own machine), and that URL; at any depth the model reads (a tool result's content,
+    a document's content source, as `_named_file`)."""
+    for index, block in enumerate(blocks):
+        if type(block) is not dict:
+            continue
+        source = block.get("source")
+        source = source if type(source) is dict else _NO_SOURCE
+        url = source.get("url") if source.get("type") == "url" else None
+        if block.get("type") in _URL_MEDIA and local_media_url(url):
+            return [index, "source", "url"], str(url)
+        held_in = (
+            (["source", "content"], source.get("content")),
+            (["content"], block.get("content")),
+        )
+        for steps, held in held_in:
+            if type(held) is list and (found := _local_url_in(held)) is not None:
+                return [index, *steps, *found[0]], found[1]
+    return None
 
 
 def _file_in_messages(messages: Any) -> list[Any] | None:

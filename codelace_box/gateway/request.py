@@ -28,7 +28,11 @@ from codelace_box.money import token_cost_nanos
 from codelace_box.providers import adapter_for
 from codelace_box.providers.base import JSON, ProviderAdapter, Usage
 from codelace_box.providers.billed_fields import check_billed_fields
-from codelace_box.providers.file_refs import FILE_REFERENCES, refuse_file_reference
+from codelace_box.providers.file_refs import (
+    FILE_REFERENCES,
+    refuse_file_reference,
+    refuse_local_url,
+)
 from codelace_box.providers.reasoning_details import reasoning_shown
 from codelace_box.providers.tally import CHARS_PER_TOKEN, input_estimate, request_media
 
@@ -38,6 +42,14 @@ MAX_N = 128
 MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)
 MAX_HOLD_NANOS = 2**63 - 1  # SQLite's largest integer: no balance can cover more (402)
 DEFAULT_CONTEXT_TOKENS = 200_000  # gateway.default_context_tokens
+# Parts whose media the upstream fetches by URL, and the field holding it (video_url, audio_url
+# and a Responses-shaped input_image, its image_url a string: vLLM takes them in chat too)
+MEDIA_URL_PARTS = {
+    "image_url": "image_url",
+    "video_url": "video_url",
+    "audio_url": "audio_url",
+    "input_image": "image_url",
+}
 _CONTENT_TYPES = (str, list)  # (a tuple: `str | list` in the call builds a union each time)
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMBER_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
@@ -172,13 +184,26 @@ def _check_messages(messages: Any) -> None:
 def _check_parts(parts: list[Any], where: str) -> None:
     """A part's `type` is a name (an array or object there is no part type: it cannot even be
     looked up, and the media count of the hold looks up every part's); a file is sent inline,
-    never by `file_id` or `file_url` (providers/file_refs.py, as /v1/responses refuses them)."""
+    never by `file_id` or `file_url` (providers/file_refs.py, as /v1/responses refuses them);
+    media by URL only by a web address (`refuse_local_url`)."""
     for index, part in enumerate(parts):
-        if isinstance(part, dict) and not isinstance(part.get("type", ""), str):
+        kind = part.get("type", "") if isinstance(part, dict) else ""
+        if not isinstance(kind, str):
             raise _bad(f"{where}[{index}].type must be a string", f"{where}[{index}].type")
+        if kind in MEDIA_URL_PARTS:
+            field = MEDIA_URL_PARTS[kind]
+            _check_media_url(part.get(field), f"{where}[{index}].{field}")
         file = part.get("file") if isinstance(part, dict) else None
         if isinstance(file, dict):
             refuse_file_reference(file, FILE_REFERENCES, f"{where}[{index}].file")
+
+
+def _check_media_url(media: Any, where: str) -> None:
+    """A media part's URL (`{"url": ...}`, or the URL as a string, as some clients send it)."""
+    if isinstance(media, dict):
+        refuse_local_url(media.get("url"), f"{where}.url")
+    else:
+        refuse_local_url(media, where)
 
 
 def _check_types(body: JSON) -> None:

@@ -42,13 +42,18 @@ from typing import Any
 from codelace_box.errors import InvalidRequest
 from codelace_box.jsonwire import NOT_JSON
 from codelace_box.providers.anthropic_messages import CALLS_BEFORE
-from codelace_box.providers.file_refs import FILE_REFERENCES, refuse_file_reference
 from codelace_box.providers.reasoning_details import unseal
 from codelace_box.providers.responses_compaction import (
     COMPACTION,
     TRIGGER,
     summary_message,
     summary_request,
+)
+from codelace_box.providers.responses_parts import (
+    assistant_text,
+    output_parts,
+    system_text,
+    user_content,
 )
 from codelace_box.providers.responses_tools import ADDITIONAL_TOOLS, Declared, chat_name
 from codelace_box.providers.thought_signature import split_id, with_signature
@@ -185,7 +190,7 @@ class _Builder:
             )
         content = item.get("content")
         if role == "assistant":
-            text = _assistant_text(content, where)
+            text = assistant_text(content, where)
             last = self.messages[-1] if self.messages else None
             if last is not None and last["role"] == "assistant":  # text after its calls too:
                 last["content"] = (last.get("content") or "") + text  # their results follow
@@ -193,9 +198,9 @@ class _Builder:
             else:
                 self._new_assistant(text)
         elif role == "system":
-            self.messages.append({"role": "system", "content": _system_text(content, where)})
+            self.messages.append({"role": "system", "content": system_text(content, where)})
         else:
-            self.messages.append({"role": "user", "content": _user_content(content, where)})
+            self.messages.append({"role": "user", "content": user_content(content, where)})
 
     def _details(self, details: list[JSON]) -> None:
         """Reasoning details handed back: for the next assistant turn, or for the turn whose
@@ -268,7 +273,7 @@ class _Builder:
         if isinstance(output, str):
             text = output
         elif isinstance(output, list):
-            texts, images = _output_parts(output, where)
+            texts, images = output_parts(output, where)
             text = "\n".join(texts)
             self.images += images
         else:
@@ -296,104 +301,3 @@ def _handed_back_arguments(given: str) -> str:
     except NOT_JSON:
         return "{}"
     return given if isinstance(parsed, dict) else "{}"
-
-
-def _parts(content: Any, where: str) -> list[JSON]:
-    if not isinstance(content, list):
-        raise InvalidRequest(f"{where}.content must be a string or a list of parts", param=where)
-    for j, part in enumerate(content):
-        if not isinstance(part, dict):
-            raise InvalidRequest(f"{where}.content[{j}] must be an object", param=where)
-    return content
-
-
-def _text_of(part: JSON, kinds: tuple[str, ...], where: str) -> str:
-    kind = part.get("type")
-    if kind not in kinds:
-        raise InvalidRequest(
-            f"{where}: content parts of type {kind!r} are not allowed here "
-            f"(expected {' or '.join(kinds)})",
-            param=where,
-        )
-    text = part.get("refusal") if kind == "refusal" else part.get("text")
-    if not isinstance(text, str):
-        raise InvalidRequest(f"{where}: a {kind} part needs its text", param=where)
-    return text
-
-
-def _assistant_text(content: Any, where: str) -> str:
-    if isinstance(content, str):
-        return content
-    kinds = ("output_text", "refusal", "input_text")
-    return "".join(_text_of(part, kinds, where) for part in _parts(content, where))
-
-
-def _system_text(content: Any, where: str) -> str:
-    if isinstance(content, str):
-        return content
-    return "\n".join(_text_of(part, ("input_text",), where) for part in _parts(content, where))
-
-
-def _user_content(content: Any, where: str) -> str | list[JSON]:
-    if isinstance(content, str):
-        return content
-    converted = []
-    for j, part in enumerate(_parts(content, where)):
-        converted.append(_user_part(part, f"{where}.content[{j}]"))
-    return converted
-
-
-def _user_part(part: JSON, where: str) -> JSON:
-    kind = part.get("type")
-    if kind in ("input_text", "output_text"):
-        return {"type": "text", "text": _text_of(part, (kind,), where)}
-    if kind == "input_image":
-        return _image_part(part, where)
-    if kind == "input_file":
-        refuse_file_reference(part, FILE_REFERENCES, where)
-        data = part.get("file_data")
-        if not isinstance(data, str) or not data:
-            raise InvalidRequest(
-                f"{where}: input_file needs file_data (the file inline)",
-                param=where,
-            )
-        file: JSON = {"file_data": data}
-        if isinstance(part.get("filename"), str):
-            file["filename"] = part["filename"]
-        return {"type": "file", "file": file}
-    raise InvalidRequest(
-        f"{where}: content parts of type {kind!r} are not supported "
-        "(use input_text, input_image or input_file)",
-        param=where,
-    )
-
-
-def _image_part(part: JSON, where: str) -> JSON:
-    refuse_file_reference(part, ("file_id",), where)
-    url = part.get("image_url")
-    if not isinstance(url, str) or not url:
-        raise InvalidRequest(
-            f"{where}: input_image needs image_url (a URL or a data URL)",
-            param=where,
-        )
-    image: JSON = {"url": url}
-    if part.get("detail") in ("low", "high"):
-        image["detail"] = part["detail"]
-    return {"type": "image_url", "image_url": image}
-
-
-def _output_parts(output: list[Any], where: str) -> tuple[list[str], list[JSON]]:
-    texts: list[str] = []
-    images: list[JSON] = []
-    for j, part in enumerate(output):
-        at = f"{where}.output[{j}]"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind in ("input_text", "output_text"):
-            texts.append(_text_of(part, (kind,), at))
-        elif kind == "input_image":
-            images.append(_image_part(part, at))
-        else:
-            raise InvalidRequest(
-                f"{at}: tool output parts must be input_text or input_image", param=at
-            )
-    return texts, images

@@ -206,3 +206,26 @@ def test_only_anthropics_own_skills_pass(skill: dict[str, Any]) -> None:
     container = {"skills": [{"type": "anthropic", "skill_id": "pdf"}, skill]}
     with pytest.raises(Exception, match=r"^container\.skills\.1\.skill_id: "):
         refuse_stored_state({"container": container, "messages": []})
+
+
+@pytest.mark.parametrize("model", [ALIAS, OPENAI_ALIAS], ids=["anthropic", "openai"])
+def test_a_media_url_that_is_no_web_address_is_refused(fresh: MessagesBox, model: str) -> None:
+    """A self-hosted upstream (an OpenAI-compatible one the box translates to, or one speaking
+    Anthropic's API) opens a file:// URL or a bare path on its own machine for whoever holds a
+    key; Anthropic and OpenAI take only http(s) URLs (and inline data). Nothing is sent."""
+    email, key = fresh.new_key()
+    before = fresh.balance_nanos(email)
+    image = {"type": "image", "source": {"type": "url", "url": "file:///etc/passwd"}}
+    document = {"type": "document", "source": {"type": "url", "url": "/srv/private/a.pdf"}}
+    for messages, where in (
+        ([{"role": "user", "content": [ASK, image]}], "messages.0.content.1.source.url"),
+        ([{"role": "user", "content": [document, ASK]}], "messages.0.content.0.source.url"),
+        (_tool_turns([image]), "messages.2.content.0.content.0.source.url"),
+    ):
+        body = {"model": model, "max_tokens": 100, "messages": messages}
+        answer = _post(fresh, key, "/v1/messages", body)
+        assert answer.status_code == 400, answer.text
+        message = answer.json()["error"]["message"]
+        assert message.startswith(f"{where}: ") and "/etc/passwd" not in message, message
+    assert fresh.fake.requests == [] and fresh.openai_fake.requests == []
+    assert fresh.balance_nanos(email) == before

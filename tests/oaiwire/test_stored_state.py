@@ -227,3 +227,56 @@ def test_a_reasoning_item_by_id_alone_does_not_reach_a_native_upstream(
         answer = http.post("/v1/responses", json={"model": NATIVE_MODEL, "input": given})
     assert answer.status_code == 200, answer.text
     assert hostile.seen[-1].body["input"] == [*_asked(), sealed, given[-1]]
+
+
+# Media by a URL that is no web address: a self-hosted upstream (vLLM, SGLang, a LiteLLM
+# proxy) opens a file:// URL or a bare path on its own machine, and other schemes as it likes,
+# for whoever holds a key; OpenAI and Anthropic take only http(s) and data: URLs.
+LOCAL_URLS = ["file:///etc/passwd", "/srv/media/badge.png", " FILE:///etc/hostname",
+              "gopher://127.0.0.1:6379/_INFO"]  # fmt: skip
+# part -> where its URL is: vLLM also takes video_url, audio_url and a Responses-shaped
+# input_image (its image_url a string) in chat, and fetches them alike
+CHAT_MEDIA = {
+    "image_url": lambda url: ({"image_url": {"url": url}}, "image_url.url"),
+    "video_url": lambda url: ({"video_url": {"url": url}}, "video_url.url"),
+    "audio_url": lambda url: ({"audio_url": {"url": url}}, "audio_url.url"),
+    "input_image": lambda url: ({"image_url": url}, "image_url"),
+}
+
+
+@pytest.mark.parametrize("url", LOCAL_URLS)
+def test_a_chat_media_url_that_is_no_web_address_is_refused(
+    box: OaiBox, hostile: HostileUpstream, url: str
+) -> None:
+    for kind, shaped in CHAT_MEDIA.items():
+        media, field = shaped(url)
+        part = {"type": kind, **media}
+        messages = [{"role": "user", "content": [{"type": "text", "text": "Describe"}, part]}]
+        error = refused(box, hostile, "/v1/chat/completions",
+                        {"model": CHAT_MODEL, "messages": messages})  # fmt: skip
+        assert error["param"] == f"messages[0].content[1].{field}", error
+        assert "http" in error["message"] and url.strip() not in error["message"], error
+
+
+def test_chat_media_by_web_address_or_inline_passes(box: OaiBox, hostile: HostileUpstream) -> None:
+    _, key = box.new_user("5")
+    parts = [{"type": "text", "text": "Describe"}, {"type": "image_url", "image_url": PNG},
+             {"type": "video_url", "video_url": {"url": "HTTPS://example.com/a.mp4"}},
+             {"type": "audio_url", "audio_url": {"url": "http://example.com/a.wav"}}]  # fmt: skip
+    hostile.push(Act(200, [wire.chat_body(wire.chat_usage())]))
+    with box.http(key) as http:
+        answer = http.post("/v1/chat/completions", json={
+            "model": CHAT_MODEL, "messages": [{"role": "user", "content": parts}]})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert hostile.seen[-1].body["messages"][0]["content"] == parts
+
+
+@pytest.mark.parametrize("model", list(RESPONSES_MODELS.values()), ids=list(RESPONSES_MODELS))
+def test_a_responses_image_url_that_is_no_web_address_is_refused(
+    box: OaiBox, hostile: HostileUpstream, model: str
+) -> None:
+    """Native or translated alike: a `--responses-api` provider gets the part as sent."""
+    for url in LOCAL_URLS[:2]:
+        given = _asked({"type": "input_image", "image_url": url})
+        error = refused(box, hostile, "/v1/responses", {"model": model, "input": given})
+        assert error["param"] == "input[0].content[1].image_url", error
