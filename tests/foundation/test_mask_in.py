@@ -115,6 +115,11 @@ def test_aws_hugging_face_and_base64_secrets_are_masked(secret: str, around: str
         "model meta/Llama3/Instruct70B/Weights, Qwen/Qwen2.5-Coder-32B-Instruct, input/output",
         "pip install hf_transfer; hf_hub_download(repo_id=x); and/or TCP/IP; ASIA, AKIA",
         "Meta-Llama-3.1-70B-Instruct-Turbo claude-sonnet-4-5-20250929 text/event-stream",
+        # an Azure deployment's path, a vLLM model served by its folder: segments of short
+        # pieces (gpt-4-o-Prod, Llama-3-p-1) among words, no `+` or padding
+        "Cannot POST /openai/deployments/gpt4oProd/chat/completions",
+        "The model /home/ubuntu/models/Llama3p1/8B/Instruct does not exist",
+        "/opt/models/Phi3Mini4k/instruct and accounts/MyAccount/deployments/gpt4oDeploy",
     ],
 )
 def test_paths_model_names_and_words_with_slashes_stay_readable(text: str) -> None:
