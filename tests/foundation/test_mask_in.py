@@ -106,6 +106,14 @@ def test_aws_hugging_face_and_base64_secrets_are_masked(secret: str, around: str
         assert len(part) < 10 or part[3:-4] not in masked, (part, masked)
 
 
+@pytest.mark.parametrize("secret", [BASE64_SECRETS[0], BASE64_SECRETS[2]])
+def test_base64_secrets_in_a_path_of_words_are_masked(secret: str) -> None:
+    """A path of words reads as no secret (below), but a segment of it that reads as random
+    base64 still gets the whole run masked."""
+    masked = mask_tokens(f"GET /api/users/keys/{secret}/info")
+    assert not any(len(part) >= 7 and part in masked for part in secret.split("/")), masked
+
+
 @pytest.mark.parametrize(
     "text",
     [
