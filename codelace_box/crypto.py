@@ -125,16 +125,29 @@ def _random_run(run: str) -> bool:
     numbers: `wJalrXUtnFEMI` is w-Jalr-XU-tn-FEMI) of 3 characters or less on average; or, in
     a run of at most 3 parts (random base64 has about one `+` or `/` in 32), all its pieces
     2.5 characters or less on average (random base64's are about 2, a path's words longer).
+    In a path (4 parts or more, two of them lower-case words, no `+` or padding:
+    `/openai/deployments/gpt4oProd/chat/completions`) only a part of 12 characters or more
+    counts (a secret's pieces in it are still seen; a name's, gpt-4-o-Prod, are not).
     Random base64 of 16 bytes is missed about once in 100, of 32 about once in 3,000."""
     if not (any(c.isupper() for c in run) and any(c.islower() for c in run)):
         return False
-    parts = [_PIECE_RE.findall(part) for part in re.split(r"[+/=]+", run) if part]
-    long_parts = [pieces for pieces in parts if _letters(pieces) >= 8]
+    texts = [part for part in re.split(r"[+/=]+", run) if part]
+    shortest = 12 if _reads_as_path(run, texts) else 8
+    parts = [_PIECE_RE.findall(part) for part in texts]
+    long_parts = [pieces for pieces in parts if _letters(pieces) >= shortest]
     if any(len(pieces) >= 4 and _letters(pieces) <= 3 * len(pieces) for pieces in long_parts):
         return True
     pieces = [piece for part in parts for piece in part]
     marked = "+" in run or run.endswith("=") or len(parts) <= 3  # base64's marks, not a path's
     return marked and _letters(pieces) <= 2.5 * len(pieces)
+
+
+def _reads_as_path(run: str, parts: list[str]) -> bool:
+    """A run of 4 parts or more, two of them lower-case words (`openai`, `models`), without
+    base64's marks (`+`, `=` padding): a path (random base64 is almost never so)."""
+    if len(parts) < 4 or "+" in run or run.endswith("="):
+        return False
+    return sum(1 for part in parts if len(part) >= 3 and part.isalpha() and part.islower()) >= 2
 
 
 def _letters(pieces: list[str]) -> int:

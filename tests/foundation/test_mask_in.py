@@ -106,6 +106,14 @@ def test_aws_hugging_face_and_base64_secrets_are_masked(secret: str, around: str
         assert len(part) < 10 or part[3:-4] not in masked, (part, masked)
 
 
+@pytest.mark.parametrize("secret", [BASE64_SECRETS[0], BASE64_SECRETS[2]])
+def test_base64_secrets_in_a_path_of_words_are_masked(secret: str) -> None:
+    """A path of words reads as no secret (below), but a segment of it that reads as random
+    base64 still gets the whole run masked."""
+    masked = mask_tokens(f"GET /api/users/keys/{secret}/info")
+    assert not any(len(part) >= 7 and part in masked for part in secret.split("/")), masked
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -115,6 +123,11 @@ def test_aws_hugging_face_and_base64_secrets_are_masked(secret: str, around: str
         "model meta/Llama3/Instruct70B/Weights, Qwen/Qwen2.5-Coder-32B-Instruct, input/output",
         "pip install hf_transfer; hf_hub_download(repo_id=x); and/or TCP/IP; ASIA, AKIA",
         "Meta-Llama-3.1-70B-Instruct-Turbo claude-sonnet-4-5-20250929 text/event-stream",
+        # an Azure deployment's path, a vLLM model served by its folder: segments of short
+        # pieces (gpt-4-o-Prod, Llama-3-p-1) among words, no `+` or padding
+        "Cannot POST /openai/deployments/gpt4oProd/chat/completions",
+        "The model /home/ubuntu/models/Llama3p1/8B/Instruct does not exist",
+        "/opt/models/Phi3Mini4k/instruct and accounts/MyAccount/deployments/gpt4oDeploy",
     ],
 )
 def test_paths_model_names_and_words_with_slashes_stay_readable(text: str) -> None:
