@@ -20,12 +20,8 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest
 
-FILE_REFERENCES = ("file_id", "file_url")
-MEDIA_SCHEMES = (
-    "http://",
-    "https://",
-    "data:",
-)  # what a media URL may start with  # a file part's references to its file
+FILE_REFERENCES = ("file_id", "file_url")  # a file part's references to its file
+MEDIA_SCHEMES = ("http://", "https://", "data:")  # what a media URL may start with
 _WHAT = {
     "file_id": "a file stored on the provider's account",
     "file_url": "a file on the web",
