@@ -50,6 +50,8 @@ MEDIA_URL_PARTS = {
     "audio_url": "audio_url",
     "input_image": "image_url",
 }
+# Fields of a part without a `type` that vLLM reads as media all the same (its "simple" params)
+_TYPELESS_MEDIA = ("image_url", "video_url", "audio_url")
 _CONTENT_TYPES = (str, list)  # (a tuple: `str | list` in the call builds a union each time)
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMBER_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
@@ -193,6 +195,10 @@ def _check_parts(parts: list[Any], where: str) -> None:
         if kind in MEDIA_URL_PARTS:
             field = MEDIA_URL_PARTS[kind]
             _check_media_url(part.get(field), f"{where}[{index}].{field}")
+        elif not kind and isinstance(part, dict):  # no type: vLLM reads it by its field
+            for field in _TYPELESS_MEDIA:
+                if field in part:
+                    _check_media_url(part[field], f"{where}[{index}].{field}")
         file = part.get("file") if isinstance(part, dict) else None
         if isinstance(file, dict):
             refuse_file_reference(file, FILE_REFERENCES, f"{where}[{index}].file")

@@ -280,3 +280,24 @@ def test_a_responses_image_url_that_is_no_web_address_is_refused(
         given = _asked({"type": "input_image", "image_url": url})
         error = refused(box, hostile, "/v1/responses", {"model": model, "input": given})
         assert error["param"] == "input[0].content[1].image_url", error
+
+
+# vLLM also reads a part without a `type` by its field (its "simple" image, audio and video
+# params: {"image_url": "..."}, which it says OpenAI takes too) and fetches that URL alike
+TYPELESS_MEDIA = {
+    "image_url": ({"image_url": "file:///etc/passwd"}, "image_url"),
+    "image_url_object": ({"image_url": {"url": "/srv/media/badge.png"}}, "image_url.url"),
+    "video_url": ({"video_url": "file:///etc/hostname"}, "video_url"),
+    "audio_url": ({"audio_url": {"url": "gopher://127.0.0.1:6379/_INFO"}}, "audio_url.url"),
+}
+
+
+@pytest.mark.parametrize("name", list(TYPELESS_MEDIA))
+def test_a_chat_media_part_without_a_type_is_checked_as_well(
+    box: OaiBox, hostile: HostileUpstream, name: str
+) -> None:
+    part, field = TYPELESS_MEDIA[name]
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Describe"}, part]}]
+    error = refused(box, hostile, "/v1/chat/completions",
+                    {"model": CHAT_MODEL, "messages": messages})  # fmt: skip
+    assert error["param"] == f"messages[0].content[1].{field}", error
