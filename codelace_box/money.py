@@ -93,7 +93,7 @@ def format_usd(nanos: int, places: int = 6, *, trim_to: int | None = None) -> st
     trailing zeros go down to that many places ('$0.5' at 0, '$42.50' at 2, '$3' at 0)."""
     quantum = Decimal(1).scaleb(-places)
     value = (Decimal(nanos) / NANOS_PER_USD).quantize(quantum, rounding=ROUND_HALF_EVEN)
-    text = f"-${-value:f}" if value < 0 else f"${value:f}"
+    text = f"-${-value:f}" if value < 0 else f"${abs(value):f}"  # (abs: Decimal's -0 read "-0")
     if trim_to is None or "." not in text:
         return text
     whole, _, fraction = text.partition(".")

@@ -109,6 +109,14 @@ def test_format_usd_trims_trailing_zeros_down_to_the_places_asked() -> None:
     assert format_usd(-2 * NANOS_PER_USD, 9, trim_to=2) == "-$2.00"
 
 
+def test_format_usd_of_less_than_half_its_last_place_below_zero_is_zero() -> None:
+    """An account's balance less its holds 400 nano-USD below zero (a refund taken while a
+    request was in flight) is told in the 402 at 6 places: Decimal's -0 read "$-0.00"."""
+    assert format_usd(-400, 6, trim_to=2) == "$0.00"
+    assert format_usd(-400) == "$0.000000"
+    assert format_usd(-600, 6, trim_to=2) == "-$0.000001"
+
+
 def test_usd_text_is_exact_plain_decimal_text() -> None:
     assert usd_text(15 * NANOS_PER_USD) == "15"
     assert usd_text(150 * NANOS_PER_USD) == "150"  # not 1.5E+2
