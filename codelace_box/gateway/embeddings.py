@@ -22,6 +22,8 @@ from codelace_box.providers.embeddings import EmbeddingsAdapter
 EMBEDDINGS_ROUTE = "/v1/embeddings"
 _ADAPTER = EmbeddingsAdapter()
 _BASE64_ADAPTER = EmbeddingsAdapter(to_base64=True)  # float lists answered become base64
+# vLLM's chat-shaped embeddings (media by URL the hold never counted, or a file:// it opens)
+_CHAT_SHAPED = ("messages", "mm_processor_kwargs")
 
 
 def _bad(message: str, param: str) -> InvalidRequest:
@@ -66,6 +68,11 @@ def validate_embeddings_body(body: JSON) -> str:
     if not isinstance(model, str) or not model.strip():
         raise _bad("model is required and must be a string", "model")
     check_input(body.get("input"))
+    for field in _CHAT_SHAPED:
+        if field in body:
+            raise _bad(
+                f"{field} is not a field of the embeddings API: send the text as input", field
+            )
     if body.get("stream"):
         raise _bad("embeddings are not streamed", "stream")
     return model

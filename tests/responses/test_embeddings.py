@@ -71,13 +71,42 @@ def test_embeddings_refusals(fresh: ResponsesBox) -> None:
     assert fresh.balance_nanos(email) == before
 
 
+def test_a_chat_shaped_embeddings_body_is_refused(fresh: ResponsesBox) -> None:
+    """vLLM's /v1/embeddings also takes a chat-shaped body (`messages`, with images by URL,
+    `mm_processor_kwargs`): relayed beside `input`, it could make the upstream read media the
+    hold (every body byte a token) never counted, or open a `file://` URL on its machine.
+    OpenAI's embeddings API has no such fields: a 400 naming them, nothing held or sent."""
+    email, key = fresh.new_key()
+    client = fresh.openai(key)
+    before = fresh.balance_nanos(email)
+    image = {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}
+    chat_shaped: list[dict[str, Any]] = [
+        {"messages": [{"role": "user", "content": [image]}]},
+        {"mm_processor_kwargs": {"num_crops": 16}},
+    ]
+    for extra in chat_shaped:
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.embeddings.create(model=EMBEDDING_MODEL, input="hi", extra_body=extra)
+        assert refused.value.body["param"] == next(iter(extra))  # type: ignore[index]
+        assert "embeddings" in refused.value.body["message"]  # type: ignore[index]
+    assert fresh.openai_fake.requests == [] and fresh.balance_nanos(email) == before
+
+
 def test_a_poor_user_is_refused_before_the_upstream(fresh: ResponsesBox) -> None:
-    _, key = fresh.new_key(credit_usd="0")
+    """Short of credit: told what the call holds (no max_tokens: embeddings have none); with
+    none at all: to add credit, nothing about the call's size."""
+    _, key = fresh.new_key(credit_usd="0.001")  # the hold: 15,000 bytes at $0.13 / 1M
     with pytest.raises(openai.APIStatusError) as refused:
-        fresh.openai(key).embeddings.create(model=EMBEDDING_MODEL, input="hi")
+        fresh.openai(key).embeddings.create(model=EMBEDDING_MODEL, input="hi " * 5000)
     assert refused.value.status_code == 402
     message = refused.value.body["message"]  # type: ignore[index]
     assert "holds $" in message and "max_tokens" not in message and "output" not in message
+    _, broke = fresh.new_key(credit_usd="0")
+    with pytest.raises(openai.APIStatusError) as none_left:
+        fresh.openai(broke).embeddings.create(model=EMBEDDING_MODEL, input="hi")
+    message = none_left.value.body["message"]  # type: ignore[index]
+    assert none_left.value.status_code == 402 and "no credit left" in message, message
+    assert "holds $" not in message and "max_tokens" not in message
     assert fresh.openai_fake.requests == []
 
 
