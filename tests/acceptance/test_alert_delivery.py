@@ -144,7 +144,7 @@ def test_a_webhook_url_whose_host_is_no_idna_name_stops_no_backup(tmp_path: Path
     box.sql("UPDATE provider_key SET failing = 1, failure_reason = 'HTTP 401'")
     server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
     try:
-        eventually(lambda: list((box.root / "backups").glob("codelace-*.db")), "a backup", 10)
+        eventually(lambda: list((box.root / "backups").glob("codelace-*.db")), "a backup", 30)
         time.sleep(1)  # more ticks
     finally:
         assert server.stop() == 0
