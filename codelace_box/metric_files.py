@@ -85,15 +85,35 @@ class AllocatedValues(MmapedDict):
 
 
 def _allocate(filename: str, size: int) -> None:
-    """The file made at least `size` bytes long, every byte allocated (OSError: no room; an
-    empty file made here is removed then: a scrape cannot read one)."""
-    fd, had = os.open(filename, os.O_RDWR | os.O_CREAT, 0o600), 0
+    """The file made at least `size` bytes long, every byte allocated (OSError: no room). A new
+    file is made whole under another name, then renamed into place: the other workers' scrapes
+    read every values file in the folder, and an empty one failed them."""
+    try:
+        fd = os.open(filename, os.O_RDWR)
+    except FileNotFoundError:  # only this process makes its files (their names hold its pid)
+        _make_whole(filename, size)
+        return
+    had = 0
     try:
         had = os.fstat(fd).st_size
         os.posix_fallocate(fd, 0, max(size, had))
     except OSError:
         if not had:
             os.unlink(filename)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _make_whole(filename: str, size: int) -> None:
+    folder, name = os.path.split(filename)
+    staged = os.path.join(folder, f".{name}.{os.getpid()}.new")  # not *.db: no scrape reads it
+    fd = os.open(staged, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, size)
+        os.replace(staged, filename)
+    except OSError:
+        os.unlink(staged)
         raise
     finally:
         os.close(fd)

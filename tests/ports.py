@@ -14,6 +14,7 @@ import os
 import random
 import socket
 import sys
+import time
 from pathlib import Path
 
 POOL_START = 20_000  # above the well-known and registered ports test machines commonly run
@@ -83,3 +84,28 @@ def free_port() -> int:
     if _pool is None:
         _pool = PortPool(worker_slice())
     return _pool.take()
+
+
+def unread_bytes(port: int) -> int | None:
+    """What the kernel holds for the server on 127.0.0.1:port that it has not taken yet: the
+    connections waiting to be accepted, plus the bytes of its connections it has not read
+    (/proc/net/tcp; None where there is none). 0: the server has what the clients sent."""
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    waiting = 0
+    for line in lines:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port:
+            waiting += int(fields[4].split(":")[1], 16)  # a listener's: its accept queue
+    return waiting
+
+
+def until_read(port: int, wait: float = 30) -> None:
+    """Wait until the server on 127.0.0.1:port has accepted every connection made to it and
+    read what they sent (a fixed pause let a loaded machine's server have none of it yet)."""
+    deadline = time.monotonic() + wait
+    while unread_bytes(port):
+        assert time.monotonic() < deadline, f"the server on {port} has not read its connections"
+        time.sleep(0.01)

@@ -45,6 +45,9 @@ PROGRAM: tuple[str, ...] = (
 # each: the suite made about 2,000, most while polling a starting server), though the tests
 # only speak plain HTTP on loopback.
 TLS: ssl.SSLContext = httpx.create_ssl_context()
+# How long a started serve has to answer /healthz: a box of several workers starts each one
+# anew (every import again), 10 s and more on a loaded CI machine before its first serves
+HEALTHY_WAIT_SEC = 60.0
 CATALOG_SEEN_SEC = 1.0  # the SPEC: a catalog change is seen within a second
 CATALOG_RELOAD_SEC = 0.6  # a worker's catalog reload period (gateway/routing.py), and a margin
 ANTHROPIC_LIST = {"anthropic-version": "2023-06-01"}  # Anthropic's shape of /v1/models/{id}
@@ -138,7 +141,7 @@ class ServerProcess:
         self.env = env
         self.process: subprocess.Popen[bytes] | serve_fork.ForkedProcess | None = None
 
-    def start(self, *extra_args: str, wait: float = 30) -> ServerProcess:
+    def start(self, *extra_args: str, wait: float = HEALTHY_WAIT_SEC) -> ServerProcess:
         """Launch the server and wait until /healthz answers (a server that never does is
         killed, not left running behind the failed test)."""
         self.launch(*extra_args)

@@ -3,6 +3,7 @@ unfinished copy is removed, and no file claiming to be a good backup is left."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -83,15 +84,28 @@ def test_a_stop_while_no_backup_runs_does_not_say_one_was_stopped(tmp_path: Path
     server = ServerProcess(box.config, box.port, env=FAST_TICK)
     server.start("--workers", "1")
     try:
-        time.sleep(1.0)  # the upkeep's first look waits on the owner file
+        writer = _once_read(owner)  # the upkeep's first look waits on the owner file
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
         time.sleep(0.5)
-        with owner.open("w") as writer:  # the mount answers: this database's folder
-            writer.write(str(box.db_path.resolve()) + "\n")
+        with os.fdopen(writer, "w") as answer:  # the mount answers: this database's folder
+            answer.write(str(box.db_path.resolve()) + "\n")
         assert server.process.wait(30) == 0
     finally:
         server.kill()
     log = server.log_text()
     assert "the scheduled backup was stopped" not in log, log
     assert "scheduled backup failed" not in log, log
+
+
+def _once_read(fifo: Path, wait: float = 30) -> int:
+    """A descriptor writing to `fifo` once a reader has it open (the upkeep's look at the
+    folder). A fixed second let a loaded machine's upkeep come later, after the stop: nothing
+    ever read the FIFO, and the test's write to it waited for ever."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:  # ENXIO: no reader yet
+            assert exc.errno == errno.ENXIO and time.monotonic() < deadline, exc
+        time.sleep(0.02)

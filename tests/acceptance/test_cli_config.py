@@ -18,7 +18,15 @@ import httpx
 import pytest
 
 from tests.acceptance.cli_tools import error_line
-from tests.support import TLS, ServerProcess, cli_env, free_port, run_cli, write_config
+from tests.support import (
+    HEALTHY_WAIT_SEC,
+    TLS,
+    ServerProcess,
+    cli_env,
+    free_port,
+    run_cli,
+    write_config,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -367,7 +375,7 @@ def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
             cwd=folder,
         )
     try:
-        server.wait_healthy(30)
+        server.wait_healthy(HEALTHY_WAIT_SEC)
         yield server
     finally:  # also when it never got healthy: not left running
         server.stop()

@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -89,7 +90,12 @@ time.sleep(60)
 @contextmanager
 def _restore_paused(box: Box, backup: str) -> Iterator[subprocess.Popen[str]]:
     """A `restore` of `backup` paused (SIGSTOP) once it holds the database for replacing it,
-    as a big backup keeps it there while it is copied and checked; resumed on leaving."""
+    as a big backup keeps it there while it is copied and checked; resumed on leaving. The
+    test holds a write on the backup meanwhile, so the restore's copy waits for it with the
+    database held (a small backup's copy held it for milliseconds: a loaded machine ran the
+    whole restore before the test looked)."""
+    writing = sqlite3.connect(box.root / backup, isolation_level=None)
+    writing.execute("BEGIN EXCLUSIVE")
     restore = subprocess.Popen(
         [*PROGRAM, "--config", str(box.config), "restore", backup],
         cwd=box.root, env=cli_env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -100,11 +106,13 @@ def _restore_paused(box: Box, backup: str) -> Iterator[subprocess.Popen[str]]:
         deadline = time.monotonic() + 30
         while not (lock.exists() and _restore_holds_the_lock(lock)):
             assert restore.poll() is None and time.monotonic() < deadline, "restore ended"
-            time.sleep(0.002)
+            time.sleep(0.01)
         os.kill(restore.pid, signal.SIGSTOP)
         assert _restore_holds_the_lock(lock), "the restore was done before it was paused"
+        writing.close()  # (its write ends): the restore copies the backup once resumed
         yield restore
     finally:
+        writing.close()
         os.kill(restore.pid, signal.SIGCONT)
         restore.communicate(timeout=60)
 

@@ -60,7 +60,7 @@ async def test_a_tall_audit_entry_leaves_the_log_on_screen(admin_env: AdminEnv) 
 
         assert "vendor-029" not in on_screen(pilot)  # the end of the entry: further down
         await pilot.press("tab", "end")
-        await until(pilot, lambda: "vendor-029" in on_screen(pilot), "its end", timeout=3)
+        await until(pilot, lambda: "vendor-029" in on_screen(pilot), "its end")
 
 
 async def test_another_tall_entry_is_shown_from_its_first_line(admin_env: AdminEnv) -> None:
@@ -78,12 +78,12 @@ async def test_another_tall_entry_is_shown_from_its_first_line(admin_env: AdminE
         await until(pilot, lambda: len(column(pilot, "#audit")) == 3, "the entries")
         await until(pilot, lambda: " UTC · " in on_screen(pilot), "the newest's head")
         await pilot.press("tab", "end")
-        await until(pilot, lambda: " UTC · " not in on_screen(pilot), "its end", timeout=3)
+        await until(pilot, lambda: " UTC · " not in on_screen(pilot), "its end")
 
         await pilot.press("shift+tab", "down")  # back to the log, the entry before
-        await until(pilot, lambda: " UTC · " in on_screen(pilot), "its head", timeout=3)
+        await until(pilot, lambda: " UTC · " in on_screen(pilot), "its head")
         await pilot.press("tab", "end")
-        await until(pilot, lambda: " UTC · " not in on_screen(pilot), "its end", timeout=3)
+        await until(pilot, lambda: " UTC · " not in on_screen(pilot), "its end")
         await pilot.app.screen.run_action("reload_audit")  # as every 5 s: the same entry
         await pilot.pause(0.5)
         assert " UTC · " not in on_screen(pilot)  # still where the operator scrolled to

@@ -194,7 +194,7 @@ async def test_a_second_save_while_the_first_is_running_does_nothing(admin_env: 
         await pilot.pause(0.1)
         await pilot.press("ctrl+s")
         await pilot.press("enter")
-        await until(pilot, lambda: results != [], "the form to close", timeout=5)
+        await until(pilot, lambda: results != [], "the form to close")
     assert calls == ["once"]
     assert results == ["once"]
 
@@ -221,7 +221,7 @@ async def test_escape_while_a_save_is_running_waits_for_its_outcome(admin_env: A
         await until(pilot, lambda: "wait for the outcome" in text_of(pilot, "#form-error"), "it")
         assert results == []  # (still open: the save has not answered)
         saved.set()
-        await until(pilot, lambda: results != [], "the form to close", timeout=5)
+        await until(pilot, lambda: results != [], "the form to close")
     assert results == ["done"]
 
 

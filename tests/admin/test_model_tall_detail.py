@@ -41,7 +41,7 @@ async def test_a_model_with_many_aliases_leaves_the_catalog_on_screen(admin_env:
 
         assert ALIASES[-1] not in on_screen(pilot)  # the end of the line: further down
         await pilot.press("tab", "end")
-        await until(pilot, lambda: ALIASES[-1] in on_screen(pilot), "its end", timeout=3)
+        await until(pilot, lambda: ALIASES[-1] in on_screen(pilot), "its end")
 
 
 async def test_another_model_with_many_aliases_is_shown_from_its_first_line(
@@ -62,4 +62,4 @@ async def test_another_model_with_many_aliases_is_shown_from_its_first_line(
         await until(pilot, lambda: "per 1M tokens" not in on_screen(pilot), "its end")
 
         await pilot.press("shift+tab", "down")  # back to the table, the next model
-        await until(pilot, lambda: "per 1M tokens" in on_screen(pilot), "its first line", timeout=3)
+        await until(pilot, lambda: "per 1M tokens" in on_screen(pilot), "its first line")

@@ -39,4 +39,4 @@ async def test_a_tall_request_detail_scrolls_to_its_cost(admin_env: AdminEnv) ->
         await until(pilot, lambda: "req-1" in on_screen(pilot), "its lines")
         assert "held" not in on_screen(pilot)  # the cost line is below the edge
         await pilot.press("end")
-        await until(pilot, lambda: "held" in on_screen(pilot), "the cost line", timeout=3)
+        await until(pilot, lambda: "held" in on_screen(pilot), "the cost line")

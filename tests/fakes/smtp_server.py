@@ -162,7 +162,7 @@ class RecordingSmtpServer:
         with self._arrived:
             return [m for m in self.messages if address in m.rcpt_tos]
 
-    def wait_for(self, address: str, count: int = 1, timeout: float = 10) -> Received:
+    def wait_for(self, address: str, count: int = 1, timeout: float = 30) -> Received:
         """The `count`-th message to `address` (1 = the first), waiting for it to arrive."""
         deadline = time.monotonic() + timeout
         with self._arrived:

@@ -16,7 +16,7 @@ from sanic import Sanic
 from codelace_box import stopping
 from tests.foundation.conftest import make_workspace
 from tests.foundation.test_server_stopping import pid_runs
-from tests.support import ServerProcess, descendants, eventually, free_port
+from tests.support import HEALTHY_WAIT_SEC, ServerProcess, descendants, eventually, free_port
 
 
 def _children(pid: int) -> set[int]:
@@ -127,11 +127,12 @@ def test_a_worker_killed_while_another_starts_is_replaced_at_once(tmp_path: Path
     slow = None
     try:
         slow = _stopped_replacement(server, set(), wait=30)  # paused as it starts
-        ready = server.wait_for_log(r"Worker ready \[(\d+)\]", 1)
+        # the other worker (a stall of the test's may have let the paused one report ready too)
+        ready = server.wait_for_log(rf"Worker ready \[(?!{slow}\])(\d+)\]", 1)
         os.kill(int(ready[0]), signal.SIGKILL)
         server.wait_for_log(r"Starting worker \[(\d+)\]", 3, wait=15)  # its replacement
         os.kill(slow, signal.SIGCONT)
-        server.wait_healthy(30)
+        server.wait_healthy(HEALTHY_WAIT_SEC)
         assert server.stop() == 0, server.log_text()
     finally:
         server.kill()

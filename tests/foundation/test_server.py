@@ -17,7 +17,15 @@ import httpx
 import pytest
 
 from tests.foundation.conftest import make_workspace, one_error_line
-from tests.support import REPO_ROOT, TLS, ServerProcess, cli_env, free_port, run_cli
+from tests.support import (
+    HEALTHY_WAIT_SEC,
+    REPO_ROOT,
+    TLS,
+    ServerProcess,
+    cli_env,
+    free_port,
+    run_cli,
+)
 
 pytestmark = pytest.mark.timeout(90)
 REQUEST_ID = re.compile(r"^req_[0-9a-f]{24}$")
@@ -190,7 +198,7 @@ def test_an_unexpected_exception_is_a_500_envelope_with_internals_hidden(
     )
     log.close()
     try:
-        server.wait_healthy(30)
+        server.wait_healthy(HEALTHY_WAIT_SEC)
         response = httpx.get(server.base_url + "/boom", verify=TLS)
         message = assert_envelope(response, 500, "server_error", "internal_error")
         request_id = response.headers["x-request-id"]
@@ -221,7 +229,7 @@ def test_serve_without_any_config_file_creates_data_in_the_working_directory(
     server = ServerProcess(tmp_path / "codelace.toml", port)
     server.process = process
     try:
-        server.wait_healthy(30)
+        server.wait_healthy(HEALTHY_WAIT_SEC)
         assert httpx.get(server.base_url + "/healthz", verify=TLS).json() == {"status": "ok"}
         assert not (tmp_path / "codelace.toml").exists()
         assert (tmp_path / "data" / "codelace.db").is_file()

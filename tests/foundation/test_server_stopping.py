@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.foundation.conftest import make_workspace
+from tests.ports import until_read
 from tests.support import TLS, ServerProcess, free_port, sdk_http
 
 # Some tests start a box a dozen times: 54-65 s on a slow 2-core machine running the suite, 90 s
@@ -68,7 +69,7 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_zero(tmp_path: Pat
     body = b'{"email": "in-flight@example.com"}'
     connection = slow_post(port, body, 10)
     try:
-        time.sleep(0.3)
+        until_read(port)  # the request is in flight
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
         refuses_new_connections_within(server.base_url, 10)

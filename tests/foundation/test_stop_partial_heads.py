@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.foundation.conftest import make_workspace
+from tests.ports import until_read
 from tests.support import ServerProcess, free_port
 
 pytestmark = pytest.mark.timeout(90)
@@ -27,7 +28,7 @@ def test_a_stop_closes_connections_whose_head_is_still_arriving(tmp_path: Path) 
     try:
         for n, connection in enumerate(stalled):
             connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: box\r\nX-Part: %d\r\n" % n)
-        time.sleep(0.5)  # the heads' first bytes read
+        until_read(port)  # the heads' first bytes read
         assert server.process is not None
         started = time.monotonic()
         server.process.send_signal(signal.SIGTERM)

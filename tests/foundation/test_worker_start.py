@@ -16,7 +16,7 @@ import pytest
 
 from codelace_box.supervisor import ack_wait_sec
 from tests.foundation.conftest import make_workspace
-from tests.support import TLS, ServerProcess, free_port
+from tests.support import HEALTHY_WAIT_SEC, TLS, ServerProcess, free_port
 
 SLOW_START_SEC = 38.0  # past Sanic's 30 s (and its loop's slack), well within ack_wait_sec
 
@@ -38,7 +38,7 @@ def test_a_worker_slower_to_start_than_30_s_is_waited_for(tmp_path: Path) -> Non
     server, slow = _serve_with_a_worker_stopped(ServerProcess(space.config, port))
     try:
         held_until = time.monotonic() + SLOW_START_SEC
-        server.wait_healthy(30)  # the other worker serves meanwhile
+        server.wait_healthy(HEALTHY_WAIT_SEC)  # the other worker serves meanwhile
         while time.monotonic() < held_until:
             assert server.process is not None and server.process.poll() is None, (
                 f"serve gave up on the slow worker:\n{server.log_text()}"

@@ -23,7 +23,7 @@ from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.bursts import EACH, FLAT_MODEL, burst, burst_of_users, statuses
 from tests.gateway.conftest import MODEL, MODEL_PRICES, PROVIDER_ADD, Box
 from tests.pg_cluster import SHARED_SECRET
-from tests.support import TLS, ServerProcess, free_port, write_config
+from tests.support import HEALTHY_WAIT_SEC, TLS, ServerProcess, free_port, write_config
 from tests.timing import answers, seen_within
 
 pytestmark = pytest.mark.timeout(180)
@@ -55,7 +55,7 @@ def boxes(tmp_path: Path, pg_url: str, fake: FakeOpenAI) -> Iterator[list[Box]]:
         started.append(box)
     try:
         for box in started:
-            box.server.wait_healthy(30)
+            box.server.wait_healthy(HEALTHY_WAIT_SEC)
     except BaseException:
         for box in started:
             box.server.kill()  # not left running behind the failed start

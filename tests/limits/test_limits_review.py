@@ -5,10 +5,12 @@ boxes sharing one PostgreSQL database."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,23 +52,44 @@ def test_a_stream_its_client_left_counts_as_in_flight_until_it_ends(
     box = box_factory()
     email, key = box.new_user("5")
     box.cli("users", "limits", email, "--concurrent", "1")
-    fake.default = Reply(pieces=["a"] * 8, piece_delay=0.4)  # about 3 s upstream
+    fake.paused.clear()
+    fake.resume.clear()
+    fake.push(_eight_pieces_held_after_the_first())  # the upstream works on until resumed
     leave_a_stream(box, key)
     assert held_count(box, email) == 1  # the box reads on: the upstream still works on it
     refused = one(box, key)
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
     assert refused.headers["retry-after"] == "1"
+    fake.resume.set()
     deadline = time.monotonic() + 20
     while held_count(box, email):
         assert time.monotonic() < deadline, "the abandoned stream never settled"
         time.sleep(0.1)
-    fake.default = Reply()
     assert one(box, key).status_code == 200
     rows = box.query(
         "SELECT r.status, r.output_tokens FROM usage_record r JOIN \"user\" u "
         "ON u.id = r.user_id WHERE u.email = ? ORDER BY r.id", email,
     )  # fmt: skip
     assert [r[0] for r in rows] == ["abandoned", "ok"] and rows[0][1] == 8
+
+
+def _eight_pieces_held_after_the_first() -> Reply:
+    """A stream of eight pieces (and its usage) that stops after the first until the test sets
+    `fake.resume` (a fixed pace of 3 s let a loaded machine see it end before the checks)."""
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                 "choices": [choice]}  # fmt: skip
+        return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+    usage = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+             "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 8,
+                                      "total_tokens": 19}}  # fmt: skip
+    parts = [event({"role": "assistant", "content": "a"})]
+    parts += [event({"content": "a"}) for _ in range(7)] + [event({}, "stop")]
+    parts += [b"data: " + json.dumps(usage).encode() + b"\n\n", b"data: [DONE]\n\n"]
+    return Reply(raw=parts, pause_after=1)
 
 
 @pytest.fixture

@@ -20,7 +20,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import PROGRAM, TLS, base_sections, cli_env, kill_tree, write_config
+from tests.support import (
+    HEALTHY_WAIT_SEC,
+    PROGRAM,
+    TLS,
+    base_sections,
+    cli_env,
+    kill_tree,
+    write_config,
+)
 
 ANSWER_WITHIN_SEC = 15.0  # each request, while the pipe is full (a blocked write waits forever;
 # 5 s was too short for a worker started on a CI machine loaded by the rest of the suite)
@@ -43,7 +51,7 @@ def _serve(
         cwd=tmp_path,
     )
     base_url = f"http://127.0.0.1:{sections['server']['port']}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + HEALTHY_WAIT_SEC
     with httpx.Client(timeout=1, verify=TLS) as client:
         while time.monotonic() < deadline:
             assert process.poll() is None, "serve exited early"

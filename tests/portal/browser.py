@@ -102,7 +102,7 @@ class Browser:
         entries = self.driver.get_log("browser")
         return [e["message"] for e in entries if e["level"] == "SEVERE"]
 
-    def wait_for(self, check: Callable[[], Any], what: str, timeout: float = 10) -> Any:
+    def wait_for(self, check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
         """Poll `check` until it returns something true; fail naming `what`. The pause between
         polls grows from 50 ms to 200 ms: each poll is a few browser commands, and a long wait
         polled at 20 a second kept Chromium busy."""
