@@ -128,10 +128,11 @@ def key_cap_refusal(reset: str | None, *, spent: bool = False) -> str:
     request fits either and lowering max_tokens is not offered."""
     if spent:
         wait = "" if reset is None else f" or wait for the {reset} reset ({_moment(reset)})"
-        period = " (it has no reset period)" if reset is None else " for the period"
+        period = "" if reset is None else " for the period"
+        never = "it has no reset period; " if reset is None else ""
         return (
-            f"nothing is left of this API key's spend limit{period} (its requests in flight "
-            f"count at their worst case until they end): raise limit_usd{wait}"
+            f"nothing is left of this API key's spend limit{period} ({never}its requests in "
+            f"flight count at their worst case until they end): raise limit_usd{wait}"
         )
     if reset is None:
         return (

@@ -244,3 +244,11 @@ def test_a_key_cap_refusal_names_when_its_period_resets() -> None:
         ("monthly", "(the 1st, 00:00 UTC)"),
     ):
         assert key_cap_refusal(reset).endswith(f"wait for the {reset} reset {moment}")
+
+
+def test_a_spent_cap_without_reset_reads_as_one_sentence() -> None:
+    """The spent-cap words of a key without a reset period ran two brackets together ("spend
+    limit (it has no reset period) (its requests in flight ..."): one bracket, as the others."""
+    said = key_cap_refusal(None, spent=True)
+    assert said.count("(") == 1 and ") (" not in said, said
+    assert "has no reset period" in said and said.endswith("raise limit_usd"), said
