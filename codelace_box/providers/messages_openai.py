@@ -1,28 +1,27 @@
 """Messages API in, an `openai` provider out: the reverse of the chat -> Anthropic translation.
 
-The request: `system` becomes a system message; user blocks become content parts (images as
-data or http URLs, PDF documents as file parts); `tool_result` blocks become `tool` messages
-(placed before the rest of their user turn, as OpenAI wants them right after the calls);
-assistant `tool_use` blocks become `tool_calls`; thinking blocks are dropped, but for the
-unsigned ones (an OpenAI-compatible upstream's own reasoning) of a turn that called tools, sent
-back as `reasoning_content` (DeepSeek's thinking mode refuses a tool loop without it; OpenAI's
-own API, which reasons in private, is sent none), and OpenRouter's `reasoning_details` sealed in
-their signatures go back to the model that wrote them (providers/reasoning_details.py); tools,
-tool_choice, stop_sequences, max_tokens, temperature, top_p, metadata.user_id (hashed when
-longer than OpenAI's `user` may be), output_config.format (as response_format) and strict tools
-(messages_openai_format.py), and thinking (as reasoning_effort, by its budget or adaptive
-thinking's output_config.effort, a mid-conversation system message's per-message one first:
-messages_openai_effort.py) map to their counterparts. Deferred tools (`defer_loading`,
-client-side tool search) are sent once a tool result's `tool_reference` loads them. A
-conversation Anthropic compacted goes on from its last `compaction` block's summary
-(compaction_history.py); search results, in a user turn or a tool result, are read as text
-(search_results.py). Answers and streams go back in providers/messages_openai_stream.py.
-Pure: no I/O.
+The request: `system` becomes a system message; user blocks become content parts (images as data
+or http URLs, PDF documents as file parts); `tool_result` blocks become `tool` messages (placed
+before the rest of their user turn, as OpenAI wants them right after the calls); assistant
+`tool_use` blocks become `tool_calls`; thinking blocks are dropped, but for the unsigned ones
+(an OpenAI-compatible upstream's own reasoning) of a turn that called tools, sent back as
+`reasoning_content` (DeepSeek's thinking mode refuses a tool loop without it; OpenAI's own API,
+which reasons in private, is sent none), and OpenRouter's `reasoning_details` sealed in their
+signatures go back to the model that wrote them (providers/reasoning_details.py); tools,
+tool_choice, stop_sequences, max_tokens, temperature, top_p, metadata.user_id and tool names
+(shortened past OpenAI's 64 characters: messages_openai_names.py), output_config.format (as
+response_format) and strict tools (messages_openai_format.py), and thinking (as
+reasoning_effort, by its budget or adaptive thinking's output_config.effort, a mid-conversation
+system message's per-message one first: messages_openai_effort.py) map to their counterparts.
+Deferred tools (`defer_loading`, client-side tool search) are sent once a tool result's
+`tool_reference` loads them. A conversation Anthropic compacted goes on from its last
+`compaction` block's summary (compaction_history.py); search results, in a user turn or a tool
+result, are read as text (search_results.py). Answers and streams go back in
+providers/messages_openai_stream.py. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import replace
 from typing import Any
@@ -41,6 +40,7 @@ from codelace_box.providers.messages_openai_checks import add_sampling, check_sh
 from codelace_box.providers.messages_openai_effort import reasoning_effort
 from codelace_box.providers.messages_openai_errors import in_anthropic_words
 from codelace_box.providers.messages_openai_format import response_format, strict_ready
+from codelace_box.providers.messages_openai_names import openai_user, restore_names, shorten_names
 from codelace_box.providers.messages_openai_stream import (
     OpenAIToMessagesStream,
     earlier_call_ids,
@@ -58,7 +58,6 @@ from codelace_box.providers.stop_reasons import stops_of
 from codelace_box.providers.thought_signature import split_id, with_signature
 
 _OPENAI = OpenAIAdapter(upstream_finish=True)  # stop_of reads TGI's "stop_sequence"
-MAX_OPENAI_USER_CHARS = 64  # OpenAI's limit on `user`
 
 
 def _bad(message: str) -> InvalidRequest:
@@ -255,15 +254,6 @@ def _tool_choice(choice: JSON, payload: JSON) -> None:
         payload["parallel_tool_calls"] = False
 
 
-def _openai_user(user_id: str) -> str:
-    """OpenAI's `user` for Anthropic's metadata.user_id: as sent when it fits OpenAI's 64
-    characters, else its SHA-256 (64 hex digits, as stable): Claude Code sends a JSON object of
-    about 150 characters, which OpenAI refuses (400 string_above_max_length)."""
-    if len(user_id) <= MAX_OPENAI_USER_CHARS:
-        return user_id
-    return hashlib.sha256(user_id.encode()).hexdigest()
-
-
 def _options(body: JSON, payload: JSON) -> None:
     check_shapes(body)  # 400 for what Anthropic refuses, as it words it
     add_sampling(body, payload)  # (checked: 400 for a value of the wrong type or range)
@@ -276,7 +266,7 @@ def _options(body: JSON, payload: JSON) -> None:
             _tool_choice(body["tool_choice"], payload)
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
-        payload["user"] = _openai_user(metadata["user_id"])
+        payload["user"] = openai_user(metadata["user_id"])
     effort = reasoning_effort(body.get("thinking"), body.get("output_config"), messages)
     if effort is not None:
         payload["reasoning_effort"] = effort
@@ -322,6 +312,7 @@ class MessagesToOpenAI(ProviderAdapter):
         self.stops: tuple[str, ...] = ()  # the request's stop sequences
         self.left_out: set[str] = set()  # hints the upstream refused
         self.cap = 0  # the output cap sent
+        self.full_names: dict[str, str] = {}  # tool names shortened for OpenAI -> full names
 
     def check_request(
         self, body: JSON, upstream_model: str = "", *, default_max_tokens: int | None = None
@@ -338,6 +329,7 @@ class MessagesToOpenAI(ProviderAdapter):
         self.cap = cap = target.default_max_tokens or int(body.get("max_tokens") or 1)
         payload, self.earlier = chat_body(body, cap, self.model), earlier_call_ids(body)
         self.stops = stops_of(body)
+        self.full_names.update(shorten_names(payload))  # (the stream translator reads it)
         if REASONING_CONTENT in self.left_out:
             payload["messages"] = without_message_field(payload["messages"], REASONING_CONTENT)
         base = target.base_url or self.default_base_url
@@ -358,6 +350,7 @@ class MessagesToOpenAI(ProviderAdapter):
         answer = message_from_completion(
             completion, usage, public_model, sealer, self.earlier, self.stops
         )
+        restore_names(answer["content"], self.full_names)
         return answer, usage
 
     def usage_of(self, raw: Any) -> Usage | None:
@@ -391,6 +384,8 @@ class MessagesToOpenAI(ProviderAdapter):
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """OpenAI chunks in, Anthropic events out."""
         inner = _OPENAI.stream_translator(public_model)
-        return OpenAIToMessagesStream(
+        translator = OpenAIToMessagesStream(
             inner, public_model, self.model or public_model, self.earlier, self.stops
         )
+        translator.full_names = self.full_names
+        return translator

@@ -186,6 +186,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.earlier = earlier  # the call ids the conversation already holds
         self.issued: set[str] = set()  # the call ids this answer's tool_use blocks got
         self.stops = stops  # the request's stop sequences
+        self.full_names: dict[str, str] = {}  # tool names shortened for OpenAI -> full names
         self.tail = ""  # the text's end, as long as the longest stop (to tell which matched)
         self.inner = inner
         self.public_model = public_model
@@ -341,7 +342,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.tool_blocks[key], self.arguments[key] = self.index, ""
         self.checks[key] = ObjectPrefix()
         block: JSON = {"type": "tool_use", "id": call_id or f"toolu_{self.index}",
-                       "name": name or "", "input": {}}  # fmt: skip
+                       "name": self.full_names.get(name, name) or "", "input": {}}  # fmt: skip
         return [*out, {"type": "content_block_start", "index": self.index, "content_block": block}]
 
     def _flush_deferred(self) -> list[JSON]:

@@ -6,7 +6,8 @@ It speaks the wire format as api.openai.com does: pretty-printed `chat.completio
 `stream_options.include_usage` is set, an `obfuscation` pad), then `data: [DONE]`; errors in the
 `{"error": {message, type, param, code}}` envelope. It validates requests like the real API (Bearer
 key, model, non-empty messages, stream_options only with stream, a `user` of at most 64 characters,
-a strict json_schema `response_format` or function only with a schema strict mode takes) and is
+a strict json_schema `response_format` or function only with a schema strict mode takes, function
+names of at most 64 characters) and is
 scripted per test with `Reply` objects: text, tool calls, usage or none, errors and statuses,
 delays, a connection dropped or an error event mid-stream, a stream that hangs until the client
 leaves, a gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks, or
@@ -48,6 +49,7 @@ from tests.fakes.openai_embeddings import embeddings
 from tests.fakes.openai_responses import responses
 
 MAX_USER_CHARS = 64  # OpenAI refuses a longer `user` (string_above_max_length)
+MAX_FUNCTION_NAME = 64  # ... and a longer function name, in tools or earlier calls
 MISSING_SCOPE = 4010  # a probe_status: the key works, but it may not list models
 TRICKLE = 2000  # a probe_status: 200, then a byte a second for a minute (never done)
 HUGE = 2001  # a probe_status: 200 with a body of 256 MiB (spaces, then a model list)
@@ -177,6 +179,30 @@ def _check_strict_format(body: dict[str, Any]) -> web.Response | None:
         if problem is not None:
             message = f"Invalid schema for {kind} '{holder.get('name')}': {problem}"
             return _error(400, message, "invalid_request_error", None, kind)
+    return None
+
+
+def _function_names(body: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Where each function name of a request is (OpenAI's param path), and the name."""
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
+    named = [(f"tools[{i}].function.name", (tool.get("function") or {}).get("name"))
+             for i, tool in enumerate(tools)]  # fmt: skip
+    for i, message in enumerate(body.get("messages") or []):
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        named += [(f"messages[{i}].tool_calls[{j}].function.name",
+                   (call.get("function") or {}).get("name"))
+                  for j, call in enumerate(calls or []) if isinstance(call, dict)]  # fmt: skip
+    return named
+
+
+def _check_function_names(body: dict[str, Any]) -> web.Response | None:
+    """OpenAI's 400 for a function name over 64 characters (Anthropic takes 128)."""
+    for param, name in _function_names(body):
+        if isinstance(name, str) and len(name) > MAX_FUNCTION_NAME:
+            message = (f"Invalid '{param}': string too long. Expected a string with maximum "
+                       f"length {MAX_FUNCTION_NAME}, but got a string with length {len(name)} "
+                       "instead.")  # fmt: skip
+            return _error(400, message, "invalid_request_error", "string_above_max_length", param)
     return None
 
 
@@ -323,6 +349,7 @@ class FakeOpenAI(LoopbackServer):
             or self._check_fields(body)
             or self._check_reasoning(body)
             or _check_strict_format(body)
+            or _check_function_names(body)
         )
 
     def _check_fields(self, body: dict[str, Any]) -> web.Response | None:
