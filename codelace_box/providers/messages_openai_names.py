@@ -7,7 +7,8 @@ Claude Code names an MCP server's tools `mcp__<server>__<tool>` (often past 64);
 a function name over 64 characters (400 string_above_max_length) in `tools`, `tool_choice` and
 earlier turns' `tool_calls`. Such a name goes to the upstream as its first 55 characters, `_`
 and 8 hex digits of its SHA-256: the same name every turn, so a conversation's calls still match
-their tool. The answer's calls get the full name back. Pure code.
+their tool. The answer's calls get the full name back. (Codex's MCP tools on chat, named
+namespace + name, are shortened alike: responses_tools.py.) Pure code.
 """
 
 from __future__ import annotations

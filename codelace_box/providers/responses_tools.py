@@ -1,6 +1,7 @@
 """Responses API tools -> Chat Completions function tools (pure code): function tools as they
 are, custom (freeform) tools as a function taking one string, a namespace's tools named
-namespace + name (as Codex names its MCP tools; the `functions` namespace's by their own names),
+namespace + name (as Codex names its MCP tools; the `functions` namespace's by their own names;
+one past OpenAI's 64 characters shortened as messages_openai_names.py shortens),
 hosted tools dropped or refused; the tools of `additional_tools` input items too (Codex's code
 mode declares its tools there); and tool_choice, `allowed_tools` included."""
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.providers.messages_openai_names import short_name
 
 JSON = dict[str, Any]
 
@@ -79,8 +81,9 @@ class ChatTools:
 
 
 def chat_name(namespace: str, name: str) -> str:
-    """The chat function name of a namespace's tool (and of its calls handed back)."""
-    return name if namespace == DEFAULT_NAMESPACE else namespace + name
+    """The chat function name of a namespace's tool (and of its calls handed back), shortened
+    past the 64 characters OpenAI takes (Codex's MCP namespace and tool joined may be longer)."""
+    return name if namespace == DEFAULT_NAMESPACE else short_name(namespace + name)
 
 
 def chat_tools(tools: Any, declared: Sequence[Declared] = ()) -> ChatTools:
