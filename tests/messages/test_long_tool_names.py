@@ -41,3 +41,21 @@ def test_a_long_tool_name_goes_short_and_comes_back_whole(fresh: MessagesBox) ->
     assert (use.name, use.input) == (LONG, {"author": "alice"})
     assert answer.stop_reason == "tool_use"
     assert [r["status"] for r in fresh.usage_rows(email)] == ["ok", "ok"]
+
+
+def test_two_long_names_of_one_beginning_stay_apart_when_streamed(fresh: MessagesBox) -> None:
+    """Two names alike in their first 55 characters get two upstream names; a streamed call of
+    the second comes back under its own full name; a name of exactly 64 characters is sent as
+    it is."""
+    _, key = fresh.new_key()
+    other, exact = LONG + "_by_reviewer", "x" * 64
+    tools = [{"name": name, "input_schema": SCHEMA} for name in (LONG, other, exact)]
+    body = {"model": OPENAI_ALIAS, "max_tokens": 100, "tools": tools,
+            "messages": [{"role": "user", "content": "Find them"}]}  # fmt: skip
+    sent = [t["function"]["name"] for t in fresh.translated(key, body)["tools"]]
+    assert len(set(sent)) == 3 and sent[2] == exact and all(len(n) <= 64 for n in sent)
+    call = {"name": sent[1], "arguments": json.dumps({"author": "carol"})}
+    fresh.openai_fake.push(Reply(content="", tool_calls=[call]))
+    with fresh.client(key).messages.stream(**body) as stream:
+        answer = stream.get_final_message()
+    assert [(b.type, getattr(b, "name", None)) for b in answer.content] == [("tool_use", other)]
