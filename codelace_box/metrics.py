@@ -13,6 +13,7 @@ metric_counting.py's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -22,11 +23,15 @@ from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -47,6 +52,13 @@ from codelace_box.metric_counting import (  # noqa: F401 (theirs, named here as 
 )
 
 metric_files.install()  # before the families below make their first values
+# One worker scrapes the families several do (their multiprocess view has neither): no
+# `*_created` gauge beside each labelled counter and histogram (a second series of each, a
+# timestamp), no Python or process families that would come and go with --workers.
+disable_created_metrics()  # before the families below make their first children
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    with contextlib.suppress(KeyError):  # unregistered already (the module loaded again)
+        REGISTRY.unregister(_collector)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 # the box's own time: about a millisecond a call, more in a long stream (each event's work)

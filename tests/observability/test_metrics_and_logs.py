@@ -26,7 +26,7 @@ FAMILIES = {  # what an operator's dashboards and alerts may find in a scrape
         "http_requests", "refusals", "inference_requests", "tokens", "cost_usd",
         "upstream_errors", "upstream_first_byte_seconds", "inference_duration_seconds",
         "overhead_seconds", "active_streams", "database_up", "open_holds", "open_holds_usd",
-        "log_lines_dropped",
+        "log_lines_dropped", "sign_in_mails",
     )),
 }  # fmt: skip
 
@@ -296,6 +296,23 @@ def test_two_workers_show_one_view(box_factory: BoxFactory) -> None:
     text = httpx.get(box.url + "/metrics", timeout=10, verify=TLS).text
     families = {f.name for f in text_string_to_metric_families(text)}
     assert families <= FAMILIES, families - FAMILIES  # nothing of the box's own machinery
+
+
+def test_one_worker_shows_the_families_two_workers_show(box_factory: BoxFactory) -> None:
+    """serve's default, one worker, scrapes the families two workers do: no `*_created`
+    gauge beside each labelled counter and histogram (a second series of each, doubling what
+    a scraper stores per model), no Python or process families that come and go with
+    `--workers`."""
+    box = box_factory()
+    _, key = box.new_user("10")
+    with box.http(key) as client:
+        done = client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+        assert done.status_code == 200
+    wait_for_settled_calls(box, 1)
+    text = httpx.get(box.url + "/metrics", timeout=10, verify=TLS).text
+    families = {f.name for f in text_string_to_metric_families(text)}
+    assert "codelace_tokens" in families
+    assert families <= FAMILIES, sorted(families - FAMILIES)
 
 
 def test_a_client_that_leaves_is_a_499_not_a_server_error(box_factory: BoxFactory) -> None:
