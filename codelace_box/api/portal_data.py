@@ -25,8 +25,8 @@ from codelace_box.api.portal_security import (
     changing_session,
     current_session,
     portal_headers,
-    reached_url,
 )
+from codelace_box.api.reached import reached_url
 from codelace_box.api.stripe import stripe_api
 from codelace_box.api.views import (
     checkout_view,

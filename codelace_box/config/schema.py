@@ -68,7 +68,8 @@ class ServerConfig:
     proxies_count: int = opt(
         0,
         "Reverse proxies in front of the box whose X-Forwarded-For is trusted for the client "
-        "address (sign-in rate limits); 0 trusts none.",
+        "address (sign-in rate limits), and their X-Forwarded-Proto/-Host/-Port for the "
+        "address the browser reached; 0 trusts none.",
         minimum=0,
         maximum=16,
     )
