@@ -52,7 +52,7 @@ class ServerConfig:
     public_url: str = opt(
         "",
         "The address people reach the box at: Stripe's return links and the portal's connect "
-        "snippets; empty: http://<host>:<port> (the snippets: the address the browser reached).",
+        "snippets; empty: the address the browser reached (http://<host>:<port> elsewhere).",
         pattern=URL,
     )
     workers: int = opt(1, "Server processes.", minimum=1, maximum=64)

@@ -4,8 +4,9 @@ scheme and Host, a trusted proxy's X-Forwarded-Proto, X-Forwarded-Host and X-For
 read only as far as `server.proxies_count` says. They named the listen address
 (`http://0.0.0.0:8080`, `http://127.0.0.1:8080`), useless to anyone reaching the box by a host
 name; a proxy's port was dropped (https on 8443 named as on 443), and chained proxies'
-comma-joined headers were shown as they came (`https, http://a.example, b.example`). A
-public_url set still wins (tests/portal/test_idn_public_url.py)."""
+comma-joined headers were shown as they came (`https, http://a.example, b.example`). Stripe's
+return links, asked for from the portal, take the same address. A public_url set still wins
+(tests/portal/test_idn_public_url.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ FORWARDED = {"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https",
              "x-forwarded-host": "llm.example.test"}  # fmt: skip
 # Two proxies in front (server.proxies_count = 2): each adds the address it was reached from.
 CHAIN = {**FORWARDED, "x-forwarded-for": "203.0.113.9, 10.0.0.2"}
+RETURN = "/billing/success?session_id={CHECKOUT_SESSION_ID}"
 
 
 @dataclass
@@ -162,3 +164,22 @@ def test_the_page_at_the_proxys_port_may_change_things(site: PortalBox, signed: 
         other = client.post("/portal/api/keys", json={"name": "gw"},
                             headers={**sent, "origin": "https://gw.example"})  # fmt: skip
         assert other.status_code == 403, other.text
+
+
+@pytest.mark.parametrize("path", ["/portal/api/topup", "/portal/api/setup"])
+def test_stripe_returns_the_user_to_the_address_the_portal_was_reached_at(
+    site: PortalBox, signed: Signed, path: str
+) -> None:
+    """The return links Stripe received (the real `stripe` library, against the double) name
+    the page the browser is on: https on the proxy's 8443, not the listen address."""
+    origin = "https://gw.example:8443"
+    sent = {**CHAIN, "x-forwarded-host": "gw.example", "x-forwarded-port": "8443",
+            "origin": origin, "x-csrf-token": signed.csrf,
+            "cookie": signed.cookie}  # fmt: skip
+    body = {"amount_usd": 20} if path.endswith("topup") else {}
+    with site.http() as client:
+        answer = client.post(path, json=body, headers=sent)
+    assert answer.status_code == 200, answer.text
+    session = site.double.session_by_url(answer.json()["checkout_url"])
+    assert session["success_url"] == origin + RETURN
+    assert session["cancel_url"] == origin + "/billing/cancel"
