@@ -25,8 +25,8 @@ from codelace_box.api.portal_security import (
     changing_session,
     current_session,
     portal_headers,
-    reached_url,
 )
+from codelace_box.api.reached import reached_url
 from codelace_box.api.stripe import stripe_api
 from codelace_box.api.views import (
     checkout_view,
@@ -174,7 +174,8 @@ async def topup(request: Request) -> HTTPResponse:
     api = stripe_api(request)
     amount = amount_from_form(json_body(request, exact=True).get("amount_usd"))
     config: Config = request.app.ctx.config
-    url = await start_topup(api, session.user_id, session.email, amount, config)
+    base = reached_url(request)  # Stripe sends the user back to the address they are at
+    url = await start_topup(api, session.user_id, session.email, amount, config, base)
     return json_response(checkout_view(url))
 
 
@@ -185,5 +186,6 @@ async def setup(request: Request) -> HTTPResponse:
     session = await run_db_work(changing_session, request)
     api = stripe_api(request)
     optional_json_body(request)
-    url = await start_setup(api, session.user_id, session.email, request.app.ctx.config)
+    config: Config = request.app.ctx.config
+    url = await start_setup(api, session.user_id, session.email, config, reached_url(request))
     return json_response(checkout_view(url))

@@ -19,6 +19,7 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from codelace_box.accounts.sessions import NewSession, Session, check_csrf, require_session
+from codelace_box.api.reached import DEFAULT_PORTS, reached_origin, reached_scheme
 from codelace_box.config import Config
 from codelace_box.errors import PermissionDenied
 
@@ -37,10 +38,10 @@ API_CACHE = "no-store"
 
 def secure_cookies(request: Request) -> bool:
     """Whether the cookie gets `Secure`: when the box is reached over https, by its public URL
-    or by the scheme of the request (Sanic takes X-Forwarded-Proto only from the proxies
-    `server.proxies_count` trusts, so a client cannot claim it)."""
+    or by the scheme of the request (X-Forwarded-Proto is read only from the proxies
+    `server.proxies_count` trusts, so a client cannot claim it: reached.py)."""
     config: Config = request.app.ctx.config
-    return config.server.base_url.startswith("https://") or request.scheme == "https"
+    return config.server.base_url.startswith("https://") or reached_scheme(request) == "https"
 
 
 def set_session_cookie(response: HTTPResponse, new: NewSession, request: Request) -> None:
@@ -124,21 +125,12 @@ def _refusal(request: Request, origin: str) -> str:
     )
 
 
-def reached_url(request: Request) -> str:
-    """The address people reach the box at, for the portal's connect snippets: its public URL
-    when set, else the one this browser reached (the request's scheme and Host, a proxy's
-    X-Forwarded-Proto and X-Forwarded-Host read only as far as `server.proxies_count` trusts
-    it, as own_origins takes them), not the listen address (`0.0.0.0:8080` behind a name)."""
-    config: Config = request.app.ctx.config
-    if config.server.public_url or not request.host:
-        return config.server.base_url
-    return f"{request.scheme}://{request.host}"
-
-
 def own_origins(request: Request) -> set[str]:
-    """The origins the box's own pages have: its public URL's, and the one the request names."""
+    """The origins the box's own pages have: its public URL's, and the one the request names
+    (its Host, or a trusted proxy's forwarded ones: reached.py)."""
     config: Config = request.app.ctx.config
-    return {_origin(config.server.base_url), f"{request.scheme}://{request.host}"}
+    reached = reached_origin(request)
+    return {_origin(config.server.base_url)} | ({reached} if reached else set())
 
 
 def refuse_other_sites_pages(request: Request) -> None:
@@ -159,9 +151,6 @@ def refuse_other_sites_pages(request: Request) -> None:
     web = origin == "null" or origin.lower().startswith(("http://", "https://"))
     if web and origin not in own_origins(request):
         raise PermissionDenied(f"requests from {origin[:100]} are refused", code="csrf_failed")
-
-
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _origin(url: str) -> str:

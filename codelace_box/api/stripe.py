@@ -27,6 +27,7 @@ from codelace_box.api.common import (
 )
 from codelace_box.api.dbwork import database_handler
 from codelace_box.api.portal_security import add_security_headers
+from codelace_box.api.reached import reached_url
 from codelace_box.api.views import checkout_view, payment_view, webhook_view
 from codelace_box.billing.checkout import start_setup, start_topup
 from codelace_box.billing.payments import (
@@ -72,7 +73,8 @@ async def checkout(request: Request) -> HTTPResponse:
     if "amount_usd" not in body:
         raise InvalidRequest("amount_usd is required", code="invalid_amount", param="amount_usd")
     config: Config = request.app.ctx.config
-    url = await start_topup(api, auth.user_id, auth.email, body["amount_usd"], config)
+    base = reached_url(request)  # Stripe sends the user back to the address they are at
+    url = await start_topup(api, auth.user_id, auth.email, body["amount_usd"], config, base)
     return json_response(checkout_view(url))
 
 
@@ -83,7 +85,8 @@ async def setup(request: Request) -> HTTPResponse:
     api = stripe_api(request)
     auth = await require_auth(request)
     optional_json_body(request)
-    url = await start_setup(api, auth.user_id, auth.email, request.app.ctx.config)
+    config: Config = request.app.ctx.config
+    url = await start_setup(api, auth.user_id, auth.email, config, reached_url(request))
     return json_response(checkout_view(url))
 
 

@@ -128,12 +128,18 @@ def return_urls(base_url: str) -> dict[str, str]:
 
 
 def topup_session_params(
-    user_id: int, email: str, amount: TopupAmount, config: Config, box_secret: str = ""
+    user_id: int,
+    email: str,
+    amount: TopupAmount,
+    config: Config,
+    box_secret: str = "",
+    base_url: str = "",
 ) -> dict[str, object]:
     """The Checkout Session (payment mode) for a top-up of `amount`; its metadata carries the
     account, the amount and a `topup_tag` over them, so a paid session whose pending row
     this box lost (a database restored from an older backup) is still credited, once, to
-    its account (webhooks.py)."""
+    its account (webhooks.py). Stripe sends the user back under `base_url` (the address
+    they reached the box at: api/reached.py), or the box's own `server.base_url`."""
     currency = config.stripe.currency.lower()
     metadata = {
         METADATA_USER: str(user_id),
@@ -157,7 +163,7 @@ def topup_session_params(
         "client_reference_id": str(user_id),
         "customer_email": email,
         "metadata": metadata,
-        **return_urls(config.server.base_url),
+        **return_urls(base_url or config.server.base_url),
     }
 
 
@@ -183,9 +189,10 @@ def _box_mac(box_secret: str, message: str) -> str:
 
 
 def setup_session_params(
-    user_id: int, email: str, config: Config, box_secret: str
+    user_id: int, email: str, config: Config, box_secret: str, base_url: str = ""
 ) -> dict[str, object]:
-    """The Checkout Session (setup mode) that saves a card; its completion may earn the trial."""
+    """The Checkout Session (setup mode) that saves a card; its completion may earn the trial.
+    Stripe sends the user back under `base_url`, as for a top-up."""
     metadata = {
         METADATA_USER: str(user_id),
         METADATA_KIND: "setup",
@@ -198,7 +205,7 @@ def setup_session_params(
         "client_reference_id": str(user_id),
         "customer_email": email,
         "metadata": metadata,
-        **return_urls(config.server.base_url),
+        **return_urls(base_url or config.server.base_url),
     }
 
 
@@ -274,20 +281,23 @@ def record_pending_topup(user_id: int, session_id: str, nanos: int, currency: st
 
 
 async def start_topup(
-    api: StripeApi, user_id: int, email: str, raw_amount: object, config: Config
+    api: StripeApi, user_id: int, email: str, raw_amount: object, config: Config, base_url: str
 ) -> str:
     """Validate, create the payment-mode session, record it pending (off the event loop on
-    PostgreSQL); the checkout URL."""
+    PostgreSQL); the checkout URL. Stripe sends the user back under `base_url`."""
     amount = parse_topup_amount(raw_amount, config.stripe)
-    params = topup_session_params(user_id, email, amount, config, api.box_secret)
+    params = topup_session_params(user_id, email, amount, config, api.box_secret, base_url)
     link = await create_counted_session(api, user_id, params)
     currency = config.stripe.currency
     await run_db_work(record_pending_topup, user_id, link.session_id, amount.nanos, currency)
     return link.url
 
 
-async def start_setup(api: StripeApi, user_id: int, email: str, config: Config) -> str:
-    """Create the setup-mode session; the checkout URL."""
-    params = setup_session_params(user_id, email, config, api.box_secret)
+async def start_setup(
+    api: StripeApi, user_id: int, email: str, config: Config, base_url: str
+) -> str:
+    """Create the setup-mode session; the checkout URL. Stripe sends the user back under
+    `base_url`."""
+    params = setup_session_params(user_id, email, config, api.box_secret, base_url)
     link = await create_counted_session(api, user_id, params)
     return link.url

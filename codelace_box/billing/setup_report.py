@@ -38,10 +38,11 @@ def _on_lines(config: Config) -> list[str]:
     key = config.stripe.secret_key
     mode = "live mode" if "_live_" in key else "test mode" if "_test_" in key else "mode unknown"
     base = config.server.base_url
+    back = f"{base}/billing/success" if config.server.public_url else (
+        "/billing/success at the address their browser reached this box at")  # fmt: skip
     lines = [
         f"stripe: on ({mode}), charging {config.stripe.currency}; the webhook endpoint to add "
-        f"in Stripe: {base}/api/v1/stripe/webhook; customers come back to "
-        f"{base}/billing/success"
+        f"in Stripe: {base}/api/v1/stripe/webhook; customers come back to {back}"
     ]
     if config.stripe.api_base:
         lines.append(f"stripe: stripe.api_base is set: the box's Stripe calls go to a server "
@@ -49,9 +50,9 @@ def _on_lines(config: Config) -> list[str]:
                      "test server? in production, leave it empty)")  # fmt: skip
     if not config.server.public_url:
         lines.append(
-            "stripe: server.public_url is not set, so those addresses are the listen address "
-            "(server.host and port): unless people reach this box at exactly that address, set "
-            "it to the one they do, or Stripe sends them back to a page they cannot open"
+            "stripe: server.public_url is not set, so the webhook endpoint is the listen "
+            "address (server.host and port): unless Stripe reaches this box at exactly that "
+            "address, add the one it does in Stripe, and set server.public_url to it"
         )
     return lines
 

@@ -52,7 +52,7 @@ class ServerConfig:
     public_url: str = opt(
         "",
         "The address people reach the box at: Stripe's return links and the portal's connect "
-        "snippets; empty: http://<host>:<port> (the snippets: the address the browser reached).",
+        "snippets; empty: the address the browser reached (http://<host>:<port> elsewhere).",
         pattern=URL,
     )
     workers: int = opt(1, "Server processes.", minimum=1, maximum=64)
@@ -68,7 +68,8 @@ class ServerConfig:
     proxies_count: int = opt(
         0,
         "Reverse proxies in front of the box whose X-Forwarded-For is trusted for the client "
-        "address (sign-in rate limits); 0 trusts none.",
+        "address (sign-in rate limits), and their X-Forwarded-Proto/-Host/-Port for the "
+        "address the browser reached; 0 trusts none.",
         minimum=0,
         maximum=16,
     )

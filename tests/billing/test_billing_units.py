@@ -21,6 +21,7 @@ from codelace_box.billing.checkout import (
     topup_tag,
 )
 from codelace_box.billing.claims import TopupClaim, topup_claim
+from codelace_box.billing.setup_report import stripe_report
 from codelace_box.billing.stripe import StripeApi, redact, require_configured, verify_event
 from codelace_box.billing.webhooks import other_mode
 from codelace_box.config import Config, ServerConfig, StripeConfig
@@ -135,6 +136,16 @@ def test_the_return_urls_name_an_international_host_in_its_ascii_form() -> None:
     assert params["success_url"] == f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"
     assert params["cancel_url"] == f"{base}/billing/cancel"
     assert config.server.base_url == base
+
+
+def test_doctor_names_the_return_page_under_a_public_url_set() -> None:
+    """Only a public_url fixes where customers come back to (else the address their browser
+    reached, tests/billing/test_stripe_off.py)."""
+    stripe_on = StripeConfig(secret_key="sk_test_1", webhook_secret="whsec_1")
+    config = Config(server=ServerConfig(public_url="https://box.example.com/"), stripe=stripe_on)
+    report = "\n".join(stripe_report(config))
+    assert "customers come back to https://box.example.com/billing/success" in report
+    assert "public_url is not set" not in report
 
 
 def test_session_params_carry_the_user_and_the_box_urls() -> None:

@@ -320,3 +320,25 @@ def test_a_whole_unit_currency_refuses_its_fractions_with_a_400(
     assert len(krona.double.sessions) == made
     session = krona.double.sessions[krona.start_topup(buyer, 11)]
     assert (session["amount_total"], session["currency"]) == (1100, "isk")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/api/v1/stripe/checkout", {"amount_usd": 10}), ("/api/v1/stripe/setup", None)],
+)
+def test_stripe_returns_the_user_to_the_address_the_request_reached(
+    box: BillingBox, path: str, body: dict[str, Any] | None
+) -> None:
+    """Without server.public_url the return links Stripe received (the real `stripe` library,
+    against the double) named the listen address, which a browser elsewhere cannot open: they
+    name the Host the request reached, its port kept (a proxy's forwarded headers are not
+    trusted here: server.proxies_count is 0)."""
+    buyer = box.customer()
+    headers = {"authorization": f"Bearer {buyer.key}", "host": "pay.example.test:8443",
+               "x-forwarded-for": "203.0.113.9", "x-forwarded-host": "evil.test"}  # fmt: skip
+    response = box.http.post(path, headers=headers, json=body)
+    assert response.status_code == 200, response.text
+    session = box.double.session_by_url(response.json()["checkout_url"])
+    base = "http://pay.example.test:8443"
+    assert session["success_url"] == f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"
+    assert session["cancel_url"] == f"{base}/billing/cancel"
