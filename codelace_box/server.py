@@ -177,7 +177,7 @@ def _add_request_id(request: Request, response: HTTPResponse) -> None:
     if origin is not None:
         add_cors_headers(request, response, origin)
     if response.status != 200 or not getattr(request.ctx, "streaming", False):
-        observe.finish_after_answer(request, response)  # a stream's: at its end (answer())
+        observe.finish_request(request, response)  # a stream's is when it ends (answer())
     if request.app.ctx.draining and isinstance(request.stream, Http):
         request.stream.keep_alive = False  # answer with `connection: close`, then let go
 

@@ -1,18 +1,15 @@
 """What serve tells its operator about each request: the access-log line, the request metrics,
 the refusal tally, and `GET /metrics` (Prometheus text).
 
-`finish_request` runs once per request when its answer is complete: for a whole answer in
-the loop turn after its bytes went out (`finish_after_answer`, from the response middleware,
-which runs before the write: the client does not wait for the metrics and the line), from
-`api.inference.answer` after a stream's last byte (a Sanic signal would do both, at 6 µs a
-request). It writes one access line: method, route
+`finish_request` runs once per request when its answer is complete: from the response
+middleware for a whole answer, from `api.inference.answer` after a stream's last byte (a
+Sanic signal would do both, at 6 µs a request). It writes one access line: method, route
 (the route's pattern, never the raw path or query), status, duration, model, user id (the
 account's number, not its email), key prefix (`cl_` + 4) and request id; never a key or a body.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import ipaddress
 import logging
@@ -70,20 +67,15 @@ def _key_prefix(request: Request, auth: Any) -> str | None:
     return token[:KEY_PREFIX_LENGTH] if token.startswith(KEY_PREFIX) else None
 
 
-def finish_after_answer(request: Request, response: Any) -> None:
-    """From the response middleware (before the answer is written): `finish_request` in the
-    next loop turn, after the answer's bytes, with the duration taken now (the same figure)."""
-    duration = _duration(request, _status(response))
-    asyncio.get_running_loop().call_soon(finish_request, request, response, duration)
-
-
-def finish_request(request: Request, response: Any, duration: float | None = None) -> None:
-    """The access line, the request metrics and the refusal tally of a finished request
-    (`duration`: taken when it finished, else now)."""
+def finish_request(request: Request, response: Any) -> None:
+    """The access line, the request metrics and the refusal tally of a finished request."""
     ctx = request.ctx
-    status = _status(response)
-    if duration is None:
-        duration = _duration(request, status)
+    status = int(getattr(response, "status", 0) or 0)
+    started = getattr(ctx, "started", None)
+    if started is None or status == 408:  # the middleware never ran, or ran only for the 408
+        duration = _since_head(request)
+    else:
+        duration = time.perf_counter() - started
     route = _route(request)
     counting = metrics.counting()  # the thread's state read once, not once a family
     metrics.http_requests.counted_by(counting, (route, str(status), status_class(status))).inc()
@@ -101,18 +93,6 @@ def finish_request(request: Request, response: Any, duration: float | None = Non
         request.app.ctx.refusals.add(status, code)
     if access_log.isEnabledFor(logging.INFO):
         _log_access(request, route, status, duration, call)
-
-
-def _status(response: Any) -> int:
-    return int(getattr(response, "status", 0) or 0)
-
-
-def _duration(request: Request, status: int) -> float:
-    """Seconds from the request middleware to now (see `_since_head` for the others)."""
-    started = getattr(request.ctx, "started", None)
-    if started is None or status == 408:  # the middleware never ran, or ran only for the 408
-        return _since_head(request)
-    return time.perf_counter() - started
 
 
 def _since_head(request: Request) -> float:
