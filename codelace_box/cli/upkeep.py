@@ -50,6 +50,20 @@ def migrate_status(config: Config) -> tuple[list[str], int]:
     return lines, current
 
 
+def migrated_line(applied: list[int], now: int) -> str:
+    """What `migrate` says it did: the migrations it applied, from which schema version to
+    which (each by its one-line name), or that there was nothing to do."""
+    from codelace_box.db.migrate import MIGRATIONS
+
+    if not applied:
+        return f"already at schema version {now}, nothing to do"
+    if min(applied) == 1:
+        return f"set up a new database at schema version {now} (all {len(applied)} migrations)"
+    names = dict(MIGRATIONS)
+    done = "; ".join(f"{version} {names[version].NAME}" for version in applied)
+    return f"migrated from schema version {min(applied) - 1} to {now}: {done}"
+
+
 def newer_schema(current: int) -> CodelaceError | None:
     """The failure of `migrate --status` on a database a newer codelace-box migrated (after
     its lines are printed): a script checking the status before using this build can tell."""

@@ -74,7 +74,8 @@ def test_a_migrate_while_boxes_serve_says_they_must_be_restarted(
         done = run_cli(config, "migrate")
     finally:
         box.close()
-    assert done.returncode == 0 and done.stdout.startswith(f"schema version {LATEST_VERSION}")
+    said = f"migrated from schema version {LATEST_VERSION - 1} to {LATEST_VERSION}: "
+    assert done.returncode == 0 and done.stdout.startswith(said), done.stdout
     assert done.stderr.splitlines() == [
         "migrated while 1 box process served on this database: restart every box on this "
         "release now (one of an earlier release fails its requests after calling the provider)"
