@@ -78,8 +78,10 @@ def newer_schema(current: int) -> CodelaceError | None:
 
 
 def _still_serving() -> list[str]:
-    """On PostgreSQL, the boxes serving on the database while migrations are pending: one of
-    an earlier release is not told of the migration (README, Upgrading many boxes)."""
+    """On PostgreSQL, the boxes serving on the database while migrations are pending, and
+    what they do once it is migrated (README, Upgrading many boxes): a box of a release since
+    2026-12-04 refuses its inference requests (503 `database_newer`, no provider called)
+    until restarted; one of an earlier release is not told and fails them after the call."""
     from codelace_box.db.owners import serving_processes
 
     serving = serving_processes()
@@ -87,8 +89,9 @@ def _still_serving() -> list[str]:
         return []
     boxes = "1 box process" if serving == 1 else f"{serving} box processes"
     return [
-        f"serving on it now: {boxes} (an earlier release's fails on the migrated schema "
-        "after calling the provider: stop every box, then migrate)"
+        f"serving on it now: {boxes} (stop every box, then migrate: after it, a box of a "
+        "release since 2026-12-04 answers its inference requests 503 database_newer until "
+        "restarted on this release, an older one fails them after calling the provider)"
     ]
 
 
