@@ -366,29 +366,34 @@ class MetricsView:
 
 
 class LedgerView:
-    """Reading a box's database file read-only, as the truth of what was charged. Mixed into a
-    suite's box dataclass, which provides `db_path`."""
+    """Reading a box's database read-only, as the truth of what was charged: its SQLite file
+    (`db_path`), or with CODELACE_TEST_DATABASE=postgres the PostgreSQL database its config
+    names. Mixed into a suite's box dataclass, which provides `db_path` and `config`."""
 
     db_path: Path
+    config: Path
 
     def balance_nanos(self, email: str) -> tuple[int, int]:
         """(balance, held) of a user, straight from the database."""
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
-            row = db.execute(
-                'SELECT balance_nanos, held_nanos FROM "user" WHERE email = ?', (email,)
-            ).fetchone()
-        return int(row[0]), int(row[1])
+        [row] = self._rows('SELECT balance_nanos, held_nanos FROM "user" WHERE email = ?', email)
+        return int(row["balance_nanos"]), int(row["held_nanos"])
 
     def usage_rows(self, email: str) -> list[dict[str, Any]]:
         """The user's usage records, oldest first."""
+        return self._rows(
+            'SELECT r.* FROM usage_record r JOIN "user" u ON u.id = r.user_id '
+            "WHERE u.email = ? ORDER BY r.id",
+            email,
+        )
+
+    def _rows(self, statement: str, *params: Any) -> list[dict[str, Any]]:
+        from tests.pg_cluster import query_config_dicts, rows_as_text
+
+        if rows_as_text(self.config):  # PostgreSQL: the database its config names
+            return query_config_dicts(self.config, statement, params)
         with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
             db.row_factory = sqlite3.Row
-            rows = db.execute(
-                'SELECT r.* FROM usage_record r JOIN "user" u ON u.id = r.user_id '
-                "WHERE u.email = ? ORDER BY r.id",
-                (email,),
-            ).fetchall()
-        return [dict(row) for row in rows]
+            return [dict(row) for row in db.execute(statement, params).fetchall()]
 
 
 UUID4_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

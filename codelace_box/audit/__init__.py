@@ -336,15 +336,17 @@ def _version_now(db: Any, had: int) -> int:
 
 def _warn_if_still_served() -> None:
     """After a migration on PostgreSQL: the other boxes still serving (README, Upgrading many
-    boxes: one of an earlier release is not told, and fails after calling the provider)."""
+    boxes: one of a release since 2026-12-04 answers 503 `database_newer` before calling the
+    provider until restarted; one of an earlier release is not told, and fails after it)."""
     from codelace_box.db.owners import serving_processes
 
     serving = serving_processes()
     if serving:
         boxes = "1 box process served" if serving == 1 else f"{serving} box processes served"
         log.warning(
-            "migrated while %s on this database: restart every box on this release now (one "
-            "of an earlier release fails its requests after calling the provider)",
+            "migrated while %s on this database: restart every box on this release now (until "
+            "then, a box of a release since 2026-12-04 answers its inference requests 503 "
+            "database_newer, an older one fails them after calling the provider)",
             boxes,
         )
 

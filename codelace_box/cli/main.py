@@ -32,6 +32,7 @@ from codelace_box.cli.upkeep import (
     build_lines,
     echo_lines,
     migrate_status,
+    migrated_line,
     newer_schema,
     restore_command,
 )
@@ -169,8 +170,7 @@ def migrate_command(state: CliState, status: bool) -> None:
     db, applied = state.migrated_database()
     if applied:
         done("migrate")
-    what = ", ".join(map(str, applied)) if applied else "nothing to apply"
-    click.echo(f"schema version {current_version(db)} ({what})")
+    click.echo(migrated_line(applied, current_version(db)))
 
 
 @main.command()

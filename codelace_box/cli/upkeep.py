@@ -50,6 +50,20 @@ def migrate_status(config: Config) -> tuple[list[str], int]:
     return lines, current
 
 
+def migrated_line(applied: list[int], now: int) -> str:
+    """What `migrate` says it did: the migrations it applied, from which schema version to
+    which (each by its one-line name), or that there was nothing to do."""
+    from codelace_box.db.migrate import MIGRATIONS
+
+    if not applied:
+        return f"already at schema version {now}, nothing to do"
+    if min(applied) == 1:
+        return f"set up a new database at schema version {now} (all {len(applied)} migrations)"
+    names = dict(MIGRATIONS)
+    done = "; ".join(f"{version} {names[version].NAME}" for version in applied)
+    return f"migrated from schema version {min(applied) - 1} to {now}: {done}"
+
+
 def newer_schema(current: int) -> CodelaceError | None:
     """The failure of `migrate --status` on a database a newer codelace-box migrated (after
     its lines are printed): a script checking the status before using this build can tell."""
@@ -64,8 +78,10 @@ def newer_schema(current: int) -> CodelaceError | None:
 
 
 def _still_serving() -> list[str]:
-    """On PostgreSQL, the boxes serving on the database while migrations are pending: one of
-    an earlier release is not told of the migration (README, Upgrading many boxes)."""
+    """On PostgreSQL, the boxes serving on the database while migrations are pending, and
+    what they do once it is migrated (README, Upgrading many boxes): a box of a release since
+    2026-12-04 refuses its inference requests (503 `database_newer`, no provider called)
+    until restarted; one of an earlier release is not told and fails them after the call."""
     from codelace_box.db.owners import serving_processes
 
     serving = serving_processes()
@@ -73,8 +89,9 @@ def _still_serving() -> list[str]:
         return []
     boxes = "1 box process" if serving == 1 else f"{serving} box processes"
     return [
-        f"serving on it now: {boxes} (an earlier release's fails on the migrated schema "
-        "after calling the provider: stop every box, then migrate)"
+        f"serving on it now: {boxes} (stop every box, then migrate: after it, a box of a "
+        "release since 2026-12-04 answers its inference requests 503 database_newer until "
+        "restarted on this release, an older one fails them after calling the provider)"
     ]
 
 

@@ -164,21 +164,72 @@ WORK_THREADS = 4  # PostgreSQL: threads (and sessions, opened on first use) for 
 class WorkThreads:
     """A few `DbThread`s, each with its own session; an item goes to the one with the fewest
     items in hand, so a call waiting for a row lock (up to the lock timeout) holds back only
-    the calls that found every thread busy, not all the worker's calls queued behind it."""
+    the calls that found every thread busy, not all the worker's calls queued behind it.
+
+    When the server has fewer sessions to give than there are threads (`max_connections`, a
+    role's CONNECTION LIMIT): a thread the server refused a session is not picked while
+    another has one (it would refuse again: a 503), ties go to a thread with a live session,
+    then in turn; and an item that could not open its thread's session (nothing of it ran) runs
+    on a thread with a live session instead, when there is one."""
 
     def __init__(self, count: int, name: str) -> None:
         self._threads = [DbThread(f"{name}-{n}", fail_together=True) for n in range(count)]
         self._in_hand = [0] * count  # items sent to each thread and not yet answered
+        # each thread's session as its last item left it (set on the thread, read here)
+        self._live = [False] * count
+        self._refused = [False] * count  # its last attempt to open one was refused
+        self._turn = 0  # where the next tie is broken from
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(*args, **kwargs)` on the least busy thread (on a new session if the server
         ended its own while it was idle); its result, or its exception."""
-        index = min(range(len(self._threads)), key=self._in_hand.__getitem__)
+        work = partial(fn, *args, **kwargs)
+        refused: list[bool] = []  # this item's thread was refused a session (set on it)
+        try:
+            return await self._run_on(self._pick(), work, refused)
+        except Exception:
+            if not refused or not any(self._live):
+                raise
+            # nothing of the work ran: on a thread that has a session
+            return await self._run_on(self._pick(live_only=True), work, [])
+
+    def _pick(self, live_only: bool = False) -> int:
+        """The thread for the next item: not one refused a session while another has one, the
+        fewest items in hand, a live session, then the next in turn (`live_only`: one of the
+        threads with a live session, at least one has)."""
+        count = len(self._threads)
+        any_live = any(self._live)
+
+        def rank(index: int) -> tuple[bool, bool, int, bool, int]:
+            dead = not self._live[index]
+            refused = self._refused[index] and any_live
+            turn = (index - self._turn) % count
+            return live_only and dead, refused, self._in_hand[index], dead, turn
+
+        index = min(range(count), key=rank)
+        self._turn = (index + 1) % count
+        return index
+
+    async def _run_on(self, index: int, work: Callable[[], T], refused: list[bool]) -> T:
         self._in_hand[index] += 1
         try:
-            return await self._threads[index].run(_on_a_live_session, partial(fn, *args, **kwargs))
+            return await self._threads[index].run(self._on_thread, index, work, refused)
         finally:
             self._in_hand[index] -= 1
+
+    def _on_thread(self, index: int, work: Callable[[], T], refused: list[bool]) -> T:
+        """On thread `index`: `work()` on a live session (`_on_a_live_session`), noting the
+        session as it leaves it, or that the server refused to open one (in `refused` too)."""
+        try:
+            return _on_a_live_session(work, partial(self._opened, index, refused))
+        finally:
+            self._live[index] = database.obj is not None and not database.is_closed()
+
+    def _opened(self, index: int, refused: list[bool], opened: bool) -> None:
+        """On thread `index`: its session is open (`opened`) or the server refused one."""
+        self._live[index], self._refused[index] = opened, not opened
+        if not opened:
+            refused.append(True)
 
     def stop(self) -> None:
         """Stop every thread (each finishes its queue and closes its session)."""
@@ -186,15 +237,26 @@ class WorkThreads:
             thread.stop()
 
 
-def _on_a_live_session(work: Callable[[], T]) -> T:
+def _on_a_live_session(work: Callable[[], T], opened: Callable[[bool], None]) -> T:
     """`work()`, after closing this thread's session if the server ended it while it was idle
     (an idle cut, a restart: pg_driver `close_if_ended`, no round trip): a change asked after
-    one is made on a new session, not a 503 (nothing of it had run, nothing runs twice)."""
+    one is made on a new session, not a 503 (nothing of it had run, nothing runs twice). A
+    session is opened before `work()` runs: `opened(True)` once it is, `opened(False)` when the
+    server refused one at once (the error raised, nothing of the work run)."""
     from codelace_box.db.pg_driver import BoxPostgresqlDatabase  # psycopg: PostgreSQL only
 
     db = database.obj
     if isinstance(db, BoxPostgresqlDatabase):
         db.close_if_ended()
+        if db.is_closed():
+            began = time.monotonic()
+            try:
+                db.connect()
+            except Exception as exc:  # refused at once, not a server found unreachable
+                if is_unavailable(exc) and not found_unreachable(exc, time.monotonic() - began):
+                    opened(False)
+                raise
+        opened(True)
     return work()
 
 

@@ -24,6 +24,10 @@ from codelace_box.private_files import create_private_file, replace_private_file
 log = logging.getLogger("codelace_box.upkeep")
 
 _NAME = re.compile(r"^codelace-(\d{8}T\d{6}Z)\.db$")
+ONLY = (  # doctor's words when it found none: where it looked is not where `backup` writes
+    "doctor looks there for their codelace-<UTC time>.db files only, not for copies "
+    "`codelace-box backup` wrote elsewhere"
+)
 _UNFINISHED = re.compile(r"^codelace-\d{8}T\d{6}Z\.db\.partial$")
 _STAMP = "%Y%m%dT%H%M%SZ"
 OWNER_FILE = ".codelace-backups-of"  # the database's absolute path, one line
@@ -238,8 +242,11 @@ def backup_status(
     taken = newest[0] if newest else since
     late = bool(every_hours and taken and now - taken > timedelta(hours=2 * every_hours))
     overdue = " - OVERDUE: is serve running?" if late else ""
-    if newest is None:
-        return f"backups: none in {folder} (scheduled backups: {schedule}){overdue}{future}", late
+    if newest is None:  # (a copy `backup PATH` wrote, as before an upgrade, is not seen)
+        return (
+            f"backups: no scheduled backup in {folder} (scheduled backups: {schedule}; {ONLY})"
+            f"{overdue}{future}"
+        ), late
     return (
         f"backups: newest {newest[1].name}, {describe_age(newest[0], now)} old "
         f"(scheduled backups: {schedule}){overdue}{future}"

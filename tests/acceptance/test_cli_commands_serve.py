@@ -30,7 +30,7 @@ def test_serve_flags_override_config_and_environment(tmp_path: Path) -> None:
     try:
         assert httpx.get(server.base_url + "/healthz", verify=TLS).json() == {"status": "ok"}
         assert box.db_path.is_file()  # serve migrated the database first
-        assert run_cli(box.config, "migrate").stdout.count("nothing to apply") == 1
+        assert run_cli(box.config, "migrate").stdout.count("nothing to do") == 1
         box.ok("users", "create", "live@users.test")  # the CLI writes while serve runs
         box.ok("backup", str(tmp_path / "live-copy.db"))
         assert (tmp_path / "live-copy.db").stat().st_size > 0

@@ -20,7 +20,7 @@ import httpx
 import openai
 import pytest
 
-from codelace_box.db.migrate import LATEST_VERSION
+from codelace_box.db.migrate import LATEST_VERSION, MIGRATIONS
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.fakes.stripe_wire import sign_payload
@@ -90,8 +90,9 @@ def test_the_first_releases_database_upgrades_and_serves_its_users(tmp_path: Pat
     port = free_port()
     config = first_wave_box(tmp_path, port)
     migrated = cli(config, "migrate")
-    applied = ", ".join(map(str, range(3, LATEST_VERSION + 1)))
-    assert migrated == f"schema version {LATEST_VERSION} ({applied})\n"
+    applied = "; ".join(f"{v} {m.NAME}" for v, m in MIGRATIONS if v >= 3)
+    assert migrated == f"migrated from schema version 2 to {LATEST_VERSION}: {applied}\n"
+    assert applied.startswith("3 public uuids; 4 context tokens and usage holds; "), applied
     oa, an = FakeOpenAI().start(), FakeAnthropic(("sk-ant-one",)).start()
     cli(config, "providers", "update", "openai", "--base-url", oa.base_url)
     cli(config, "providers", "update", "anthropic", "--base-url", an.base_url)

@@ -80,7 +80,9 @@ def test_a_file_named_like_a_backup_but_no_date_is_not_one(tmp_path: Path) -> No
     folder.mkdir(parents=True)
     odd = folder / "codelace-20261399T250000Z.db"
     odd.write_bytes(b"not a date")
-    assert box.ok("doctor").splitlines()[-1].startswith(f"backups: none in {folder} ")
+    assert (
+        box.ok("doctor").splitlines()[-1].startswith(f"backups: no scheduled backup in {folder} ")
+    )
     server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
     try:
         eventually(lambda: len(list(folder.glob("codelace-*.db"))) == 2, "a backup")
@@ -238,7 +240,7 @@ def test_a_failing_scheduled_backup_is_logged_once_and_tried_again_less_often(
     time: 2,880 a day, and for a copy cut off midway a copy of the whole database every 30 s.
     It is tried again every 10 ticks, its failure logged once while the reason stays the same;
     it works again by itself once the folder can be written. Doctor exited 0 meanwhile (its
-    last line 'backups: none in ...'): it fails naming the failure while it lasts."""
+    last line 'backups: no scheduled backup in ...'): it fails naming the failure while it lasts."""
     box = Box.create(tmp_path / "box", backup={"every_hours": 1, "dir": "blocker/backups"})
     box.ok("users", "create", "ed@upkeep.test")
     blocker = box.root / "blocker"
@@ -268,11 +270,13 @@ def test_doctor_fails_when_no_backup_was_taken_for_two_intervals(tmp_path: Path)
     that. Both fail it; a new database with none yet (serve not started) does not."""
     box = Box.create(tmp_path / "box", backup={"every_hours": 1})
     box.ok("users", "create", "gus@upkeep.test")
-    assert box.ok("doctor").splitlines()[-1].startswith("backups: none in ")
+    assert box.ok("doctor").splitlines()[-1].startswith("backups: no scheduled backup in ")
     box.sql("UPDATE schema_migration SET applied_at = '2026-01-01 00:00:00'")
     none = box.cli("doctor")
     assert none.returncode == 1, none.stdout
-    assert "MISMATCH backups: none in " in none.stdout and "OVERDUE" in none.stdout, none
+    assert (
+        "MISMATCH backups: no scheduled backup in " in none.stdout and "OVERDUE" in none.stdout
+    ), none
     folder = box.root / "data" / "backups"
     folder.mkdir(parents=True)
     (folder / "codelace-20260101T000000Z.db").write_bytes(b"an old backup")
@@ -299,7 +303,9 @@ def test_doctor_after_a_restore_counts_the_two_intervals_from_the_restore(
     assert "next: codelace-box doctor" in restored, restored
     doctor = box.cli("doctor")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    assert doctor.stdout.splitlines()[-1].startswith("backups: none in "), doctor.stdout
+    assert doctor.stdout.splitlines()[-1].startswith("backups: no scheduled backup in "), (
+        doctor.stdout
+    )
     box.sql("UPDATE audit_log SET created_at = '2026-01-01T00:00:00+00:00'")
     late = box.cli("doctor")
     assert late.returncode == 1 and "OVERDUE" in late.stdout, late.stdout

@@ -10,6 +10,7 @@ import subprocess
 import tomllib
 
 from codelace_box import __version__
+from codelace_box.db.migrate import LATEST_VERSION
 from tests.foundation.conftest import Workspace
 from tests.support import PROGRAM, REPO_ROOT, cli_env, is_uuid4
 
@@ -24,9 +25,10 @@ def test_version_prints_the_package_version(workspace: Workspace) -> None:
 
 def test_migrate_applies_once_then_has_nothing_to_do(fresh_workspace: Workspace) -> None:
     first = fresh_workspace.run("migrate").stdout
-    assert re.fullmatch(r"schema version (\d+) \(1(, \d+)*\)\n", first), first
+    made = f"set up a new database at schema version {LATEST_VERSION} "
+    assert first == made + f"(all {LATEST_VERSION} migrations)\n", first
     again = fresh_workspace.run("migrate").stdout
-    assert again.endswith("(nothing to apply)\n")
+    assert again == f"already at schema version {LATEST_VERSION}, nothing to do\n", again
     assert fresh_workspace.db_path.is_file()
 
 

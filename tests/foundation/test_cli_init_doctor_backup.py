@@ -211,9 +211,16 @@ def test_init_honours_config_and_reports_unwritable_targets(tmp_path: Path) -> N
 def test_doctor_passes_on_a_healthy_database(workspace: Workspace) -> None:
     workspace.run("users", "create", "healthy@example.com")
     workspace.run("credit", "healthy@example.com", "3", "--reason", "seed")
+    # the README's upgrade step: a copy beside the data (not one doctor knows of)
+    workspace.run("backup", str(workspace.root / "backups" / "before-upgrade-20261207.db"))
     first, backups = workspace.run("doctor").stdout.splitlines()
     assert first == f"ok: schema version {LATEST_VERSION}, every balance matches its ledger"
-    assert backups.startswith("backups: none in ") and "off (backup.every_hours = 0)" in backups
+    folder = workspace.root / "data" / "backups"
+    assert backups == (
+        f"backups: no scheduled backup in {folder} (scheduled backups: off "
+        "(backup.every_hours = 0); doctor looks there for their codelace-<UTC time>.db files "
+        "only, not for copies `codelace-box backup` wrote elsewhere)"
+    ), backups
 
 
 def test_doctor_needs_an_existing_database_and_creates_none(fresh_workspace: Workspace) -> None:

@@ -65,7 +65,8 @@ def test_ctrl_c_mid_migration_says_where_the_schema_is_and_migrate_finishes(
         "it): run `codelace-box migrate` again to finish"
     ]
     finished = run_cli(config, "migrate")
-    assert finished.stdout.startswith(f"schema version {LATEST_VERSION} (9, 10, "), finished
+    said = f"migrated from schema version 8 to {LATEST_VERSION}: 9 usage totals and rollups; 10 "
+    assert finished.stdout.startswith(said), finished
     assert run_cli(config, "doctor").stdout.startswith(f"ok: schema version {LATEST_VERSION}")
 
 
@@ -115,7 +116,8 @@ def test_a_migrate_stopped_by_a_full_disk_says_where_the_schema_is(tmp_path: Pat
     ), line
     assert line.endswith("then run `codelace-box migrate` again to finish"), line
     finished = run_cli(config, "migrate")
-    assert finished.stdout.startswith(f"schema version {LATEST_VERSION} ({version + 1}, "), finished
+    said = f"migrated from schema version {version} to {LATEST_VERSION}: {version + 1} "
+    assert finished.stdout.startswith(said), finished
 
 
 def _migrate_entries(config: Path) -> list[tuple[int, int, list[int]]]:

@@ -48,8 +48,10 @@ def test_migrate_status_counts_the_boxes_still_serving(tmp_path: Path, pg_url: s
         boxes[2].execute(CLAIM, (OWNER_LOCK_CLASS, "vm0:4242:0a1b2c3d"))
         lines = run_cli(config, "migrate", "--status").stdout.splitlines()
         assert lines[-1] == (
-            "serving on it now: 2 box processes (an earlier release's fails on the migrated "
-            "schema after calling the provider: stop every box, then migrate)"
+            "serving on it now: 2 box processes (stop every box, then migrate: after it, a box "
+            "of a release since 2026-12-04 answers its inference requests 503 database_newer "
+            "until restarted on this release, an older one fails them after calling the "
+            "provider)"
         ), lines
         assert lines[-2].startswith(f"pending: {LATEST_VERSION} ")
     finally:
@@ -64,7 +66,8 @@ def test_a_migrate_while_boxes_serve_says_they_must_be_restarted(
 ) -> None:
     """`migrate` (or a new box's `serve`) run while other boxes still serve went through in
     silence, though an earlier release's box then fails every request after the provider
-    call: it now says how many were serving, on stderr (serve: in its log)."""
+    call: it now says how many were serving, on stderr (serve: in its log), and what they do
+    until restarted (a release since 2026-12-04: 503 database_newer, no provider called)."""
     migrate_below(open_database(pg_url), LATEST_VERSION)
     close_database()
     config = _config(tmp_path, pg_url)
@@ -74,10 +77,12 @@ def test_a_migrate_while_boxes_serve_says_they_must_be_restarted(
         done = run_cli(config, "migrate")
     finally:
         box.close()
-    assert done.returncode == 0 and done.stdout.startswith(f"schema version {LATEST_VERSION}")
+    said = f"migrated from schema version {LATEST_VERSION - 1} to {LATEST_VERSION}: "
+    assert done.returncode == 0 and done.stdout.startswith(said), done.stdout
     assert done.stderr.splitlines() == [
         "migrated while 1 box process served on this database: restart every box on this "
-        "release now (one of an earlier release fails its requests after calling the provider)"
+        "release now (until then, a box of a release since 2026-12-04 answers its inference "
+        "requests 503 database_newer, an older one fails them after calling the provider)"
     ]
 
 

@@ -163,7 +163,7 @@ def test_an_upgrade_of_the_schema_is_an_entry_and_a_new_databases_creation_is_no
             module.apply(schema_target(db))
             SchemaMigration.create(version=version, name=module.NAME)
     close_database()
-    assert box.ok("migrate").startswith(f"schema version {LATEST_VERSION}")
+    assert box.ok("migrate").startswith(f"migrated from schema version 20 to {LATEST_VERSION}: 21 ")
     (upgrade,) = entries(box)
     assert (upgrade["command"], upgrade["target"], upgrade["client"]) == (
         "migrate", "schema", "cli",
@@ -172,7 +172,7 @@ def test_an_upgrade_of_the_schema_is_an_entry_and_a_new_databases_creation_is_no
     assert upgrade["after"] == {
         "schema_version": LATEST_VERSION, "applied": list(range(21, LATEST_VERSION + 1)),
     }  # fmt: skip
-    box.ok("migrate")  # nothing to apply: no entry
+    box.ok("migrate")  # nothing to do: no entry
     assert len(entries(box)) == 1 and box.ok("doctor").startswith("ok")
 
 

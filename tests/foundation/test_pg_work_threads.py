@@ -1,0 +1,103 @@
+"""The work threads of requests' own database work on PostgreSQL (db/offload.py WorkThreads)
+when the server has fewer sessions to give than there are threads (`max_connections` or a
+role's CONNECTION LIMIT): a thread the server refused a session is not picked while another
+has one, and an item that found no session to open runs on a thread that has one, not a 503."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from bench.pgcluster import PgCluster
+from codelace_box.db.core import close_database, database, open_database
+from codelace_box.db.offload import WorkThreads
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def few_sessions(pg_url: str) -> Iterator[str]:
+    """A URL of the test database as a role of its own allowed 2 sessions at once, opened in
+    this process (whose own thread holds one of them: one is left for the work threads)."""
+    role = f"few_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 2')
+    url = pg_url.replace("postgres@", f"{role}@", 1)
+    assert urlsplit(url).username == role
+    open_database(url)
+    try:
+        yield url
+    finally:
+        close_database()
+
+
+def _backend() -> int:
+    """This thread's session's server process id."""
+    return int(database.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
+
+
+def _refusals(cluster: PgCluster, url: str) -> int:
+    """How many sessions the server refused the role of `url` (its log's lines)."""
+    said = f'too many connections for role "{urlsplit(url).username}"'
+    return cluster.log.read_text(errors="replace").count(said)
+
+
+async def test_a_thread_refused_a_session_is_not_picked_while_another_has_one(
+    few_sessions: str, pg_cluster: PgCluster
+) -> None:
+    threads = WorkThreads(3, "test-work")
+    opened, release = threading.Event(), threading.Event()
+
+    def hold() -> int:
+        pid = _backend()
+        opened.set()
+        assert release.wait(20)
+        return pid
+
+    try:
+        for _ in range(4):  # each time one call holds the only session, another one comes
+            opened.clear()
+            release.clear()
+            held = asyncio.ensure_future(threads.run(hold))
+            assert await asyncio.to_thread(opened.wait, 20)
+            other = asyncio.ensure_future(threads.run(_backend))
+            await asyncio.sleep(0.2)  # (the other call, answered or queued, either way)
+            release.set()
+            results = await asyncio.gather(held, other, return_exceptions=True)
+            assert results[0] == results[1], results  # queued behind it, on its session
+        serial = [await threads.run(_backend) for _ in range(6)]
+        assert set(serial) == {results[0]}, serial
+        assert _refusals(pg_cluster, few_sessions) == 2  # each other thread tried once, no more
+    finally:
+        threads.stop()
+
+
+async def test_ties_go_in_turn_to_the_threads_with_a_live_session(pg_url: str) -> None:
+    open_database(pg_url)
+    threads = WorkThreads(3, "test-work")
+    opened, release = threading.Event(), threading.Event()
+
+    def hold() -> int:
+        pid = _backend()
+        opened.set()
+        assert release.wait(20)
+        return pid
+
+    try:
+        held = asyncio.ensure_future(threads.run(hold))
+        assert await asyncio.to_thread(opened.wait, 20)
+        second = await threads.run(_backend)  # the first thread busy: a second session
+        release.set()
+        first = await held
+        serial = [await threads.run(_backend) for _ in range(4)]
+        assert first != second and sorted(serial) == sorted([first, second] * 2), serial
+        assert serial[0] != serial[1], serial  # in turn, not always the first
+    finally:
+        threads.stop()
+        close_database()
