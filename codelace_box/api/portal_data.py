@@ -90,6 +90,16 @@ def _trial_open(user: User, config: Config) -> bool:
     return trial and user.trial_granted_at is None
 
 
+def _check_trial_open(request: Request, user_id: int) -> None:
+    """400 `trial_unavailable` once saving a card can no longer earn the trial."""
+    if not _trial_open(get_user_by_id(user_id), request.app.ctx.config):
+        raise InvalidRequest(
+            "this account has had its trial credit already (or the box offers none any more): "
+            "saving a card would earn nothing; reload the page",
+            code="trial_unavailable",
+        )
+
+
 @bp.route("/keys", methods=READ)
 @database_handler
 def keys(request: Request) -> HTTPResponse:
@@ -191,13 +201,7 @@ async def setup(request: Request) -> HTTPResponse:
     `trial_unavailable`: the card it would send the person to save could earn nothing."""
     session = await run_db_work(changing_session, request)
     api = stripe_api(request)
+    await run_db_work(_check_trial_open, request, session.user_id)
     optional_json_body(request)
-    config: Config = request.app.ctx.config
-    if not _trial_open(await run_db_work(get_user_by_id, session.user_id), config):
-        raise InvalidRequest(
-            "this account has had its trial credit already (or the box offers none any more): "
-            "saving a card would earn nothing; reload the page",
-            code="trial_unavailable",
-        )
-    url = await start_setup(api, session.user_id, session.email, config)
+    url = await start_setup(api, session.user_id, session.email, request.app.ctx.config)
     return json_response(checkout_view(url))
