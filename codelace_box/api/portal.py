@@ -20,6 +20,7 @@ from codelace_box.api.dbwork import database_handler
 from codelace_box.api.portal_security import (
     PAGE_PATHS,
     changing_session,
+    check_cookie_kept,
     check_origin,
     clear_session_cookie,
     portal_headers,
@@ -87,6 +88,7 @@ def session(request: Request) -> HTTPResponse:
 async def signin_code(request: Request) -> HTTPResponse:
     """Mail a sign-in code (the same machinery and limits as /api/v1/auth/otp/request)."""
     check_origin(request)
+    check_cookie_kept(request)  # no code mailed for a sign-in whose cookie would be dropped
     return await send_sign_in_code(request, for_page=True)
 
 
@@ -95,6 +97,7 @@ async def signin_code(request: Request) -> HTTPResponse:
 def signin_verify(request: Request) -> HTTPResponse:
     """Trade a code for a session cookie; no API key is minted."""
     check_origin(request)
+    check_cookie_kept(request)  # before the code is spent
     body = json_body(request)
     ctx = request.app.ctx
     config: Config = ctx.config

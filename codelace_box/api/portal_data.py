@@ -65,7 +65,6 @@ async def overview(request: Request) -> HTTPResponse:
     history = await read_in_db_thread(spend_history, user.id)
     config: Config = request.app.ctx.config
     stripe = config.stripe
-    trial = _stripe_enabled(config) and stripe.trial_credit_usd > 0
     return json_response(
         {
             "email": user.email,
@@ -75,7 +74,7 @@ async def overview(request: Request) -> HTTPResponse:
             "stripe_enabled": _stripe_enabled(config),
             "min_topup_usd": float(smallest_topup(stripe)),
             "max_topup_usd": float(MAX_TOPUP_USD),
-            "trial_available": trial and user.trial_granted_at is None,
+            "trial_available": _trial_open(user, config),
             "trial_credit_usd": float(stripe.trial_credit_usd),
         }
     )
@@ -83,6 +82,22 @@ async def overview(request: Request) -> HTTPResponse:
 
 def _signed_in_user(request: Request) -> User:
     return get_user_by_id(current_session(request).user_id)
+
+
+def _trial_open(user: User, config: Config) -> bool:
+    """Whether saving a card would still earn this account the trial credit."""
+    trial = _stripe_enabled(config) and config.stripe.trial_credit_usd > 0
+    return trial and user.trial_granted_at is None
+
+
+def _check_trial_open(request: Request, user_id: int) -> None:
+    """400 `trial_unavailable` once saving a card can no longer earn the trial."""
+    if not _trial_open(get_user_by_id(user_id), request.app.ctx.config):
+        raise InvalidRequest(
+            "this account has had its trial credit already (or the box offers none any more): "
+            "saving a card would earn nothing; reload the page",
+            code="trial_unavailable",
+        )
 
 
 @bp.route("/keys", methods=READ)
@@ -182,9 +197,12 @@ async def topup(request: Request) -> HTTPResponse:
 @bp.post("/setup")
 async def setup(request: Request) -> HTTPResponse:
     """A setup-mode Checkout Session: saving a card earns the trial credit once. It takes no
-    field, but a body sent must be a JSON object (400 otherwise), as on every route."""
+    field, but a body sent must be a JSON object (400 otherwise), as on every route. A page
+    drawn while the trial was open, given since (a card saved in another tab), gets a 400
+    `trial_unavailable`: the card it would send the person to save could earn nothing."""
     session = await run_db_work(changing_session, request)
     api = stripe_api(request)
+    await run_db_work(_check_trial_open, request, session.user_id)
     optional_json_body(request)
     config: Config = request.app.ctx.config
     url = await start_setup(api, session.user_id, session.email, config, reached_url(request))

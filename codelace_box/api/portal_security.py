@@ -13,6 +13,7 @@ included, must be typed application/json, which no form or beacon of another sit
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from sanic import Request
@@ -108,6 +109,32 @@ def check_origin(request: Request) -> None:
         return  # not a browser, or a same-origin GET: SameSite keeps the cookie away anyway
     if origin not in own_origins(request):
         raise PermissionDenied(_refusal(request, origin), code="csrf_failed")
+
+
+def check_cookie_kept(request: Request) -> None:
+    """403 `https_required` for a sign-in from a browser whose page is plain http at a name
+    that is not loopback while the cookie is Secure (public_url https): the browser would drop
+    the cookie, and the page would go back to its sign-in form without a word, a code spent.
+    Browsers keep Secure cookies from loopback pages (a tunnel to the box's port)."""
+    origin = request.headers.get("origin", "")
+    if not origin.lower().startswith("http://") or not secure_cookies(request):
+        return
+    host = (urlsplit(origin).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    config: Config = request.app.ctx.config
+    where = _origin(config.server.base_url)
+    place = where if where.startswith("https://") else "its https address"
+    raise PermissionDenied(
+        "this page is plain http, and the box's sign-in cookie is Secure (server.public_url is "
+        f"https), which a browser keeps only from an https page: open the portal at {place}",
+        code="https_required",
+    )
 
 
 def _refusal(request: Request, origin: str) -> str:

@@ -79,7 +79,8 @@ def require_browser() -> None:
 class Browser:
     """One headless Chromium with a fresh profile, and what the tests ask of it."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefs: dict[str, Any] | None = None) -> None:
+        """`prefs`: the profile's preferences (e.g. cookies blocked), else Chromium's own."""
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
@@ -88,6 +89,8 @@ class Browser:
         options.binary_location = str(CHROMIUM)
         for flag in (*FLAGS, f"--user-data-dir={self.profile}"):
             options.add_argument(flag)
+        if prefs:
+            options.add_experimental_option("prefs", prefs)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         service = Service(executable_path=str(CHROMEDRIVER))
         self.driver = webdriver.Chrome(service=service, options=options)

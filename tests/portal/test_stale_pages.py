@@ -209,3 +209,36 @@ def test_a_new_key_revoked_in_another_tab_is_no_longer_shown_in_full(
     browser.wait_for(lambda: not _listed(browser), "the list drawn anew, empty")
     assert "Key other is revoked" in browser.main_text()
     assert not browser.all("input[name='full_key']")
+
+
+def _claim_the_trial_elsewhere(box: PortalBox, email: str) -> None:
+    """Save a card for `email`'s account in another session (as another tab would): the trial
+    credit is given."""
+    with box.http() as client:
+        csrf = box.sign_in_http(client, email)["csrf_token"]
+        started = client.post(
+            "/portal/api/setup", headers={"origin": box.url, "x-csrf-token": csrf}
+        )
+        assert started.status_code == 200, started.text
+        session = box.double.session_by_url(started.json()["checkout_url"])
+        body, headers = box.double.webhook(box.double.complete(session["id"]))
+        assert client.post("/api/v1/stripe/webhook", content=body, headers=headers).is_success
+
+
+def test_a_trial_offer_left_open_after_the_trial_was_given_starts_no_card_setup(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """A billing page drawn while the trial was still open, the trial then given (a card saved
+    in another tab): its "Save a card" took the person to Stripe to save a card that could earn
+    nothing, and the return page said credit would come. The box now refuses it, in words."""
+    email = "stale-trial@portal.test"
+    sign_in(fresh_browser, box, email)
+    fresh_browser.driver.get(box.url + "/billing")
+    wait_page(fresh_browser, "Billing")
+    _claim_the_trial_elsewhere(box, email)
+    setups = len(box.double.calls("POST", "/v1/checkout/sessions"))
+    fresh_browser.button("Save a card").click()
+    said = fresh_browser.wait_for(lambda: fresh_browser.css("main p.error").text, "the refusal")
+    assert "trial credit" in said and "already" in said, said
+    assert fresh_browser.driver.current_url == box.url + "/billing"
+    assert len(box.double.calls("POST", "/v1/checkout/sessions")) == setups

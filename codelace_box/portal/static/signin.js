@@ -1,6 +1,6 @@
 // Sign in: an email address, then the 6-digit code mailed to it. The server sets the cookie.
 
-import { afterSignIn, api, leave, waitMs } from "./api.js";
+import { afterSignIn, api, ApiError, leave, waitMs } from "./api.js";
 import { busy, field, h, leaving, messageArea, page } from "./ui.js";
 
 // The code step drawn last in this tab ({main, address, shownAddress, ttlSec}), or null. It has
@@ -69,6 +69,17 @@ async function signedInElsewhere() {
   return true;
 }
 
+// A sign-in the box answered is held only if the browser kept its cookie: one that keeps none
+// for the box (cookies blocked, a privacy extension, a proxy dropping Set-Cookie) came back to
+// an empty sign-in form without a word, its code spent. It is said instead.
+async function sessionHeld() {
+  const now = await api("GET", "/portal/api/session");
+  if (now.signed_in) return;
+  throw new ApiError(0, "The box signed you in, but this browser did not keep its sign-in "
+    + "cookie: allow cookies for this site (its own cookie only, never a third party's), then "
+    + "send a new code and sign in again.");
+}
+
 // The code step is drawn; `push`: on an entry of its own, the one before marked the email step's.
 function enterCodeStep(push) {
   drawnStep = "code";
@@ -118,6 +129,7 @@ function codeStep(main, address, shownAddress, ttlSec, push = true) {
     try {
       await leaving(submit, async () => {
         await api("POST", "/portal/api/signin/verify", { email: address, code: code.input.value });
+        await sessionHeld();
         window.location.assign(afterSignIn());
       });
     } catch (error) {
