@@ -94,8 +94,11 @@ def test_an_open_form_and_what_was_typed_in_it_survive_the_list_drawn_anew(
     browser.wait_for(
         lambda: "The limits of key open are saved" in browser.main_text(), "the saved limits"
     )
-    shown = browser.css("article.key[aria-label='Key open']").text
-    assert "$7.00" in shown, shown
+    # (the notice comes first, then the list drawn anew with the saved limit)
+    browser.wait_for(
+        lambda: "$7.00" in browser.css("article.key[aria-label='Key open']").text,
+        "the key's saved limit in the list",
+    )
     assert browser.console_errors() == []
 
 
