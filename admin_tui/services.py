@@ -209,7 +209,7 @@ class AdminServices(CatalogServices):
             requests_per_minute=stats.requests_per_minute(now, 60),
             users_total=users_total,
             users_disabled=users_disabled,
-            failing_keys=sum(p.failing_keys for p in self.providers()),
+            failing_keys=sum(p.failing_keys for p in self.providers() if p.enabled),
         )
 
     def requests(self, search: str = "", limit: int = LIST_LIMIT) -> list[RequestRow]:
