@@ -25,6 +25,12 @@ from admin_tui.screens.user_detail import cut_note
 from admin_tui.services import LIST_LIMIT, PaymentRow, RequestRow
 from admin_tui.widgets.live_table import LiveTable
 
+# what the filter looks in, per list (reports/traffic.py and reports/payments.py)
+FILTERED_BY = {
+    "requests": "email, account id, model, status (an error code too) or request id",
+    "payments": "email, account id, kind or status",
+}
+
 
 class ActivityScreen(AdminScreen):
     """What is happening now: every request and every payment as it lands."""
@@ -139,7 +145,7 @@ class ActivityScreen(AdminScreen):
         note.display = cut
         note.update(
             f"The newest {LIST_LIMIT} {table}: there are more (older ones are not listed "
-            "here): / filters by email, account id, model, status, kind or request id"
+            f"here): / filters by {FILTERED_BY[table]}"
             if cut
             else ""
         )
