@@ -24,6 +24,7 @@ from admin_tui.screens.spend import SpendScreen
 from admin_tui.screens.user_detail import cut_note
 from admin_tui.services import LIST_LIMIT, PaymentRow, RequestRow
 from admin_tui.widgets.live_table import LiveTable
+from admin_tui.widgets.search_box import SearchBox
 
 # what the filter looks in, per list (reports/traffic.py and reports/payments.py)
 FILTERED_BY = {
@@ -54,11 +55,7 @@ class ActivityScreen(AdminScreen):
     )
 
     def compose_body(self) -> ComposeResult:
-        yield Input(
-            placeholder="/ filter: email, account id, model, status, kind, request id",
-            id="filter",
-            compact=True,
-        )
+        yield SearchBox("/ filter: email, account id, model, status, kind, request id", id="filter")
         with TabbedContent(id="activity-tabs"):
             with TabPane("Requests", id="tab-requests"):
                 yield cut_note("requests")
