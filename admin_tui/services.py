@@ -29,6 +29,7 @@ from admin_tui.service_checks import (
     unchanged,
     user_limit_fields,
 )
+from admin_tui.service_echo import quoted_back
 from admin_tui.views import (
     KeyLimitsForm,
     KeyRow,
@@ -88,6 +89,7 @@ __all__ = [
     "format_usd",
     "moment_text",
     "price_jumps",
+    "quoted_back",
     "usd_text",
 ]
 
