@@ -56,13 +56,20 @@ class AdminApp(App[None]):
         self.services.shutdown()
 
     @on(AdminScreen.OpenUser)
-    def open_user(self, message: AdminScreen.OpenUser) -> None:
+    async def open_user(self, message: AdminScreen.OpenUser) -> None:
         """A screen asked for one account in full: push it over that screen (once: an Enter
-        read twice together asked twice before the first was up)."""
-        if not (
-            isinstance(self.screen, UserDetailScreen) and self.screen.user_id == message.user_id
-        ):
+        read twice together asked twice before the first was up). When that account's detail
+        is open below (`u` on a request opened from it), go back to it: no second copy."""
+        opened = [
+            screen
+            for screen in self.screen_stack
+            if isinstance(screen, UserDetailScreen) and screen.user_id == message.user_id
+        ]
+        if not opened:
             self.push_screen(UserDetailScreen(message.user_id))
+            return
+        while self.screen is not opened[-1] and isinstance(self.screen, AdminScreen):
+            await self.pop_screen()  # the request (or report) over it; never a dialog
 
     @on(AdminScreen.OpenRequest)
     def open_request(self, message: AdminScreen.OpenRequest) -> None:

@@ -63,7 +63,11 @@ class CatalogServices:
         with audited("models set", model_id, lambda: states.model(model_id)):
             current = models.find_model(model_id)
             if shown is not None and current is not None:
-                now = replace(_model_row(current, shown.aliases), enabled=shown.enabled)
+                now = replace(
+                    _model_row(current, shown.aliases),
+                    enabled=shown.enabled,  # not what the form shows (nor is the provider's)
+                    provider_enabled=shown.provider_enabled,
+                )
                 unchanged(shown, now, f"model {model_id}")
             self._set_model(model_id, form, new=new)
         return model_id
@@ -240,6 +244,7 @@ def _model_row(m: CatalogModel, routed: tuple[str, ...]) -> ModelRow:
         m.id, m.provider.name, m.upstream_model, m.input_per_1m_nanos, m.output_per_1m_nanos,
         m.max_output_tokens, bool(m.enabled), m.cache_read_per_1m_nanos,
         m.cache_write_per_1m_nanos, m.cache_write_1h_per_1m_nanos, routed, m.context_tokens,
+        bool(m.provider.enabled),
     )  # fmt: skip
 
 

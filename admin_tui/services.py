@@ -29,6 +29,7 @@ from admin_tui.service_checks import (
     unchanged,
     user_limit_fields,
 )
+from admin_tui.service_echo import quoted_back
 from admin_tui.views import (
     KeyLimitsForm,
     KeyRow,
@@ -88,6 +89,7 @@ __all__ = [
     "format_usd",
     "moment_text",
     "price_jumps",
+    "quoted_back",
     "usd_text",
 ]
 
@@ -209,7 +211,7 @@ class AdminServices(CatalogServices):
             requests_per_minute=stats.requests_per_minute(now, 60),
             users_total=users_total,
             users_disabled=users_disabled,
-            failing_keys=sum(p.failing_keys for p in self.providers()),
+            failing_keys=sum(p.failing_keys for p in self.providers() if p.enabled),
         )
 
     def requests(self, search: str = "", limit: int = LIST_LIMIT) -> list[RequestRow]:

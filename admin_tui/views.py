@@ -75,6 +75,15 @@ class ModelRow:
     cache_write_1h_per_1m_nanos: int | None = None  # None: unset (the cache write price)
     aliases: tuple[str, ...] = ()  # bare names routed to this model, sorted
     context_tokens: int | None = None  # None: gateway.default_context_tokens
+    provider_enabled: bool = True  # a provider turned off keeps its models from being served
+
+    @property
+    def on_text(self) -> str:
+        """The On cell: an enabled model its provider (turned off) keeps from serving says so,
+        as `models list` does."""
+        if not self.enabled:
+            return "no"
+        return "yes" if self.provider_enabled else "no (provider off)"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from admin_tui.services import CodelaceError
+from admin_tui.services import CodelaceError, quoted_back
 from admin_tui.widgets.live_table import visible
 
 T = TypeVar("T")
@@ -118,6 +118,12 @@ class FormDialog(ModalScreen[T | None]):
             result[spec.name] = value if isinstance(value, str) else ""
         return result
 
+    def _quoted(self, message: str, values: dict[str, str]) -> str:
+        """A refusal as the form shows it: of what was typed (not a read-only field, not a
+        choice), only the start of a long or key-like value (a key pasted in the wrong field)."""
+        typed = [values[spec.name] for spec in self._fields if not (spec.read_only or spec.choices)]
+        return quoted_back(message, typed)
+
     def show_error(self, message: str) -> None:
         """Show why the form was not accepted."""
         error = self.query_one("#form-error", Static)
@@ -148,16 +154,18 @@ class FormDialog(ModalScreen[T | None]):
     @work(group="form-save")
     async def _save(self) -> None:
         self.show_error("")
+        values = self.values()
         try:
-            result = await self._submit(self.values())
+            result = await self._submit(values)
         except CodelaceError as exc:
-            self.show_error(exc.message)
+            self.show_error(self._quoted(exc.message, values))
             return
         except Abandon:
             return
         except Exception as exc:  # unforeseen (a full disk, a bug): say so, keep the app up
-            self.log.error(f"form submit failed: {exc!r}")
-            self.show_error(f"Not saved: unexpected {type(exc).__name__}: {exc}")
+            self.log.error(f"form submit failed: {type(exc).__name__}")
+            said = f"Not saved: unexpected {type(exc).__name__}: {exc}"
+            self.show_error(self._quoted(said, values))
             return
         finally:
             self._saving = False

@@ -24,6 +24,13 @@ from admin_tui.screens.spend import SpendScreen
 from admin_tui.screens.user_detail import cut_note
 from admin_tui.services import LIST_LIMIT, PaymentRow, RequestRow
 from admin_tui.widgets.live_table import LiveTable
+from admin_tui.widgets.search_box import SearchBox
+
+# what the filter looks in, per list (reports/traffic.py and reports/payments.py)
+FILTERED_BY = {
+    "requests": "email, account id, model, status (an error code too) or request id",
+    "payments": "email, account id, kind or status",
+}
 
 
 class ActivityScreen(AdminScreen):
@@ -48,11 +55,7 @@ class ActivityScreen(AdminScreen):
     )
 
     def compose_body(self) -> ComposeResult:
-        yield Input(
-            placeholder="/ filter: email, account id, model, status, kind, request id",
-            id="filter",
-            compact=True,
-        )
+        yield SearchBox("/ filter: email, account id, model, status, kind, request id", id="filter")
         with TabbedContent(id="activity-tabs"):
             with TabPane("Requests", id="tab-requests"):
                 yield cut_note("requests")
@@ -139,7 +142,7 @@ class ActivityScreen(AdminScreen):
         note.display = cut
         note.update(
             f"The newest {LIST_LIMIT} {table}: there are more (older ones are not listed "
-            "here): / filters by email, account id, model, status, kind or request id"
+            f"here): / filters by {FILTERED_BY[table]}"
             if cut
             else ""
         )

@@ -70,7 +70,7 @@ def history_moment(value: datetime | None, now: date) -> str:
 def status_cell(status: str) -> Text:
     """A status word coloured by what it means."""
     good = {"ok", "active", "completed", "yes", "enabled", "in use"}
-    bad = {"error", "disabled", "failed", "failing", "no", "off"}
+    bad = {"error", "disabled", "failed", "failing", "no", "off", "no (provider off)"}
     style = "green" if status in good else "red" if status in bad else "yellow"
     return Text(status, style=style)
 

@@ -82,7 +82,7 @@ class ModelsScreen(AdminScreen):
                         right(usd_text(row.input_per_1m_nanos)),
                         right(usd_text(row.output_per_1m_nanos)),
                         right(str(row.max_output_tokens or "—")),
-                        status_cell("yes" if row.enabled else "no"),
+                        status_cell(row.on_text),
                         ", ".join(row.aliases),
                     ],
                 )
@@ -337,6 +337,8 @@ def describe_model(model: ModelRow) -> str:
     cap += (f" · cache read ${usd_text(read)}, write ${usd_text(write)}, "
             f"1h write ${usd_text(write_1h)}")  # fmt: skip
     state = "enabled" if model.enabled else "disabled (answers 404)"
+    if model.enabled and not model.provider_enabled:
+        state = f"enabled, but provider {model.provider} is off (answers 503)"
     also = f" · aliases {', '.join(model.aliases)}" if model.aliases else ""
     return (
         f"{model.id} → {model.provider} model {model.upstream_model} · "

@@ -16,6 +16,7 @@ from admin_tui.screens.formatting import count, history_moment, right, status_ce
 from admin_tui.screens.user_actions import UserActions
 from admin_tui.services import USERS_SHOWN, UserRow
 from admin_tui.widgets.live_table import LiveTable
+from admin_tui.widgets.search_box import SearchBox
 
 
 class UsersScreen(UserActions, AdminScreen):
@@ -46,11 +47,7 @@ class UsersScreen(UserActions, AdminScreen):
         self._cut = False  # more accounts match than the table lists
 
     def compose_body(self) -> ComposeResult:
-        yield Input(
-            placeholder="/ search emails or ids · Enter on a row opens the user",
-            id="search",
-            compact=True,
-        )
+        yield SearchBox("/ search emails or ids · Enter on a row opens the user", id="search")
         yield LiveTable(
             "Email", "Balance", "Requests", "Last seen", "Status", flex=("Email",), id="users"
         )

@@ -11,7 +11,7 @@ import pytest
 from admin_tui.app import create_admin_app
 from codelace_box.accounts.users import create_user
 from codelace_box.db.core import write_transaction
-from codelace_box.db.models import Payment
+from codelace_box.db.models import Payment, UsageRecord
 from codelace_box.db.timestamps import db_time
 from tests.admin.pilot import AdminEnv, add_usage, column, screen_name, text_of, until
 
@@ -54,3 +54,36 @@ async def test_activity_says_when_it_lists_only_the_newest(admin_env: AdminEnv) 
         await pilot.press("ctrl+a", "ctrl+k", *"nobody")
         await until(pilot, lambda: column(pilot, "#payments") == [], "no payment")
         assert not screen.query_one("#payments-more").display
+
+
+def seed_requests(user_id: int, count: int) -> None:
+    rows = [
+        {"request_id": f"req_{i:024x}", "user": user_id, "model": "openai/gpt-5.4",
+         "provider": "openai", "upstream_model": "gpt-5.4", "input_per_1m_nanos": 0,
+         "output_per_1m_nanos": 0, "status": "ok",
+         "created_at": db_time(NOW - timedelta(minutes=i))}
+        for i in range(count)
+    ]  # fmt: skip
+    with write_transaction():
+        UsageRecord.insert_many(rows).execute()
+
+
+async def test_each_tabs_note_names_its_own_filter_fields(admin_env: AdminEnv) -> None:
+    """The payments' note named the requests' filter fields (model, request id: a payment has
+    neither) and the requests' note the payments' (kind)."""
+    ana = create_user("ana@example.com")
+    seed_payments(ana.id, 201)
+    seed_requests(ana.id, 201)
+    async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await until(pilot, lambda: screen_name(pilot) == "ActivityScreen", "activity")
+        screen = pilot.app.screen
+        await until(pilot, lambda: screen.query_one("#requests-more").display, "its note")
+        requests = text_of(pilot, "#requests-more")
+        await pilot.press("t")
+        await until(pilot, lambda: screen.query_one("#payments-more").display, "its note")
+        payments = text_of(pilot, "#payments-more")
+    assert "model" in requests and "request id" in requests, requests
+    assert "kind" not in requests, requests
+    assert "kind" in payments and "status" in payments, payments
+    assert "model" not in payments and "request id" not in payments, payments
