@@ -251,6 +251,8 @@ def list_users(search: str = "", limit: int = 1000) -> list[UserSummary]:
     text = search.strip().lower()
     if text:
         stored = search_form(text)
+        if min(len(text), len(stored)) > MAX_EMAIL_LENGTH:  # no address is so long (and
+            return []  # SQLite's LIKE refuses a pattern past 50,000 characters)
         query = query.where(
             User.email.contains(text) | User.email.contains(stored) | User.uuid.startswith(text)
         )
