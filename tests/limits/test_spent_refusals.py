@@ -81,3 +81,21 @@ def test_a_402_tells_the_sdks_not_to_retry_it_on_every_route(box: Box, fake: Fak
 
 def each_embedding(box: Box, key: str) -> httpx.Response:
     return embeddings(box, key, MODEL)  # priced on its input (FLAT's embeddings are free)
+
+
+def test_a_responses_call_without_an_output_cap_is_told_what_codex_can_do(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """Codex sends no max_output_tokens (and its config.toml has no setting that sends one),
+    so "lower max_output_tokens" alone named nothing its user can set: the model's cap (4,096
+    tokens unset, $0.04 here) is held, and another model is what Codex can choose."""
+    _, key = box.new_user("0.01")
+    body = {"model": FLAT, "input": "Hi"}
+    message = told(box.http(key).post("/v1/responses", json=body))
+    assert "lower max_output_tokens" in message, message
+    assert "up to 4096 output tokens; it sent no max_output_tokens" in message, message
+    assert "the model's cap is held: Codex sends none" in message, message
+    assert "(codex -m)" in message, message
+    sent = {**body, "max_output_tokens": 4096}  # a client that sets it: the field is the way
+    message = told(box.http(key).post("/v1/responses", json=sent))
+    assert "lower max_output_tokens" in message and "Codex" not in message, message
