@@ -28,10 +28,9 @@ from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.forbidden import ProviderWalled
 from codelace_box.gateway.messages import (
     MESSAGES_ROUTE,
-    check_messages,
+    check_body_shape,
     forwarded_beta,
     forwarded_headers,
-    refuse_stored_state,
     resolve_model,
 )
 from codelace_box.gateway.metering import input_token_estimate
@@ -57,8 +56,7 @@ def _model(body: JSON) -> tuple[str, tuple[int, int]]:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("model: a model name is required", code="invalid_request")
-    check_messages(body.get("messages"))  # as /v1/messages (and Anthropic's count) refuse
-    return model, refuse_stored_state(body)
+    return model, check_body_shape(body)  # as /v1/messages (and Anthropic's count) refuse
 
 
 def estimated_count(body: JSON, body_len: int, media: tuple[int, int] | None = None) -> int:

@@ -108,8 +108,9 @@ def test_a_translated_count_takes_what_anthropic_takes(fresh: MessagesBox) -> No
         assert counted.input_tokens > 0, fields
 
 
-# Refused by the translation itself (providers/messages_openai.py), not by its option checks:
-# a count of such a body said fine (it counted it) for a body its call refuses.
+# Refused by the translation itself (providers/messages_openai.py), not by its option checks,
+# or by the call's own body checks (gateway/messages.py): a count of such a body said fine (it
+# counted it) for a body its call refuses.
 ODD_IMAGE = {"type": "image", "source": {"type": "bytes", "data": "AAAA"}}
 URL_DOCUMENT = {"type": "document", "source": {"type": "url", "url": "https://a.test/b.pdf"}}
 TRANSLATION_REFUSES = {
@@ -120,6 +121,8 @@ TRANSLATION_REFUSES = {
     "url-document": {"messages": [{"role": "user", "content": [URL_DOCUMENT]}]},
     "text-format": {"output_config": {"format": {"type": "text"}}},
     "schema-less-format": {"output_config": {"format": {"type": "json_schema"}}},
+    "number-system": {"system": 5},  # (and these two, by any provider's call: messages.py)
+    "thread": {"extra_body": {"thread": {"id": "thr_1"}}},
 }
 
 
