@@ -70,6 +70,8 @@ class InsufficientCredits(CodelaceError):
     status = 402
     error_type = "invalid_request_error"
     default_code = "insufficient_credits"
+    left_nanos: int | None = None  # what was left (of the credit or the key's cap) when refused
+    reset: str | None = None  # a refused key cap's reset period (None: it has none)
 
 
 class PermissionDenied(CodelaceError):

@@ -85,12 +85,14 @@ def render_error(request: Request, exc: BaseException) -> HTTPResponse:
     """Sanic's handler for every exception: known errors as they are, the rest hidden; on
     the Messages API routes in Anthropic's shape, with the same status and headers. A final
     503 says `x-should-retry: false` on every route (the openai SDK honours it too, and
-    otherwise retries a 503 twice); the Messages routes' final statuses too (Claude Code)."""
+    otherwise retries a 503 twice), as does a 402 (no retry passes it; the SDKs read the
+    header); the Messages routes' final statuses too (Claude Code)."""
     response = _render_openai(request, exc)
     if request is not None:
         _close_if_body_too_large(request)
     passing = getattr(exc, "passing", False)
-    if response.status >= 500 and says_final(response.status, _code_of(exc), passing):
+    status = response.status
+    if (status >= 500 or status == 402) and says_final(status, _code_of(exc), passing):
         response.headers["x-should-retry"] = "false"
     path = request.path if request is not None else ""
     if path.rstrip("/") in ANTHROPIC_ROUTES:

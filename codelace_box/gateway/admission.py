@@ -32,7 +32,7 @@ from codelace_box.accounts.limits import RPM_WINDOW_SEC, period_starts
 from codelace_box.db import hotpath
 from codelace_box.db.core import Tx, db_time, parse_time, utcnow
 from codelace_box.errors import InsufficientCredits, RateLimited
-from codelace_box.money import format_usd
+from codelace_box.money import format_usd, token_cost_nanos
 
 CONCURRENCY_RETRY_SEC = 1  # a request in flight usually ends within seconds
 _LOWER_MAX_TOKENS = re.compile(r" or lower max_tokens|lower max_tokens, ")  # admission's words
@@ -116,23 +116,34 @@ def reserve_on_key(tx: Tx, key_id: int, amount_nanos: int, now: datetime) -> boo
     budget = hotpath.key_budget(tx, key_id, starts)
     if budget is not None:
         reset, left = budget
-        spent = left is not None and left <= 0
-        raise InsufficientCredits(key_cap_refusal(reset, spent=spent), code="key_limit_reached")
+        refused = InsufficientCredits(key_cap_refusal(reset, left), code="key_limit_reached")
+        refused.left_nanos, refused.reset = left, reset
+        raise refused
     return False
 
 
-def key_cap_refusal(reset: str | None, *, spent: bool = False) -> str:
+def key_cap_refusal(
+    reset: str | None, left_nanos: int | None = None, input_nanos: int = 0, new_chat: str = ""
+) -> str:
     """What a request past its key's cap is told: the reset only when the key has one (a cap
-    without reset never resets: "wait for the reset" sent its user waiting for nothing);
-    `spent`: nothing is left of the cap (spent, or held by requests in flight), so no smaller
-    request fits either and lowering max_tokens is not offered."""
-    if spent:
-        wait = "" if reset is None else f" or wait for the {reset} reset ({_moment(reset)})"
-        period = "" if reset is None else " for the period"
-        never = "it has no reset period; " if reset is None else ""
+    without reset never resets: "wait for the reset" sent its user waiting for nothing).
+    Nothing left of the cap (`left_nanos` spent, or held by requests in flight): no smaller
+    request fits either, so lowering max_tokens is not offered; nor when the request's input
+    alone (`input_nanos`, what it holds before any output) holds more than is left, where a
+    shorter conversation helps (`new_chat`: how its client starts one)."""
+    wait = "" if reset is None else f" or wait for the {reset} reset ({_moment(reset)})"
+    period = "" if reset is None else " for the period"
+    never = "it has no reset period; " if reset is None else ""
+    in_flight = f"({never}its requests in flight count at their worst case until they end)"
+    if left_nanos is not None and left_nanos <= 0:
+        spent = f"nothing is left of this API key's spend limit{period} {in_flight}"
+        return f"{spent}: raise limit_usd{wait}"
+    if left_nanos is not None and input_nanos >= left_nanos:
+        shorter = f"send a shorter conversation{new_chat}{',' if wait else ' or'} raise limit_usd"
         return (
-            f"nothing is left of this API key's spend limit{period} ({never}its requests in "
-            f"flight count at their worst case until they end): raise limit_usd{wait}"
+            f"this request's input alone holds {_usd(input_nanos)}, more than the "
+            f"{_usd(left_nanos)} left of this API key's spend limit{period} {in_flight}: "
+            f"{shorter}{wait}"
         )
     if reset is None:
         return (
@@ -151,20 +162,37 @@ def _moment(reset: str) -> str:
     return {"weekly": "Monday 00:00 UTC", "monthly": "the 1st, 00:00 UTC"}.get(reset, "00:00 UTC")
 
 
+def _usd(nanos: int) -> str:
+    """An amount as the 402s give it ($0.001, $1.282182)."""
+    return format_usd(nanos, 6, trim_to=2)
+
+
 def balance_refusal(tx: Tx, user_id: int) -> InsufficientCredits:
-    """The 402 of a request the account's balance does not cover: with no credit left (the
-    balance less what its requests in flight hold), add credit, and nothing about max_tokens,
-    which no request of any size passes by (a refusal's read: nothing on the admitted path)."""
+    """The 402 of a request the account's balance does not cover (a refusal's read: nothing on
+    the admitted path), in `credit_refusal`'s words."""
     balance, held = hotpath.account(tx, user_id)()
-    if balance - held > 0:
-        return InsufficientCredits(
-            "insufficient credit for this request: add credit or lower max_tokens"
+    refused = InsufficientCredits(credit_refusal(balance - held))
+    refused.left_nanos = balance - held
+    return refused
+
+
+def credit_refusal(left_nanos: int, input_nanos: int = 0, new_chat: str = "") -> str:
+    """What a request the credit does not cover is told: with no credit left (the balance
+    less what its requests in flight hold), add credit, and nothing about max_tokens, which no
+    request of any size passes by; nor when its input alone (`input_nanos`) holds more than
+    is left, where a shorter conversation helps (`new_chat`: how its client starts one)."""
+    if left_nanos <= 0:
+        return (
+            f"insufficient credit: this account has no credit left (its balance, less what its "
+            f"requests in flight hold, is {_usd(left_nanos)}): add credit"
         )
-    left = format_usd(balance - held, 6, trim_to=2)
-    return InsufficientCredits(
-        f"insufficient credit: this account has no credit left (its balance, less what its "
-        f"requests in flight hold, is {left}): add credit"
-    )
+    if input_nanos >= left_nanos:
+        return (
+            f"insufficient credit: this request's input alone holds {_usd(input_nanos)}, more "
+            f"than the {_usd(left_nanos)} of credit left (its balance, less what its requests "
+            f"in flight hold): send a shorter conversation{new_chat} or add credit"
+        )
+    return "insufficient credit for this request: add credit or lower max_tokens"
 
 
 def settle_on_key(
@@ -174,23 +202,58 @@ def settle_on_key(
     hotpath.settle_key(tx, key_id, released_nanos, charged_nanos, period_starts(now))
 
 
-def with_the_hold(
-    refused: InsufficientCredits, hold_nanos: int, output_tokens: int | None, claude_code: bool
-) -> InsufficientCredits:
+@dataclass(frozen=True)
+class Asked:
+    """What a refused call asked for, as its 402 words it (made on the refusal path only)."""
+
+    hold_nanos: int
+    output_tokens: int | None  # None: a call that makes none (embeddings)
+    output_per_1m_nanos: int = 0
+    client: str = ""  # its route's main client: "Claude Code" (/v1/messages), "Codex"
+    sent_cap: bool = True  # the request set its output cap itself (Codex sends none)
+
+    def input_nanos(self) -> int | None:
+        """What it holds before any output (its input, and the passes it may run that no
+        output cap bounds): no max_tokens makes it hold less."""
+        if self.output_tokens is None:
+            return None
+        return self.hold_nanos - token_cost_nanos(
+            0, self.output_tokens, 0, self.output_per_1m_nanos
+        )
+
+
+_NEW_CHAT = {"Claude Code": " (Claude Code: /clear)", "Codex": " (Codex: /new)"}
+_CODEX_CAP = (
+    "; it sent no max_output_tokens, so the model's cap is held: Codex sends none (no setting "
+    "of its config.toml does), a model with a smaller cap or cheaper output holds less (codex -m)"
+)
+
+
+def with_the_hold(refused: InsufficientCredits, asked: Asked) -> InsufficientCredits:
     """A 402 of admission that says what the request holds: its worst case, which is what
     did not fit (Claude Code asks for up to 128,000 output tokens, about $1.92 at $15/1M, and a
-    user with $0.50 left was refused "Say hi" with no figure). `output_tokens`: None for a call
-    that makes none (embeddings); `claude_code`: the Messages API's ingress, whose main client
-    asks for fewer output tokens by its own setting."""
+    user with $0.50 left was refused "Say hi" with no figure); or, when its input alone holds
+    more than is left, that (lowering max_tokens cannot help it), in its kind's words."""
     message = refused.message
     if "max_tokens" not in message:  # nothing left: no request of any size would pass
         return refused
-    told = f"this request holds {format_usd(hold_nanos, 6, trim_to=2)} for its input"
+    left, input_nanos = refused.left_nanos, asked.input_nanos()
+    if left is not None and input_nanos is not None and input_nanos >= left:
+        new_chat = _NEW_CHAT.get(asked.client, "")
+        if refused.code == "key_limit_reached":
+            message = key_cap_refusal(refused.reset, left, input_nanos, new_chat)
+        else:
+            message = credit_refusal(left, input_nanos, new_chat)
+        return InsufficientCredits(message, code=refused.code, param=refused.param)
+    output_tokens = asked.output_tokens
+    told = f"this request holds {_usd(asked.hold_nanos)} for its input"
     if output_tokens is not None:
         told += f" and up to {output_tokens} output token{'' if output_tokens == 1 else 's'}"
     else:  # no max_tokens to lower
         message = _LOWER_MAX_TOKENS.sub("", message)
-    if claude_code:
+    if asked.client == "Claude Code":
         told += "; Claude Code asks for fewer with CLAUDE_CODE_MAX_OUTPUT_TOKENS"
+    elif asked.client == "Codex" and not asked.sent_cap:
+        told += _CODEX_CAP
     message = f"{message} ({told})"
     return InsufficientCredits(message, code=refused.code, param=refused.param)

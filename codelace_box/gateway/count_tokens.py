@@ -7,8 +7,11 @@ completion (gateway/upstream.py), but no hold is taken and no usage row is writt
 upstream is asked for spends the operator's provider key, so it counts in the account's
 requests per minute (a 429 past them); an estimate calls no one and is not counted. A billed
 field the provider does not allow is refused as on /v1/messages (billed_fields.py), and so is,
-toward an `openai` provider, a `tools`, `tool_choice` or `thinking` its call would refuse in
-Anthropic's words (messages_openai_checks.py).
+toward an `openai` provider, a body its call's translation would refuse, in the same words
+(messages_openai.chat_body: a `tool` or `developer` role, a server tool, an image or document
+source it cannot send, an output format other than a JSON schema, and the `tools`,
+`tool_choice` and `thinking` shapes of messages_openai_checks.py), though not for the fields
+only a call takes (`max_tokens`, `metadata`, the sampling options).
 """
 
 from __future__ import annotations
@@ -25,10 +28,9 @@ from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.forbidden import ProviderWalled
 from codelace_box.gateway.messages import (
     MESSAGES_ROUTE,
-    check_messages,
+    check_body_shape,
     forwarded_beta,
     forwarded_headers,
-    refuse_stored_state,
     resolve_model,
 )
 from codelace_box.gateway.metering import input_token_estimate
@@ -39,7 +41,7 @@ from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
 from codelace_box.providers.billed_fields import check_billed_messages
-from codelace_box.providers.messages_openai_checks import check_count_shapes
+from codelace_box.providers.messages_openai import chat_body
 from codelace_box.providers.reasoning_details import reasoning_shown
 from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS, anthropic_media, input_estimate
 
@@ -54,8 +56,7 @@ def _model(body: JSON) -> tuple[str, tuple[int, int]]:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("model: a model name is required", code="invalid_request")
-    check_messages(body.get("messages"))  # as /v1/messages (and Anthropic's count) refuse
-    return model, refuse_stored_state(body)
+    return model, check_body_shape(body)  # as /v1/messages (and Anthropic's count) refuse
 
 
 def estimated_count(body: JSON, body_len: int, media: tuple[int, int] | None = None) -> int:
@@ -96,7 +97,7 @@ async def count_tokens(
         as_sent=route.provider.kind == "anthropic",
     )  # fmt: skip
     if route.provider.kind != "anthropic":  # translated: refused as its call would be
-        check_count_shapes(body)
+        chat_body(body, 1, call=False)  # (the call's check_request, but for a call's fields)
         return {"input_tokens": estimated_count(body, body_len, media)}
     if (advisor := advisor_route(gateway.routes, route, body)) is not None:
         check_model_allowed(allowed_models, advisor.id)

@@ -209,15 +209,21 @@ def validate_messages_body(body: JSON) -> tuple[str, int, tuple[int, int]]:
     cap = body.get("max_tokens")
     if not isinstance(cap, int) or isinstance(cap, bool) or not 1 <= cap <= MAX_TOKENS:
         raise _bad(f"max_tokens: must be an integer from 1 to {MAX_TOKENS}")
-    check_messages(body.get("messages"))
     if body.get("stream") is not None and not isinstance(body.get("stream"), bool):
         raise _bad("stream: must be true or false")
+    return model, cap, check_body_shape(body)
+
+
+def check_body_shape(body: JSON) -> tuple[int, int]:
+    """400 for what a Messages call and a count of its body are refused for alike (its
+    `messages`, `system` and `thread`, `refuse_stored_state`); its media."""
+    check_messages(body.get("messages"))
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         raise _bad("system: must be a string or an array of text blocks")
     if body.get("thread") is not None:
         raise InvalidRequest(STATELESS, code=THREAD_UNSUPPORTED, param="thread")
-    return model, cap, refuse_stored_state(body)
+    return refuse_stored_state(body)
 
 
 def messages_input_bound(

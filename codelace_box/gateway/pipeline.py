@@ -34,7 +34,7 @@ from codelace_box.gateway.client import (
     UpstreamClient,
     UpstreamTooLarge,
 )
-from codelace_box.gateway.dialects import EMBEDDINGS_ROUTE, MESSAGES_ROUTE, answer_body
+from codelace_box.gateway.dialects import answer_body
 from codelace_box.gateway.holds import (
     OwnerWatch,
     claim_hold_owner_again,
@@ -146,9 +146,7 @@ class Gateway:
         try:
             await admitted
         except InsufficientCredits as refused:  # "lower max_tokens": named as the client knows it
-            output = None if call.ingress == EMBEDDINGS_ROUTE else call.output_limit
-            told = with_the_hold(refused, call.hold_nanos, output,
-                                 claude_code=call.ingress == MESSAGES_ROUTE)  # fmt: skip
+            told = with_the_hold(refused, call.asked())
             if call.ingress.startswith(RESPONSES_ROUTE):  # /v1/responses/compact too
                 raise in_responses_terms(told) from None
             raise told from None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codelace_box.errors import CodelaceError, InvalidRequest
+from codelace_box.gateway.admission import Asked
 from codelace_box.gateway.advisor import advisor_tools
 from codelace_box.gateway.extra_samplings import compaction_nanos
 from codelace_box.gateway.metering import (
@@ -38,6 +39,8 @@ from codelace_box.providers.tally import CHARS_PER_TOKEN, input_estimate, reques
 
 CHAT_ROUTE = "/v1/chat/completions"
 MESSAGES_ROUTE = "/v1/messages"  # gateway/messages.py's ingress (its bodies are Anthropic's)
+RESPONSES_ROUTE = "/v1/responses"  # gateway/responses.py's (and /v1/responses/compact)
+EMBEDDINGS_ROUTE = "/v1/embeddings"
 MAX_N = 128
 MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)
 MAX_HOLD_NANOS = 2**63 - 1  # SQLite's largest integer: no balance can cover more (402)
@@ -117,6 +120,17 @@ class ChatCall:
     def output_limit(self) -> int:
         """The output tokens reserved for, all choices together: where a stream is cut."""
         return max(self.output_cap, self.loop_output) * self.choices
+
+    def asked(self) -> Asked:
+        """What it asked for, as a 402 of its admission words it (gateway/admission.py): only
+        made on that refusal's path."""
+        if self.ingress == EMBEDDINGS_ROUTE:
+            return Asked(self.hold_nanos, None)
+        route = self.ingress
+        client = "Claude Code" if route == MESSAGES_ROUTE else ""
+        client = "Codex" if route.startswith(RESPONSES_ROUTE) else client  # and its /compact
+        output = self.output_limit, self.route.output_per_1m_nanos
+        return Asked(self.hold_nanos, *output, client=client, sent_cap=self.cap_from_client)
 
     def with_input(self, usage: Usage) -> Usage:
         """`usage` with its input guessed (`input_guess`) when the upstream counted none of it

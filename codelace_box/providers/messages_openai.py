@@ -36,7 +36,7 @@ from codelace_box.providers.base import (
     Usage,
 )
 from codelace_box.providers.compaction_history import from_last_compaction
-from codelace_box.providers.messages_openai_checks import add_sampling, check_shapes
+from codelace_box.providers.messages_openai_checks import check_options
 from codelace_box.providers.messages_openai_effort import reasoning_effort
 from codelace_box.providers.messages_openai_errors import in_anthropic_words
 from codelace_box.providers.messages_openai_format import response_format, strict_ready
@@ -254,9 +254,8 @@ def _tool_choice(choice: JSON, payload: JSON) -> None:
         payload["parallel_tool_calls"] = False
 
 
-def _options(body: JSON, payload: JSON) -> None:
-    check_shapes(body)  # 400 for what Anthropic refuses, as it words it
-    add_sampling(body, payload)  # (checked: 400 for a value of the wrong type or range)
+def _options(body: JSON, payload: JSON, call: bool) -> None:
+    check_options(body, payload, call)  # 400 for what Anthropic refuses, as it words it
     sent = body.get("messages")
     messages: list[Any] = sent if isinstance(sent, list) else []
     # none (all deferred): no empty array, a 400 at OpenAI and DeepSeek; nor tool_choice alone
@@ -274,9 +273,9 @@ def _options(body: JSON, payload: JSON) -> None:
         payload["response_format"] = form
 
 
-def chat_body(body: JSON, max_tokens: int, model: str = "") -> JSON:
+def chat_body(body: JSON, max_tokens: int, model: str = "", *, call: bool = True) -> JSON:
     """The Chat Completions body for a Messages body; `model`: the catalog model it goes to
-    (the reasoning details it wrote go back to it)."""
+    (its reasoning details go back to it). Not a `call`: a count_tokens body (count_tokens.py)."""
     messages: list[JSON] = []
     system = _system_text(body.get("system"))
     if system:
@@ -296,7 +295,7 @@ def chat_body(body: JSON, max_tokens: int, model: str = "") -> JSON:
     payload: JSON = {"model": body.get("model"), "messages": messages, "max_tokens": max_tokens}
     if body.get("stream"):
         payload["stream"] = True
-    _options(body, payload)
+    _options(body, payload, call)
     return payload
 
 

@@ -97,6 +97,17 @@ def _check_budget(budget: Any, max_tokens: Any) -> None:
     # Anthropic takes a budget past it, and the box may have lowered max_tokens to its cap)
 
 
+def check_options(body: JSON, payload: JSON, call: bool = True) -> None:
+    """A Messages body's options checked, and its sampling ones given to `payload` (a call);
+    not a `call`: a count_tokens body, whose call-only fields (`metadata`, the sampling options)
+    are not looked at."""
+    if not call:
+        check_count_shapes(body)
+        return
+    check_shapes(body)
+    add_sampling(body, payload)  # (checked: 400 for a value of the wrong type or range)
+
+
 def check_shapes(body: JSON) -> None:
     """400 for a `tool_choice`, `tools`, `metadata` or `thinking` of a shape Anthropic refuses
     (absent or null: not given), a tool use forced without tools (`auto` and `none` without

@@ -22,6 +22,7 @@ from codelace_box.doctor import check_database
 from codelace_box.errors import InsufficientCredits, RateLimited
 from codelace_box.gateway.admission import (
     Admission,
+    Asked,
     check_account_limits,
     key_cap_refusal,
     rpm_bucket,
@@ -231,7 +232,7 @@ def test_a_key_cap_refusal_points_to_a_reset_only_when_the_key_has_one(migrated_
         assert ("wait for the" in message) == (told is not None), message
         assert told is None or told in message, message
         assert "raise limit_usd" in message and "lower max_tokens" in message, message
-        embedding = with_the_hold(refused.value, 1_001, None, claude_code=False).message
+        embedding = with_the_hold(refused.value, Asked(1_001, None)).message
         assert "max_tokens" not in embedding and "raise limit_usd" in embedding, embedding
 
 
@@ -249,6 +250,6 @@ def test_a_key_cap_refusal_names_when_its_period_resets() -> None:
 def test_a_spent_cap_without_reset_reads_as_one_sentence() -> None:
     """The spent-cap words of a key without a reset period ran two brackets together ("spend
     limit (it has no reset period) (its requests in flight ..."): one bracket, as the others."""
-    said = key_cap_refusal(None, spent=True)
+    said = key_cap_refusal(None, left_nanos=0)
     assert said.count("(") == 1 and ") (" not in said, said
     assert "has no reset period" in said and said.endswith("raise limit_usd"), said

@@ -106,3 +106,41 @@ def test_a_translated_count_takes_what_anthropic_takes(fresh: MessagesBox) -> No
     for fields in [*TAKEN.values(), *others.values()]:
         counted = client.messages.count_tokens(model=OPENAI_ALIAS, messages=HI, **fields)
         assert counted.input_tokens > 0, fields
+
+
+# Refused by the translation itself (providers/messages_openai.py), not by its option checks,
+# or by the call's own body checks (gateway/messages.py): a count of such a body said fine (it
+# counted it) for a body its call refuses.
+ODD_IMAGE = {"type": "image", "source": {"type": "bytes", "data": "AAAA"}}
+URL_DOCUMENT = {"type": "document", "source": {"type": "url", "url": "https://a.test/b.pdf"}}
+TRANSLATION_REFUSES = {
+    "tool-role": {"messages": [{"role": "tool", "content": "Hi"}]},
+    "developer-role": {"messages": [*HI, {"role": "developer", "content": "Be brief"}]},
+    "defined-tool": {"tools": [{"type": "bash_20250124", "name": "bash"}]},
+    "odd-image-source": {"messages": [{"role": "user", "content": [ODD_IMAGE]}]},
+    "url-document": {"messages": [{"role": "user", "content": [URL_DOCUMENT]}]},
+    "text-format": {"output_config": {"format": {"type": "text"}}},
+    "schema-less-format": {"output_config": {"format": {"type": "json_schema"}}},
+    "number-system": {"system": 5},  # (and these two, by any provider's call: messages.py)
+    "thread": {"extra_body": {"thread": {"id": "thr_1"}}},
+}
+
+
+@pytest.mark.parametrize("case", TRANSLATION_REFUSES)
+def test_a_translated_count_refuses_what_the_translation_refuses(
+    fresh: MessagesBox, case: str
+) -> None:
+    """The real anthropic SDK's `messages.count_tokens` of a body its call refuses: the same
+    400, in the same words, and nothing asked of the upstream."""
+    import anthropic
+
+    client = fresh.client(fresh.new_key()[1])
+    fields: dict[str, Any] = {"messages": HI, **TRANSLATION_REFUSES[case]}
+    with pytest.raises(anthropic.BadRequestError) as called:
+        client.messages.create(model=OPENAI_ALIAS, max_tokens=4096, **fields)
+    with pytest.raises(anthropic.BadRequestError) as counted:
+        client.messages.count_tokens(model=OPENAI_ALIAS, **fields)
+    said: Any = counted.value.body
+    assert said == called.value.body and said["type"] == "error", (said, called.value.body)
+    assert said["error"]["type"] == "invalid_request_error", said
+    assert fresh.openai_fake.requests == []
