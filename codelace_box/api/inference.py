@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
+from collections.abc import Mapping
 from functools import partial
 from typing import Protocol
 
@@ -56,6 +58,9 @@ HOLD_SWEEP_SEC = 30.0
 PROBE_READ_SEC = 10.0  # a key probe's time to answer, beyond the connect timeout
 KEY_PROBE_ROLE = "keyprobe"  # the lead among boxes on one PostgreSQL database
 SSE_TYPE = "text/event-stream; charset=utf-8"
+# the read timeout the openai and anthropic SDKs declare, in seconds: the Python ones send the
+# first (the second may be "NOT_GIVEN" there), the openai npm SDK the second (its whole timeout)
+SDK_TIMEOUT_HEADERS = ("x-stainless-read-timeout", "x-stainless-timeout")
 
 
 @bp.post("/v1/chat/completions")
@@ -142,6 +147,7 @@ async def answer(
         if done.large:  # written off the loop
             return await large_json_response(done.body, headers)
         return json_response(done.body, headers=headers)
+    call.head_within = head_within(request.headers)
     relay = await gateway.open_stream(call, limits)  # reserved inside, as complete()
     stream = LazyStream(request)
     request.ctx.streaming = True  # its access line and metrics: when it ends, below
@@ -154,6 +160,20 @@ async def answer(
         if stream.response is not None:
             finish_request(request, stream.response)
     return None
+
+
+def head_within(headers: Mapping[str, str]) -> float:
+    """How soon a stream's head must go out (seconds from the request): half the read timeout
+    the client's SDK declares (the openai and anthropic SDKs do), which would otherwise give up
+    on a held-back stream, ask again and pay again; no limit when none is declared."""
+    for name in SDK_TIMEOUT_HEADERS:
+        try:
+            seconds = float(headers.get(name) or "inf")
+        except ValueError:  # "NOT_GIVEN", or nothing usable
+            continue
+        if 0 < seconds < math.inf:  # a second at least: keep-alive comments come as often
+            return max(seconds / 2, 1.0)
+    return math.inf
 
 
 class LazyStream:

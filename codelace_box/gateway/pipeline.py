@@ -350,7 +350,7 @@ class Gateway:
             call,
             started.opened,
             self.writes,
-            keepalive_sec=self.settings.keepalive_sec,
+            keepalive_sec=min(self.settings.keepalive_sec, call.head_within),
             read_timeout_sec=self.settings.read_timeout_sec,
             detach=partial(self._detach, call.request_id),
         )

@@ -96,6 +96,8 @@ class ChatCall:
     context: Any = None  # what the ingress dialect needs to write the answer (e.g. Responses')
     upstream_sec: float = 0.0  # time spent waiting on the upstream (the box's own is the rest)
     client_sec: float = 0.0  # a stream's time spent waiting for the client to take its bytes
+    head_within: float = float("inf")  # a stream's head is sent by then (s from `started`):
+    # half the read timeout the client's SDK declares (X-Stainless-Timeout), else no limit
     effort_added: bool = False  # a translation, not the client, asks the upstream for reasoning
     hints: frozenset[str] = frozenset()  # fields a translation passed on that may be left out
     hints_refused: frozenset[str] = frozenset()  # hints the provider refused (left out since)

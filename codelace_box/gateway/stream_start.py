@@ -165,7 +165,8 @@ async def open_stream_started(
         earlier = opened.failed or earlier  # the latest failure (its wait cut: _open)
         whole = anthropic or translated_compaction(call)  # its start; else its first event
         reading, content_by = time.perf_counter(), time.monotonic() + read_timeout_sec
-        held = call.started + hold_sec - time.monotonic()  # the call's hold: from the request
+        # the call's hold, from the request: shorter for a client that gives up sooner
+        held = call.started + min(hold_sec, call.head_within) - time.monotonic()
         try:
             prefix, event, began = await _read_start(
                 opened, held, read_timeout_sec if whole else math.inf, first=not whole
