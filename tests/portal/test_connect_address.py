@@ -183,3 +183,13 @@ def test_stripe_returns_the_user_to_the_address_the_portal_was_reached_at(
     session = site.double.session_by_url(answer.json()["checkout_url"])
     assert session["success_url"] == origin + RETURN
     assert session["cancel_url"] == origin + "/billing/cancel"
+
+
+def test_a_host_name_with_an_underscore_is_the_address_reached(box: PortalBox) -> None:
+    """A name with `_` (a Windows machine's, a Docker Compose service's: `dev_box`), which
+    browsers open and name in Origin: the page at http://dev_box:8080 signed in and was shown
+    its own address; the sign-in was refused ("requests from http://dev_box:8080 are
+    refused"), the box reading no host in such a Host."""
+    reached = {"host": "dev_box:8080", "origin": "http://dev_box:8080"}
+    signed = _sign_in(box, "underscore@portal.test", reached)
+    assert _shown_base(box, signed, {"host": "Dev_Box:8080"}) == "http://dev_box:8080"
