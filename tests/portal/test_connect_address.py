@@ -193,3 +193,18 @@ def test_a_host_name_with_an_underscore_is_the_address_reached(box: PortalBox) -
     reached = {"host": "dev_box:8080", "origin": "http://dev_box:8080"}
     signed = _sign_in(box, "underscore@portal.test", reached)
     assert _shown_base(box, signed, {"host": "Dev_Box:8080"}) == "http://dev_box:8080"
+
+
+def test_a_refused_own_page_is_told_the_address_reached(site: PortalBox, signed: Signed) -> None:
+    """The box's own page (Sec-Fetch-Site: same-origin) at a port the proxy does not forward:
+    the refusal named only the listen address and told an operator who had set
+    `proxies_count` to set it; it names the address the box took from the proxy too, and the
+    header that was missing."""
+    sent = {**CHAIN, "x-forwarded-host": "gw.example", "origin": "https://gw.example:8443",
+            "sec-fetch-site": "same-origin", "x-csrf-token": signed.csrf,
+            "cookie": signed.cookie}  # fmt: skip
+    with site.http() as client:
+        refused = client.post("/portal/api/keys", json={"name": "gw"}, headers=sent)
+    assert refused.status_code == 403, refused.text
+    message = refused.json()["error"]["message"]
+    assert "as reached, https://gw.example;" in message and "X-Forwarded-Port" in message, message
