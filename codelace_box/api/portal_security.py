@@ -140,15 +140,18 @@ def check_cookie_kept(request: Request) -> None:
 def _refusal(request: Request, origin: str) -> str:
     """Why an Origin is refused. When the browser says the call is the box's own page's
     (Sec-Fetch-Site, which no page can set), the box has its own address wrong, as behind a
-    TLS proxy with neither setting made: say which address it took and what to set."""
+    TLS proxy with neither setting made, or a proxy on another port that does not say it:
+    say which addresses it took and what to set."""
     refused = f"requests from {origin[:100]} are refused"
     if request.headers.get("sec-fetch-site") != "same-origin":
         return refused
     config: Config = request.app.ctx.config
+    own, reached = _origin(config.server.base_url), reached_origin(request)
+    taken = own if reached in (None, own) else f"{own} or, as reached, {reached}"
     return (
-        f"{refused}: this box takes its own address to be {_origin(config.server.base_url)}; "
-        "behind a reverse proxy, its operator sets server.public_url to the address people use "
-        "(or server.proxies_count, to read the proxy's X-Forwarded-Proto)"
+        f"{refused}: this box takes its own address to be {taken}; behind a reverse proxy, its "
+        "operator sets server.public_url to the address people use (or server.proxies_count, "
+        "to read the proxy's X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Port)"
     )
 
 

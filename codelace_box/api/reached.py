@@ -7,19 +7,25 @@ the proxies the box trusts (`server.proxies_count`) say of them: Sanic reads X-F
 (`request.forwarded`). Chained proxies each add what they were reached at
 (`a.example, b.example`): the entry the proxy count points at is taken, as Sanic takes the
 client's address from X-Forwarded-For, or the first when there are fewer entries than proxies.
-A forwarded host that is no host[:port] (Sanic's `parse_host`) gives the Host the request
-reached; a port is written only when it is not the scheme's own.
+A forwarded host that is no host[:port] (a name, `_` allowed as browsers allow it in Windows'
+and Docker Compose's names, or a bracketed IPv6 address) gives the Host the request reached; a
+port is written only when it is not the scheme's own.
 """
 
 from __future__ import annotations
 
+import re
+
 from sanic import Request
-from sanic.headers import parse_host
 
 from codelace_box.config import Config
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 HostPort = tuple[str, int | None]
+# Sanic's parse_host's, with `_` in names (its own refuses `dev_box:8080`, which browsers open)
+_HOST = re.compile(
+    r"(\[(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}\]|[a-z0-9._-]{1,253})(?::(\d{1,5}))?", re.I | re.A
+)
 
 
 def reached_url(request: Request) -> str:
@@ -76,9 +82,10 @@ def _trusted_entry(request: Request, value: object) -> str | None:
 
 
 def _host_port(text: str) -> HostPort | None:
-    """A host[:port] (Sanic's parse_host: a name or a bracketed IPv6 address), the port in
-    range; None for anything else."""
-    host, port = parse_host(text)
-    if not host or (port is not None and not 0 < port < 65536):
+    """A host[:port] (a name or a bracketed IPv6 address; lower-case), the port in range; None
+    for anything else."""
+    found = _HOST.fullmatch(text)
+    if found is None:
         return None
-    return host, port
+    host, port = found[1].lower(), None if found[2] is None else int(found[2])
+    return None if port is not None and not 0 < port < 65536 else (host, port)

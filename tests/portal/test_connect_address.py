@@ -183,3 +183,28 @@ def test_stripe_returns_the_user_to_the_address_the_portal_was_reached_at(
     session = site.double.session_by_url(answer.json()["checkout_url"])
     assert session["success_url"] == origin + RETURN
     assert session["cancel_url"] == origin + "/billing/cancel"
+
+
+def test_a_host_name_with_an_underscore_is_the_address_reached(box: PortalBox) -> None:
+    """A name with `_` (a Windows machine's, a Docker Compose service's: `dev_box`), which
+    browsers open and name in Origin: the page at http://dev_box:8080 signed in and was shown
+    its own address; the sign-in was refused ("requests from http://dev_box:8080 are
+    refused"), the box reading no host in such a Host."""
+    reached = {"host": "dev_box:8080", "origin": "http://dev_box:8080"}
+    signed = _sign_in(box, "underscore@portal.test", reached)
+    assert _shown_base(box, signed, {"host": "Dev_Box:8080"}) == "http://dev_box:8080"
+
+
+def test_a_refused_own_page_is_told_the_address_reached(site: PortalBox, signed: Signed) -> None:
+    """The box's own page (Sec-Fetch-Site: same-origin) at a port the proxy does not forward:
+    the refusal named only the listen address and told an operator who had set
+    `proxies_count` to set it; it names the address the box took from the proxy too, and the
+    header that was missing."""
+    sent = {**CHAIN, "x-forwarded-host": "gw.example", "origin": "https://gw.example:8443",
+            "sec-fetch-site": "same-origin", "x-csrf-token": signed.csrf,
+            "cookie": signed.cookie}  # fmt: skip
+    with site.http() as client:
+        refused = client.post("/portal/api/keys", json={"name": "gw"}, headers=sent)
+    assert refused.status_code == 403, refused.text
+    message = refused.json()["error"]["message"]
+    assert "as reached, https://gw.example;" in message and "X-Forwarded-Port" in message, message
