@@ -31,11 +31,11 @@ def migrate_status(config: Config) -> tuple[list[str], int]:
     if not config.database.is_postgres and path != ":memory:":
         empty = empty_sqlite_file(path)  # opened, it would be written: a database of nothing
         if empty or nothing_at(path):
-            pending = ", ".join(f"{v} {m.NAME}" for v, m in MIGRATIONS)
+            pending = [f"pending: {v} {m.NAME}" for v, m in MIGRATIONS]  # as with a database
             what = ": an empty file of 0 bytes" if empty else ""
             made_by = "the first serve, migrate or management command makes it"
             where = os.path.abspath(path)
-            return [f"no database at {where} yet{what} ({made_by})", f"pending: {pending}"], 0
+            return [f"no database at {where} yet{what} ({made_by})", *pending], 0
     current, pending_list, unknown = migration_status(open_database(config.database.target))
     lines = [f"schema version {current} (this codelace-box knows up to {LATEST_VERSION})"]
     if unknown:

@@ -168,16 +168,20 @@ class WorkThreads:
 
     When the server has fewer sessions to give than there are threads (`max_connections`, a
     role's CONNECTION LIMIT): a thread the server refused a session is not picked while
-    another has one (it would refuse again: a 503), ties go to a thread with a live session,
+    another has one (it would refuse again: a 503) for `retry_refused_sec` (then it is tried
+    again: after a restart or a short shortage the server may give it one, and a refusal
+    costs the item nothing, see below), ties go to a thread with a live session,
     then in turn; and an item that could not open its thread's session (nothing of it ran) runs
     on a thread with a live session instead, when there is one."""
 
-    def __init__(self, count: int, name: str) -> None:
+    def __init__(self, count: int, name: str, retry_refused_sec: float = 30.0) -> None:
+        self._retry_refused_sec = retry_refused_sec
         self._threads = [DbThread(f"{name}-{n}", fail_together=True) for n in range(count)]
         self._in_hand = [0] * count  # items sent to each thread and not yet answered
         # each thread's session as its last item left it (set on the thread, read here)
         self._live = [False] * count
-        self._refused = [False] * count  # its last attempt to open one was refused
+        # when its last attempt to open one was refused (monotonic; -inf: it was not)
+        self._refused_at = [float("-inf")] * count
         self._turn = 0  # where the next tie is broken from
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -199,10 +203,11 @@ class WorkThreads:
         threads with a live session, at least one has)."""
         count = len(self._threads)
         any_live = any(self._live)
+        lately = time.monotonic() - self._retry_refused_sec
 
         def rank(index: int) -> tuple[bool, bool, int, bool, int]:
             dead = not self._live[index]
-            refused = self._refused[index] and any_live
+            refused = any_live and self._refused_at[index] > lately
             turn = (index - self._turn) % count
             return live_only and dead, refused, self._in_hand[index], dead, turn
 
@@ -227,7 +232,8 @@ class WorkThreads:
 
     def _opened(self, index: int, refused: list[bool], opened: bool) -> None:
         """On thread `index`: its session is open (`opened`) or the server refused one."""
-        self._live[index], self._refused[index] = opened, not opened
+        self._live[index] = opened
+        self._refused_at[index] = float("-inf") if opened else time.monotonic()
         if not opened:
             refused.append(True)
 
