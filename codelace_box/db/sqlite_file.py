@@ -126,10 +126,9 @@ def open_sqlite_file(path: str) -> APSWDatabase:
     """The SQLite file at `path`, connected (a ConfigError saying why it cannot be)."""
     target = Path(path)
     db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC, **_CACHE)
-    if str(path) != ":memory:":
-        refuse_not_a_file(str(path))
     try:
         if str(path) != ":memory:":
+            refuse_not_a_file(str(path))  # a folder this user may not enter: PermissionError
             make_private_dir(target.parent)
             if not create_private_file(target):
                 make_private(target)

@@ -102,3 +102,31 @@ def test_a_database_kept_on_a_read_only_disk_says_so(tmp_path: Path) -> None:
         assert remounted.returncode == 0
         line = space.fail("doctor")
         assert line.rstrip().endswith("(its disk is read-only)"), line
+
+
+@pytest.mark.parametrize("command", [("doctor",), ("users", "list")])
+def test_a_data_folder_the_user_cannot_enter_names_it_for_every_command(
+    command: tuple[str, ...],
+) -> None:
+    """root ran the first command (`providers add` without `sudo -u codelace`) and made data/,
+    700; the service's user then ran `doctor`, `users list`, any command but `serve`: each said
+    `unexpected PermissionError: [Errno 13] Permission denied: '.../codelace.db'`, a bug's line
+    (serve names the folder). Now the line names database.path, the folder and its owner."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        space = _made_by_root(root)  # data/ is root's, 700: nobody may not even look in it
+        os.chown(root / "box", 65534, 65534)
+        ran = as_nobody(space.config, *command, home=root)
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, ran.stderr
+    [line] = ran.stderr.splitlines()
+    data = root / "box" / "data"
+    assert line == (
+        f"error: database.path {data / 'codelace.db'}: cannot open the database: Permission "
+        f"denied (its folder {data} belongs to root and the user running codelace-box may not "
+        "write in it, where SQLite makes the database's -wal and -shm files: chown the folder "
+        "to that user)"
+    )
