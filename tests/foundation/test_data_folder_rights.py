@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.foundation.test_disk_trouble import _made_by_root, _tmpfs
-from tests.support import as_nobody
+from tests.support import AS_NOBODY, PROGRAM, as_nobody, cli_env
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -129,4 +129,39 @@ def test_a_data_folder_the_user_cannot_enter_names_it_for_every_command(
         f"denied (its folder {data} belongs to root and the user running codelace-box may not "
         "write in it, where SQLite makes the database's -wal and -shm files: chown the folder "
         "to that user)"
+    )
+
+
+def test_init_force_over_a_config_it_cannot_read_keeps_it() -> None:
+    """root ran `init` (its codelace.toml, 600); the service's user, whose folder it is, ran
+    `init --force` to make the file its own: init could not read the old file, so found no
+    secret in it, and replaced it with a new one, the secret the stored provider keys were
+    encrypted with lost for good. Now it refuses, naming the file and its owner, and leaves
+    it as it was."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        box = root / "box"
+        box.mkdir()
+        os.chown(box, 65534, 65534)
+        config = box / "codelace.toml"
+        text = '[server]\nsecret_key = "file-secret-0123456789abcdef"\n'
+        config.write_text(text)
+        os.chmod(config, 0o600)  # root's, as a root init leaves it
+        ran = subprocess.run(  # from its folder, as the README's systemd section runs init
+            [*AS_NOBODY, *PROGRAM, "init", "--force"], capture_output=True, text=True,
+            timeout=30, cwd=box, env=cli_env({"HOME": str(root)}), check=False,
+        )  # fmt: skip
+        kept = config.read_text()
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, (ran.stdout, ran.stderr)
+    assert kept == text
+    assert ran.stderr == (
+        "error: codelace.toml: cannot read it (Permission denied; it belongs to root), so init "
+        "cannot keep the server secret it may hold (the provider keys stored with it would be "
+        "lost): run init as a user that may read it, or move the file away first to start "
+        "anew\n"
     )
