@@ -42,7 +42,11 @@ def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:
     if config.server.secret_key:
         return config.server.secret_key, _secret_source(config, env)
     path = secret_key_path(config)
-    existing = read_secret_file(path) if path.is_file() else ""
+    try:
+        there = path.is_file()
+    except OSError:  # a data folder this user may not enter: reading it says so
+        there = True
+    existing = read_secret_file(path) if there else ""
     return (existing, str(path)) if existing else None
 
 

@@ -165,3 +165,37 @@ def test_init_force_over_a_config_it_cannot_read_keeps_it() -> None:
         "lost): run init as a user that may read it, or move the file away first to start "
         "anew\n"
     )
+
+
+def test_init_over_a_data_folder_it_cannot_enter_names_the_folder() -> None:
+    """root ran the first command (`providers add`, no config file: the server secret went to
+    data/secret_key, data/ root's, 700); the service's user then ran `init` in its own folder
+    to write the config: it said `unexpected PermissionError: ... data/secret_key`, a bug's
+    line. Now one line names the secret's file and whose folder it is in."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        box = root / "box"
+        box.mkdir()
+        added = subprocess.run(
+            [*PROGRAM, "providers", "add", "openai", "--kind", "openai", "--key", "k-1"],
+            capture_output=True, text=True, timeout=30, cwd=box, env=cli_env(), check=False,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        os.chown(box, 65534, 65534)
+        ran = subprocess.run(
+            [*AS_NOBODY, *PROGRAM, "init"], capture_output=True, text=True, timeout=30,
+            cwd=box, env=cli_env({"HOME": str(root)}), check=False,
+        )  # fmt: skip
+        left = sorted(path.name for path in box.iterdir())
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, (ran.stdout, ran.stderr)
+    assert left == ["data"], "no config written"
+    data = box / "data"
+    assert ran.stderr == (
+        f"error: {data / 'secret_key'}: cannot read the server secret: Permission denied (its "
+        f"folder {data} belongs to root: chown it to the user running codelace-box)\n"
+    )
