@@ -199,3 +199,27 @@ def test_init_over_a_data_folder_it_cannot_enter_names_the_folder() -> None:
         f"error: {data / 'secret_key'}: cannot read the server secret: Permission denied (its "
         f"folder {data} belongs to root: chown it to the user running codelace-box)\n"
     )
+
+
+def test_a_port_below_1024_says_to_serve_behind_the_proxy() -> None:
+    """`serve --port 443` (or 80) by the service's user said only `Permission denied`: the
+    line now says why and what to do instead."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run serve as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        box = root / "box"
+        box.mkdir()
+        os.chown(box, 65534, 65534)
+        ran = subprocess.run(
+            [*AS_NOBODY, *PROGRAM, "serve", "--port", "443"], capture_output=True, text=True,
+            timeout=30, cwd=box, env=cli_env({"HOME": str(root)}), check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stderr.splitlines()[-1] == (
+        "error: cannot listen on 127.0.0.1:443: Permission denied (a port below 1024 needs "
+        "root: serve on a higher one, such as the default 8080, behind the reverse proxy)"
+    )
