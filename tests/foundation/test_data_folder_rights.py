@@ -223,3 +223,35 @@ def test_a_port_below_1024_says_to_serve_behind_the_proxy() -> None:
         "error: cannot listen on 127.0.0.1:443: Permission denied (a port below 1024 needs "
         "root: serve on a higher one, such as the default 8080, behind the reverse proxy)"
     )
+
+
+def test_a_backup_into_a_folder_the_user_cannot_enter_is_one_line() -> None:
+    """The service's user ran `backup backups/x.db` into a folder root had made (700, by a
+    first backup run as root): it said `unexpected PermissionError: [Errno 13] Permission
+    denied: 'backups/x.db'`, a bug's line, as it looked whether the file was there already."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        box = root / "box"
+        box.mkdir()
+        os.chown(box, 65534, 65534)
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*AS_NOBODY, *PROGRAM, *args], capture_output=True, text=True, timeout=30,
+                cwd=box, env=cli_env({"HOME": str(root)}), check=False,
+            )  # fmt: skip
+
+        assert run("users", "create", "first@example.com").returncode == 0
+        (box / "backups").mkdir(mode=0o700)  # root's
+        ran = run("backup", "backups/x.db")
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stderr == (
+        "error: cannot write the backup to backups/x.db: Permission denied (its folder "
+        "backups belongs to root: chown it to the user running codelace-box, or name another "
+        "PATH)\n"
+    )
