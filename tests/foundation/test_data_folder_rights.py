@@ -255,3 +255,36 @@ def test_a_backup_into_a_folder_the_user_cannot_enter_is_one_line() -> None:
         "backups belongs to root: chown it to the user running codelace-box, or name another "
         "PATH)\n"
     )
+
+
+def test_a_restore_from_a_folder_the_user_cannot_enter_is_one_line() -> None:
+    """The service's user ran `restore backups/x.db` where backups/ was root's (700, made by a
+    backup run as root): it said `unexpected PermissionError: [Errno 13] Permission denied:
+    'backups/x.db'`, a bug's line, from its look whether the backup was there."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        box = root / "box"
+        box.mkdir()
+        os.chown(box, 65534, 65534)
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*AS_NOBODY, *PROGRAM, *args], capture_output=True, text=True, timeout=30,
+                cwd=box, env=cli_env({"HOME": str(root)}), check=False,
+            )  # fmt: skip
+
+        assert run("users", "create", "first@example.com").returncode == 0
+        (box / "backups").mkdir(mode=0o700)  # root's
+        shutil.copy(box / "data" / "codelace.db", box / "backups" / "x.db")
+        ran = run("restore", "backups/x.db")
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stderr == (
+        "error: cannot read the backup backups/x.db: Permission denied (its folder backups "
+        "belongs to root: run restore as a user that may read it, or copy the backup where "
+        "this user may)\n"
+    )
