@@ -288,3 +288,29 @@ def test_a_restore_from_a_folder_the_user_cannot_enter_is_one_line() -> None:
         "belongs to root: run restore as a user that may read it, or copy the backup where "
         "this user may)\n"
     )
+
+
+def test_a_restore_into_a_data_folder_the_user_cannot_enter_is_one_line() -> None:
+    """The service's user ran `restore` with its backup at hand while data/ was root's (700,
+    made by a first command run as root): it said `unexpected PermissionError: [Errno 13]
+    Permission denied: '.../data/codelace.db'`, a bug's line; now the line every other command
+    gives, naming the folder and its owner."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        space = _made_by_root(root)  # data/ is root's, 700
+        box, data = root / "box", root / "box" / "data"
+        shutil.copy(data / "codelace.db", box / "x.db")
+        for path in (box, box / "x.db"):
+            os.chown(path, 65534, 65534)
+        ran = as_nobody(space.config, "restore", str(box / "x.db"), home=root)
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stderr == (
+        f"error: database.path {data / 'codelace.db'}: cannot open the database: Permission "
+        f"denied (its folder {data} belongs to root and the user running codelace-box may not "
+        "write in it, where SQLite makes the database's -wal and -shm files: chown the folder "
+        "to that user)\n"
+    )
