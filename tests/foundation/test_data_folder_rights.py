@@ -314,3 +314,25 @@ def test_a_restore_into_a_data_folder_the_user_cannot_enter_is_one_line() -> Non
         "write in it, where SQLite makes the database's -wal and -shm files: chown the folder "
         "to that user)\n"
     )
+
+
+def test_init_into_a_folder_the_user_cannot_enter_is_one_line() -> None:
+    """`--config /etc/codelace/codelace.toml init` by a user who may not enter that folder
+    (root's, 700) said `unexpected PermissionError`, a bug's line, from its look whether the
+    file was there; now the line of a file it cannot write, as for a folder it may only read."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        folder = root / "etc"
+        folder.mkdir(mode=0o700)  # root's
+        target = folder / "codelace.toml"
+        ran = subprocess.run(
+            [*AS_NOBODY, *PROGRAM, "--config", str(target), "init"], capture_output=True,
+            text=True, timeout=30, cwd=root, env=cli_env({"HOME": str(root)}), check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stderr == f"error: {target}: cannot write: Permission denied\n"
