@@ -4,6 +4,7 @@ ours to bind (one clear line otherwise), and file descriptors for every connecti
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 
 from codelace_box.errors import ConfigError
@@ -25,7 +26,28 @@ def check_address(host: str, port: int) -> None:
             probe.bind((host, port))
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
+        hint = _what_to_do(exc.errno, port)
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
+
+
+def _what_to_do(number: int | None, port: int) -> str:
+    """What the operator can do about a bind refused with this errno ('' when nothing sure)."""
+    if number == errno.EADDRINUSE:
+        return (
+            " (another program listens there, another codelace-box serve?: stop it, or listen "
+            "on another port with --port or server.port)"
+        )
+    if number == errno.EADDRNOTAVAIL:
+        return (
+            " (no network interface of this machine has that address: set server.host or "
+            "--host to one it has, such as 127.0.0.1)"
+        )
+    if number == errno.EACCES and port < 1024:
+        return (
+            " (a port below 1024 needs root: serve on a higher one, such as the default 8080, "
+            "behind the reverse proxy)"
+        )
+    return ""
 
 
 MOST_OPEN_FILES = 1 << 20  # the soft limit asked for when the hard one is unlimited

@@ -46,6 +46,7 @@ from codelace_box.db.sqlite_file import read_only_rows, refuse_not_a_file
 from codelace_box.doctor import check_database
 from codelace_box.errors import CodelaceError, ConfigError, NotFound
 from codelace_box.gateway.holds import release_every_hold
+from codelace_box.private_files import other_owner
 from codelace_box.upkeep.backups import clear_failure
 
 # The restore of a backup is recorded in the backup's own audit log, its schema left as it is
@@ -76,7 +77,7 @@ def restore_database(config: Config, backup: str) -> Restored:
     if target == ":memory:":
         raise CodelaceError("database.path is :memory:; there is no file to restore into")
     refuse_not_a_file(target)  # before the copy and its check: a folder stays where it is
-    if not Path(backup).is_file():
+    if not _backup_there(Path(backup)):
         raise NotFound(f"no backup at {backup}", code="backup_not_found")
     if Path(backup).resolve() == Path(target).resolve():
         raise CodelaceError(f"{backup} is the database itself; name a backup file")
@@ -241,3 +242,19 @@ def _decrypts(secret_key: str | None, token: bytes) -> bool:
     except ConfigError:
         return False
     return True
+
+
+def _backup_there(backup: Path) -> bool:
+    """Whether the backup file is there; one line when this user may not even look (a
+    backups/ folder root made, 700), not a bug's PermissionError."""
+    try:
+        return backup.is_file()
+    except PermissionError as exc:
+        whose = ""
+        for folder in backup.parents:
+            if os.path.exists(folder):  # the first this user may look into: its owner
+                if (owner := other_owner(folder)) is not None:
+                    whose = f" (its folder {folder} belongs to {owner}: run restore as a user "
+                    whose += "that may read it, or copy the backup where this user may)"
+                break
+        raise CodelaceError(f"cannot read the backup {backup}: {exc.strerror}{whose}") from None

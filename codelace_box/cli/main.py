@@ -39,7 +39,7 @@ from codelace_box.cli.upkeep import (
 from codelace_box.cli.usage import usage
 from codelace_box.config import Config
 from codelace_box.config.loading import NAME_A_FILE
-from codelace_box.errors import CodelaceError
+from codelace_box.errors import CodelaceError, ConfigError
 
 
 @click.group(cls=CodelaceGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -121,7 +121,10 @@ def init(state: CliState, force: bool) -> None:
     from codelace_box.config import write_initial_config
 
     target = state.init_target()
-    existed = target.exists()
+    try:
+        existed = target.exists()
+    except OSError as exc:  # a folder this user may not enter (root's /etc/codelace, 700)
+        raise ConfigError(f"{target}: cannot write: {exc.strerror}") from None
     if existed and not force:
         raise CodelaceError(f"{target} already exists (use --force to overwrite)")
     reused = write_initial_config(target)

@@ -23,7 +23,7 @@ from codelace_box.config.loading import (
 from codelace_box.config.schema import SECTIONS, Config
 from codelace_box.config.secret import read_secret_file, secret_key_path
 from codelace_box.errors import ConfigError
-from codelace_box.private_files import replace_private_file
+from codelace_box.private_files import replace_private_file, user_name
 
 
 def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:
@@ -42,7 +42,11 @@ def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:
     if config.server.secret_key:
         return config.server.secret_key, _secret_source(config, env)
     path = secret_key_path(config)
-    existing = read_secret_file(path) if path.is_file() else ""
+    try:
+        there = path.is_file()
+    except OSError:  # a data folder this user may not enter: reading it says so
+        there = True
+    existing = read_secret_file(path) if there else ""
     return (existing, str(path)) if existing else None
 
 
@@ -78,14 +82,29 @@ def _loose_toml(text: str) -> dict[str, dict[str, str]]:
     return data
 
 
+def _unreadable(target: Path, exc: OSError) -> ConfigError:
+    """`init --force` over a config file it cannot read (root's, 600): refused, not replaced."""
+    try:
+        whose = f"; it belongs to {user_name(target.stat().st_uid)}"
+    except OSError:
+        whose = ""
+    return ConfigError(
+        f"{target}: cannot read it ({exc.strerror}{whose}), so init cannot keep the server "
+        "secret it may hold (the provider keys stored with it would be lost): run init as a "
+        "user that may read it, or move the file away first to start anew"
+    )
+
+
 def _salvaged_config(target: Path, env: dict[str, str]) -> Config | None:
     """The secret's keys of a config file that does not load (`init --force` is how an operator
     replaces a file with a typo in it: the secret in it must not be lost with the rest). A bad
     value in one section loses nothing of the other: the secret itself, else its data folder."""
     try:
         text = target.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+    except UnicodeDecodeError:
         return None
+    except OSError as exc:  # a file of another user's: its secret would be replaced unseen
+        raise _unreadable(target, exc) from None
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except ValueError:  # a TOMLDecodeError, or an integer too long for int() (4300 digits)

@@ -40,10 +40,23 @@ def read_secret_file(path: Path) -> str:
         reason = "not UTF-8 text"
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        if isinstance(exc, PermissionError) and (owner := other_owner(path)) is not None:
-            # root ran serve once and wrote it: the next file to give over after the database's
-            reason += f" ({path} belongs to {owner}: chown it to the user running codelace-box)"
+        if isinstance(exc, PermissionError):
+            reason += _whose(path)
     raise ConfigError(f"{path}: cannot read the server secret: {reason}")
+
+
+def _whose(path: Path) -> str:
+    """' (FILE belongs to OWNER: chown it ...)' for a secret file of another user's (root ran
+    serve once and wrote it: the next file to give over after the database's), or the same of
+    its folder when this user may not enter it (root's data/, 700); else ''."""
+    if (owner := other_owner(path)) is not None:
+        return f" ({path} belongs to {owner}: chown it to the user running codelace-box)"
+    if (owner := other_owner(path.parent)) is not None:
+        return (
+            f" (its folder {path.parent} belongs to {owner}: chown it to the user running "
+            "codelace-box)"
+        )
+    return ""
 
 
 def ensure_secret_key(config: Config) -> str:

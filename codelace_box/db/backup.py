@@ -25,7 +25,7 @@ from urllib.parse import quote
 import apsw
 
 from codelace_box.errors import CodelaceError
-from codelace_box.private_files import create_private_file, make_private_dir
+from codelace_box.private_files import create_private_file, make_private_dir, other_owner
 
 BUSY_TIMEOUT_MS = 10_000
 MIB = 2**20
@@ -48,14 +48,10 @@ def backup_database(source_path: str, target_path: str, stop: threading.Event | 
     if target_path.endswith(("/", os.sep)):  # Path() drops the slash: a file by that name
         raise CodelaceError(f"backup needs a file PATH, got a folder: {target_path}")
     target = Path(target_path)
-    if target.exists():
-        raise CodelaceError(f"{target} already exists; choose a new file")
-    refuse_side_file_of(target, Path(source_path))
-    if leftover := next((side for side in side_files(target) if side.exists()), None):
-        raise CodelaceError(
-            f"{leftover} is a leftover of an earlier file named {target.name} (SQLite would "
-            "read it into the backup): move it away or choose a new file"
-        )
+    try:  # a folder this user may not enter: PermissionError on the first look
+        _refuse_taken(target, Path(source_path))
+    except OSError as exc:
+        raise _refused(target, exc) from None
     partial = target.with_name(target.name + ".partial")
     if target.parent.is_symlink() and not target.parent.exists():
         raise CodelaceError(
@@ -75,8 +71,39 @@ def backup_database(source_path: str, target_path: str, stop: threading.Event | 
     except (apsw.NotADBError, apsw.CorruptError):
         raise CodelaceError(f"{source_path} is not a SQLite database, or it is damaged") from None
     except (OSError, apsw.CantOpenError, apsw.ReadOnlyError, apsw.FullError, apsw.IOError) as exc:
-        raise CodelaceError(f"cannot write the backup to {target}: {_reason(exc)}") from None
+        raise _refused(target, exc) from None
     return pages
+
+
+def _refuse_taken(target: Path, source: Path) -> None:
+    """CodelaceError when the backup's name is taken: a file there, the database's own side
+    file, or a side file an earlier file of that name left (SQLite would read it in)."""
+    if target.exists():
+        raise CodelaceError(f"{target} already exists; choose a new file")
+    refuse_side_file_of(target, source)
+    if leftover := next((side for side in side_files(target) if side.exists()), None):
+        raise CodelaceError(
+            f"{leftover} is a leftover of an earlier file named {target.name} (SQLite would "
+            "read it into the backup): move it away or choose a new file"
+        )
+
+
+def _refused(target: Path, exc: Exception) -> CodelaceError:
+    """The line of a backup that could not be written; for a refused permission, whose
+    folder it is when another user's (a folder a backup run as root made, 700)."""
+    words = _reason(exc)
+    if isinstance(exc, PermissionError):
+        for folder in (target.parent, *target.parent.parents):
+            if not os.path.exists(folder):  # missing, or inside one it may not enter
+                continue
+            owner = other_owner(folder)
+            if owner is not None and not os.access(folder, os.W_OK | os.X_OK):
+                words += (
+                    f" (its folder {folder} belongs to {owner}: chown it to the user running "
+                    "codelace-box, or name another PATH)"
+                )
+            break
+    return CodelaceError(f"cannot write the backup to {target}: {words}")
 
 
 def _ensure_room(source_path: str, target: Path) -> None:

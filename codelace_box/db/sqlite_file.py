@@ -126,10 +126,9 @@ def open_sqlite_file(path: str) -> APSWDatabase:
     """The SQLite file at `path`, connected (a ConfigError saying why it cannot be)."""
     target = Path(path)
     db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC, **_CACHE)
-    if str(path) != ":memory:":
-        refuse_not_a_file(str(path))
     try:
         if str(path) != ":memory:":
+            refuse_not_a_file(str(path))  # a folder there, or one it may not enter: said
             make_private_dir(target.parent)
             if not create_private_file(target):
                 make_private(target)
@@ -190,7 +189,19 @@ def folder_not_ours(folder: Path) -> str:
 def refuse_not_a_file(path: str) -> None:
     """A ConfigError when a folder, a device, a pipe or a socket is at database.path `path`,
     or a file where one of its folders should be (opening it, or a restore putting a file in
-    its place, would fail on it as a bug, or name something else)."""
+    its place, would fail on it as a bug, or name something else), or when this user may not
+    even look there (root's data/, 700): the line opening it gives, naming the folder."""
+    try:
+        _refuse_not_a_file(path)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        whose = not_ours(Path(os.path.realpath(path)))
+        raise ConfigError(
+            f"database.path {path}: cannot open the database: {reason}{whose}"
+        ) from None
+
+
+def _refuse_not_a_file(path: str) -> None:
     target = Path(path)
     if any(folder.exists() and not folder.is_dir() for folder in target.parents):
         raise ConfigError(

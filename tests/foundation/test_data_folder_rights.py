@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.foundation.test_disk_trouble import _made_by_root, _tmpfs
-from tests.support import as_nobody
+from tests.support import AS_NOBODY, PROGRAM, as_nobody, cli_env
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -102,3 +102,237 @@ def test_a_database_kept_on_a_read_only_disk_says_so(tmp_path: Path) -> None:
         assert remounted.returncode == 0
         line = space.fail("doctor")
         assert line.rstrip().endswith("(its disk is read-only)"), line
+
+
+@pytest.mark.parametrize("command", [("doctor",), ("users", "list")])
+def test_a_data_folder_the_user_cannot_enter_names_it_for_every_command(
+    command: tuple[str, ...],
+) -> None:
+    """root ran the first command (`providers add` without `sudo -u codelace`) and made data/,
+    700; the service's user then ran `doctor`, `users list`, any command but `serve`: each said
+    `unexpected PermissionError: [Errno 13] Permission denied: '.../codelace.db'`, a bug's line
+    (serve names the folder). Now the line names database.path, the folder and its owner."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        space = _made_by_root(root)  # data/ is root's, 700: nobody may not even look in it
+        os.chown(root / "box", 65534, 65534)
+        ran = as_nobody(space.config, *command, home=root)
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, ran.stderr
+    [line] = ran.stderr.splitlines()
+    data = root / "box" / "data"
+    assert line == (
+        f"error: database.path {data / 'codelace.db'}: cannot open the database: Permission "
+        f"denied (its folder {data} belongs to root and the user running codelace-box may not "
+        "write in it, where SQLite makes the database's -wal and -shm files: chown the folder "
+        "to that user)"
+    )
+
+
+def test_init_force_over_a_config_it_cannot_read_keeps_it() -> None:
+    """root ran `init` (its codelace.toml, 600); the service's user, whose folder it is, ran
+    `init --force` to make the file its own: init could not read the old file, so found no
+    secret in it, and replaced it with a new one, the secret the stored provider keys were
+    encrypted with lost for good. Now it refuses, naming the file and its owner, and leaves
+    it as it was."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        box = root / "box"
+        box.mkdir()
+        os.chown(box, 65534, 65534)
+        config = box / "codelace.toml"
+        text = '[server]\nsecret_key = "file-secret-0123456789abcdef"\n'
+        config.write_text(text)
+        os.chmod(config, 0o600)  # root's, as a root init leaves it
+        ran = subprocess.run(  # from its folder, as the README's systemd section runs init
+            [*AS_NOBODY, *PROGRAM, "init", "--force"], capture_output=True, text=True,
+            timeout=30, cwd=box, env=cli_env({"HOME": str(root)}), check=False,
+        )  # fmt: skip
+        kept = config.read_text()
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, (ran.stdout, ran.stderr)
+    assert kept == text
+    assert ran.stderr == (
+        "error: codelace.toml: cannot read it (Permission denied; it belongs to root), so init "
+        "cannot keep the server secret it may hold (the provider keys stored with it would be "
+        "lost): run init as a user that may read it, or move the file away first to start "
+        "anew\n"
+    )
+
+
+def test_init_over_a_data_folder_it_cannot_enter_names_the_folder() -> None:
+    """root ran the first command (`providers add`, no config file: the server secret went to
+    data/secret_key, data/ root's, 700); the service's user then ran `init` in its own folder
+    to write the config: it said `unexpected PermissionError: ... data/secret_key`, a bug's
+    line. Now one line names the secret's file and whose folder it is in."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        box = root / "box"
+        box.mkdir()
+        added = subprocess.run(
+            [*PROGRAM, "providers", "add", "openai", "--kind", "openai", "--key", "k-1"],
+            capture_output=True, text=True, timeout=30, cwd=box, env=cli_env(), check=False,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        os.chown(box, 65534, 65534)
+        ran = subprocess.run(
+            [*AS_NOBODY, *PROGRAM, "init"], capture_output=True, text=True, timeout=30,
+            cwd=box, env=cli_env({"HOME": str(root)}), check=False,
+        )  # fmt: skip
+        left = sorted(path.name for path in box.iterdir())
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, (ran.stdout, ran.stderr)
+    assert left == ["data"], "no config written"
+    data = box / "data"
+    assert ran.stderr == (
+        f"error: {data / 'secret_key'}: cannot read the server secret: Permission denied (its "
+        f"folder {data} belongs to root: chown it to the user running codelace-box)\n"
+    )
+
+
+def test_a_port_below_1024_says_to_serve_behind_the_proxy() -> None:
+    """`serve --port 443` (or 80) by the service's user said only `Permission denied`: the
+    line now says why and what to do instead."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run serve as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        box = root / "box"
+        box.mkdir()
+        os.chown(box, 65534, 65534)
+        ran = subprocess.run(
+            [*AS_NOBODY, *PROGRAM, "serve", "--port", "443"], capture_output=True, text=True,
+            timeout=30, cwd=box, env=cli_env({"HOME": str(root)}), check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stderr.splitlines()[-1] == (
+        "error: cannot listen on 127.0.0.1:443: Permission denied (a port below 1024 needs "
+        "root: serve on a higher one, such as the default 8080, behind the reverse proxy)"
+    )
+
+
+def test_a_backup_into_a_folder_the_user_cannot_enter_is_one_line() -> None:
+    """The service's user ran `backup backups/x.db` into a folder root had made (700, by a
+    first backup run as root): it said `unexpected PermissionError: [Errno 13] Permission
+    denied: 'backups/x.db'`, a bug's line, as it looked whether the file was there already."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        box = root / "box"
+        box.mkdir()
+        os.chown(box, 65534, 65534)
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*AS_NOBODY, *PROGRAM, *args], capture_output=True, text=True, timeout=30,
+                cwd=box, env=cli_env({"HOME": str(root)}), check=False,
+            )  # fmt: skip
+
+        assert run("users", "create", "first@example.com").returncode == 0
+        (box / "backups").mkdir(mode=0o700)  # root's
+        ran = run("backup", "backups/x.db")
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stderr == (
+        "error: cannot write the backup to backups/x.db: Permission denied (its folder "
+        "backups belongs to root: chown it to the user running codelace-box, or name another "
+        "PATH)\n"
+    )
+
+
+def test_a_restore_from_a_folder_the_user_cannot_enter_is_one_line() -> None:
+    """The service's user ran `restore backups/x.db` where backups/ was root's (700, made by a
+    backup run as root): it said `unexpected PermissionError: [Errno 13] Permission denied:
+    'backups/x.db'`, a bug's line, from its look whether the backup was there."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        box = root / "box"
+        box.mkdir()
+        os.chown(box, 65534, 65534)
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*AS_NOBODY, *PROGRAM, *args], capture_output=True, text=True, timeout=30,
+                cwd=box, env=cli_env({"HOME": str(root)}), check=False,
+            )  # fmt: skip
+
+        assert run("users", "create", "first@example.com").returncode == 0
+        (box / "backups").mkdir(mode=0o700)  # root's
+        shutil.copy(box / "data" / "codelace.db", box / "backups" / "x.db")
+        ran = run("restore", "backups/x.db")
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stderr == (
+        "error: cannot read the backup backups/x.db: Permission denied (its folder backups "
+        "belongs to root: run restore as a user that may read it, or copy the backup where "
+        "this user may)\n"
+    )
+
+
+def test_a_restore_into_a_data_folder_the_user_cannot_enter_is_one_line() -> None:
+    """The service's user ran `restore` with its backup at hand while data/ was root's (700,
+    made by a first command run as root): it said `unexpected PermissionError: [Errno 13]
+    Permission denied: '.../data/codelace.db'`, a bug's line; now the line every other command
+    gives, naming the folder and its owner."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        space = _made_by_root(root)  # data/ is root's, 700
+        box, data = root / "box", root / "box" / "data"
+        shutil.copy(data / "codelace.db", box / "x.db")
+        for path in (box, box / "x.db"):
+            os.chown(path, 65534, 65534)
+        ran = as_nobody(space.config, "restore", str(box / "x.db"), home=root)
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stderr == (
+        f"error: database.path {data / 'codelace.db'}: cannot open the database: Permission "
+        f"denied (its folder {data} belongs to root and the user running codelace-box may not "
+        "write in it, where SQLite makes the database's -wal and -shm files: chown the folder "
+        "to that user)\n"
+    )
+
+
+def test_init_into_a_folder_the_user_cannot_enter_is_one_line() -> None:
+    """`--config /etc/codelace/codelace.toml init` by a user who may not enter that folder
+    (root's, 700) said `unexpected PermissionError`, a bug's line, from its look whether the
+    file was there; now the line of a file it cannot write, as for a folder it may only read."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        folder = root / "etc"
+        folder.mkdir(mode=0o700)  # root's
+        target = folder / "codelace.toml"
+        ran = subprocess.run(
+            [*AS_NOBODY, *PROGRAM, "--config", str(target), "init"], capture_output=True,
+            text=True, timeout=30, cwd=root, env=cli_env({"HOME": str(root)}), check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(root)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stderr == f"error: {target}: cannot write: Permission denied\n"

@@ -275,7 +275,24 @@ def test_a_taken_port_stops_serve_with_one_line(tmp_path: Path) -> None:
         result = run_cli(None, "serve", "--port", str(port), cwd=tmp_path, timeout=30)
     assert result.returncode == 1
     assert one_error_line(result.stderr) == (
-        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another program "
+        "listens there, another codelace-box serve?: stop it, or listen on another port with "
+        "--port or server.port)"
+    )
+
+
+def test_an_address_not_of_this_machine_stops_serve_saying_what_to_set(tmp_path: Path) -> None:
+    """server.host an address no interface of this machine has (a typo, the public address of
+    a NAT'd VM) said only the kernel's "Cannot assign requested address"."""
+    port = str(free_port())
+    result = run_cli(
+        None, "serve", "--host", "192.0.2.7", "--port", port, cwd=tmp_path, timeout=30
+    )  # 192.0.2.0/24: TEST-NET-1, documentation only, no machine's
+    assert result.returncode == 1
+    assert one_error_line(result.stderr) == (
+        f"error: cannot listen on 192.0.2.7:{port}: Cannot assign requested address (no "
+        "network interface of this machine has that address: set server.host or --host to one "
+        "it has, such as 127.0.0.1)"
     )
 
 
