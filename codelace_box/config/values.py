@@ -188,8 +188,10 @@ def _origin(text: str) -> str:
 
 def _shown(name: str, value: Any) -> str:
     # a database URL carries its password, a Slack webhook URL is its own credential, and
-    # metrics.token is the scrapers' password
-    hidden = any(word in name for word in ("secret", "password", "url"))
+    # metrics.token is the scrapers' password; the box's public address is none of these
+    hidden = any(word in name for word in ("secret", "password", "url")) and not name.endswith(
+        "public_url"
+    )
     hidden = hidden or bool(_USERINFO.search(str(value)))  # a URL's user:password, any key
     return "<hidden>" if hidden or name.endswith("token") else repr(value)
 

@@ -328,7 +328,7 @@ FILE_ERRORS = [
     ("[auth]\nrate_limit_window_sec = 86401\n",
      "auth.rate_limit_window_sec must be an integer from 1 to 86400, got 86401"),
     ('[server]\npublic_url = "example.com"\n',
-     "server.public_url must be empty or an http:// or https:// URL"),
+     "server.public_url must be empty or an http:// or https:// URL, got 'example.com'"),
     ('[stripe]\ncurrency = "EUR"\n', "stripe.currency must be a three-letter currency code"),
     ("[stripe]\nmin_topup_usd = -1\n", "stripe.min_topup_usd must be a number of at least 0"),
     ("[stripe]\ntrial_credit_usd = 0.0000000001\n",
