@@ -359,10 +359,11 @@ def prepare_messages_call(
     adapter.check_request(body, route.upstream_model)
     loop = output_token_bound(body, cap, context)  # a server tool's loop: several model calls
     bound = messages_input_bound(body_len, body, context, route.upstream_model, media)
-    compaction = compaction_tokens(body, context)  # extra samplings, in the usage iterations
+    anthropic = route.provider.kind == "anthropic"  # translated: the edit is not sent on
+    compaction = compaction_tokens(body, context) if anthropic else 0  # (usage iterations)
     hold = hold_for(route, bound, loop, compaction)  # and charged (extra_samplings.py)
     passes = hold_for(route, 0, 0, compaction) if compaction else 0  # (their part, for a 402)
-    advisor = advisor_route(routes, route, body) if route.provider.kind == "anthropic" else None
+    advisor = advisor_route(routes, route, body) if anthropic else None
     if advisor is not None:  # its calls: at its prices, or dearer (gateway/advisor.py)
         advised = advisor_hold(advisor, route, *advisor_tokens(body, context))
         hold, passes = hold + advised, passes + advised
