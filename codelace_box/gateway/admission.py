@@ -123,14 +123,14 @@ def reserve_on_key(tx: Tx, key_id: int, amount_nanos: int, now: datetime) -> boo
 
 
 def key_cap_refusal(
-    reset: str | None, left_nanos: int | None = None, input_nanos: int = 0, new_chat: str = ""
+    reset: str | None, left_nanos: int | None = None, over: tuple[str, str] | None = None
 ) -> str:
     """What a request past its key's cap is told: the reset only when the key has one (a cap
     without reset never resets: "wait for the reset" sent its user waiting for nothing).
     Nothing left of the cap (`left_nanos` spent, or held by requests in flight): no smaller
-    request fits either, so lowering max_tokens is not offered; nor when the request's input
-    alone (`input_nanos`, what it holds before any output) holds more than is left, where a
-    shorter conversation helps (`new_chat`: how its client starts one)."""
+    request fits either, so lowering max_tokens is not offered; nor when what the request holds
+    before any output is more than is left (`over`: that, and the shorter conversation that
+    helps, or "", from `before_output`)."""
     wait = "" if reset is None else f" or wait for the {reset} reset ({_moment(reset)})"
     period = "" if reset is None else " for the period"
     never = "it has no reset period; " if reset is None else ""
@@ -138,12 +138,12 @@ def key_cap_refusal(
     if left_nanos is not None and left_nanos <= 0:
         spent = f"nothing is left of this API key's spend limit{period} {in_flight}"
         return f"{spent}: raise limit_usd{wait}"
-    if left_nanos is not None and input_nanos >= left_nanos:
-        shorter = f"send a shorter conversation{new_chat}{',' if wait else ' or'} raise limit_usd"
+    if left_nanos is not None and over is not None:
+        held, shorter = over
+        shorter += f"{',' if wait else ' or'} " if shorter else ""
         return (
-            f"this request's input alone holds {_usd(input_nanos)}, more than the "
-            f"{_usd(left_nanos)} left of this API key's spend limit{period} {in_flight}: "
-            f"{shorter}{wait}"
+            f"{held}, more than the {_usd(left_nanos)} left of this API key's spend limit"
+            f"{period} {in_flight}: {shorter}raise limit_usd{wait}"
         )
     if reset is None:
         return (
@@ -176,21 +176,22 @@ def balance_refusal(tx: Tx, user_id: int) -> InsufficientCredits:
     return refused
 
 
-def credit_refusal(left_nanos: int, input_nanos: int = 0, new_chat: str = "") -> str:
+def credit_refusal(left_nanos: int, over: tuple[str, str] | None = None) -> str:
     """What a request the credit does not cover is told: with no credit left (the balance
     less what its requests in flight hold), add credit, and nothing about max_tokens, which no
-    request of any size passes by; nor when its input alone (`input_nanos`) holds more than
-    is left, where a shorter conversation helps (`new_chat`: how its client starts one)."""
+    request of any size passes by; nor when what it holds before any output is more than is
+    left (`over`: that, and the shorter conversation that helps, or "": `before_output`)."""
     if left_nanos <= 0:
         return (
             f"insufficient credit: this account has no credit left (its balance, less what its "
             f"requests in flight hold, is {_usd(left_nanos)}): add credit"
         )
-    if input_nanos >= left_nanos:
+    if over is not None:
+        held, shorter = over
         return (
-            f"insufficient credit: this request's input alone holds {_usd(input_nanos)}, more "
-            f"than the {_usd(left_nanos)} of credit left (its balance, less what its requests "
-            f"in flight hold): send a shorter conversation{new_chat} or add credit"
+            f"insufficient credit: {held}, more than the {_usd(left_nanos)} of credit left (its "
+            f"balance, less what its requests in flight hold): {shorter}{' or ' if shorter else ''}"
+            "add credit"
         )
     return "insufficient credit for this request: add credit or lower max_tokens"
 
@@ -209,6 +210,7 @@ class Asked:
     hold_nanos: int
     output_tokens: int | None  # None: a call that makes none (embeddings)
     output_per_1m_nanos: int = 0
+    passes_nanos: int = 0  # its compaction and advisor passes: a window each, any conversation
     client: str = ""  # its route's main client: "Claude Code" (/v1/messages), "Codex"
     sent_cap: bool = True  # the request set its output cap itself (Codex sends none)
 
@@ -229,6 +231,22 @@ _CODEX_CAP = (
 )
 
 
+def before_output(asked: Asked, input_nanos: int, left_nanos: int) -> tuple[str, str]:
+    """What a request holds before any output, as its 402 words it, and the shorter
+    conversation that helps ("" when none does: its compaction or advisor passes hold a context
+    window each, whatever the conversation's length, and so the same after a /clear)."""
+    new_chat = f"send a shorter conversation{_NEW_CHAT.get(asked.client, '')}"
+    passes = asked.passes_nanos
+    if not passes:
+        return f"this request's input alone holds {_usd(input_nanos)}", new_chat
+    held = (
+        f"this request holds {_usd(input_nanos)} before any output ({_usd(passes)} of it for "
+        "the compaction or advisor passes it may run, a context window each, whatever the "
+        "conversation's length)"
+    )
+    return held, new_chat if passes < left_nanos else ""
+
+
 def with_the_hold(refused: InsufficientCredits, asked: Asked) -> InsufficientCredits:
     """A 402 of admission that says what the request holds: its worst case, which is what
     did not fit (Claude Code asks for up to 128,000 output tokens, about $1.92 at $15/1M, and a
@@ -239,11 +257,11 @@ def with_the_hold(refused: InsufficientCredits, asked: Asked) -> InsufficientCre
         return refused
     left, input_nanos = refused.left_nanos, asked.input_nanos()
     if left is not None and input_nanos is not None and input_nanos >= left:
-        new_chat = _NEW_CHAT.get(asked.client, "")
+        over = before_output(asked, input_nanos, left)
         if refused.code == "key_limit_reached":
-            message = key_cap_refusal(refused.reset, left, input_nanos, new_chat)
+            message = key_cap_refusal(refused.reset, left, over)
         else:
-            message = credit_refusal(left, input_nanos, new_chat)
+            message = credit_refusal(left, over)
         return InsufficientCredits(message, code=refused.code, param=refused.param)
     output_tokens = asked.output_tokens
     told = f"this request holds {_usd(asked.hold_nanos)} for its input"

@@ -359,16 +359,19 @@ def prepare_messages_call(
     adapter.check_request(body, route.upstream_model)
     loop = output_token_bound(body, cap, context)  # a server tool's loop: several model calls
     bound = messages_input_bound(body_len, body, context, route.upstream_model, media)
-    compaction = compaction_tokens(body, context)  # extra samplings, in the usage iterations
+    anthropic = route.provider.kind == "anthropic"  # translated: the edit is not sent on
+    compaction = compaction_tokens(body, context) if anthropic else 0  # (usage iterations)
     hold = hold_for(route, bound, loop, compaction)  # and charged (extra_samplings.py)
-    advisor = advisor_route(routes, route, body) if route.provider.kind == "anthropic" else None
+    passes = hold_for(route, 0, 0, compaction) if compaction else 0  # (their part, for a 402)
+    advisor = advisor_route(routes, route, body) if anthropic else None
     if advisor is not None:  # its calls: at its prices, or dearer (gateway/advisor.py)
-        hold += advisor_hold(advisor, route, *advisor_tokens(body, context))
+        advised = advisor_hold(advisor, route, *advisor_tokens(body, context))
+        hold, passes = hold + advised, passes + advised
     call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,
         output_cap=cap, hold_nanos=hold, stream=bool(body.get("stream")), ingress=MESSAGES_ROUTE,
     )  # fmt: skip
-    call.advisor = advisor
+    call.advisor, call.passes_nanos = advisor, passes
     call.effort_added = route.provider.kind == "openai"  # thinking -> reasoning_effort
     if call.effort_added:  # an openai provider: what a strict server (Mistral) may refuse
         metadata = body.get("metadata")

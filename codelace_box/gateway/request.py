@@ -108,6 +108,7 @@ class ChatCall:
     compaction_trims: int = 0  # times a compaction too long was asked again shorter
     media: tuple[int, int] | None = None  # the body's request_media, when admission walked it
     advisor: ModelRoute | None = None  # the advisor tool's catalog model (gateway/advisor.py)
+    passes_nanos: int = 0  # of its hold: its compaction and advisor passes (a window each)
     unsettled: bool = False  # its settlement or release was refused: its hold is the sweep's
     left: bool = False  # its client went away: no new upstream attempt starts for nobody
     refused_keys: set[int] = field(default_factory=set)  # refused it, 429, no credit: not again
@@ -132,7 +133,7 @@ class ChatCall:
         client = "Claude Code" if route == MESSAGES_ROUTE else ""
         client = "Codex" if route.startswith(RESPONSES_ROUTE) else client  # and its /compact
         output = self.output_limit, self.route.output_per_1m_nanos
-        return Asked(self.hold_nanos, *output, client=client, sent_cap=self.cap_from_client)
+        return Asked(self.hold_nanos, *output, self.passes_nanos, client, self.cap_from_client)
 
     def with_input(self, usage: Usage) -> Usage:
         """`usage` with its input guessed (`input_guess`) when the upstream counted none of it
@@ -277,11 +278,11 @@ def output_cap(body: JSON, route: ModelRoute) -> tuple[int, bool]:
 
 def worst_case_nanos(
     body: JSON, body_len: int, route: ModelRoute, output: tuple[int, int], context: int
-) -> int:
+) -> tuple[int, int]:
     """What a chat call may cost at most, for `output` (tokens per choice, choices): its input
     bound, its output, and to an `openai` provider (the body goes as sent) a prediction's
     tokens and the compaction passes a front of Claude runs for it (gateway/extra_samplings.py;
-    no advisor calls: `refuse_advisor` has refused that tool before)."""
+    no advisor calls: `refuse_advisor` has refused that tool before); and those passes' part."""
     prices = route.max_input_per_1m_nanos, route.output_per_1m_nanos
     as_sent = route.provider.kind == "openai"
     worst = token_cost_nanos(
@@ -289,7 +290,8 @@ def worst_case_nanos(
         (output[0] + (predicted_tokens(body) if as_sent else 0)) * output[1],
         *prices,
     )
-    return worst + (compaction_nanos(body, context, *prices) if as_sent else 0)
+    passes = compaction_nanos(body, context, *prices) if as_sent else 0
+    return worst + passes, passes
 
 
 def refuse_advisor(body: JSON) -> None:
@@ -370,7 +372,7 @@ def prepare_call(
     options = body.get("stream_options") or {}
     context = route.context_tokens or default_context_tokens
     loop = output_token_bound(body, cap, context)
-    worst = worst_case_nanos(body, body_len, route, (loop, choices), context)
+    worst, passes = worst_case_nanos(body, body_len, route, (loop, choices), context)
     call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,
         output_cap=cap, hold_nanos=worst, stream=stream, cap_from_client=from_client,
@@ -378,4 +380,5 @@ def prepare_call(
     call.include_usage = stream and options.get("include_usage") is True
     call.choices = choices
     call.loop_output = loop
+    call.passes_nanos = passes
     return call

@@ -93,3 +93,31 @@ def test_a_request_whose_output_does_not_fit_is_still_told_to_lower_its_cap(
     message = told(chat(box, key, "Hi", 3000))
     assert "add credit or lower max_tokens" in message, message
     assert "input alone" not in message, message
+
+
+def compacting(box: Box, key: str, text: str) -> str:
+    """A chat call with Anthropic's compaction edit (to a front of Claude that passes it on)."""
+    body = {"model": WORDY, "messages": [{"role": "user", "content": text}],
+            "max_tokens": SHORT_OUTPUT,
+            "context_management": {"edits": [{"type": "compact_20260112"}]}}  # fmt: skip
+    return told(box.http(key).post("/v1/chat/completions", json=body))
+
+
+def test_compaction_passes_past_what_is_left_are_not_called_the_input(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """A compaction edit holds a context window's pass ($2 at 200,000 tokens), whatever the
+    conversation's length: "Hi" with $0.50 left is not told its input alone holds $2.01, nor to
+    send a shorter conversation (which holds the same), but what the passes hold; with more
+    left than the passes hold, a shorter conversation still helps."""
+    _, key = box.new_user("0.5")
+    message = compacting(box, key, "Hi")
+    assert "input alone" not in message and "shorter" not in message, message
+    assert "$2.00 of it for the compaction or advisor passes" in message, message
+    assert message.endswith("more than the $0.50 of credit left (its balance, less what its "
+                            "requests in flight hold): add credit"), message  # fmt: skip
+    _, key = box.new_user("2.5")
+    message = compacting(box, key, LONG * 10)
+    assert "before any output ($2.00 of it for the compaction" in message, message
+    assert message.endswith(": send a shorter conversation or add credit"), message
+    assert fake.requests == []
