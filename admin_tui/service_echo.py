@@ -4,8 +4,9 @@
 The feature functions word their refusals for the CLI and the API, often quoting the value
 (`got '...'`, `no model ...`): a provider key pasted into the wrong field was shown back whole.
 `quoted_back` is the one rule every form's refusal goes through: the message still names the
-field and the rule; a long typed value (or a long part of one: a comma-separated model, a word
-after a URL) is quoted only by its start, and a key-like one only by its first characters."""
+field and the rule; a key-like token typed is quoted masked as a key's hint is (`sk-…a1b2`), and
+a long typed value (or a long part of one: a comma-separated model, a word after a URL) only by
+its start and its end (two long model ids with one start are still told apart)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from collections.abc import Iterable
 
 from codelace_box.crypto import mask_tokens
 
-QUOTED_WHOLE = 32  # a quoted run of what was typed up to this long stays (unless key-like)
-SHOWN_START = 20  # characters of a longer run left (3 of a key-like one), then "…"
-KEY_START = 3  # as a key's hint begins (`sk-…a1b2`)
+QUOTED_WHOLE = 32  # a quoted run of what was typed up to this long stays (its keys masked)
+SHOWN_START = 20  # characters of a longer run left, then "…"
+SHOWN_END = 12  # and its last characters (`openrouter/anthropic…ude-opus-4.1`)
 MIN_PIECE = 8  # shorter pieces are not looked for (they may be words of the message itself)
 
 
@@ -37,15 +38,14 @@ def _pieces(typed: Iterable[str]) -> set[str]:
     return found
 
 
-def _key_like(text: str) -> bool:
-    return mask_tokens(text, len(text) + 1) != text
-
-
 def _start_of(run: str) -> str | None:
-    """What a refusal shows of a run of typed text it quotes: None, the whole of it."""
-    if _key_like(run):
-        return run[:KEY_START] + "…"
-    return run[:SHOWN_START] + "…" if len(run) > QUOTED_WHOLE else None
+    """What a refusal shows of a run of typed text it quotes (None: the whole of it): its
+    key-like tokens masked (crypto.mask_tokens: a name read as one keeps its start and end,
+    `deepseek-ai/Dee…-32B`), and what is still long cut to its start and its end."""
+    shown = mask_tokens(run, len(run) + 1)
+    if len(shown) > QUOTED_WHOLE:
+        shown = shown[:SHOWN_START] + "…" + shown[-SHOWN_END:]
+    return None if shown == run else shown
 
 
 def _cut_quotes(message: str, piece: str) -> str:

@@ -89,3 +89,22 @@ async def test_the_key_and_account_forms_quote_no_key(admin_env: AdminEnv) -> No
         await until(pilot, lambda: screen_name(pilot) == "UsersScreen", "the users table")
         await open_form(pilot, "n", "the new user form")
         shows_no_key(await refusal(pilot, {"email": KEY}, "email"))
+
+
+async def test_a_long_unknown_model_id_is_still_named(admin_env: AdminEnv) -> None:
+    """OpenRouter's ids share long starts and names like `DeepSeek-R1-Distill-Qwen-32B` read
+    as key-like: cut to 20 characters ('openrouter/anthropic…') or to 3 ('dee…'), the refusal
+    of a key's models no longer said which of the models typed is not in the catalog."""
+    add_provider("openrouter", "openai", SECRET, "sk-admin-test-0000000000002")
+    set_model("openrouter/anthropic/claude-sonnet-4.5", "3", "15")
+    create_user("bob@example.com")
+    known = "openrouter/anthropic/claude-sonnet-4.5"
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await open_detail(pilot, "bob@example.com")
+        await open_form(pilot, "c", "the new key form")
+        for unknown, told in (
+            ("openrouter/anthropic/claude-opus-4.1", "opus-4.1"),
+            ("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "-32B"),
+        ):
+            shown = await refusal(pilot, {"models": f"{known}, {unknown}"}, "allowed_models")
+            assert told in shown and unknown[:12] in shown, shown
