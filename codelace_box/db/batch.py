@@ -64,6 +64,7 @@ from codelace_box.db.core import (
 )
 from codelace_box.db.failures import conflict, database_unavailable, is_busy, is_unavailable
 from codelace_box.db.offload import found_unreachable, write_thread
+from codelace_box.db.sqlite_file import write_failure_where
 from codelace_box.db.turns import (
     Outcome,
     Pending,
@@ -198,7 +199,8 @@ def _commit(pending: Pending, batch: WriteBatch) -> list[Outcome]:
             if not careful and _blamed_on_a_write(exc):
                 careful = _stay_careful(batch)
                 continue
-            log.error("a batch of %d writes failed: %s", len(pending), exc)
+            where = write_failure_where(exc)  # SQLite's file, its disk: the failure's path only
+            log.error("a batch of %d writes failed: %s%s", len(pending), exc, where)
             return _failed(pending, exc)
         metrics.count(counted)  # committed: what its writes counted, once
         return outcomes

@@ -8,7 +8,7 @@ import apsw
 from peewee import OperationalError as PeeweeOperationalError
 
 from codelace_box.db import postgres
-from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC, storage_failed
+from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC, storage_failed, write_failure_where
 from codelace_box.errors import CodelaceError, ServiceUnavailable
 
 LOCKED = (
@@ -25,13 +25,14 @@ PG_LOCKED = (  # PostgreSQL's: a lock on a row or a name, held by another sessio
 def operator_words(exc: BaseException, url: str | None = None) -> str | None:
     """What an operator's command (the CLI, the dashboard) says of a database failure it met:
     a lock another process holds (rolled back), a database that could not be written (a
-    full disk: its own words, not "unexpected ..."), PostgreSQL unavailable (where: `url`'s
+    full disk: its own words, not "unexpected ...", and for SQLite database.path and what
+    helps), PostgreSQL unavailable (where: `url`'s
     host and port, never its password), or a PostgreSQL role lacking a privilege (what to
     grant); None for any other failure."""
     if is_busy(exc):
         return PG_LOCKED if postgres.is_busy(exc) else LOCKED
-    if storage_failed(exc) or postgres.is_read_only(exc):
-        return f"the database could not be written: {written_words(exc)}"
+    if storage_failed(exc) or postgres.is_read_only(exc):  # SQLite's: which file, what helps
+        return f"the database could not be written: {written_words(exc)}{write_failure_where(exc)}"
     if postgres.is_unavailable(exc):
         return postgres.unavailable_words(exc, url)
     return postgres.missing_privilege(exc)

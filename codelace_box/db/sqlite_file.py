@@ -6,6 +6,7 @@ where the config points or is empty (`missing_database`, the one wording of ever
 from __future__ import annotations
 
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -42,6 +43,9 @@ PRAGMAS = (
 # (each group commit compiled them again: 10% more).
 _CACHE = {"statementcachesize": 96}
 CONNECT_RETRY_SEC = 0.01
+_opened: list[str] = [
+    ""
+]  # the database.path open_sqlite_file opened last (for write_failure_where)
 
 
 POINT_AT_IT = "--config PATH, CODELACE_CONFIG or database.path"
@@ -145,7 +149,38 @@ def open_sqlite_file(path: str) -> APSWDatabase:
         raise ConfigError(
             f"database.path {path}: cannot open the database: {reason}{trouble}"
         ) from None
+    _opened[0] = "" if str(path) == ":memory:" else str(path)
     return db
+
+
+def write_failure_where(exc: BaseException) -> str:
+    """' (database.path PATH: what helps)' for SQLite failing to write the file it opened
+    (`exc` storage_failed): a file of it this user may not write (its mode and owner), or its
+    disk full or read-only (SQLite itself says only 'attempt to write a readonly database',
+    'database or disk is full'); '' for any other failure. Only a failure's line calls it."""
+    path = _opened[0]
+    if not path or not storage_failed(exc):
+        return ""
+    real = Path(os.path.realpath(path))
+    why = _unwritable(real) or disk_state(real)
+    return f" (database.path {path}: {why})" if why else f" (database.path {path})"
+
+
+def _unwritable(target: Path) -> str:
+    """'the file is mode 0400, owned by USER: make it writable by ...' for the database or its
+    -wal or -shm file when this user may not write it; else ''."""
+    for name in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+        try:
+            seen = name.stat()
+        except OSError:
+            continue
+        if not os.access(name, os.W_OK):
+            which = "the file" if name == target else str(name)
+            return (
+                f"{which} is mode {stat.S_IMODE(seen.st_mode):04o}, owned by "
+                f"{user_name(seen.st_uid)}: make it writable by the user running codelace-box"
+            )
+    return ""
 
 
 def not_ours(target: Path) -> str:
@@ -219,13 +254,21 @@ def _refuse_not_a_file(path: str) -> None:
 def disk_trouble(target: Path) -> str:
     """' (its disk is full)' or ' (its disk is read-only)' when the database's folder is on
     such a disk (SQLite itself says only 'disk I/O error'); else ''."""
+    state = disk_state(target)
+    return f" ({state})" if state else ""
+
+
+def disk_state(target: Path) -> str:
+    """'its disk is full' or 'its disk is read-only' for the disk of `target`'s folder; ''
+    otherwise. Full only for a disk that reports a size: /proc, sysfs and the like report
+    no blocks at all, and no room, which says nothing of a full disk."""
     try:
         disk = os.statvfs(target.parent)
     except OSError:
         return ""
     if disk.f_flag & os.ST_RDONLY:
-        return " (its disk is read-only)"
-    return " (its disk is full)" if disk.f_bavail == 0 else ""
+        return "its disk is read-only"
+    return "its disk is full" if disk.f_blocks > 0 and disk.f_bavail == 0 else ""
 
 
 def _connect_when_free(db: APSWDatabase) -> None:

@@ -336,3 +336,32 @@ def test_init_into_a_folder_the_user_cannot_enter_is_one_line() -> None:
         shutil.rmtree(root)
     assert ran.returncode == 1, ran.stderr
     assert ran.stderr == f"error: {target}: cannot write: Permission denied\n"
+
+
+def test_a_database_file_read_only_for_its_owner_names_it_and_its_mode() -> None:
+    """The service's user owns its folder and the database, but the file is read-only for it
+    (`chmod 400`): a write command and `serve`'s start said only `the database could not be
+    written: attempt to write a readonly database`, no path, nothing of what to do. Now the
+    line names database.path and says to make the file writable by that user."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        space = _made_by_root(root)
+        for path in (root / "box", *(root / "box").rglob("*")):
+            os.chown(path, 65534, 65534)  # all given over to the service's user
+        os.chmod(space.db_path, 0o400)
+        runs = [as_nobody(space.config, *args, home=root) for args in WRITES]
+    finally:
+        shutil.rmtree(root)
+    db = space.db_path
+    for run in runs:
+        assert run.returncode == 1, run.stderr
+        assert run.stderr.splitlines()[-1] == (
+            f"error: the database could not be written: attempt to write a readonly database "
+            f"(database.path {db}: the file is mode 0400, owned by nobody: make it writable by "
+            "the user running codelace-box)"
+        )
+
+
+WRITES = (("users", "create", "second@example.com"), ("serve",))

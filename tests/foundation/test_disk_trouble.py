@@ -155,7 +155,9 @@ def test_a_full_disk_is_a_503_and_one_line_then_the_box_goes_on(
 ) -> None:
     """Calls that meet the full disk at admission, at a stream's settlement and at an answer's
     settlement: a 503 (an error event in the stream) saying the database is unavailable,
-    never a 500 of a bug with its traceback; free room, and the next call is charged."""
+    never a 500 of a bug with its traceback; free room, and the next call is charged. The
+    log's 'a batch of 1 writes failed: database or disk is full' named no file: it now says
+    database.path and that its disk is full."""
     fake = FakeOpenAI().start()
     fake.default = Reply(prompt_tokens=7, completion_tokens=8, content="word " * 50)
     space, port, key = metered_box(small_disk / "box", fake.base_url)
@@ -191,7 +193,9 @@ def test_a_full_disk_is_a_503_and_one_line_then_the_box_goes_on(
         fake.stop()
     log = server.log_text()
     assert "Traceback" not in log, log[-3000:]
-    assert "database or disk is full" in log
+    # each failed write's line names the file and its disk (the operator finds which disk)
+    said = f"writes failed: database or disk is full (database.path {space.db_path}: its disk"
+    assert said in log, log[-3000:]
     assert space.run("doctor").stdout.startswith("ok: ")
     [(balance, held)] = space.sql('SELECT balance_nanos, held_nanos FROM "user"')
     assert (balance, held) == (1_000_000_000 - 23_000, 0)
@@ -425,7 +429,8 @@ def test_a_command_on_a_full_disk_says_the_disk_is_full(tmp_path: Path, small_di
     fill(small_disk)
     credit = ("credit", "kept@example.com", "1", "--reason", "r" * 1000)  # the longest taken
     assert space.fail(*credit) == (
-        "error: the database could not be written: database or disk is full"
+        "error: the database could not be written: database or disk is full (database.path "
+        f"{space.db_path}: its disk is full)"
     )
     (small_disk / "box" / "data" / "codelace.db-shm").unlink()  # rebuilt at the next open
     fill(small_disk, "more-ballast")  # not even room for that
@@ -585,3 +590,12 @@ def test_a_scheduled_backup_that_cannot_fit_never_fills_the_database_s_disk(
     assert "the disk is full (the copy needs " in log, log[-2000:]
     assert "database or disk is full" not in log, log[-2000:]
     assert not list((space.root / "data" / "backups").glob("*"))
+
+
+def test_a_database_on_a_disk_of_no_size_is_not_said_to_be_full(tmp_path: Path) -> None:
+    """database.path under /proc, whose filesystem reports no size and no room: the line said
+    'No such file or directory (its disk is full)', sending the operator to free space."""
+    space = make_workspace(tmp_path / "box", database={"path": "/proc/codelace-x.db"})
+    line = space.fail("migrate")
+    assert line.startswith("error: database.path /proc/codelace-x.db: cannot open the database")
+    assert "full" not in line, line
