@@ -1,0 +1,82 @@
+"""An `anthropic` upstream (a compatible server, a buffering proxy) that answers a streamed call
+with one whole JSON `message`: the upstream did the work and bills for it, so the box relays
+that answer as the stream its client asked for, on every route, and charges its usage, as it
+does for an OpenAI-compatible server's whole completion (tests/quirks/test_answer_for_a_stream.py).
+It was a free 502 "answered the stream request with no stream" whose message carried the
+answer's text; the SDKs retried it, each try billed to the operator."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import pytest
+
+from tests.fakes.hostile_upstream import Act, HostileUpstream, anthropic_body
+from tests.hostile.conftest import ROUTES, HostileBox, events
+from tests.support import sdk_http
+
+pytestmark = pytest.mark.timeout(60)
+TEXT = "Hello there, this is the answer"  # anthropic_body's
+COST = 7 * 1000 + 3 * 2000  # 7 input tokens at 1 USD a million, 3 output at 2
+
+
+def streamed_text(route: str, text: str) -> str:
+    """The answer's text a streaming client of `route` was given."""
+    out = []
+    for data in events(text):
+        if data == "[DONE]":
+            continue
+        event = json.loads(data)
+        if route == "chat":
+            out += [c["delta"].get("content") or "" for c in event["choices"]]
+        elif route == "messages" and event["type"] == "content_block_delta":
+            out.append(event["delta"].get("text", ""))
+        elif route == "responses" and event["type"] == "response.output_text.delta":
+            out.append(event["delta"])
+    return "".join(out)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_whole_message_to_a_stream_is_streamed_and_charged(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    email, key = box.new_user("10")
+    hostile.push(Act(200, [anthropic_body()]))
+    answer = box.post(key, route, "ha", stream=True)
+    assert answer.status_code == 200, answer.text[:500]
+    assert streamed_text(route, answer.text) == TEXT, answer.text
+    row = box.last_row(email)
+    assert (row["status"], row["estimated"], row["cost_nanos"]) == ("ok", 0, COST), row
+    assert box.balance_nanos(email) == (10 * 10**9 - COST, 0)
+
+
+def test_its_thinking_and_tool_call_reach_the_anthropic_sdk(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """Every kind of block: thinking with its signature, text, a tool call with its input; the
+    SDK's stream helper assembles the same message."""
+    email, key = box.new_user("10")
+    body: dict[str, Any] = json.loads(anthropic_body())
+    body["stop_reason"] = "tool_use"
+    body["content"] = [
+        {"type": "thinking", "thinking": "Look it up.", "signature": "c2ln"},
+        {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Oslo"}},
+    ]
+    hostile.push(Act(200, [json.dumps(body).encode()]))
+    client = anthropic.Anthropic(base_url=box.url, api_key=key, max_retries=0,
+                                 http_client=sdk_http(anthropic))  # fmt: skip
+    with client.messages.stream(
+        model="ha/m", max_tokens=100, messages=[{"role": "user", "content": "Oslo?"}]
+    ) as stream:
+        message = stream.get_final_message()
+    assert [block.model_dump(exclude_none=True) for block in message.content] == [
+        {"type": "thinking", "thinking": "Look it up.", "signature": "c2ln"},
+        {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Oslo"}},
+    ]
+    assert (message.stop_reason, message.usage.input_tokens, message.usage.output_tokens) == (
+        "tool_use", 7, 3)  # fmt: skip
+    assert box.last_row(email)["cost_nanos"] == COST
