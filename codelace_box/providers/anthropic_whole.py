@@ -1,17 +1,19 @@
-"""A Messages stream from a whole `message`: the events an Anthropic-compatible server (or a
-buffering proxy) stands for when it answers a streamed call with one JSON message. The upstream
-did the work and bills for it, so the call is relayed and charged as the stream it asked for
-(as providers/openai_merge.py does for a whole chat completion). `WHOLE_ANSWERS`: each kind
-of provider's reading of a whole answer to a stream request. Pure code."""
+"""A Messages stream from a whole `message`, and a whole `message` from a stream: an
+Anthropic-compatible server (or a buffering proxy) that answers a streamed call with one JSON
+message, or an unstreamed call with a stream, did the work and bills for it, so the call is
+answered and charged in the shape it asked for (as providers/openai_merge.py does for an
+OpenAI-compatible server). `WHOLE_ANSWERS` and `STREAMED_ANSWERS`: each kind of provider's
+reading of them. Pure code."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 from codelace_box.jsonwire import NOT_JSON, loads
-from codelace_box.providers.base import JSON, SSEEvent
-from codelace_box.providers.openai_merge import events_of_answer
+from codelace_box.providers.base import JSON, SSEEvent, is_blank
+from codelace_box.providers.openai_merge import completion_from_stream, events_of_answer
 
 # Blocks whose content streams in deltas (the rest come whole in their content_block_start, as
 # Anthropic streams redacted thinking and server tools' results)
@@ -72,4 +74,73 @@ def _event(data: dict[str, Any]) -> SSEEvent:
     return SSEEvent(json.dumps(data), event=str(data["type"]))
 
 
+def message_from_stream(events: list[SSEEvent]) -> JSON | None:
+    """The `message` a Messages stream's events add up to; None when they are no such stream.
+    An error event is returned as it came (the answer is that failure)."""
+    message: JSON | None = None
+    opened: dict[Any, JSON] = {}  # the block each index last began (some servers reuse one)
+    for event in events:
+        if is_blank(event):
+            continue  # (blank data is no event: base.py)
+        try:
+            data = loads(event.data)
+        except NOT_JSON:
+            return None
+        if not isinstance(data, dict) or data.get("type") == "error":
+            return data if isinstance(data, dict) else None
+        if data.get("type") == "message_start" and isinstance(data.get("message"), dict):
+            message = {**data["message"], "content": []}
+        elif message is not None:
+            _add(message, data, opened)
+    if message is not None:
+        for block in message["content"]:
+            _parse_input(block)
+    return message
+
+
+def _add(message: JSON, data: JSON, opened: dict[Any, JSON]) -> None:
+    """One event's part of the message being added up."""
+    kind, index = data.get("type"), data.get("index")
+    if kind == "content_block_start" and isinstance(data.get("content_block"), dict):
+        opened[index] = dict(data["content_block"])
+        message["content"].append(opened[index])
+    elif kind == "content_block_delta" and isinstance(index, int | str) and index in opened:
+        _add_delta(opened[index], data.get("delta"))
+    elif kind == "message_delta":
+        delta, usage = data.get("delta"), data.get("usage")
+        message.update(delta if isinstance(delta, dict) else {})
+        if isinstance(usage, dict):
+            counts = message.get("usage")
+            counts = counts if isinstance(counts, dict) else {}
+            message["usage"] = {**counts, **{k: v for k, v in usage.items() if v is not None}}
+
+
+_DELTA_FIELDS = {"text_delta": "text", "thinking_delta": "thinking",
+                 "input_json_delta": "partial_json"}  # fmt: skip
+
+
+def _add_delta(block: JSON, delta: Any) -> None:
+    if not isinstance(delta, dict):
+        return
+    kind = delta.get("type")
+    field = _DELTA_FIELDS.get(kind) if isinstance(kind, str) else None
+    if field is not None and isinstance(delta.get(field), str):
+        name = "_partial_json" if field == "partial_json" else field
+        block[name] = str(block.get(name) or "") + delta[field]
+    elif kind == "signature_delta":
+        block["signature"] = delta.get("signature")
+    elif kind == "citations_delta":
+        block["citations"] = [*(block.get("citations") or []), delta.get("citation")]
+
+
+def _parse_input(block: JSON) -> None:
+    """A tool call's input from its pieces of JSON (left as it began when they are no JSON)."""
+    pieces = block.pop("_partial_json", None)
+    if pieces is None:
+        return
+    with contextlib.suppress(*NOT_JSON):
+        block["input"] = loads(pieces) if pieces.strip() else block.get("input", {})
+
+
 WHOLE_ANSWERS = {"openai": events_of_answer, "anthropic": events_of_message_answer}
+STREAMED_ANSWERS = {"openai": completion_from_stream, "anthropic": message_from_stream}

@@ -13,7 +13,14 @@ from typing import Any
 import anthropic
 import pytest
 
-from tests.fakes.hostile_upstream import Act, HostileUpstream, anthropic_body
+from tests.fakes.hostile_upstream import (
+    SSE,
+    Act,
+    HostileUpstream,
+    anthropic_body,
+    anthropic_event,
+    anthropic_stream,
+)
 from tests.hostile.conftest import ROUTES, HostileBox, events
 from tests.support import sdk_http
 
@@ -80,3 +87,65 @@ def test_its_thinking_and_tool_call_reach_the_anthropic_sdk(
     assert (message.stop_reason, message.usage.input_tokens, message.usage.output_tokens) == (
         "tool_use", 7, 3)  # fmt: skip
     assert box.last_row(email)["cost_nanos"] == COST
+
+
+def answered_text(route: str, answer: dict[str, Any]) -> str:
+    """The text of an unstreamed answer of `route`."""
+    if route == "chat":
+        return str(answer["choices"][0]["message"]["content"])
+    if route == "messages":
+        return "".join(block["text"] for block in answer["content"] if block["type"] == "text")
+    return "".join(part["text"] for item in answer["output"] if item["type"] == "message"
+                   for part in item["content"])  # fmt: skip
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_stream_to_an_unstreamed_call_is_added_up_and_charged(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """The other way round (a server or proxy that always streams): its stream is added up
+    into the whole message asked for and charged its usage; it was a free 502 "a body that is
+    not JSON"."""
+    email, key = box.new_user("10")
+    hostile.push(Act(200, anthropic_stream(), SSE))
+    answer = box.post(key, route, "ha", stream=False)
+    assert answer.status_code == 200, answer.text[:500]
+    assert answered_text(route, answer.json()) == "Hello", answer.text
+    row = box.last_row(email)
+    assert (row["status"], row["estimated"], row["cost_nanos"]) == ("ok", 0, COST), row
+    assert box.balance_nanos(email) == (10 * 10**9 - COST, 0)
+
+
+def test_a_streamed_tool_call_is_added_up_for_an_unstreamed_messages_call(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """Thinking with its signature and a tool call whose input came in pieces: the message
+    the anthropic SDK gets holds them whole."""
+    _, key = box.new_user("10")
+    writes = anthropic_stream()[:1]  # message_start
+    blocks = [({"type": "thinking", "thinking": "", "signature": ""},
+               [{"type": "thinking_delta", "thinking": "Look it up."},
+                {"type": "signature_delta", "signature": "c2ln"}]),
+              ({"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}},
+               [{"type": "input_json_delta", "partial_json": '{"city": '},
+                {"type": "input_json_delta", "partial_json": '"Oslo"}'}])]  # fmt: skip
+    for index, (opened, deltas) in enumerate(blocks):
+        writes.append(anthropic_event({"type": "content_block_start", "index": index,
+                                       "content_block": opened}))  # fmt: skip
+        writes += [anthropic_event({"type": "content_block_delta", "index": index, "delta": d})
+                   for d in deltas]  # fmt: skip
+        writes.append(anthropic_event({"type": "content_block_stop", "index": index}))
+    writes += [anthropic_event({"type": "message_delta", "usage": {"output_tokens": 3},
+                                "delta": {"stop_reason": "tool_use", "stop_sequence": None}}),
+               anthropic_event({"type": "message_stop"})]  # fmt: skip
+    hostile.push(Act(200, writes, SSE))
+    client = anthropic.Anthropic(base_url=box.url, api_key=key, max_retries=0,
+                                 http_client=sdk_http(anthropic))  # fmt: skip
+    message = client.messages.create(
+        model="ha/m", max_tokens=100, messages=[{"role": "user", "content": "Oslo?"}]
+    )
+    assert [block.model_dump(exclude_none=True) for block in message.content] == [
+        {"type": "thinking", "thinking": "Look it up.", "signature": "c2ln"},
+        {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Oslo"}},
+    ]
+    assert (message.stop_reason, message.usage.output_tokens) == ("tool_use", 3)
