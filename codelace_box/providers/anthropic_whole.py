@@ -35,7 +35,7 @@ def events_of_message_answer(body: bytes | bytearray) -> list[SSEEvent]:
     usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
     start = {**payload, "content": [], "stop_reason": None, "stop_sequence": None}
     out = [_event({"type": "message_start", "message": start})]
-    for index, block in enumerate(b for b in content if isinstance(b, dict)):
+    for index, block in enumerate(b for b in content if _well_formed(b)):
         out += _block_events(index, block)
     delta = {"stop_reason": payload.get("stop_reason"),
              "stop_sequence": payload.get("stop_sequence")}  # fmt: skip
@@ -44,23 +44,35 @@ def events_of_message_answer(body: bytes | bytearray) -> list[SSEEvent]:
     return out
 
 
+# What a block of a kind that streams in deltas must hold (a block without it is left out)
+_CONTENT = {"text": ("text", str), "thinking": ("thinking", str),
+            **{kind: ("input", dict) for kind in _TOOL_CALLS}}  # fmt: skip
+
+
+def _well_formed(block: Any) -> bool:
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        return False
+    field, kind = _CONTENT.get(block["type"], (None, object))
+    return field is None or isinstance(block.get(field), kind)
+
+
 def _block_events(index: int, block: JSON) -> list[SSEEvent]:
     """content_block_start, its deltas and content_block_stop of one block."""
     kind = block.get("type")
     deltas: list[JSON] = []
-    if kind == "text" and isinstance(block.get("text"), str):
+    if kind == "text":
         citations = block.get("citations")
         opened: JSON = {"type": "text", "text": ""}
         deltas.append({"type": "text_delta", "text": block["text"]})
         if isinstance(citations, list):
             opened["citations"] = []
             deltas += [{"type": "citations_delta", "citation": c} for c in citations]
-    elif kind == "thinking" and isinstance(block.get("thinking"), str):
+    elif kind == "thinking":
         opened = {"type": "thinking", "thinking": "", "signature": ""}
         deltas.append({"type": "thinking_delta", "thinking": block["thinking"]})
         if isinstance(block.get("signature"), str):
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
-    elif kind in _TOOL_CALLS and isinstance(block.get("input"), dict):
+    elif kind in _TOOL_CALLS:
         opened = {**block, "input": {}}
         deltas.append({"type": "input_json_delta", "partial_json": json.dumps(block["input"])})
     else:
@@ -78,7 +90,7 @@ def message_from_stream(events: list[SSEEvent]) -> JSON | None:
     """The `message` a Messages stream's events add up to; None when they are no such stream.
     An error event is returned as it came (the answer is that failure)."""
     message: JSON | None = None
-    opened: dict[Any, JSON] = {}  # the block each index last began (some servers reuse one)
+    opened: dict[int, JSON] = {}  # the block each index last began (some servers reuse one)
     for event in events:
         if is_blank(event):
             continue  # (blank data is no event: base.py)
@@ -98,21 +110,23 @@ def message_from_stream(events: list[SSEEvent]) -> JSON | None:
     return message
 
 
-def _add(message: JSON, data: JSON, opened: dict[Any, JSON]) -> None:
+def _add(message: JSON, data: JSON, opened: dict[int, JSON]) -> None:
     """One event's part of the message being added up."""
     kind, index = data.get("type"), data.get("index")
-    if kind == "content_block_start" and isinstance(data.get("content_block"), dict):
-        opened[index] = dict(data["content_block"])
-        message["content"].append(opened[index])
-    elif kind == "content_block_delta" and isinstance(index, int | str) and index in opened:
-        _add_delta(opened[index], data.get("delta"))
-    elif kind == "message_delta":
+    if kind == "message_delta":
         delta, usage = data.get("delta"), data.get("usage")
         message.update(delta if isinstance(delta, dict) else {})
         if isinstance(usage, dict):
             counts = message.get("usage")
             counts = counts if isinstance(counts, dict) else {}
             message["usage"] = {**counts, **{k: v for k, v in usage.items() if v is not None}}
+    elif not isinstance(index, int):
+        return
+    elif kind == "content_block_start" and isinstance(data.get("content_block"), dict):
+        opened[index] = dict(data["content_block"])
+        message["content"].append(opened[index])
+    elif kind == "content_block_delta" and index in opened:
+        _add_delta(opened[index], data.get("delta"))
 
 
 _DELTA_FIELDS = {"text_delta": "text", "thinking_delta": "thinking",

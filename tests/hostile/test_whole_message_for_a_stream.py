@@ -149,3 +149,50 @@ def test_a_streamed_tool_call_is_added_up_for_an_unstreamed_messages_call(
         {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Oslo"}},
     ]
     assert (message.stop_reason, message.usage.output_tokens) == ("tool_use", 3)
+
+
+ODD_BLOCKS = [1, None, "x", {"type": "text", "text": 5}, {"text": "no type"},
+              {"type": "tool_use", "id": "t", "name": "n", "input": "not an object"},
+              {"type": "text", "text": "Hello"},
+              {"type": "redacted_thinking", "data": "c2Vh"}]  # fmt: skip
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_blocks_no_stream_could_hold_are_left_out(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """A whole message's blocks that are no blocks, or whose text or input is of the wrong
+    type, are left out of the stream it stands for (a text block's text of 5 made the
+    translating stream fail with an internal error): the rest is relayed and charged."""
+    email, key = box.new_user("10")
+    body = json.loads(anthropic_body())
+    body["content"] = ODD_BLOCKS
+    hostile.push(Act(200, [json.dumps(body).encode()]))
+    answer = box.post(key, route, "ha", stream=True)
+    assert answer.status_code == 200, answer.text[:500]
+    assert streamed_text(route, answer.text) == "Hello", answer.text
+    assert box.last_row(email)["cost_nanos"] == COST
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_stream_with_odd_indexes_and_deltas_is_added_up_without_them(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """Events whose block index is a list (which no dict takes: an internal error), a delta
+    of the wrong type, a message_delta whose delta is no object: left out of the message."""
+    email, key = box.new_user("10")
+    writes = anthropic_stream()
+    writes[1:1] = [
+        anthropic_event({"type": "content_block_start", "index": [1],
+                         "content_block": {"type": "text", "text": ""}}),
+        anthropic_event({"type": "content_block_delta", "index": [1],
+                         "delta": {"type": "text_delta", "text": "x"}}),
+        anthropic_event({"type": "message_delta", "delta": "x"}),
+    ]  # fmt: skip
+    writes.insert(-3, anthropic_event({"type": "content_block_delta", "index": 0,
+                                       "delta": {"type": "text_delta", "text": 5}}))  # fmt: skip
+    hostile.push(Act(200, writes, SSE))
+    answer = box.post(key, route, "ha", stream=False)
+    assert answer.status_code == 200, answer.text[:500]
+    assert answered_text(route, answer.json()) == "Hello", answer.text
+    assert box.last_row(email)["cost_nanos"] == COST
