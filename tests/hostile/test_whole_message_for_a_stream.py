@@ -196,3 +196,30 @@ def test_a_stream_with_odd_indexes_and_deltas_is_added_up_without_them(
     assert answer.status_code == 200, answer.text[:500]
     assert answered_text(route, answer.json()) == "Hello", answer.text
     assert box.last_row(email)["cost_nanos"] == COST
+
+
+@pytest.mark.parametrize("route", ["chat", "responses"])
+def test_a_translated_stream_with_text_of_the_wrong_type_goes_on_without_it(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """(Of any anthropic stream, not only an added-up one.) A block start, text, thinking or
+    tool input delta whose text is a number, translated to the OpenAI shapes: the stream failed
+    with an internal error (len() of an int), the call free and a traceback in the log; such a
+    piece is now no text, and the call is relayed and charged."""
+    email, key = box.new_user("10")
+    writes = anthropic_stream()
+    odd = [({"type": "text", "text": 5}, {"type": "text_delta", "text": 5}),
+           ({"type": "thinking", "thinking": 5}, {"type": "thinking_delta", "thinking": 5}),
+           ({"type": "tool_use", "id": "t", "name": "n", "input": {}},
+            {"type": "input_json_delta", "partial_json": 5})]  # fmt: skip
+    for index, (opened, delta) in enumerate(odd, start=1):
+        writes.insert(-3, anthropic_event({"type": "content_block_start", "index": index,
+                                           "content_block": opened}))  # fmt: skip
+        writes.insert(-3, anthropic_event({"type": "content_block_delta", "index": index,
+                                           "delta": delta}))  # fmt: skip
+        writes.insert(-3, anthropic_event({"type": "content_block_stop", "index": index}))
+    hostile.push(Act(200, writes, SSE))
+    answer = box.post(key, route, "ha", stream=True)
+    assert "internal error" not in answer.text, answer.text
+    assert streamed_text(route, answer.text) == "Hello", answer.text
+    assert box.last_row(email)["status"] == "ok"
