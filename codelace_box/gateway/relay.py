@@ -45,8 +45,8 @@ from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import KEEPALIVE, SSEParser, looks_like_sse
 from codelace_box.gateway.upstream import Opened
 from codelace_box.metrics import ACTIVE_STREAMS
+from codelace_box.providers.anthropic_whole import WHOLE_ANSWERS
 from codelace_box.providers.base import SSEEvent, StreamTranslator, Usage
-from codelace_box.providers.openai_merge import events_of_answer
 from codelace_box.providers.responses_passthrough import NativeResponses
 from codelace_box.providers.tally import OutputTally
 
@@ -92,8 +92,8 @@ class StreamRelay:
         self.content_by: float | None = None  # monotonic: output must have begun (stream_start)
         self._head = bytearray()  # the first bytes, while no event came (a body that is no SSE)
         self._whole: bytearray | None = bytearray()  # the body while no event came (a JSON answer)
-        kind_chat = call.route.provider.kind == "openai"
-        self._chat = kind_chat and not isinstance(call.adapter, NativeResponses)
+        native = isinstance(call.adapter, NativeResponses)  # (a whole answer: a stream's events)
+        self._of_answer = None if native else WHOLE_ANSWERS.get(call.route.provider.kind)
         self._sent_any = False  # whether the client got any byte of the stream yet
         self._settled = False
         self._capped = False  # the output reached the reserved cap: relay no more
@@ -165,10 +165,10 @@ class StreamRelay:
 
     def _whole_answer(self, data: bytes) -> list[SSEEvent]:
         """While no event came the body is kept (within the body limit); at its end, a whole
-        chat completion there (a server that answers a stream with one JSON answer: SGLang with
-        tools, buffering proxies) is the stream it stands for (providers/openai_merge.py)."""
-        whole = self._whole
-        if whole is None or not self._chat:
+        chat completion or Messages `message` there (a server that answers a stream with one
+        JSON answer: SGLang with tools, buffering proxies) is the stream it stands for."""
+        whole, of_answer = self._whole, self._of_answer
+        if whole is None or of_answer is None:
             return []
         if data:
             whole += data
@@ -176,7 +176,7 @@ class StreamRelay:
                 self._whole = None
             return []
         self._whole = None
-        return events_of_answer(whole)
+        return of_answer(whole)
 
     def _incomplete(self) -> UpstreamBroken:
         """The failure of a stream that ended before it was complete; one that was no stream at

@@ -22,8 +22,8 @@ from codelace_box.gateway.client import (
 )
 from codelace_box.gateway.request import ChatCall
 from codelace_box.jsonwire import NOT_JSON, dumps
+from codelace_box.providers.anthropic_whole import STREAMED_ANSWERS
 from codelace_box.providers.base import SSEEvent
-from codelace_box.providers.openai_merge import completion_from_stream
 from codelace_box.providers.responses_passthrough import NativeResponses
 
 DONE = b"data: [DONE]\n\n"
@@ -174,25 +174,27 @@ def encode_error(message: str, error_type: str, code: str) -> bytes:
     return encode_chunk({"error": {"message": message, "type": error_type, "code": code}})
 
 
-def streamed_answer(raw: bytes, max_event_bytes: int) -> dict[str, Any] | None:
-    """The chat completion a whole Chat Completions stream adds up to; None when the body is
-    no such stream (or an event in it is too large)."""
+def streamed_answer(raw: bytes, max_event_bytes: int, kind: str) -> dict[str, Any] | None:
+    """The chat completion (or Messages `message`, of an `anthropic` provider) a whole stream
+    adds up to; None when the body is no such stream (or an event in it is too large)."""
     parser = SSEParser(max_event_bytes)
     events = parser.feed(raw) + parser.flush()
-    return None if parser.too_large is not None else completion_from_stream(events)
+    return None if parser.too_large is not None else STREAMED_ANSWERS[kind](events)
 
 
 async def answer_payload(call: ChatCall, raw: bytes | bytearray, max_event_bytes: int) -> Any:
     """The upstream's answer as JSON (a large one parsed off the loop: client.json_of); from an
-    `openai` provider's Chat Completions, a stream instead (a compatible server that ignores
-    `"stream": false`) is read into the completion its chunks add up to
-    (providers/openai_merge.py)."""
+    `openai` provider's Chat Completions (or an `anthropic` provider), a stream instead (a
+    compatible server that ignores `"stream": false`) is read into the completion (or message)
+    its events add up to (providers/openai_merge.py, anthropic_whole.py)."""
     try:
         return await json_of(raw)
     except NOT_JSON:
         pass
-    chat = call.route.provider.kind == "openai" and not isinstance(call.adapter, NativeResponses)
-    merged = streamed_answer(bytes(raw), max_event_bytes) if chat else None
+    kind = call.route.provider.kind
+    merged = None
+    if kind in STREAMED_ANSWERS and not isinstance(call.adapter, NativeResponses):
+        merged = streamed_answer(bytes(raw), max_event_bytes, kind)
     if merged is None:
         raise UpstreamBroken("the upstream answered with a body that is not JSON")
     return merged

@@ -58,8 +58,11 @@ def completion_id(message_id: Any) -> str:
 
 
 def _count(usage: JSON, name: str) -> int:
+    """A count of an Anthropic usage object; 0 for none, and for one no provider gives (a
+    boolean, a negative number: a negative cache read taken out of the input was charged as
+    that many more uncached tokens)."""
     value = usage.get(name)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 _SPLIT_COUNTS = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")

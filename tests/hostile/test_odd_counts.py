@@ -1,5 +1,6 @@
 """Token counts no provider gives, in an upstream's usage: an `anthropic` upstream's negative
-input count, an `openai` upstream's counts as JSON booleans; streamed and not, on every route.
+input count (or cache read count), an `openai` upstream's counts as JSON booleans; streamed and
+not, on every route.
 No call has an empty prompt, so a negative count is no count: the input is the box's estimate,
 as for a count of 0, never a free prompt; and `true` is no count, as a string is not (so too
 from a native Responses upstream, and in an answer to count_tokens)."""
@@ -64,6 +65,36 @@ def test_a_negative_input_count_is_estimated_as_a_zero_one_is(
         assert negative[name] == zero[name], (name, negative, zero)
     assert box.open_holds() == 0
     box.cli("doctor")
+
+
+def with_cache_reads(count: int, stream: bool) -> Act:
+    """An anthropic answer (7 input tokens, 3 output) whose usage counts `count` cache reads."""
+    if stream:
+        writes = anthropic_stream()
+        counted = f'"input_tokens": 7, "cache_read_input_tokens": {count}'.encode()
+        writes[0] = writes[0].replace(b'"input_tokens": 7', counted)
+        return Act(200, writes, SSE)
+    body = json.loads(anthropic_body())
+    body["usage"]["cache_read_input_tokens"] = count
+    return Act(200, [json.dumps(body).encode()])
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_negative_cache_read_count_is_none(
+    box: HostileBox, hostile: HostileUpstream, route: str, stream: bool
+) -> None:
+    """`cache_read_input_tokens: -1000` beside 7 input tokens made the input count negative, so
+    estimated, and the negative reads were then taken out of the estimate: 1,000 tokens more
+    than the prompt charged at the input price (any such count up to the whole hold). A
+    negative count is no count: the call is charged as one with no cache reads."""
+    zero = settled(box, hostile, with_cache_reads(0, stream), route, stream)
+    negative = settled(box, hostile, with_cache_reads(-1000, stream), route, stream)
+    assert (zero["input_tokens"], zero["estimated"]) == (7, 0), zero
+    for name in ("cost_nanos", "status", "input_tokens", "output_tokens", "estimated",
+                 "cache_read_tokens"):  # fmt: skip
+        assert negative[name] == zero[name], (name, negative, zero)
+    assert box.open_holds() == 0
 
 
 def with_chat_counts(count: Any, stream: bool) -> Act:
