@@ -9,6 +9,8 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,36 @@ from tests.foundation.test_disk_trouble import _made_by_root, _tmpfs
 from tests.support import AS_NOBODY, PROGRAM, as_nobody, cli_env
 
 pytestmark = pytest.mark.timeout(60)
+
+
+@contextmanager
+def a_folder_of_roots() -> Iterator[Path]:
+    """A folder under /tmp (755: nobody may pass through it) for a test that runs commands
+    as the service's user (nobody), deleted after; the test is skipped when not run as root."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        yield root
+    finally:
+        shutil.rmtree(root)
+
+
+def nobodys_box(root: Path) -> Path:
+    """The service user's own folder in `root` (where the README's systemd section runs)."""
+    box = root / "box"
+    box.mkdir(exist_ok=True)
+    os.chown(box, 65534, 65534)
+    return box
+
+
+def as_the_service(cwd: Path, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`codelace-box ARGS` run by nobody from `cwd`."""
+    return subprocess.run(
+        [*AS_NOBODY, *PROGRAM, *args], capture_output=True, text=True, timeout=30,
+        cwd=cwd, env=cli_env({"HOME": str(root)}), check=False,
+    )  # fmt: skip
 
 
 def test_a_database_in_a_folder_the_user_cannot_write_names_the_folder_and_its_owner() -> None:
@@ -138,25 +170,14 @@ def test_init_force_over_a_config_it_cannot_read_keeps_it() -> None:
     secret in it, and replaced it with a new one, the secret the stored provider keys were
     encrypted with lost for good. Now it refuses, naming the file and its owner, and leaves
     it as it was."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run a command as another user")
-    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
-    try:
-        os.chmod(root, 0o755)
-        box = root / "box"
-        box.mkdir()
-        os.chown(box, 65534, 65534)
+    with a_folder_of_roots() as root:
+        box = nobodys_box(root)
         config = box / "codelace.toml"
         text = '[server]\nsecret_key = "file-secret-0123456789abcdef"\n'
         config.write_text(text)
         os.chmod(config, 0o600)  # root's, as a root init leaves it
-        ran = subprocess.run(  # from its folder, as the README's systemd section runs init
-            [*AS_NOBODY, *PROGRAM, "init", "--force"], capture_output=True, text=True,
-            timeout=30, cwd=box, env=cli_env({"HOME": str(root)}), check=False,
-        )  # fmt: skip
+        ran = as_the_service(box, root, "init", "--force")
         kept = config.read_text()
-    finally:
-        shutil.rmtree(root)
     assert ran.returncode == 1, (ran.stdout, ran.stderr)
     assert kept == text
     assert ran.stderr == (
@@ -172,11 +193,7 @@ def test_init_over_a_data_folder_it_cannot_enter_names_the_folder() -> None:
     data/secret_key, data/ root's, 700); the service's user then ran `init` in its own folder
     to write the config: it said `unexpected PermissionError: ... data/secret_key`, a bug's
     line. Now one line names the secret's file and whose folder it is in."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run a command as another user")
-    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
-    try:
-        os.chmod(root, 0o755)
+    with a_folder_of_roots() as root:
         box = root / "box"
         box.mkdir()
         added = subprocess.run(
@@ -185,13 +202,8 @@ def test_init_over_a_data_folder_it_cannot_enter_names_the_folder() -> None:
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
         os.chown(box, 65534, 65534)
-        ran = subprocess.run(
-            [*AS_NOBODY, *PROGRAM, "init"], capture_output=True, text=True, timeout=30,
-            cwd=box, env=cli_env({"HOME": str(root)}), check=False,
-        )  # fmt: skip
+        ran = as_the_service(box, root, "init")
         left = sorted(path.name for path in box.iterdir())
-    finally:
-        shutil.rmtree(root)
     assert ran.returncode == 1, (ran.stdout, ran.stderr)
     assert left == ["data"], "no config written"
     data = box / "data"
@@ -204,20 +216,8 @@ def test_init_over_a_data_folder_it_cannot_enter_names_the_folder() -> None:
 def test_a_port_below_1024_says_to_serve_behind_the_proxy() -> None:
     """`serve --port 443` (or 80) by the service's user said only `Permission denied`: the
     line now says why and what to do instead."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run serve as another user")
-    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
-    try:
-        os.chmod(root, 0o755)
-        box = root / "box"
-        box.mkdir()
-        os.chown(box, 65534, 65534)
-        ran = subprocess.run(
-            [*AS_NOBODY, *PROGRAM, "serve", "--port", "443"], capture_output=True, text=True,
-            timeout=30, cwd=box, env=cli_env({"HOME": str(root)}), check=False,
-        )  # fmt: skip
-    finally:
-        shutil.rmtree(root)
+    with a_folder_of_roots() as root:
+        ran = as_the_service(nobodys_box(root), root, "serve", "--port", "443")
     assert ran.returncode == 1, ran.stderr
     assert ran.stderr.splitlines()[-1] == (
         "error: cannot listen on 127.0.0.1:443: Permission denied (a port below 1024 needs "
@@ -229,26 +229,11 @@ def test_a_backup_into_a_folder_the_user_cannot_enter_is_one_line() -> None:
     """The service's user ran `backup backups/x.db` into a folder root had made (700, by a
     first backup run as root): it said `unexpected PermissionError: [Errno 13] Permission
     denied: 'backups/x.db'`, a bug's line, as it looked whether the file was there already."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run a command as another user")
-    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
-    try:
-        os.chmod(root, 0o755)
-        box = root / "box"
-        box.mkdir()
-        os.chown(box, 65534, 65534)
-
-        def run(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [*AS_NOBODY, *PROGRAM, *args], capture_output=True, text=True, timeout=30,
-                cwd=box, env=cli_env({"HOME": str(root)}), check=False,
-            )  # fmt: skip
-
-        assert run("users", "create", "first@example.com").returncode == 0
+    with a_folder_of_roots() as root:
+        box = nobodys_box(root)
+        assert as_the_service(box, root, "users", "create", "first@example.com").returncode == 0
         (box / "backups").mkdir(mode=0o700)  # root's
-        ran = run("backup", "backups/x.db")
-    finally:
-        shutil.rmtree(root)
+        ran = as_the_service(box, root, "backup", "backups/x.db")
     assert ran.returncode == 1, ran.stderr
     assert ran.stderr == (
         "error: cannot write the backup to backups/x.db: Permission denied (its folder "
@@ -261,27 +246,12 @@ def test_a_restore_from_a_folder_the_user_cannot_enter_is_one_line() -> None:
     """The service's user ran `restore backups/x.db` where backups/ was root's (700, made by a
     backup run as root): it said `unexpected PermissionError: [Errno 13] Permission denied:
     'backups/x.db'`, a bug's line, from its look whether the backup was there."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run a command as another user")
-    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
-    try:
-        os.chmod(root, 0o755)
-        box = root / "box"
-        box.mkdir()
-        os.chown(box, 65534, 65534)
-
-        def run(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [*AS_NOBODY, *PROGRAM, *args], capture_output=True, text=True, timeout=30,
-                cwd=box, env=cli_env({"HOME": str(root)}), check=False,
-            )  # fmt: skip
-
-        assert run("users", "create", "first@example.com").returncode == 0
+    with a_folder_of_roots() as root:
+        box = nobodys_box(root)
+        assert as_the_service(box, root, "users", "create", "first@example.com").returncode == 0
         (box / "backups").mkdir(mode=0o700)  # root's
         shutil.copy(box / "data" / "codelace.db", box / "backups" / "x.db")
-        ran = run("restore", "backups/x.db")
-    finally:
-        shutil.rmtree(root)
+        ran = as_the_service(box, root, "restore", "backups/x.db")
     assert ran.returncode == 1, ran.stderr
     assert ran.stderr == (
         "error: cannot read the backup backups/x.db: Permission denied (its folder backups "
@@ -320,20 +290,11 @@ def test_init_into_a_folder_the_user_cannot_enter_is_one_line() -> None:
     """`--config /etc/codelace/codelace.toml init` by a user who may not enter that folder
     (root's, 700) said `unexpected PermissionError`, a bug's line, from its look whether the
     file was there; now the line of a file it cannot write, as for a folder it may only read."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run a command as another user")
-    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
-    try:
-        os.chmod(root, 0o755)
+    with a_folder_of_roots() as root:
         folder = root / "etc"
         folder.mkdir(mode=0o700)  # root's
         target = folder / "codelace.toml"
-        ran = subprocess.run(
-            [*AS_NOBODY, *PROGRAM, "--config", str(target), "init"], capture_output=True,
-            text=True, timeout=30, cwd=root, env=cli_env({"HOME": str(root)}), check=False,
-        )  # fmt: skip
-    finally:
-        shutil.rmtree(root)
+        ran = as_the_service(root, root, "--config", str(target), "init")
     assert ran.returncode == 1, ran.stderr
     assert ran.stderr == f"error: {target}: cannot write: Permission denied\n"
 
