@@ -6,8 +6,8 @@ From top to bottom: the CLI, the server, the HTTP API and the dashboard (clients
 packages, db, then the base modules (config, crypto, money, errors). An import points down or
 sideways within a layer, never up; the HTTP API and the dashboard never import each other;
 below the clients nothing imports sanic, click or textual; and the dashboard reaches
-codelace_box only through its services door (services.py, with service_checks.py and
-catalog_services.py beside it).
+codelace_box only through its services door (services.py, with service_checks.py,
+service_audit.py, service_echo.py and catalog_services.py beside it).
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ ADMIN_DOORS = frozenset(
         "admin_tui.services",
         "admin_tui.service_checks",
         "admin_tui.service_audit",
+        "admin_tui.service_echo",
         "admin_tui.catalog_services",
     }
 )

@@ -16,6 +16,7 @@ from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.smtp_server import RecordingSmtpServer
 from tests.fakes.stripe_double import StripeDouble
 from tests.portal.conftest import PortalBox, start_box
+from tests.support import TLS
 
 PUBLIC = "https://llm.example.com"
 LAN_NAME = "box.test"  # a name that is not loopback, resolved to 127.0.0.1 by the browser only
@@ -97,7 +98,7 @@ def test_the_sign_in_page_says_where_the_portal_works(
 
 
 def test_a_program_without_origin_is_not_a_browser_and_signs_in(tls_box: PortalBox) -> None:
-    with httpx.Client(base_url=tls_box.url, timeout=30) as client:
+    with httpx.Client(base_url=tls_box.url, timeout=30, verify=TLS) as client:
         email = "program@portal.test"
         assert client.post("/portal/api/signin/code", json={"email": email}).status_code == 200
         code = tls_box.smtp.wait_for(email).code
