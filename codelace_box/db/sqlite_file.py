@@ -43,9 +43,8 @@ PRAGMAS = (
 # (each group commit compiled them again: 10% more).
 _CACHE = {"statementcachesize": 96}
 CONNECT_RETRY_SEC = 0.01
-_opened: list[str] = [
-    ""
-]  # the database.path open_sqlite_file opened last (for write_failure_where)
+# the database.path open_sqlite_file opened last (for write_failure_where)
+_opened: list[str] = [""]
 
 
 POINT_AT_IT = "--config PATH, CODELACE_CONFIG or database.path"
