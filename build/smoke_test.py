@@ -188,9 +188,14 @@ def test_init_migrate_doctor_in_an_empty_folder(tmp_path: Path) -> None:
 
     # No --config: ./codelace.toml is found, the database goes to ./data/codelace.db.
     out = ok(run_binary(tmp_path, "migrate", env=env))
-    assert out.startswith(f"schema version {LATEST_VERSION} ")
+    assert out.strip() == (
+        f"set up a new database at schema version {LATEST_VERSION} (all {LATEST_VERSION} "
+        "migrations)"
+    )
     assert (tmp_path / "data" / "codelace.db").is_file()
-    assert "nothing to apply" in ok(run_binary(tmp_path, "migrate", env=env))
+    assert ok(run_binary(tmp_path, "migrate", env=env)).strip() == (
+        f"already at schema version {LATEST_VERSION}, nothing to do"
+    )
     assert ok(run_binary(tmp_path, "doctor", env=env)).startswith("ok: schema version")
 
 
