@@ -7,8 +7,10 @@ it writes `: keep-alive` comments. At the normal end it settles first, then send
 asked for usage, and `data: [DONE]`; for /v1/messages the held-back `message_stop`). A stream that
 fails costs nothing: before the client got any byte its error is raised (for the caller to
 answer as a plain JSON error with its status), after that it ends with an error event; an
-upstream event longer than `gateway.max_sse_event_bytes` is such a failure, and a 200 that is no
-stream at all says what came instead. A connection that breaks after the provider's final count
+upstream event longer than `gateway.max_sse_event_bytes` is such a failure (but for the client
+that got some of the answer: the box's own limit ended a stream the provider did, which is
+charged what was counted, as at the cap), and a 200 that is no stream at all says what came
+instead. A connection that breaks after the provider's final count
 arrived ends the stream as a clean close there would. Output is counted as it arrives
 (providers/tally.py, or the upstream's running usage): output past the reserved cap is not
 relayed, the upstream is closed and the client's stream ends as one that hit max_tokens.
@@ -55,10 +57,7 @@ Detach = Callable[[Coroutine[Any, Any, None]], None]  # runs a coroutine the sto
 DRAIN_TIMEOUT_SEC = 1.0
 HEAD_BYTES = 4096  # what is kept of a stream's start, to tell what came when it was no stream
 log = logging.getLogger("codelace_box.gateway")
-STREAM_HEADERS = {
-    "cache-control": "no-cache",
-    "x-accel-buffering": "no",
-}
+STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 class ClientGone(Exception):
@@ -374,13 +373,14 @@ class StreamRelay:
         return estimate
 
     async def _fail(self, send: Send, exc: Exception) -> None:
-        """A failed stream: nothing charged; an error event sent, or raised when the client got
-        no byte yet."""
+        """A failed stream: nothing charged (but what was counted of one the event limit ended
+        once the client had some of it); an error event sent, or raised when it got no byte."""
         error = client_error(self.opened.without_key(exc))
         self.opened.response.close()
         if not self._settled:
             self._settled = True
-            item = failed(self.call, error)
+            had = exc is self._parser.too_large and self.tally.pieces > 0  # output relayed
+            item = failed(self.call, error, self._produced(complete=False) if had else None)
             try:
                 await self.writes.submit(partial(settle_steps, item=item))
             except Exception as refused:  # the hold stays until a sweep or the next start

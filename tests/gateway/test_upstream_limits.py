@@ -1,9 +1,10 @@
 """Limits on what an upstream may send, through a real box: an answer past
 `gateway.max_upstream_body_bytes` (declared by Content-Length or not) fails with a 502 charged
 the provider's count (the work was done); a stream event past `gateway.max_sse_event_bytes` (a
-body with no blank line at all, or one huge event after good ones) fails with a 502 (or an
-error event once the stream began), costs nothing and closes the upstream connection; the box
-keeps serving; a 3 MB event within the limit streams."""
+body with no blank line at all, or one huge event after good ones) fails with a 502 that costs
+nothing (or, once the client got some of the answer, an error event, charged what was counted)
+and closes the upstream connection; the box keeps serving; a 3 MB event within the limit
+streams."""
 
 from __future__ import annotations
 
@@ -179,11 +180,13 @@ def test_a_stream_without_a_blank_line_is_a_free_502(box: Box, fake: FakeOpenAI)
     assert "max_sse_event_bytes" in response.json()["error"]["message"]
 
 
-def test_an_oversized_event_after_good_ones_ends_the_stream_for_free(
+def test_an_oversized_event_after_good_ones_is_charged_what_the_client_got(
     box: Box, fake: FakeOpenAI
 ) -> None:
     """The huge event is valid (the stream would complete without the limit): only its size
-    fails it, after the client got the good events, so it ends with an error event."""
+    fails it, after the client got the good events, so it ends with an error event; the
+    provider did the work and the client has its output, so what was counted is charged (an
+    estimate within the hold, as a stream cut at its cap), not nothing."""
     email, key = box.new_user()
     start = box.balance(email)[0]
     tail = [event(chunk(None, "stop")), DONE]
@@ -199,7 +202,103 @@ def test_an_oversized_event_after_good_ones_ends_the_stream_for_free(
     assert isinstance(caught.value.body, dict) and caught.value.body["code"] == (
         "upstream_too_large"
     )
-    assert_free(box, email, start)
+    assert_charged_what_was_counted(box, email, start)
+
+
+def assert_charged_what_was_counted(
+    box: Box, email: str, start: int, *, still_sending: bool = True
+) -> dict[str, Any]:
+    """One error row, charged an estimate of what was seen (its output at least), within its
+    hold, nothing left held; an upstream `still_sending` had its connection closed."""
+    if still_sending:
+        assert box.fake.client_gone.wait(10), "the box must close the upstream connection"
+    rows = box.query(
+        'SELECT r.request_id FROM usage_record r JOIN "user" u ON u.id = r.user_id '
+        "WHERE u.email = ?",
+        email,
+    )
+    assert len(rows) == 1
+    row = box.settled_row(rows[0][0])
+    assert (row["status"], row["error_code"], row["estimated"]) == (
+        "error", "upstream_too_large", 1,
+    )  # fmt: skip
+    assert row["output_tokens"] >= 2 and row["input_tokens"] > 0
+    assert 0 < row["cost_nanos"] <= row["hold_nanos"]
+    assert box.balance(email) == (start - row["cost_nanos"], 0)
+    return row
+
+
+NATIVE = "native/gpt-test"  # on a provider added with --responses-api
+EVENT_LIMIT = 64 * 1024  # gateway.max_sse_event_bytes of the `native` box
+
+
+@pytest.fixture(scope="module")
+def native(box_factory: BoxFactory, fake: FakeOpenAI) -> Box:
+    """A box whose upstream events may be 64 KiB at most, with a model of the fake served
+    through OpenAI's Responses API."""
+    started = box_factory(gateway={"max_sse_event_bytes": EVENT_LIMIT})
+    started.cli("providers", "add", "native", "--kind", "openai", "--base-url", fake.base_url,
+                "--key", "sk-fake-native-0001", "--responses-api")  # fmt: skip
+    started.cli("models", "set", NATIVE, "--input-per-1m", IN_PRICE, "--output-per-1m",
+                OUT_PRICE, "--provider", "native")  # fmt: skip
+    started.until_served(NATIVE)
+    return started
+
+
+def responses_events(instructions: str, words: list[str]) -> list[bytes]:
+    """A Responses stream as OpenAI sends it: its response object, in response.created and
+    response.completed, repeats the request's `instructions`; the .done events and
+    response.completed hold the whole text."""
+    rid, mid = "resp_echo", "msg_echo"
+    text = "".join(words)
+    usage = {"input_tokens": 9000, "output_tokens": len(words), "total_tokens": 9000 + len(words)}
+
+    def response(status: str, output: list[Any], counts: Any) -> dict[str, Any]:
+        return {"id": rid, "object": "response", "status": status, "model": "up",
+                "instructions": instructions, "output": output, "usage": counts}  # fmt: skip
+
+    part = {"type": "output_text", "text": text, "annotations": []}
+    item = {"id": mid, "type": "message", "status": "completed", "role": "assistant",
+            "content": [part]}  # fmt: skip
+    where = {"item_id": mid, "output_index": 0, "content_index": 0}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": response("in_progress", [], None)},
+        {"type": "response.output_item.added", "output_index": 0,
+         "item": {**item, "status": "in_progress", "content": []}},
+        {"type": "response.content_part.added", **where, "part": {**part, "text": ""}},
+        *({"type": "response.output_text.delta", **where, "delta": w} for w in words),
+        {"type": "response.output_text.done", **where, "text": text},
+        {"type": "response.content_part.done", **where, "part": part},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed", "response": response("completed", [item], usage)},
+    ]  # fmt: skip
+    return [
+        f"event: {e['type']}\ndata: {json.dumps(e | {'sequence_number': n})}\n\n".encode()
+        for n, e in enumerate(events)
+    ]
+
+
+def test_instructions_echoed_past_the_event_limit_do_not_make_an_answer_free(
+    native: Box, fake: FakeOpenAI
+) -> None:
+    """OpenAI's response object repeats the request's `instructions`: a user who sends them
+    just short of max_sse_event_bytes makes response.completed (the echo and the whole text)
+    pass it, after every text delta reached the client. The answer was had all the same: it
+    is charged what was counted, not nothing (the box's own limit, not the provider's failure)."""
+    email, key = native.new_user()
+    start = native.balance(email)[0]
+    instructions = "x" * (EVENT_LIMIT - 2048)  # response.created fits: the completed one not
+    words = [f"word{n} " for n in range(600)]  # ~5 KiB of text, streamed piece by piece
+    fake.push(Reply(raw=responses_events(instructions, words), content_type="text/event-stream"))
+    body = {"model": NATIVE, "input": "hi", "instructions": instructions, "stream": True}
+    with native.http(key) as http, http.stream("POST", "/v1/responses", json=body) as response:
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    deltas = [json.loads(line[6:]) for line in lines]
+    text = "".join(d.get("delta", "") for d in deltas if d["type"] == "response.output_text.delta")
+    assert text == "".join(words)  # the client has the whole answer
+    assert "response.failed" in lines[-1] and "max_sse_event_bytes" in lines[-1]
+    assert_charged_what_was_counted(native, email, start, still_sending=False)
 
 
 def test_a_3_mb_event_within_the_limit_streams_while_the_box_serves(

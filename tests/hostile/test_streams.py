@@ -88,7 +88,8 @@ def test_an_oversized_event_right_after_content_starts_ends_the_stream_not_the_c
     """An Anthropic stream whose content starts and whose next event is past
     max_sse_event_bytes, all in one read longer than max_upstream_body_bytes: the stream was
     started, so the client gets its start and an error event that names the event limit (the
-    wait for content took the read's length for a body before any answer: a 502)."""
+    wait for content took the read's length for a body before any answer: a 502). The client
+    got the start of the answer, which the provider made: charged what was counted of it."""
     email, key = box.new_user("10")
     start = box.balance_nanos(email)[0]
     whole = anthropic_stream()
@@ -98,7 +99,13 @@ def test_an_oversized_event_right_after_content_starts_ends_the_stream_not_the_c
     answer = box.post(key, route, "ha", stream=True)
     assert answer.status_code == 200, answer.text
     assert_ends_with_error(route, answer.text, "max_sse_event_bytes")
-    assert_free(box, email, start, "upstream_too_large")
+    row = box.last_row(email)
+    assert (row["status"], row["error_code"], row["estimated"]) == (
+        "error", "upstream_too_large", 1,
+    ), row  # fmt: skip
+    assert row["input_tokens"] == 7 and row["output_tokens"] >= 1, row
+    assert 0 < row["cost_nanos"] <= row["hold_nanos"], row
+    assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
 
 
 def pings_forever() -> Act:
