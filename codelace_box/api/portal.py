@@ -40,7 +40,9 @@ PAGES = tuple(sorted(PAGE_PATHS))
 
 async def page(request: Request) -> HTTPResponse:
     """The HTML shell (the same for every page path; the script draws the page)."""
-    return HTTPResponse(load_assets().shell, content_type="text/html; charset=utf-8")
+    config: Config = request.app.ctx.config
+    shell = load_assets().shell_at(config.server.base_path)
+    return HTTPResponse(shell, content_type="text/html; charset=utf-8")
 
 
 for _path in PAGES:
