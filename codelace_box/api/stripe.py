@@ -127,6 +127,11 @@ _PAGE = """<!doctype html>
 <style>{style}</style></head>
 <body><main><h1>{title}</h1><p>{message}</p><p>{back}</p></main></body></html>
 """
+# What a top-up that was not paid says, by its status
+_NOT_PAID = {
+    "failed": "The payment failed; nothing was charged.",
+    "expired": "The payment was not made in time and has expired; nothing was charged.",
+}
 _BACK_TO_PORTAL = '<a href="{base}/billing">Back to your account</a>'
 
 
@@ -167,7 +172,7 @@ def success_page(request: Request) -> HTTPResponse:
         message = "Thank you. Your balance is credited as soon as Stripe confirms the payment."
     else:
         title = "Payment not completed"
-        message = f"This payment is {payment.status}; nothing was charged."
+        message = _NOT_PAID.get(payment.status, "The payment was not made; nothing was charged.")
     return _page(request, title, message)
 
 
