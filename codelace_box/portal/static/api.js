@@ -14,7 +14,7 @@ export function at(path) {
 
 // The page's path as the box names it (`/keys`), the base taken off.
 export function pagePath(pathname = window.location.pathname) {
-  if (!BASE || !pathname.startsWith(BASE)) return pathname;
+  if (!BASE || !(pathname === BASE || pathname.startsWith(`${BASE}/`))) return pathname;
   return pathname.slice(BASE.length) || "/";
 }
 
