@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import string
 from collections.abc import Mapping, Sequence
@@ -63,6 +64,9 @@ KEY_PREFIX = "cl_"
 KEY_BODY_LENGTH = 40
 _BASE62 = string.ascii_letters + string.digits
 MAX_KEY_NAME = 100
+# A box key in a name (a full key pasted as a key's name was shown in every list): `cl_` and
+# more characters of one than a key's shown prefix has (16 or more; a key has 40)
+_KEY_IN_NAME = re.compile(r"(?<![A-Za-z0-9])cl_[A-Za-z0-9]{16,}")
 MAX_ACTIVE_KEYS = 1000  # of one account, made by its own keys or the portal
 LAST_USED_WRITE_INTERVAL_SEC = 60.0
 
@@ -120,7 +124,7 @@ def create_key(
     would otherwise each count the room one key left).
     Committed with an fsync (`durable()`): it is shown once, so a database crash right after
     must not lose it (inside a transaction, that one must be durable: the CLI's audited one)."""
-    clean = clean_name(name, "name", MAX_KEY_NAME)
+    clean = key_name(name)
     now = utcnow()
     changes = parse_key_limits(limits or {}, now, relative=relative)
     full_key = generate_key()
@@ -134,6 +138,19 @@ def create_key(
             period_start=new_key_period(changes, now), **changes,
         )  # fmt: skip
     return NewKey(key, full_key)
+
+
+def key_name(value: object) -> str:
+    """A key's name, trimmed (clean_name's rules); 400 when it holds a box key: a name is shown
+    in every list of keys, a key never."""
+    name = clean_name(value, "name", MAX_KEY_NAME)
+    if _KEY_IN_NAME.search(name):
+        raise InvalidRequest(
+            "name must not contain an API key (text shaped like cl_ and a key's characters): "
+            "a key's name is shown in every list of keys",
+            param="name",
+        )
+    return name
 
 
 def require_key_management(auth: AuthContext) -> None:
@@ -169,7 +186,7 @@ def update_key(
         )
     if "name" in fields:
         name = fields["name"]
-        changes["name"] = clean_name("" if name is None else name, "name", MAX_KEY_NAME)
+        changes["name"] = key_name("" if name is None else name)
     return apply_key_limits(key, changes)
 
 

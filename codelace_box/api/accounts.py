@@ -30,6 +30,7 @@ from codelace_box.api.common import (
     client_address,
     json_body,
     json_response,
+    only_fields,
     optional_json_body,
 )
 from codelace_box.api.dbwork import database_handler, keyed_database_handler
@@ -52,6 +53,8 @@ async def send_sign_in_code(request: Request, for_page: bool = False) -> HTTPRes
     both answer with this; the portal's page (`for_page`) also gets the address as it shows it
     (`display_email`: an IDN domain in Unicode), `email` staying the one to send back."""
     body = json_body(request)
+    if for_page:
+        only_fields(body, ("email",), "a sign-in code request")
     ctx = request.app.ctx
     sent = await request_sign_in(
         body.get("email"),

@@ -124,6 +124,16 @@ def _reason(exc: Exception) -> str:
     return text
 
 
+def only_fields(body: dict[str, Any], known: tuple[str, ...], call: str) -> dict[str, Any]:
+    """`body`, unless it has a field `call` does not take: a 400 naming the first such field,
+    as a key's or the profile's fields are refused (a misspelt field is never done without)."""
+    unknown = sorted(set(body) - set(known))
+    if not unknown:
+        return body
+    takes = f"takes only {', '.join(known)}" if known else "takes no field"
+    raise InvalidRequest(f"{unknown[0]}: not a field of {call} ({call} {takes})", param=unknown[0])
+
+
 def optional_json_body(request: Request, *, exact: bool = False) -> dict[str, Any]:
     """The body of a request whose fields are all optional (a PATCH, a key's creation): no
     body at all is every field absent; one given must be a JSON object (json_body)."""

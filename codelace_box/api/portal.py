@@ -15,7 +15,14 @@ from codelace_box.accounts.sessions import end_session, find_session, start_sess
 from codelace_box.accounts.signin import verify_code
 from codelace_box.api.accounts import send_sign_in_code
 from codelace_box.api.blueprint import Blueprint
-from codelace_box.api.common import READ, client_address, json_body, json_response
+from codelace_box.api.common import (
+    READ,
+    client_address,
+    json_body,
+    json_response,
+    only_fields,
+    optional_json_body,
+)
 from codelace_box.api.dbwork import database_handler
 from codelace_box.api.portal_security import (
     PAGE_PATHS,
@@ -40,7 +47,9 @@ PAGES = tuple(sorted(PAGE_PATHS))
 
 async def page(request: Request) -> HTTPResponse:
     """The HTML shell (the same for every page path; the script draws the page)."""
-    return HTTPResponse(load_assets().shell, content_type="text/html; charset=utf-8")
+    config: Config = request.app.ctx.config
+    shell = load_assets().shell_at(config.server.base_path)
+    return HTTPResponse(shell, content_type="text/html; charset=utf-8")
 
 
 for _path in PAGES:
@@ -98,7 +107,7 @@ def signin_verify(request: Request) -> HTTPResponse:
     """Trade a code for a session cookie; no API key is minted."""
     check_origin(request)
     check_cookie_kept(request)  # before the code is spent
-    body = json_body(request)
+    body = only_fields(json_body(request), ("email", "code"), "a sign-in")
     ctx = request.app.ctx
     config: Config = ctx.config
     user, _ = verify_code(
@@ -121,6 +130,7 @@ def signin_verify(request: Request) -> HTTPResponse:
 def signout(request: Request) -> HTTPResponse:
     """End the session on the server and drop the cookie."""
     changing_session(request)
+    only_fields(optional_json_body(request), (), "a sign-out")
     end_session(session_token(request))
     response = json_response({"signed_in": False})
     clear_session_cookie(response, request)

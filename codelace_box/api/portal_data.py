@@ -19,7 +19,13 @@ from codelace_box.accounts.keys import list_keys, revoke_key, update_key
 from codelace_box.accounts.users import get_user_by_id, shown_email
 from codelace_box.api.accounts import create_key_from, key_changes
 from codelace_box.api.blueprint import Blueprint
-from codelace_box.api.common import READ, json_body, json_response, optional_json_body
+from codelace_box.api.common import (
+    READ,
+    json_body,
+    json_response,
+    only_fields,
+    optional_json_body,
+)
 from codelace_box.api.dbwork import database_handler
 from codelace_box.api.portal_security import (
     changing_session,
@@ -187,7 +193,8 @@ async def topup(request: Request) -> HTTPResponse:
     """A Checkout Session for a top-up of {"amount_usd"}; the page follows its URL."""
     session = await run_db_work(changing_session, request)
     api = stripe_api(request)
-    amount = amount_from_form(json_body(request, exact=True).get("amount_usd"))
+    body = only_fields(json_body(request, exact=True), ("amount_usd",), "a top-up")
+    amount = amount_from_form(body.get("amount_usd"))
     config: Config = request.app.ctx.config
     base = reached_url(request)  # Stripe sends the user back to the address they are at
     url = await start_topup(api, session.user_id, session.email, amount, config, base)
@@ -202,8 +209,8 @@ async def setup(request: Request) -> HTTPResponse:
     `trial_unavailable`: the card it would send the person to save could earn nothing."""
     session = await run_db_work(changing_session, request)
     api = stripe_api(request)
+    only_fields(optional_json_body(request), (), "a card setup")
     await run_db_work(_check_trial_open, request, session.user_id)
-    optional_json_body(request)
     config: Config = request.app.ctx.config
     url = await start_setup(api, session.user_id, session.email, config, reached_url(request))
     return json_response(checkout_view(url))

@@ -3,8 +3,9 @@ calls, and the security headers (CSP, framing, caching) on every portal response
 
 The browser holds an HttpOnly, SameSite=Strict cookie (Secure when the browser speaks https:
 `public_url` is https, or a proxy the box trusts, `server.proxies_count`, says so) that
-names a server-side session (accounts/sessions.py). Over https it is `__Host-codelace_session`,
-which no other host of the site can set, and only the exact name is read (Sanic's own lookup
+names a server-side session (accounts/sessions.py), its Path the one the box is served under
+(server.base_path). Over https it is `__Host-codelace_session` at Path=/, which no other host of
+the site can set, and only the exact name is read (Sanic's own lookup
 would also take a `__Secure-` one, which any sibling host can set for the whole domain).
 A call that changes anything must carry the session's CSRF token in `X-CSRF-Token` and, when
 the browser says where it comes from, an `Origin` of the box itself; and a call's body, sign-in
@@ -56,11 +57,14 @@ def clear_session_cookie(response: HTTPResponse, request: Request) -> None:
 
 
 def _put_cookie(response: HTTPResponse, request: Request, value: str, max_age: int) -> None:
+    """The cookie's Path is the path the box is served under (server.base_path), except over
+    https, where `__Host-` (which no sibling host can plant) requires Path=/."""
     secure = secure_cookies(request)
+    config: Config = request.app.ctx.config
     response.add_cookie(
         COOKIE,
         value,
-        path="/",
+        path="/" if secure else (config.server.base_path or "/"),
         httponly=True,
         samesite="Strict",
         secure=secure,
@@ -129,7 +133,7 @@ def check_cookie_kept(request: Request) -> None:
         pass
     config: Config = request.app.ctx.config
     where = _origin(config.server.base_url)
-    place = where if where.startswith("https://") else "its https address"
+    place = where + config.server.base_path if where.startswith("https://") else "its https address"
     raise PermissionDenied(
         "this page is plain http, and the box's sign-in cookie is Secure (server.public_url is "
         f"https), which a browser keeps only from an https page: open the portal at {place}",

@@ -127,13 +127,20 @@ _PAGE = """<!doctype html>
 <style>{style}</style></head>
 <body><main><h1>{title}</h1><p>{message}</p><p>{back}</p></main></body></html>
 """
-_BACK_TO_PORTAL = '<a href="/billing">Back to your account</a>'
+# What a top-up that was not paid says, by its status
+_NOT_PAID = {
+    "failed": "The payment failed; nothing was charged.",
+    "expired": "The payment was not made in time and has expired; nothing was charged.",
+}
+_BACK_TO_PORTAL = '<a href="{base}/billing">Back to your account</a>'
 
 
 def _page(request: Request, title: str, message: str) -> HTTPResponse:
     """A return page: a link back to the portal when it is served, else a closing word."""
     config: Config = request.app.ctx.config
-    back = _BACK_TO_PORTAL if config.portal.enabled else "You can close this page."
+    base = html.escape(config.server.base_path)  # the path a proxy serves the box under
+    closing = "You can close this page."
+    back = _BACK_TO_PORTAL.format(base=base) if config.portal.enabled else closing
     body = _PAGE.format(
         title=html.escape(title), message=html.escape(message), back=back, style=_STYLE
     )
@@ -165,7 +172,7 @@ def success_page(request: Request) -> HTTPResponse:
         message = "Thank you. Your balance is credited as soon as Stripe confirms the payment."
     else:
         title = "Payment not completed"
-        message = f"This payment is {payment.status}; nothing was charged."
+        message = _NOT_PAID.get(payment.status, "The payment was not made; nothing was charged.")
     return _page(request, title, message)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 from codelace_box.config.fields import opt
 from codelace_box.config.ops_sections import (
@@ -39,6 +40,8 @@ MAX_RETRIES = 10
 MAX_CONNECT_TIMEOUT_SEC = 300.0
 MAX_READ_TIMEOUT_SEC = 3600.0
 MAX_KEY_PROBE_SEC = 86400.0
+# What a URL path keeps as it is in server.base_path (no quote, `;`, `<`, `>` or blank)
+PATH_SAFE = "/%-._~!$&'()*+,=:@"
 
 
 # No host name or address has whitespace (" 127.0.0.1" from an env file binds nothing).
@@ -87,6 +90,14 @@ class ServerConfig:
         ipv6 = ":" in self.host and not self.host.startswith("[")
         host = f"[{self.host}]" if ipv6 else self.host
         return (ascii_host_url(self.public_url) or f"http://{host}:{self.port}").rstrip("/")
+
+    @property
+    def base_path(self) -> str:
+        """The path public_url serves the box under (`/gateway` behind a proxy that strips
+        it), "" at the root or without public_url: the portal's links, calls and cookie go
+        under it. What an HTML attribute or a cookie's Path cannot carry is percent-encoded."""
+        path = urlsplit(self.base_url).path.rstrip("/") if self.public_url else ""
+        return quote(path, safe=PATH_SAFE)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,15 @@
 No build step: the files under static/ are served as they are. Every asset URL carries the
 digest of the whole folder (/portal/assets/<digest>/<name>), so a JS module's relative imports
 stay inside one immutable version and a browser may cache them for a year; the HTML shell,
-which names the digest, is never cached.
+which names the digest, is never cached. The shell's links and asset URLs start with the path
+the box is served under (`{{BASE}}`: server.base_path, "" at the root), which its scripts read
+from its `codelace-base` meta tag.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -29,7 +32,11 @@ CONTENT_TYPES = {
 class Assets:
     digest: str
     files: dict[str, bytes]  # name (relative to static/) -> content
-    shell: bytes  # index.html with the asset base filled in
+    shell: bytes  # index.html with the asset base filled in, {{BASE}} still to fill
+
+    def shell_at(self, base_path: str) -> bytes:
+        """The HTML shell for a box served under `base_path` (`/gateway`; "" at the root)."""
+        return self.shell.replace(b"{{BASE}}", html.escape(base_path).encode())
 
     def content_type(self, name: str) -> str:
         """The Content-Type of an asset by its suffix."""
@@ -48,5 +55,5 @@ def load_assets(folder: Path = STATIC_DIR) -> Assets:
     for name, content in files.items():
         digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
     short = digest.hexdigest()[:16]
-    shell = files.pop(SHELL).replace(b"{{ASSETS}}", f"{ASSET_BASE}/{short}".encode())
+    shell = files.pop(SHELL).replace(b"{{ASSETS}}", f"{{{{BASE}}}}{ASSET_BASE}/{short}".encode())
     return Assets(short, files, shell)

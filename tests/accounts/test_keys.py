@@ -225,6 +225,28 @@ def test_bad_key_names_and_ids(client: BoxClient):
     assert client.get("/api/v1/auth/me", key).status_code == 200
 
 
+def test_a_name_that_is_a_key_is_refused(client: BoxClient):
+    """A key renamed to its own full key (a paste into the wrong field) was kept and shown as
+    its name in every list: the secret in the clear. A name holding a cl_-shaped token is a
+    400 naming the field, at creation and rename; the key's prefix alone is a fine name."""
+    login_key = key_of(client, "pasted@example.com")
+    made = client.create_key(login_key, "laptop").json()
+    other = client.create_key(login_key, "spare").json()["full_key"]
+    for name in (made["full_key"], f"key: {other} (old)", "cl_" + "a1B2" * 8):
+        renamed = client.call(
+            "PATCH", f"/api/v1/auth/key/{made['id']}", login_key, json={"name": name}
+        )
+        assert error_code(renamed, 400) == "invalid_request", name
+        assert renamed.json()["error"]["param"] == "name" and name not in renamed.text
+        assert error_code(client.create_key(login_key, name), 400) == "invalid_request"
+    listing = client.get("/api/v1/auth/key", login_key)
+    assert made["full_key"] not in listing.text and other not in listing.text
+    assert {row["name"] for row in listing.json()} >= {"laptop", "spare"}
+    prefix = client.call("PATCH", f"/api/v1/auth/key/{made['id']}", login_key,
+                         json={"name": made["key_prefix"]})  # fmt: skip
+    assert prefix.status_code == 200 and prefix.json()["name"] == made["key_prefix"]
+
+
 def test_a_key_is_deleted_by_its_uuid_not_by_the_old_integer_id(
     client: BoxClient, box: ServerProcess
 ):

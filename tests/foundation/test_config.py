@@ -572,6 +572,25 @@ def test_the_default_public_url_brackets_an_ipv6_listen_address() -> None:
     assert ServerConfig(host="box.example", port=80).base_url == "http://box.example:80"
 
 
+@pytest.mark.parametrize(
+    ("public_url", "path"),
+    [
+        ("", ""),  # the listen address: the root
+        ("https://llm.example.com", ""),
+        ("https://llm.example.com/", ""),
+        ("https://llm.example.com/gateway", "/gateway"),
+        ("https://llm.example.com/team/gateway/", "/team/gateway"),
+        (
+            'https://x.example/a b"<>;c',
+            "/a%20b%22%3C%3E%3Bc",
+        ),  # nothing an attribute or Path ends at
+    ],
+)
+def test_the_base_path_is_public_urls_path(public_url: str, path: str) -> None:
+    """The path the portal's links, calls and cookie go under (a proxy strips it)."""
+    assert ServerConfig(public_url=public_url).base_path == path
+
+
 def test_an_integer_too_long_for_python_is_one_line_naming_the_file(tmp_path: Path) -> None:
     """Python's int() refuses more than 4300 digits, and tomllib passes that ValueError on
     (not a TOMLDecodeError): it was an "unexpected ValueError" naming no file."""

@@ -3,6 +3,21 @@
 
 let csrfToken = "";
 
+// The path the box is served under (server.public_url's, such as /gateway behind a proxy that
+// strips it; "" at the root), from the page's meta tag: every call and link carries it.
+export const BASE = document.querySelector('meta[name="codelace-base"]')?.content || "";
+
+// A path of the box's (`/keys`, `/portal/api/session`) as the browser reaches it.
+export function at(path) {
+  return BASE + path;
+}
+
+// The page's path as the box names it (`/keys`), the base taken off.
+export function pagePath(pathname = window.location.pathname) {
+  if (!BASE || !(pathname === BASE || pathname.startsWith(`${BASE}/`))) return pathname;
+  return pathname.slice(BASE.length) || "/";
+}
+
 // How long a call may go unanswered before the page gives up on it and says so (a box or a
 // network that stops answering must not leave a button disabled for ever). Calls that wait on
 // an outside service (the mail server, Stripe) get longer: the box bounds those itself, and
@@ -29,14 +44,14 @@ const RETURN_PATHS = ["/keys", "/usage", "/billing", "/connect"];
 
 // The sign-in page, remembering the page the person was on so that signing in leads back.
 export function signInUrl() {
-  const here = window.location.pathname;
-  return RETURN_PATHS.includes(here) ? `/signin?next=${encodeURIComponent(here)}` : "/signin";
+  const here = pagePath();
+  return at(RETURN_PATHS.includes(here) ? `/signin?next=${encodeURIComponent(here)}` : "/signin");
 }
 
 // Where a sign-in goes: the page it was asked from (one of ours), else home.
 export function afterSignIn() {
   const next = new URLSearchParams(window.location.search).get("next");
-  return RETURN_PATHS.includes(next) ? next : "/";
+  return at(RETURN_PATHS.includes(next) ? next : "/");
 }
 
 export function setCsrf(token) {
@@ -83,7 +98,7 @@ async function send(method, path, body, timeoutMs) {
     options.headers["x-csrf-token"] = csrfToken;
   }
   try {
-    const response = await fetch(path, options);
+    const response = await fetch(at(path), options);
     // A body that is no JSON is no data; one cut off by the timeout is the timeout.
     const data = response.status === 204 ? null : await response.json().catch((error) => {
       if (controller.signal.aborted) throw error;

@@ -1,6 +1,6 @@
 // How to connect: the base URL and copyable snippets for the OpenAI SDK, Claude Code and Codex.
 
-import { api } from "./api.js";
+import { api, at } from "./api.js";
 import { copyButton, h, page, price } from "./ui.js";
 
 function snippet(title, text) {
@@ -48,7 +48,7 @@ export async function connectPage(main) {
   ].join("\n");
   page(main, "How to connect",
     h("p", {}, "Base URL: ", h("code", { text: `${base}/v1` }), " (Claude Code takes it without /v1). Use a key from the ",
-      h("a", { href: "/keys", text: "Keys page" }), "; MODEL is one of the models below."),
+      h("a", { href: at("/keys"), text: "Keys page" }), "; MODEL is one of the models below."),
     h("h2", { text: "Models" }), models,
     snippet("OpenAI SDK (Python)", openai), snippet("Claude Code", claude), snippet("Codex", codex));
 }

@@ -1,13 +1,13 @@
 // Home: the balance, this month's spend, and where to go next.
 
-import { api } from "./api.js";
+import { api, at } from "./api.js";
 import { belowZero, h, page, usd } from "./ui.js";
 
 function card(label, value, link, linkText) {
   return h("div", { class: "card" },
     h("p", { class: "muted", text: label }),
     h("p", { class: "figure", text: value }),
-    link ? h("a", { href: link, text: linkText }) : null);
+    link ? h("a", { href: at(link), text: linkText }) : null);
 }
 
 export async function homePage(main) {
@@ -24,5 +24,5 @@ export async function homePage(main) {
     // The OpenAI SDK and Codex call <base>/v1/...: the address alone is a 404 for them.
     h("p", {}, "Point the OpenAI SDK or Codex at ", h("code", { text: `${data.base_url}/v1` }),
       ", Claude Code at ", h("code", { text: data.base_url }), ". ",
-      h("a", { href: "/connect", text: "How to connect" })));
+      h("a", { href: at("/connect"), text: "How to connect" })));
 }

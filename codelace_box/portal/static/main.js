@@ -1,7 +1,7 @@
 // The portal's entry: find out who is signed in, then draw the page the path names.
 
 import {
-  afterSignIn, api, ApiError, setCsrf, setWaits, signInUrl, signOut, takeNotice,
+  afterSignIn, api, ApiError, at, pagePath, setCsrf, setWaits, signInUrl, signOut, takeNotice,
 } from "./api.js";
 import { billingPage } from "./billing.js";
 import { connectPage } from "./connect.js";
@@ -48,7 +48,7 @@ function showNav(path) {
   const nav = document.getElementById("nav");
   nav.hidden = false;
   for (const link of nav.querySelectorAll("a")) {
-    if (link.getAttribute("href") === path) link.setAttribute("aria-current", "page");
+    if (link.getAttribute("href") === at(path)) link.setAttribute("aria-current", "page");
   }
   const button = document.getElementById("signout");
   const problem = h("p", { class: "error", role: "alert" });
@@ -58,7 +58,7 @@ function showNav(path) {
     try {
       await leaving(button, async () => {
         await signOut();
-        window.location.assign("/signin");
+        window.location.assign(at("/signin"));
       });
     } catch (error) {
       problem.textContent = `Not signed out: ${error.message}`;
@@ -72,7 +72,7 @@ function wasSignedIn() {
   if (window.history.state?.signedIn) return true;
   try {
     const from = new URL(document.referrer);
-    return from.origin === window.location.origin && from.pathname in TITLES;
+    return from.origin === window.location.origin && pagePath(from.pathname) in TITLES;
   } catch (_) {
     return false;
   }
@@ -93,16 +93,18 @@ function toSignIn(main, path, notice) {
 // A heading and what went wrong, with a way to try again: not "Loading…" left above an error.
 function failed(main, title, path, error) {
   page(main, title, h("p", { class: "error", role: "alert", text: error.message }),
-    h("p", {}, h("a", { href: path + window.location.search, text: "Try again" })));
+    h("p", {}, h("a", { href: at(path) + window.location.search, text: "Try again" })));
 }
 
 // The page's path as the pages name it: the box serves /keys/ as /keys (a bookmark, a link
 // typed with a slash), so the address loses its trailing slashes before the page is chosen
-// (else it was drawn as home, and a sign-in from it led home, not back).
+// (else it was drawn as home, and a sign-in from it led home, not back). The path is the box's
+// (the base it is served under taken off: api.js pagePath).
 function canonicalPath() {
   const { pathname, search, hash } = window.location;
-  const path = pathname.replace(/\/+$/, "") || "/";
-  if (path !== pathname) window.history.replaceState(window.history.state, "", path + search + hash);
+  const path = pagePath(pathname).replace(/\/+$/, "") || "/";
+  const shown = at(path);
+  if (shown !== pathname) window.history.replaceState(window.history.state, "", shown + search + hash);
   return path;
 }
 
@@ -123,7 +125,7 @@ async function start() {
     return;
   }
   if (path === "/signin" || !(path in PAGES)) {
-    window.location.replace(path === "/signin" ? afterSignIn() : "/");
+    window.location.replace(path === "/signin" ? afterSignIn() : at("/"));
     return;
   }
   setCsrf(session.csrf_token);
