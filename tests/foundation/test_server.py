@@ -286,6 +286,21 @@ def test_a_taken_port_stops_serve_with_one_line(tmp_path: Path) -> None:
     )
 
 
+def test_a_database_not_reachable_stops_serve_with_1_not_the_config_status(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL down (nothing listens at database.url) may pass by itself: exit 1, which
+    systemd's RestartPreventExitStatus=78 leaves to Restart=on-failure (started again)."""
+    closed = free_port()  # nothing listens there
+    env = {"CODELACE_DATABASE_URL": f"postgresql://box@127.0.0.1:{closed}/box",
+           "CODELACE_SERVER_SECRET_KEY": "s" * 40}  # fmt: skip
+    result = run_cli(None, "serve", "--port", str(free_port()), env=env, cwd=tmp_path, timeout=30)
+    assert result.returncode == 1, result.stderr
+    line = one_error_line(result.stderr)
+    assert line.startswith(f"error: database.url postgresql://box@127.0.0.1:{closed}/box: "), line
+    assert "cannot open the database" in line, line
+
+
 def test_an_address_not_of_this_machine_stops_serve_saying_what_to_set(tmp_path: Path) -> None:
     """server.host an address no interface of this machine has (a typo, the public address of
     a NAT'd VM) said only the kernel's "Cannot assign requested address"."""
