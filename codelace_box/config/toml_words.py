@@ -12,8 +12,8 @@ _WHERE = re.compile(
     r"^(?P<msg>.*) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)$"
 )
 _DECLARED_TWICE = re.compile(r"^Cannot declare (?P<parts>\(.*\)) twice$")
-_HEADER = re.compile(r"^\s*\[\s*(?P<name>[A-Za-z0-9_.\- ]+?)\s*\]\s*(?:#.*)?$")
-_KEY = re.compile(r"^\s*(?P<key>[A-Za-z0-9_.\-]+)\s*=")
+_HEADER = re.compile(r"^\s*\[\[?\s*(?P<name>[A-Za-z0-9_.\- ]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(r"^\s*(?P<key>[A-Za-z0-9_.\-\"' ]+?)\s*=")  # bare, dotted or quoted
 _NOT_A_VALUE = (
     'not a value (text needs quotes, as "127.0.0.1"; true and false in lower case; numbers as '
     "digits)"
@@ -60,7 +60,12 @@ def _plain(message: str, text: str, line: int) -> str:
     """The plain words for tomllib's `message` at `line` (1-based; 0: the end), '' for none."""
     if twice := _DECLARED_TWICE.match(message):
         name = _dotted(twice["parts"])
-        return f"[{name}] comes twice (put all its keys under one [{name}])" if name else ""
+        if not name:
+            return ""
+        return (
+            f"[{name}] is declared twice (a [{name}], or keys under {name}, came before: put "
+            f"them all under one [{name}])"
+        )
     if message == "Cannot overwrite a value":
         return _set_twice(text.splitlines()[:line])
     return _PLAIN.get(message, "")
@@ -84,10 +89,11 @@ def _set_twice(lines: list[str]) -> str:
     last = lines[-1]
     if header := _HEADER.match(last):
         name = header["name"]
-        return f"[{name}] names {name}, a key set above: one of the two must go"
+        return f"[{name}] names {name}, set above: one of the two must go"
     key = _KEY.match(last)
     section = next((h["name"] for h in map(_HEADER.match, reversed(lines[:-1])) if h), "")
     if key is None:
         return "a key is set twice (a key is set once in its section)"
-    name = f"{section}.{key['key']}" if section else key["key"]
+    bare = re.sub("[\"' ]", "", key["key"])
+    name = f"{section}.{bare}" if section else bare
     return f"{name} is set twice (a key is set once in its section)"

@@ -17,14 +17,19 @@ TYPOS = [
      "at line 4, column 12: server.port is set twice (a key is set once in its section) "
      "(TOML parser: Cannot overwrite a value)"),
     ("[server]\nport = 8080\n\n[auth]\nsignup = \"open\"\n\n[server]\nhost = \"::1\"\n",
-     "at line 7, column 8: [server] comes twice (put all its keys under one [server]) "
-     "(TOML parser: Cannot declare ('server',) twice)"),
-    ("[server.port]\n[server.port]\n",
-     "at line 2, column 13: [server.port] comes twice (put all its keys under one "
-     "[server.port]) (TOML parser: Cannot declare ('server', 'port') twice)"),
+     "at line 7, column 8: [server] is declared twice (a [server], or keys under server, "
+     "came before: put them all under one [server]) (TOML parser: Cannot declare ('server',) "
+     "twice)"),
+    ("[server]\nport.x = 1\n[server.port]\n",
+     "at line 3, column 13: [server.port] is declared twice (a [server.port], or keys under "
+     "server.port, came before: put them all under one [server.port]) (TOML parser: Cannot "
+     "declare ('server', 'port') twice)"),
     ("[server]\nport = 8080\n[server.port]\n",
-     "at line 3, column 13: [server.port] names server.port, a key set above: one of the two "
-     "must go (TOML parser: Cannot overwrite a value)"),
+     "at line 3, column 13: [server.port] names server.port, set above: one of the two must "
+     "go (TOML parser: Cannot overwrite a value)"),
+    ("[server]  # the listener\nhost = \"::1\"\n\"host\" = \"127.0.0.1\"\n",
+     "at line 3, column 21: server.host is set twice (a key is set once in its section) "
+     "(TOML parser: Cannot overwrite a value)"),
     ("[email]\nbackend = \"smtp\"\nsmtp_host = 'mail.example.com\n",
      "at its end: a text value not closed (its closing quote missing?) "
      "(TOML parser: Expected \"'\")"),
