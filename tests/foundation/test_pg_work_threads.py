@@ -142,33 +142,14 @@ async def test_a_thread_refused_a_session_is_tried_again_once_the_server_gives_m
     few_sessions: str, pg_url: str
 ) -> None:
     threads = WorkThreads(2, "test-work", retry_refused_sec=0.5)
-    opened, release = threading.Event(), threading.Event()
-
-    def hold() -> int:
-        pid = _backend()
-        opened.set()
-        assert release.wait(20)
-        return pid
-
-    async def two_at_once() -> tuple[int, int]:
-        opened.clear()
-        release.clear()
-        held = asyncio.ensure_future(threads.run(hold))
-        assert await asyncio.to_thread(opened.wait, 20)
-        other = asyncio.ensure_future(threads.run(_backend))
-        await asyncio.sleep(0.2)
-        release.set()
-        first, second = await asyncio.gather(held, other)
-        return first, second
-
     try:
-        first, second = await two_at_once()
+        first, second = await _two_at_once(threads)
         assert first == second  # the second thread refused: the call ran on the first
         role = urlsplit(few_sessions).username
         with psycopg.connect(pg_url, autocommit=True) as admin:  # a short blip, now over
             admin.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 10')
         await asyncio.sleep(0.6)
-        first, second = await two_at_once()
+        first, second = await _two_at_once(threads)
         assert first != second  # the other thread has a session of its own again
     finally:
         threads.stop()
