@@ -205,6 +205,15 @@ def test_a_failing_command_says_why_in_one_line(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
 
 
+def test_serve_with_a_bad_config_exits_78_through_the_launcher(tmp_path: Path) -> None:
+    """systemd sees the launcher's status: 78 (EX_CONFIG) must come through it, or the README's
+    RestartPreventExitStatus=78 would not stop the restarts."""
+    (tmp_path / "codelace.toml").write_text("[server]\nport = \n")
+    result = run_binary(tmp_path, "serve", env=binary_env(tmp_path / "tmp"))
+    assert result.returncode == 78, result.stderr
+    assert result.stderr.count("\n") == 1 and "not valid TOML" in result.stderr
+
+
 # --- serve --------------------------------------------------------------------------------
 
 

@@ -19,7 +19,8 @@ API renders any of them the same way and the CLI prints its message on one line:
     ├── ServiceUnavailable (503 api_error)
     │   └── OutOfResources (503 api_error / out_of_resources: the box's own, not a provider's)
     ├── UpstreamTimeout (504 api_error)
-    └── ConfigError (500 server_error: bad configuration, stops the start)
+    └── ConfigError (500 server_error: bad configuration, stops the start; `serve` exit 78)
+        └── NotReady (what may pass by itself: the port in use, the database not reachable)
 
 No web framework is imported here.
 """
@@ -39,6 +40,7 @@ class CodelaceError(Exception):
     cost_nanos: int | None = None  # what a failed call was charged (an answer too large to relay)
     passing: bool = False  # may be gone at a retry shortly, whatever its code (never said final)
     counted: bool = False  # in the upstream errors metric already (a retry hid it at first)
+    exit_status: int = 1  # a command's on it (serve's on a ConfigError: EX_CONFIG)
 
     def __init__(self, message: str, code: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
@@ -166,6 +168,16 @@ class UpstreamTimeout(CodelaceError):
 
 
 class ConfigError(CodelaceError):
-    """The configuration is wrong; the message names the file, the key and what was expected."""
+    """The configuration is wrong; the message names the file, the key and what was expected.
+    `serve` exits EX_CONFIG on one (a supervisor told not to start it again until it is fixed)."""
 
     default_code = "config_error"
+
+
+EX_CONFIG = 78  # sysexits.h: `serve`'s exit status on a ConfigError (not a NotReady)
+
+
+class NotReady(ConfigError):
+    """A start refused for what may pass by itself, the configuration perhaps right: the
+    listen address in use or not (yet) on this machine, the database not reachable or held by
+    another process. `serve` exits 1 on one, so systemd starts it again."""

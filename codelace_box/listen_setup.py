@@ -7,7 +7,7 @@ import contextlib
 import errno
 import socket
 
-from codelace_box.errors import ConfigError
+from codelace_box.errors import ConfigError, NotReady
 
 
 def listen_host(host: str) -> str:
@@ -27,7 +27,8 @@ def check_address(host: str, port: int) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         hint = _what_to_do(exc.errno, port)
-        raise ConfigError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
+        refused = ConfigError if exc.errno == errno.EACCES else NotReady  # taken, not yet up
+        raise refused(f"cannot listen on {host}:{port}: {reason}{hint}") from None
 
 
 def _what_to_do(number: int | None, port: int) -> str:

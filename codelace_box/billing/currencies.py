@@ -11,7 +11,7 @@ from peewee import fn
 
 from codelace_box.config import StripeConfig
 from codelace_box.db.models import Payment
-from codelace_box.errors import CodelaceError
+from codelace_box.errors import ConfigError
 
 
 def other_currency_topups(stripe: StripeConfig) -> dict[str, int]:
@@ -51,6 +51,6 @@ def mixed_currency_problem(stripe: StripeConfig) -> str | None:
 
 
 def refuse_mixed_currency(stripe: StripeConfig) -> None:
-    """CodelaceError (serve's one line at start) when `mixed_currency_problem` finds one."""
+    """ConfigError (serve's one line at start, exit 78) when `mixed_currency_problem` finds one."""
     if problem := mixed_currency_problem(stripe):
-        raise CodelaceError(f"refusing to serve: {problem}")
+        raise ConfigError(f"refusing to serve: {problem}")

@@ -39,7 +39,7 @@ from codelace_box.cli.upkeep import (
 from codelace_box.cli.usage import usage
 from codelace_box.config import Config
 from codelace_box.config.loading import NAME_A_FILE
-from codelace_box.errors import CodelaceError, ConfigError
+from codelace_box.errors import EX_CONFIG, CodelaceError, ConfigError, NotReady
 
 
 @click.group(cls=CodelaceGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,16 +81,20 @@ def serve(state: CliState, host: str | None, port: int | None, workers: int | No
     hold_stops_until_serving()  # first: the import below alone takes half a second
     from codelace_box.server import serve as run_server
 
-    config = state.config()
-    server = config.server
-    server = replace(
-        server,
-        host=host if host is not None else server.host,
-        port=port if port is not None else server.port,
-        workers=workers if workers is not None else server.workers,
-    )
     try:
+        config = state.config()
+        server = config.server
+        server = replace(
+            server,
+            host=host if host is not None else server.host,
+            port=port if port is not None else server.port,
+            workers=workers if workers is not None else server.workers,
+        )
         run_server(replace(config, server=server))
+    except ConfigError as exc:  # a restart cannot mend it: systemd told so (README's unit)
+        if not isinstance(exc, NotReady):
+            exc.exit_status = EX_CONFIG
+        raise
     finally:
         let_go_of_a_lost_terminal()
 

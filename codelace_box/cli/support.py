@@ -177,7 +177,7 @@ class CodelaceGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CodelaceError as exc:
-            _fail(exc.message, 1)
+            _fail(exc.message, exc.exit_status)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except BrokenPipeError:

@@ -14,6 +14,7 @@ from typing import Any
 
 from codelace_box.config.rules import check_combinations, imply_defaults, trim_line_ends
 from codelace_box.config.schema import SECTIONS, Config
+from codelace_box.config.toml_words import toml_refusal
 from codelace_box.config.values import build_section, read_value
 from codelace_box.errors import ConfigError
 
@@ -35,7 +36,7 @@ def _read_file(path: Path) -> dict[str, Any]:
             f"{path}: not valid TOML: not UTF-8 text (byte {exc.start} is {bad:#x})"
         ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{path}: not valid TOML{toml_refusal(str(exc), text)}") from None
     except ValueError:  # int() refuses over 4300 digits, and tomllib passes that error on
         raise ConfigError(f"{path}: not valid TOML: an integer of more than 4300 digits") from None
     except OSError as exc:

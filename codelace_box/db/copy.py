@@ -244,7 +244,7 @@ def _open_destination(destination: str) -> None:
         said = str(exc)
         for setting, given in (("database.path ", "--to sqlite:///"), ("database.url ", "--to ")):
             if said.startswith(setting):
-                raise ConfigError(given + said.removeprefix(setting)) from None
+                raise type(exc)(given + said.removeprefix(setting)) from None
         raise
 
 

@@ -44,12 +44,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import ParamSpec, TypeVar
 
+from codelace_box.db import postgres
 from codelace_box.db.core import POSTGRES, close_database, database, engine
 from codelace_box.db.failures import is_unavailable, unavailable_error
 
@@ -172,7 +174,9 @@ class WorkThreads:
     again: after a restart or a short shortage the server may give it one, and a refusal
     costs the item nothing, see below), ties go to a thread with a live session,
     then in turn; and an item that could not open its thread's session (nothing of it ran) runs
-    on a thread with a live session instead, when there is one."""
+    on a thread with a live session instead, when there is one. A thread that opens a session
+    after refusals (an outage over: the database is back) puts the others back at once. The
+    first refusal is one line of the log, and the first session opened after it one more."""
 
     def __init__(self, count: int, name: str, retry_refused_sec: float = 30.0) -> None:
         self._retry_refused_sec = retry_refused_sec
@@ -183,6 +187,7 @@ class WorkThreads:
         # when its last attempt to open one was refused (monotonic; -inf: it was not)
         self._refused_at = [float("-inf")] * count
         self._turn = 0  # where the next tie is broken from
+        self._refusing = Refusals()
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(*args, **kwargs)` on the least busy thread (on a new session if the server
@@ -230,12 +235,17 @@ class WorkThreads:
         finally:
             self._live[index] = database.obj is not None and not database.is_closed()
 
-    def _opened(self, index: int, refused: list[bool], opened: bool) -> None:
-        """On thread `index`: its session is open (`opened`) or the server refused one."""
-        self._live[index] = opened
-        self._refused_at[index] = float("-inf") if opened else time.monotonic()
-        if not opened:
-            refused.append(True)
+    def _opened(self, index: int, refused: list[bool], exc: BaseException | None) -> None:
+        """On thread `index`: it opened a session (`exc` None) or the server refused one."""
+        self._live[index] = exc is None
+        if exc is None:
+            self._refused_at[index] = float("-inf")
+            if self._refusing.ended():  # the database is back: every thread may be tried
+                self._refused_at = [float("-inf")] * len(self._threads)
+            return
+        self._refused_at[index] = time.monotonic()
+        refused.append(True)
+        self._refusing.began(exc)
 
     def stop(self) -> None:
         """Stop every thread (each finishes its queue and closes its session)."""
@@ -243,12 +253,48 @@ class WorkThreads:
             thread.stop()
 
 
-def _on_a_live_session(work: Callable[[], T], opened: Callable[[bool], None]) -> T:
+class Refusals:
+    """A worker's run of sessions refused to its work threads: its first refusal is one line of
+    the log and its end (a session opened again) one more, not a line a thread or a try."""
+
+    def __init__(self) -> None:
+        self._since: float | None = None  # monotonic: the first refusal of the run
+        self._lock = threading.Lock()  # threads refused at once: one line
+
+    def began(self, exc: BaseException) -> None:
+        """A session refused: said when it is the first of a run."""
+        with self._lock:
+            if self._since is not None:
+                return
+            self._since = time.monotonic()
+        why = postgres.unavailable_reason(exc, getattr(database.obj, "database", None))
+        log.warning(
+            "the database refused the work threads a session (%s): account calls go to "
+            "threads that have one, or are answered 503; said once until one opens again",
+            why,
+        )
+
+    def ended(self) -> bool:
+        """A session opened: whether it ends a run of refusals (then said)."""
+        if self._since is None:  # the usual case: no lock taken
+            return False
+        with self._lock:
+            since, self._since = self._since, None
+        if since is None:
+            return False
+        log.warning(
+            "the work threads have database sessions again, after %.0f s of refusals",
+            time.monotonic() - since,
+        )
+        return True
+
+
+def _on_a_live_session(work: Callable[[], T], opened: Callable[[BaseException | None], None]) -> T:
     """`work()`, after closing this thread's session if the server ended it while it was idle
     (an idle cut, a restart: pg_driver `close_if_ended`, no round trip): a change asked after
     one is made on a new session, not a 503 (nothing of it had run, nothing runs twice). A
-    session is opened before `work()` runs: `opened(True)` once it is, `opened(False)` when the
-    server refused one at once (the error raised, nothing of the work run)."""
+    session opened before `work()` runs (none was open) is said, `opened(None)`, and so is one
+    the server refused at once, `opened(exc)` (the error raised, nothing of the work run)."""
     from codelace_box.db.pg_driver import BoxPostgresqlDatabase  # psycopg: PostgreSQL only
 
     db = database.obj
@@ -260,9 +306,9 @@ def _on_a_live_session(work: Callable[[], T], opened: Callable[[bool], None]) ->
                 db.connect()
             except Exception as exc:  # refused at once, not a server found unreachable
                 if is_unavailable(exc) and not found_unreachable(exc, time.monotonic() - began):
-                    opened(False)
+                    opened(exc)
                 raise
-        opened(True)
+            opened(None)
     return work()
 
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from codelace_box.errors import CodelaceError, ConfigError, Conflict
+from codelace_box.errors import CodelaceError, ConfigError, Conflict, NotReady
 from codelace_box.private_files import make_private_dir, other_owner
 
 
@@ -45,7 +45,7 @@ def _open_lock(db_path: str | Path) -> int:
         make_private_dir(target.parent)
         return os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:  # e.g. data/ made by root, serve run as the service's user
-        raise ConfigError(
+        raise NotReady(
             f"database.path {db_path}: cannot open {target.name} beside it: "
             f"{exc.strerror or exc} ({_whose(target)})"
         ) from None

@@ -20,7 +20,7 @@ from typing import Any
 
 from codelace_box.db.failures import is_busy
 from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC
-from codelace_box.errors import ConfigError
+from codelace_box.errors import NotReady
 
 RETRY_SEC = 0.05
 
@@ -96,7 +96,7 @@ def _wait_alone(db: Any, still_needed: Callable[[], bool], version: int) -> bool
         if not still_needed():
             return False
         if time.monotonic() >= deadline:
-            raise ConfigError(
+            raise NotReady(
                 f"{db.database} is at schema version {version} and open in another process "
                 "(the older codelace-box `serve` or `admin` still running?): stop it, then run "
                 "`codelace-box migrate` (or start the new serve, which migrates first)"

@@ -16,7 +16,7 @@ from peewee import OperationalError as PeeweeOperationalError
 from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.config import DEFAULT_CONFIG_FILE, Config
-from codelace_box.errors import ConfigError
+from codelace_box.errors import ConfigError, NotReady
 from codelace_box.private_files import (
     create_private_file,
     make_private,
@@ -145,7 +145,7 @@ def open_sqlite_file(path: str) -> APSWDatabase:
         # SQLite makes the -wal and -shm beside the file a symbolic link names (another disk)
         real = Path(os.path.realpath(target))
         trouble = disk_trouble(real) or not_ours(real)
-        raise ConfigError(
+        raise NotReady(  # its disk, its rights, a lock: mended outside the config
             f"database.path {path}: cannot open the database: {reason}{trouble}"
         ) from None
     _opened[0] = "" if str(path) == ":memory:" else str(path)
@@ -230,9 +230,7 @@ def refuse_not_a_file(path: str) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         whose = not_ours(Path(os.path.realpath(path)))
-        raise ConfigError(
-            f"database.path {path}: cannot open the database: {reason}{whose}"
-        ) from None
+        raise NotReady(f"database.path {path}: cannot open the database: {reason}{whose}") from None
 
 
 def _refuse_not_a_file(path: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from codelace_box.errors import EX_CONFIG
 from tests.acceptance.cli_tools import Box
 from tests.fakes.models_upstream import FakeModelsUpstream
 from tests.support import REPO_ROOT
@@ -192,6 +193,8 @@ def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
                       "ProtectKernelModules=yes", "ProtectKernelLogs=yes",
                       "RestrictAddressFamilies=", "SystemCallFilter=@system-service"):  # fmt: skip
         assert hardening in unit, hardening
+    # a configuration error (serve's exit status for one) is not restarted for ever
+    assert f"RestartPreventExitStatus={EX_CONFIG}\n" in unit and "Restart=on-failure\n" in unit
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed here: the unit's syntax is not checked")

@@ -227,7 +227,7 @@ def test_smtp_ssl_with_starttls_stops_the_start_naming_both_keys(tmp_path: Path)
     sections = base_sections(tmp_path, free_port()) | {"email": email}
     config = write_config(tmp_path / "codelace.toml", sections)
     result = run_cli(config, "serve", timeout=30)
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert str(config) in lines[0]
@@ -283,7 +283,7 @@ def test_smtp_without_a_host_stops_the_start(tmp_path: Path):
     sections = base_sections(tmp_path, free_port()) | {"email": {"backend": "smtp"}}
     config = write_config(tmp_path / "codelace.toml", sections)
     result = run_cli(config, "serve", timeout=30)
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG
     assert "email.smtp_host" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -312,7 +312,7 @@ def test_an_smtp_ca_file_that_cannot_be_read_stops_the_start(tmp_path: Path):
     sections = base_sections(tmp_path, free_port()) | {"email": email}
     config = write_config(tmp_path / "codelace.toml", sections)
     result = run_cli(config, "serve", timeout=30)
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG
     assert "email.smtp_ca_file" in result.stderr and "missing.pem" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -330,7 +330,7 @@ def test_a_server_secret_a_root_serve_left_is_named_with_its_owner() -> None:
         started = as_nobody(space.config, "serve", home=root)
     finally:
         shutil.rmtree(root)
-    assert started.returncode == 1, started.stderr
+    assert started.returncode == 78, started.stderr  # EX_CONFIG: the secret, as the config
     [line] = started.stderr.splitlines()
     assert line == (
         f"error: {secret}: cannot read the server secret: Permission denied ({secret} belongs "

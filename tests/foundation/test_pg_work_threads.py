@@ -6,11 +6,13 @@ has one, and an item that found no session to open runs on a thread that has one
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import peewee
 import psycopg
 import pytest
 
@@ -40,6 +42,39 @@ def few_sessions(pg_url: str) -> Iterator[str]:
 def _backend() -> int:
     """This thread's session's server process id."""
     return int(database.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
+
+
+def _accepting(url: str, allowed: bool) -> None:
+    """Open or close the database of `url` to new sessions, and (closed) end those it has: an
+    outage as the box sees it (a restart refuses new sessions at once, too)."""
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(url.replace(f"/{name}", "/postgres"), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+        if not allowed:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+
+
+async def _two_at_once(threads: WorkThreads) -> tuple[int, int]:
+    """The sessions two calls ran on, the second sent while the first ran: one (it queued
+    behind the first) or two."""
+    opened, release = threading.Event(), threading.Event()
+
+    def hold() -> int:
+        pid = _backend()
+        opened.set()
+        assert release.wait(20)
+        return pid
+
+    held = asyncio.ensure_future(threads.run(hold))
+    assert await asyncio.to_thread(opened.wait, 20)
+    other = asyncio.ensure_future(threads.run(_backend))
+    await asyncio.sleep(0.2)
+    release.set()
+    first, second = await asyncio.gather(held, other)
+    return first, second
 
 
 def _refusals(cluster: PgCluster, url: str) -> int:
@@ -107,33 +142,48 @@ async def test_a_thread_refused_a_session_is_tried_again_once_the_server_gives_m
     few_sessions: str, pg_url: str
 ) -> None:
     threads = WorkThreads(2, "test-work", retry_refused_sec=0.5)
-    opened, release = threading.Event(), threading.Event()
-
-    def hold() -> int:
-        pid = _backend()
-        opened.set()
-        assert release.wait(20)
-        return pid
-
-    async def two_at_once() -> tuple[int, int]:
-        opened.clear()
-        release.clear()
-        held = asyncio.ensure_future(threads.run(hold))
-        assert await asyncio.to_thread(opened.wait, 20)
-        other = asyncio.ensure_future(threads.run(_backend))
-        await asyncio.sleep(0.2)
-        release.set()
-        first, second = await asyncio.gather(held, other)
-        return first, second
-
     try:
-        first, second = await two_at_once()
+        first, second = await _two_at_once(threads)
         assert first == second  # the second thread refused: the call ran on the first
         role = urlsplit(few_sessions).username
         with psycopg.connect(pg_url, autocommit=True) as admin:  # a short blip, now over
             admin.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 10')
         await asyncio.sleep(0.6)
-        first, second = await two_at_once()
+        first, second = await _two_at_once(threads)
         assert first != second  # the other thread has a session of its own again
     finally:
         threads.stop()
+
+
+async def test_once_the_database_is_back_every_thread_is_used_again_and_the_outage_said_once(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After an outage every thread tried during it was refused, and the first to open a
+    session again was the only one used for 30 s (the others set aside, as for a server short
+    of sessions): one call waiting for a row lock held back all the worker's account calls.
+    Once a thread opens a session again the database is back: the others are tried again at
+    once. The outage is one line of the worker's log, and its end one more."""
+    open_database(pg_url)
+    threads = WorkThreads(3, "test-work")  # the 30 s of the box
+    caplog.set_level(logging.INFO, logger="codelace_box.db")
+    try:
+        first, second = await _two_at_once(threads)
+        assert first != second  # two threads with a session each
+        _accepting(pg_url, False)
+        await asyncio.sleep(0.3)  # the sessions seen ended: each call opens a new one
+        try:
+            for _ in range(4):  # every thread tried, each refused
+                with pytest.raises(peewee.OperationalError, match="not currently accepting"):
+                    await threads.run(_backend)
+        finally:
+            _accepting(pg_url, True)
+        first, second = await _two_at_once(threads)
+        assert first != second  # the second call on another thread, not queued behind
+        said = [r.getMessage() for r in caplog.records if r.name == "codelace_box.db"]
+        refused = [line for line in said if "refused the work threads" in line]
+        back = [line for line in said if "sessions again" in line]
+        assert len(refused) == 1 and len(back) == 1, said
+        assert "is not currently accepting connections" in refused[0], refused
+    finally:
+        threads.stop()
+        close_database()

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.timeout(90)
 REQUEST_ID = re.compile(r"^req_[0-9a-f]{24}$")
 MAX_BODY = 4096
 JSON_ROUTE = "/api/v1/auth/otp/request"
+EX_CONFIG = 78  # sysexits.h: the README's unit has RestartPreventExitStatus=78
 
 
 @pytest.fixture(scope="module")
@@ -243,6 +244,7 @@ def test_serve_without_any_config_file_creates_data_in_the_working_directory(
     ("toml", "env", "expected"),
     [
         ('[server]\nport = "x"\n', {}, "server.port must be an integer, got 'x'"),
+        ("[server]\nport = \n", {}, "not valid TOML"),
         ('[auth]\nsignup = "nope"\n', {}, "auth.signup must be one of"),
         ("[server]\nhost_name = 1\n", {}, "unknown key server.host_name"),
         ("", {"CODELACE_SERVER_PORT": "x"}, "env CODELACE_SERVER_PORT: server.port"),
@@ -253,11 +255,14 @@ def test_serve_without_any_config_file_creates_data_in_the_working_directory(
 def test_a_bad_config_stops_serve_with_one_line(
     tmp_path: Path, toml: str, env: dict[str, str], expected: str
 ) -> None:
+    """A configuration error exits 78 (EX_CONFIG), not 1: the README's systemd unit restarts
+    on failure, and a bad config exiting 1 was started again every 2 s, for ever, its line
+    flooding the journal; RestartPreventExitStatus=78 there stops that."""
     config = tmp_path / "codelace.toml"
     config.write_text(toml)
     started = time.monotonic()
     result = run_cli(config, "serve", env=env, timeout=30)
-    assert result.returncode == 1
+    assert result.returncode == EX_CONFIG, result.stderr
     line = one_error_line(result.stderr)
     assert expected in line
     if not env:
@@ -273,12 +278,27 @@ def test_a_taken_port_stops_serve_with_one_line(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = run_cli(None, "serve", "--port", str(port), cwd=tmp_path, timeout=30)
-    assert result.returncode == 1
+    assert result.returncode == 1  # not EX_CONFIG: it may pass, so systemd starts it again
     assert one_error_line(result.stderr) == (
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another program "
         "listens there, another codelace-box serve?: stop it, or listen on another port with "
         "--port or server.port)"
     )
+
+
+def test_a_database_not_reachable_stops_serve_with_1_not_the_config_status(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL down (nothing listens at database.url) may pass by itself: exit 1, which
+    systemd's RestartPreventExitStatus=78 leaves to Restart=on-failure (started again)."""
+    closed = free_port()  # nothing listens there
+    env = {"CODELACE_DATABASE_URL": f"postgresql://box@127.0.0.1:{closed}/box",
+           "CODELACE_SERVER_SECRET_KEY": "s" * 40}  # fmt: skip
+    result = run_cli(None, "serve", "--port", str(free_port()), env=env, cwd=tmp_path, timeout=30)
+    assert result.returncode == 1, result.stderr
+    line = one_error_line(result.stderr)
+    assert line.startswith(f"error: database.url postgresql://box@127.0.0.1:{closed}/box: "), line
+    assert "cannot open the database" in line, line
 
 
 def test_an_address_not_of_this_machine_stops_serve_saying_what_to_set(tmp_path: Path) -> None:
@@ -309,7 +329,7 @@ def test_serve_on_a_database_in_memory_stops_with_one_line(
     upkeep's tracebacks in the log, anything written lost at the stop."""
     port = str(free_port())
     result = run_cli(None, "serve", "--port", port, env=env, cwd=tmp_path, timeout=30)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == EX_CONFIG, result.stderr
     assert one_error_line(result.stderr) == (
         "error: database.path :memory: is a database in memory, which serve cannot share with "
         "its workers and loses at its stop: name a file (the default is data/codelace.db)"
