@@ -32,8 +32,9 @@ log = logging.getLogger("codelace_box.billing.reversals")
 
 MAX_STRIPE_AMOUNT = 2**63 - 1  # Stripe's integers are 64-bit
 # A dispute Stripe's dispute prevention resolved by giving the cardholder their money back
-# (Visa's Rapid Dispute Resolution: status `prevented`, the amount withdrawn by a balance
-# transaction of the dispute), told from one it blocked (no funds moved): the money is gone.
+# (Visa's Rapid Dispute Resolution: status `prevented`, card case type `resolution`, the amount
+# withdrawn by a balance transaction of the dispute), told from one it blocked (case type
+# `block`, no funds moved): the money is gone.
 PREVENTED_REFUNDED = "prevented_refunded"
 
 
@@ -92,16 +93,20 @@ def parse_reversals(
 
 def status_of(item: dict[str, Any], kind: str) -> str:
     """A refund's or dispute's status; PREVENTED_REFUNDED for a dispute Stripe prevented by
-    giving the cardholder their money back (its balance transactions withdrew it)."""
+    giving the cardholder their money back: a resolution (its card `case_type`), or one whose
+    balance transactions withdrew the money."""
     status = str(item.get("status") or "")
     if kind != "dispute" or status != "prevented":
         return status
+    details = item.get("payment_method_details")
+    card = details.get("card") if isinstance(details, dict) else None
+    resolved = isinstance(card, dict) and card.get("case_type") == "resolution"
     moved = item.get("balance_transactions")
     amounts = (
         [t.get("amount") for t in moved if isinstance(t, dict)] if isinstance(moved, list) else []
     )
-    withdrawn = sum(a for a in amounts if isinstance(a, int) and not isinstance(a, bool))
-    return PREVENTED_REFUNDED if withdrawn < 0 else status
+    withdrawn = sum(a for a in amounts if isinstance(a, int) and not isinstance(a, bool)) < 0
+    return PREVENTED_REFUNDED if resolved or withdrawn else status
 
 
 def charge_amount_in(charge: dict[str, Any], currency: str) -> int | None:

@@ -110,6 +110,12 @@ def test_a_dispute_prevented_by_refunding_the_cardholder_stays_taken(box: Billin
     assert results(box, [withdrawn, late]) == ["reversed", "unchanged"]
     assert box.balance_nanos(other) == 0
     assert refunded_usd(box, other, other_session) == 25
+    # a resolution whose event does not show the withdrawal (the refund is the resolution)
+    third, third_session = paid_topup(box, 25)
+    created = box.double.dispute(third_session)
+    unshown = box.double.prevent_dispute(created["data"]["object"]["id"], True, withdrawn=False)
+    assert results(box, [created, unshown]) == ["reversed", "unchanged"]
+    assert box.balance_nanos(third) == 0
 
 
 def test_partial_refunds_delivered_twice_and_out_of_order_take_each_once(

@@ -150,21 +150,23 @@ class ChargesMixin:
             dispute["status"] = "won" if won else "lost"
             return self._event("charge.dispute.closed", dispute)
 
-    def prevent_dispute(self, dispute_id: str, refunded: bool) -> dict[str, Any]:
+    def prevent_dispute(
+        self, dispute_id: str, refunded: bool, withdrawn: bool = True
+    ) -> dict[str, Any]:
         """Stripe's dispute prevention ends the dispute before it is a chargeback (status
         `prevented`, API version 2025-08-27.basil on): blocked (`case_type` block, no funds
         move), or resolved by giving the cardholder their money back (Visa's Rapid Dispute
         Resolution, `case_type` resolution: a balance transaction withdraws the amount, without
-        a dispute fee); returns charge.dispute.closed."""
+        a dispute fee, unless not `withdrawn`); returns charge.dispute.closed."""
         with self.lock:
             dispute = self.disputes[dispute_id]
             dispute["status"] = "prevented"
             case = "resolution" if refunded else "block"
             dispute["payment_method_details"] = {"type": "card", "card": {"case_type": case}}
-            withdrawn = {"id": new_id("txn"), "object": "balance_transaction",
+            moved = {"id": new_id("txn"), "object": "balance_transaction",
                          "amount": -dispute["amount"], "currency": dispute["currency"],
                          "fee": 0, "reporting_category": "dispute"}  # fmt: skip
-            dispute["balance_transactions"] = [withdrawn] if refunded else []
+            dispute["balance_transactions"] = [moved] if refunded and withdrawn else []
             return self._event("charge.dispute.closed", dispute)
 
     def appeal_dispute(self, dispute_id: str, status: str) -> dict[str, Any]:
