@@ -31,6 +31,11 @@ from codelace_box.errors import InvalidRequest
 log = logging.getLogger("codelace_box.billing.reversals")
 
 MAX_STRIPE_AMOUNT = 2**63 - 1  # Stripe's integers are 64-bit
+# A dispute Stripe's dispute prevention resolved by giving the cardholder their money back
+# (Visa's Rapid Dispute Resolution: status `prevented`, card case type `resolution`, the amount
+# withdrawn by a balance transaction of the dispute), told from one it blocked (case type
+# `block`, no funds moved): the money is gone.
+PREVENTED_REFUNDED = "prevented_refunded"
 
 
 @dataclass(frozen=True)
@@ -77,13 +82,31 @@ def parse_reversals(
             )
         if not item.get("id") or not intent:
             continue
-        currency, status = str(item.get("currency") or "").lower(), str(item.get("status") or "")
+        currency, status = str(item.get("currency") or "").lower(), status_of(item, kind)
         of = charge if charge is not None else item.get("charge")
         charged = charge_amount_in(of, currency) if isinstance(of, dict) else None
         found.append(
             Reversal(str(item["id"]), kind, intent, amount, currency, status, id_of(of), charged)
         )
     return found
+
+
+def status_of(item: dict[str, Any], kind: str) -> str:
+    """A refund's or dispute's status; PREVENTED_REFUNDED for a dispute Stripe prevented by
+    giving the cardholder their money back: a resolution (its card `case_type`), or one whose
+    balance transactions withdrew the money."""
+    status = str(item.get("status") or "")
+    if kind != "dispute" or status != "prevented":
+        return status
+    details = item.get("payment_method_details")
+    card = details.get("card") if isinstance(details, dict) else None
+    resolved = isinstance(card, dict) and card.get("case_type") == "resolution"
+    moved = item.get("balance_transactions")
+    amounts = (
+        [t.get("amount") for t in moved if isinstance(t, dict)] if isinstance(moved, list) else []
+    )
+    withdrawn = sum(a for a in amounts if isinstance(a, int) and not isinstance(a, bool)) < 0
+    return PREVENTED_REFUNDED if resolved or withdrawn else status
 
 
 def charge_amount_in(charge: dict[str, Any], currency: str) -> int | None:

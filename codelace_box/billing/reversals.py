@@ -12,7 +12,7 @@ redelivery, or an older event arriving after a newer one, moves nothing:
     refund   pending / requires_action / succeeded: taken;  failed / canceled: given back (final)
     dispute  chargeback (needs_response, under_review): taken;  lost: taken (final, unless
              appealed: appeal_needs_response, appeal_under_review taken, then won or lost);
-             won / prevented: given back (final)
+             won / prevented: given back (final; one that refunded the cardholder: taken)
              inquiry (warning_needs_response, warning_under_review, warning_closed): nothing
 
 An inquiry is the issuer asking before any chargeback: Stripe withdraws no funds for it, so it
@@ -20,9 +20,8 @@ takes nothing, and its closing (`warning_closed`) gives nothing back; the log wa
 operator. If the issuer escalates it to a chargeback (`needs_response`, with
 `charge.dispute.funds_withdrawn`), that takes the credit. A final status is never left (a late
 `refund.created` after `refund.failed` changes nothing), but a closed inquiry may still be
-escalated; an inquiry's status heard after a chargeback's is older and changes nothing.
-The balance may go below zero: the account's requests then get 402 as when it is spent. A
-trial or an admin credit is no payment and has no PaymentIntent: nothing here touches it.
+escalated; an inquiry's status heard after a chargeback's is older and changes nothing. The
+balance may go below zero (requests then get 402). A trial or an admin credit is no payment.
 Events about charges that are not this box's top-ups are acknowledged and move nothing; they,
 and a refund or dispute that takes back less than it asks (the credit was already taken back),
 are written to the audit log for the operator (billing/refused.py).
@@ -47,6 +46,7 @@ from codelace_box.billing.refused import (
     record_uncredited,
 )
 from codelace_box.billing.reversal_amounts import (
+    PREVENTED_REFUNDED,
     Reversal,
     id_of,
     parse_reversals,
@@ -79,7 +79,10 @@ RELEASED = {
     "refund": frozenset({"failed", "canceled"}),
     "dispute": frozenset({"won", "warning_closed", "prevented"}),
 }
-FINAL = {"refund": RELEASED["refund"], "dispute": RELEASED["dispute"] | {"lost"}}
+FINAL = {
+    "refund": RELEASED["refund"],
+    "dispute": RELEASED["dispute"] | {"lost", PREVENTED_REFUNDED},
+}
 INQUIRY = "warning_"  # the prefix of an inquiry's statuses: no funds withdrawn
 APPEAL = "appeal_"  # the prefix of a lost dispute's appeal statuses (the funds stay withdrawn)
 
@@ -334,7 +337,8 @@ def is_stale(kind: str, now: str, heard: str) -> bool:
         return True
     escalated = kind == "dispute" and now == "warning_closed" and not inquiry
     appealed = kind == "dispute" and now == "lost" and (heard.startswith(APPEAL) or heard == "won")
-    return now in FINAL[kind] and not (escalated or appealed)
+    withdrawn = now == "prevented" and heard == PREVENTED_REFUNDED  # its funds_withdrawn after
+    return now in FINAL[kind] and not (escalated or appealed or withdrawn)
 
 
 def catch_up(payment: Payment) -> bool:

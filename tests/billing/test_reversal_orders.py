@@ -87,6 +87,37 @@ def test_an_appeal_lost_again_stays_taken(box: BillingBox) -> None:
     assert refunded_usd(box, buyer, session_id) == 25
 
 
+def test_a_dispute_prevented_by_refunding_the_cardholder_stays_taken(box: BillingBox) -> None:
+    """Stripe's dispute prevention (status `prevented`, API 2025-08-27.basil on) either blocks
+    a dispute (no funds move: the credit comes back, as for a won one) or resolves it by giving
+    the cardholder their money (Visa's RDR: the dispute's balance transaction withdraws it). The
+    latter keeps the credit taken, in whatever order its events arrive, and so does one first
+    heard of as prevented without the withdrawal (a delivery before its funds_withdrawn)."""
+    buyer, session_id = paid_topup(box, 25)
+    created = box.double.dispute(session_id)
+    resolved = box.double.prevent_dispute(created["data"]["object"]["id"], refunded=True)
+    assert results(box, [created, resolved, created]) == ["reversed", "unchanged", "duplicate"]
+    assert box.balance_nanos(buyer) == 0
+    assert refunded_usd(box, buyer, session_id) == 25
+    other, other_session = paid_topup(box, 25)
+    created = box.double.dispute(other_session)
+    dispute_id = created["data"]["object"]["id"]
+    blocked = box.double.prevent_dispute(dispute_id, refunded=False)
+    assert results(box, [created, blocked]) == ["reversed", "reversed"]
+    assert box.balance_nanos(other) == 25 * NANOS  # blocked: the operator kept the money
+    withdrawn = box.double.prevent_dispute(dispute_id, refunded=True)
+    late = box.double.event("charge.dispute.updated", blocked["data"]["object"])
+    assert results(box, [withdrawn, late]) == ["reversed", "unchanged"]
+    assert box.balance_nanos(other) == 0
+    assert refunded_usd(box, other, other_session) == 25
+    # a resolution whose event does not show the withdrawal (the refund is the resolution)
+    third, third_session = paid_topup(box, 25)
+    created = box.double.dispute(third_session)
+    unshown = box.double.prevent_dispute(created["data"]["object"]["id"], True, withdrawn=False)
+    assert results(box, [created, unshown]) == ["reversed", "unchanged"]
+    assert box.balance_nanos(third) == 0
+
+
 def test_partial_refunds_delivered_twice_and_out_of_order_take_each_once(
     box: BillingBox,
 ) -> None:

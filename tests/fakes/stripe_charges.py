@@ -6,7 +6,8 @@ the events Stripe sends, `charge.refunded` (the charge, without its refunds, as 
 since 2022-11-15 render it) and `refund.created` (the refund); `update_refund()` moves a refund
 on (`refund.updated`, or `refund.failed` for a failure). `dispute()` is the cardholder's bank
 opening a dispute (`charge.dispute.created`), `close_dispute()` its end
-(`charge.dispute.closed`, won or lost), `appeal_dispute()` the business appealing a lost one
+(`charge.dispute.closed`, won or lost), `prevent_dispute()` Stripe's dispute prevention
+ending it first, `appeal_dispute()` the business appealing a lost one
 (`charge.dispute.updated`, then `close_dispute()` again). `GET /v1/refunds?charge=` lists a
 charge's refunds, newest first, in pages (`limit`, `starting_after`), as Stripe does, and
 `GET /v1/checkout/sessions?payment_intent=` the session a PaymentIntent paid, and
@@ -147,6 +148,25 @@ class ChargesMixin:
         with self.lock:
             dispute = self.disputes[dispute_id]
             dispute["status"] = "won" if won else "lost"
+            return self._event("charge.dispute.closed", dispute)
+
+    def prevent_dispute(
+        self, dispute_id: str, refunded: bool, withdrawn: bool = True
+    ) -> dict[str, Any]:
+        """Stripe's dispute prevention ends the dispute before it is a chargeback (status
+        `prevented`, API version 2025-08-27.basil on): blocked (`case_type` block, no funds
+        move), or resolved by giving the cardholder their money back (Visa's Rapid Dispute
+        Resolution, `case_type` resolution: a balance transaction withdraws the amount, without
+        a dispute fee, unless not `withdrawn`); returns charge.dispute.closed."""
+        with self.lock:
+            dispute = self.disputes[dispute_id]
+            dispute["status"] = "prevented"
+            case = "resolution" if refunded else "block"
+            dispute["payment_method_details"] = {"type": "card", "card": {"case_type": case}}
+            moved = {"id": new_id("txn"), "object": "balance_transaction",
+                         "amount": -dispute["amount"], "currency": dispute["currency"],
+                         "fee": 0, "reporting_category": "dispute"}  # fmt: skip
+            dispute["balance_transactions"] = [moved] if refunded and withdrawn else []
             return self._event("charge.dispute.closed", dispute)
 
     def appeal_dispute(self, dispute_id: str, status: str) -> dict[str, Any]:
