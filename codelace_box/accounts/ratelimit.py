@@ -2,7 +2,8 @@
 
 A `Limit` allows `max_events` in any `window_sec`. `hit()` checks several limits at once in
 one IMMEDIATE transaction and records one event in each bucket only when all of them allow
-it; otherwise it raises `RateLimited` with the seconds until the tightest one frees a slot.
+it; otherwise it raises `LimitsReached` (a `RateLimited`, naming the full buckets) with the
+seconds until the tightest one frees a slot.
 `give_back()` uncounts the events of one `hit()` whose action then did not happen (by their
 row ids, so any worker or box may, and no other event is touched). Windows are read on this
 process's wall clock: an event stamped ahead of it counts as made now (`_wait_sec`).
@@ -34,12 +35,23 @@ _last_prune = -PRUNE_INTERVAL_SEC
 
 @dataclass(frozen=True)
 class Limit:
-    """At most `max_events` in `bucket` per `window_sec`; `what` names it in the 429 message."""
+    """At most `max_events` in `bucket` per `window_sec`; `what` names it in the 429 message
+    ("too many <what>"), unless `says` words the refusal itself."""
 
     bucket: str
     max_events: int
     window_sec: int
     what: str
+    says: str = ""
+
+
+class LimitsReached(RateLimited):
+    """A `hit()` refused: `full` holds the (stored) buckets of every limit that was full, the
+    message and the wait are the tightest one's."""
+
+    def __init__(self, message: str, retry_after_sec: int, full: frozenset[str]) -> None:
+        super().__init__(message, retry_after_sec)
+        self.full = full
 
 
 def _wait_sec(limit: Limit, now: datetime) -> float:
@@ -89,8 +101,8 @@ def stored_bucket(bucket: str) -> str:
 
 
 def hit(limits: Sequence[Limit]) -> list[int]:
-    """Count one event against every limit, or raise RateLimited if any is exhausted; the ids
-    of the events counted (for `give_back`)."""
+    """Count one event against every limit, or raise LimitsReached if any is exhausted; the
+    ids of the events counted (for `give_back`)."""
     limits = [replace(limit, bucket=stored_bucket(limit.bucket)) for limit in limits]
     now = utcnow()
     with write_transaction() as tx:
@@ -102,7 +114,9 @@ def hit(limits: Sequence[Limit]) -> list[int]:
         if wait <= 0:
             return [RateEvent.create(bucket=limit.bucket, created_at=now).id for limit in limits]
     seconds = max(1, math.ceil(wait))
-    raise RateLimited(f"too many {tightest.what}; try again in {wait_in_words(seconds)}", seconds)
+    full = frozenset(limit.bucket for waited, limit in waits if waited > 0)
+    said = tightest.says or f"too many {tightest.what}"
+    raise LimitsReached(f"{said}; try again in {wait_in_words(seconds)}", seconds, full)
 
 
 def give_back(event_ids: Sequence[int]) -> None:

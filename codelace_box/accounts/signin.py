@@ -7,9 +7,10 @@ limited per email and per client address (the `auth.otp_*_per_*` counts in any
 `auth.rate_limit_window_sec`, and per email in any 24 hours), in the database, so all workers
 share the count. Code requests count per mailbox: `a+1@x` and `a+2@x` reach the same inbox,
 so they share `a@x`'s budget of mails (each is still its own account), and so do the dotted
-spellings of a Gmail address. A mail the server did not take is given back to its mailbox's
-budgets (nobody got it; after a mail outage the person gets a code at once), not to the
-client address's.
+spellings of a Gmail address. The codes the whole box mails in an hour are capped too
+(`auth.otp_codes_per_hour`, code_cap.py). A mail the server did not take is given back to
+its mailbox's budgets and the box's cap (nobody got it; after a mail outage the person gets a
+code at once), not to the client address's.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 from peewee import IntegrityError
 
 from codelace_box.accounts import otp
+from codelace_box.accounts.code_cap import box_limits, note_refusal
 from codelace_box.accounts.keys import create_key, default_login_key_name
 from codelace_box.accounts.mailer import Mailer
-from codelace_box.accounts.ratelimit import MAX_WINDOW_SEC, Limit, give_back, hit
+from codelace_box.accounts.ratelimit import MAX_WINDOW_SEC, Limit, LimitsReached, give_back, hit
 from codelace_box.accounts.users import normalize_email, touch_last_seen
 from codelace_box.config import AuthConfig
 from codelace_box.db.core import write_transaction
@@ -58,12 +60,10 @@ def mailbox(email: str) -> str:
     return f"{base}@{domain}" if base else email
 
 
-MAILBOX_LIMITS = 2  # request_limits' first ones: a mail not sent is given back to them
-
-
 def request_limits(email: str, client: str, auth: AuthConfig) -> list[Limit]:
-    """The limits one code request counts against: per mailbox (in a window, in a day: the
-    first MAILBOX_LIMITS), per client address."""
+    """The limits one code request counts against: per mailbox (in a window, in a day), the
+    box's cap on mails (if set), and last per client address (a mail not sent is given back
+    to all but that last one)."""
     what, window = "sign-in code requests", auth.rate_limit_window_sec
     inbox = mailbox(email)
     return [
@@ -76,6 +76,7 @@ def request_limits(email: str, client: str, auth: AuthConfig) -> list[Limit]:
             DAY_SEC,
             f"{what} for {inbox} in 24 hours",
         ),
+        *box_limits(auth),
         Limit(
             f"otp-request:addr:{client}", auth.otp_requests_per_address, window, f"{what} from here"
         ),
@@ -141,14 +142,18 @@ def _counted_code(
     email: str, client: str, code: str, secret_key: str, auth: AuthConfig
 ) -> tuple[otp.StoredCode, list[int]]:
     """Count the request against its limits (429 past them), then store `code`: the stored
-    code and the ids of the events that counted it against its mailbox."""
-    counted = hit(request_limits(email, client, auth))
-    return otp.store_code(secret_key, email, code, auth.otp_ttl_sec), counted[:MAILBOX_LIMITS]
+    code and the ids of the events that counted it as a mail (all but the client address's)."""
+    try:
+        counted = hit(request_limits(email, client, auth))
+    except LimitsReached as refused:
+        note_refusal(refused, auth)
+        raise
+    return otp.store_code(secret_key, email, code, auth.otp_ttl_sec), counted[:-1]
 
 
 def _not_sent(stored: otp.StoredCode, mailed: list[int]) -> None:
     """A code whose mail failed: deleted (the one before it back), and uncounted from its
-    mailbox's budgets."""
+    mailbox's budgets and the box's cap."""
     otp.discard_code(stored)
     give_back(mailed)
 

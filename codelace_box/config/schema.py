@@ -151,6 +151,12 @@ class AuthConfig:
         "mail anyone can make the box send into one inbox).",
         minimum=1,
     )
+    otp_codes_per_hour: int = opt(
+        200,
+        "Sign-in codes the box mails in any hour, for everyone (all its workers and every box "
+        "on its database); more get 429 (bounds the SMTP quota anyone can spend; 0: no cap).",
+        minimum=0,
+    )
     otp_requests_per_address: int = opt(
         50, "Sign-in codes asked for from one client address per window.", minimum=1
     )
