@@ -60,8 +60,10 @@ def mask_in(text: str, secret: str) -> str:
     at the end where the text was cut (an upstream's error message is cut before it is
     masked: 300 characters of a page, 500 of Anthropic's message, 500 of a failure reason);
     the operator's account ids at the provider masked too (its error words reach users), after
-    the key (a key holding what reads as one is masked whole)."""
-    return _ACCOUNT_ID_RE.sub(lambda m: mask_secret(m.group(0)), _key_masked_in(text, secret))
+    the key (a key holding what reads as one is masked whole), and then anything else key-like
+    (another key an upstream echoes: `mask_tokens`'s rule, the text not cut)."""
+    masked = _ACCOUNT_ID_RE.sub(lambda m: mask_secret(m.group(0)), _key_masked_in(text, secret))
+    return _TOKEN_RE.sub(_mask_any, masked)
 
 
 def _key_masked_in(text: str, secret: str) -> str:

@@ -57,8 +57,12 @@ def test_words_that_are_not_ids_are_kept() -> None:
 
 
 def test_longer_runs_than_an_id_are_not_taken_for_one() -> None:
-    text = f"see {ORG}X and x{PROJECT} here"
-    assert mask_in(text, KEY) == text, mask_in(text, KEY)
+    """Such runs read as random are masked whole as any key-like token is (an id taken in them
+    would leave its `X`/`x` beside an id's mask)."""
+    longer = (f"{ORG}X", f"x{PROJECT}")
+    text = f"see {longer[0]} and {longer[1]} here"
+    wanted = f"see {mask_secret(longer[0])} and {mask_secret(longer[1])} here"
+    assert mask_in(text, KEY) == wanted, mask_in(text, KEY)
 
 
 @pytest.mark.parametrize(
