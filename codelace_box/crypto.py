@@ -34,11 +34,17 @@ def decrypt_secret(secret_key: str, token: bytes) -> str:
         ) from None
 
 
+HINT_WHOLE = 16  # characters of a key from which its hint shows its first 3 and last 4
+HINT_SHORT = 8  # from which (to HINT_WHOLE) its last 2; a shorter key's hint shows nothing
+
+
 def mask_secret(plaintext: str) -> str:
-    """A hint that identifies a key without revealing it, e.g. 'sk-…a1b2'."""
-    head = plaintext[:3] if len(plaintext) > 12 else ""
-    tail = plaintext[-4:] if len(plaintext) > 8 else ""
-    return f"{head}…{tail}"
+    """A hint that identifies a key without revealing it, e.g. 'sk-…a1b2': its first 3 and
+    last 4 characters from 16 on (real provider keys have 32 or more: a fifth of them at most),
+    its last 2 from 8 to 15 (a quarter at most), nothing under 8."""
+    if len(plaintext) >= HINT_WHOLE:
+        return f"{plaintext[:3]}…{plaintext[-4:]}"
+    return "…" + (plaintext[-2:] if len(plaintext) >= HINT_SHORT else "")
 
 
 MIN_CUT_SECRET = 4  # characters of a secret's start, left at the end of a cut text, masked
