@@ -84,14 +84,14 @@ def _key_masked_in(text: str, secret: str) -> str:
     return text
 
 
-# What looks like a credential in free text: the token after `Bearer` (of 8 characters or more
+# What looks like a credential in free text: the token after `Bearer`, any case (of 8 or more
 # with a digit or a sign, or 20 or more: not the word in "Bearer authentication"); a known key
 # prefix; a key of a known shape whatever its characters (AWS access key ids, `AKIA`/`ASIA` and
 # 16 capitals or digits; Google's, `AIza` and 35; Hugging Face tokens, `hf_` and letters); or a
 # long run of key characters (base62/base64url, as most providers' keys are), masked when it
 # mixes letters with digits or both cases and does not read as a name (_reads_as_name).
 _KEY = (
-    r"(?:\bBearer\s+(?P<bearer>(?=[A-Za-z]*[0-9_~+/\-]|[A-Za-z0-9._~+/\-]{20})"
+    r"(?:\b(?i:bearer)\s+(?P<bearer>(?=[A-Za-z]*[0-9_~+/\-]|[A-Za-z0-9._~+/\-]{20})"
     r"[A-Za-z0-9._~+/\-]{8,}=*))"
     r"|(?P<prefixed>\b(?:sk|pk|rk|cl|sess|key|api|ghp|gsk|xai|pplx|fw|AIza)[-_][A-Za-z0-9_\-]{6,})"
     r"|(?P<shaped>\b(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])|\bhf_[A-Za-z0-9]{20,}\b"

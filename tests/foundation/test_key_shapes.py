@@ -70,12 +70,15 @@ def test_every_key_of_a_real_shape_is_masked(
     [
         "Invalid bearer token: Bearer operatorsecretkeywithoutanydigitsatall",
         "Authorization: Bearer c0ffee-tok-2a7b9",
+        "authorization: bearer c0ffee-tok-2a7b9",  # HTTP's scheme names are any case
+        "AUTHORIZATION: BEARER c0ffee-tok-2a7b9",
     ],
 )
 def test_a_bearer_token_is_masked_whatever_its_shape(text: str) -> None:
     token = text.rsplit(" ", 1)[1]
     masked = mask_tokens(text)
-    assert token not in masked and token[3:-4] not in masked and "Bearer " in masked, masked
+    assert token not in masked and token[3:-4] not in masked, masked
+    assert text.rsplit(" ", 1)[0] + " " in masked, masked
 
 
 # Model ids as providers name them (OpenAI, Anthropic, Google, Groq, Together, OpenRouter,
