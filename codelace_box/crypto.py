@@ -69,7 +69,7 @@ def mask_in(text: str, secret: str) -> str:
     the key (a key holding what reads as one is masked whole), and then anything else key-like
     (another key an upstream echoes: `mask_tokens`'s rule, the text not cut)."""
     masked = _ACCOUNT_ID_RE.sub(lambda m: mask_secret(m.group(0)), _key_masked_in(text, secret))
-    return _TOKEN_RE.sub(_mask_any, masked)
+    return mask_keys(masked)
 
 
 def _key_masked_in(text: str, secret: str) -> str:
@@ -249,5 +249,11 @@ def _is_secret(match: re.Match[str], token: str) -> bool:
 def mask_tokens(text: str, limit: int = 500) -> str:
     """Free text (an upstream's error message) with anything key-like masked, cut to `limit`
     characters."""
-    masked = _TOKEN_RE.sub(_mask_any, text)
+    masked = mask_keys(text)
     return masked if len(masked) <= limit else masked[: limit - 1] + "…"
+
+
+def mask_keys(text: str) -> str:
+    """Free text with anything key-like masked by its shape (the one rule: `mask_tokens`,
+    `mask_in` and the openai adapter's `redact` use it), not cut."""
+    return _TOKEN_RE.sub(_mask_any, text)
