@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, contextmanager
 
 from codelace_box import audit
 from codelace_box.audit import Entry, states
+from codelace_box.audit.changes import field_changes
 from codelace_box.reports.refusals import RefusalCount, refusal_counts
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "RefusalCount",
     "audited",
     "entries",
+    "field_changes",
     "provider_key_change",
     "refusal_counts",
     "states",

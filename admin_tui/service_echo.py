@@ -40,8 +40,8 @@ def _pieces(typed: Iterable[str]) -> set[str]:
 
 def _start_of(run: str) -> str | None:
     """What a refusal shows of a run of typed text it quotes (None: the whole of it): its
-    key-like tokens masked (crypto.mask_tokens: a name read as one keeps its start and end,
-    `deepseek-ai/Dee…-32B`), and what is still long cut to its start and its end."""
+    key-like tokens masked (crypto.mask_tokens: a key keeps its hint, `sk-…a1b2`; model ids
+    stay), and what is still long cut to its start and its end."""
     shown = mask_tokens(run, len(run) + 1)
     if len(shown) > QUOTED_WHOLE:
         shown = shown[:SHOWN_START] + "…" + shown[-SHOWN_END:]

@@ -34,11 +34,17 @@ def decrypt_secret(secret_key: str, token: bytes) -> str:
         ) from None
 
 
+HINT_WHOLE = 16  # characters of a key from which its hint shows its first 3 and last 4
+HINT_SHORT = 8  # from which (to HINT_WHOLE) its last 2; a shorter key's hint shows nothing
+
+
 def mask_secret(plaintext: str) -> str:
-    """A hint that identifies a key without revealing it, e.g. 'sk-…a1b2'."""
-    head = plaintext[:3] if len(plaintext) > 12 else ""
-    tail = plaintext[-4:] if len(plaintext) > 8 else ""
-    return f"{head}…{tail}"
+    """A hint that identifies a key without revealing it, e.g. 'sk-…a1b2': its first 3 and
+    last 4 characters from 16 on (real provider keys have 32 or more: a fifth of them at most),
+    its last 2 from 8 to 15 (a quarter at most), nothing under 8."""
+    if len(plaintext) >= HINT_WHOLE:
+        return f"{plaintext[:3]}…{plaintext[-4:]}"
+    return "…" + (plaintext[-2:] if len(plaintext) >= HINT_SHORT else "")
 
 
 MIN_CUT_SECRET = 4  # characters of a secret's start, left at the end of a cut text, masked
@@ -60,8 +66,10 @@ def mask_in(text: str, secret: str) -> str:
     at the end where the text was cut (an upstream's error message is cut before it is
     masked: 300 characters of a page, 500 of Anthropic's message, 500 of a failure reason);
     the operator's account ids at the provider masked too (its error words reach users), after
-    the key (a key holding what reads as one is masked whole)."""
-    return _ACCOUNT_ID_RE.sub(lambda m: mask_secret(m.group(0)), _key_masked_in(text, secret))
+    the key (a key holding what reads as one is masked whole), and then anything else key-like
+    (another key an upstream echoes: `mask_tokens`'s rule, the text not cut)."""
+    masked = _ACCOUNT_ID_RE.sub(lambda m: mask_secret(m.group(0)), _key_masked_in(text, secret))
+    return mask_keys(masked)
 
 
 def _key_masked_in(text: str, secret: str) -> str:
@@ -76,13 +84,18 @@ def _key_masked_in(text: str, secret: str) -> str:
     return text
 
 
-# What looks like a credential in free text: a known key prefix, a key of a known shape
-# whatever its characters (AWS access key ids, `AKIA`/`ASIA` and 16 capitals or digits; Hugging
-# Face tokens, `hf_` and letters), or a long run of key characters mixing letters and digits
-# (base62/base64url, as most providers' keys are).
+# What looks like a credential in free text: the token after `Bearer`, any case (of 8 or more
+# with a digit or a sign, or 20 or more: not the word in "Bearer authentication"); a known key
+# prefix; a key of a known shape whatever its characters (AWS access key ids, `AKIA`/`ASIA` and
+# 16 capitals or digits; Google's, `AIza` and 35; Hugging Face tokens, `hf_` and letters); or a
+# long run of key characters (base62/base64url, as most providers' keys are), masked when it
+# mixes letters with digits or both cases and does not read as a name (_reads_as_name).
 _KEY = (
-    r"(?P<prefixed>\b(?:sk|pk|rk|cl|sess|key|api|ghp|gsk|xai|AIza)[-_][A-Za-z0-9_\-]{6,})"
-    r"|(?P<shaped>\b(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])|\bhf_[A-Za-z0-9]{20,}\b)"
+    r"(?:\b(?i:bearer)\s+(?P<bearer>(?=[A-Za-z]*[0-9_~+/\-]|[A-Za-z0-9._~+/\-]{20})"
+    r"[A-Za-z0-9._~+/\-]{8,}=*))"
+    r"|(?P<prefixed>\b(?:sk|pk|rk|cl|sess|key|api|ghp|gsk|xai|pplx|fw|AIza)[-_][A-Za-z0-9_\-]{6,})"
+    r"|(?P<shaped>\b(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])|\bhf_[A-Za-z0-9]{20,}\b"
+    r"|\bAIza[A-Za-z0-9_\-]{35}(?![A-Za-z0-9_\-]))"
     r"|(?:[A-Za-z0-9_\-]{24,})"
 )
 _KEY_RE = re.compile(_KEY)
@@ -94,28 +107,71 @@ _TOKEN_RE = re.compile(
     r"(?P<b64>(?<![A-Za-z0-9+/])(?=[A-Za-z0-9+/]*[+/])(?=(?:[+/]*[A-Za-z0-9]){16})"
     r"[A-Za-z0-9+/]+={0,2}(?![A-Za-z0-9+/=_\-]))|" + _KEY
 )
+# a word with a vowel and no 5 consonants in a row (`instruct`; not `jogbvidz`, `mxdt`)
+_VOWELS_RE = re.compile(r"(?=.*[aeiouy])(?!.*[b-df-hj-np-tv-xz]{5})[A-Z]?[a-z]+")
+_INNER_NUMBER_RE = re.compile(r"[A-Za-z]\d+[A-Za-z]")  # `A22B`, `gpt4o`: one part in a name
+_HEX_RE = re.compile(r"[0-9a-fA-F_\-]+")  # hex (and UUIDs): no name is made of a-f alone
 _PIECE_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+|\d+")  # a word, a capitals' run, a number
 
 
 _ID_PREFIXES = ("req_", "req-", "msg_", "chatcmpl", "resp_", "call_", "toolu_", "gen-")
+# Keys whatever follows: OpenAI's, Anthropic's, OpenRouter's, DeepSeek's (`sk-`), Stripe's
+# secret, restricted and webhook keys, this box's own
+_KEY_PREFIXES = ("sk-", "sk_", "rk_live_", "rk_test_", "whsec_", "cl_")
 
 
-# A part (between '-' and '_') of a name people write: a word (`sonnet`, `Llama`, `GGUF`), a
-# number (`20250929`), or a short mix (`4o`, `70B`, `8x7B`, `v2`). A random token's parts are
-# long runs mixing letters, digits and cases: seldom all of them read as words.
-_NAME_PART_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+|\d+|[A-Za-z0-9]{1,4}")
+# A part (between '-' and '_') of a name people write: a number (`20250929`), a short mix of 5
+# characters at most (`4o`, `70B`, `8x22B`, `Qwen3`, `v0`), or words with at most two numbers
+# among them (`sonnet`, `GGUF`, `DeepSeek`, `llama3`, `eastus2`, `gpt4oProd`): 3 letters a word
+# or more, one word of 1 or 2 letters at most, each word of 4 letters or more pronounceable
+# (a vowel, no 5 consonants in a row), a capitals' run of 4 at most beside small letters, and in
+# a part of small letters no number between letters. A random token's parts are runs whose
+# pieces (words, capitals' runs, numbers) are about 2 characters: seldom all read as words.
+SHORT_MIX = 5
+MAX_WORD = 12  # letters: a longer run is a random lowercase one (`pejpbdtajknhgofh`)
 
 
 def _reads_as_name(token: str) -> bool:
-    """Whether a long token without a key's prefix is a name (a dated model id such as
-    `claude-sonnet-4-5-20250929`, `Meta-Llama-3-70B-Instruct`), not a secret: every part of
-    it a word, a number or a short mix, one a word of 5 to 12 letters and none a longer run of
-    letters (groups of four, `RIXI-6J0H-25C6-...`, and random lowercase runs stay masked)."""
-    parts = re.split(r"[-_]", token)
-    if len(parts) < 2 or not all(_NAME_PART_RE.fullmatch(part) for part in parts):
+    """Whether a long token without a key's prefix is a name (a model id such as
+    `claude-sonnet-4-5-20250929`, `Qwen3-235B-A22B-Thinking-2507`, `AcmeSupportAssistantV2`),
+    not a secret: every part of it a name's part (above), one of them longer than a short mix,
+    and at most one with a number between letters (`A22B`; not `s8id-t62n-o5fi`); a token of
+    one part only when it is CamelCase (3 capitalized words or more). Groups of four
+    (`RIXI-6J0H-25C6-...`), hex and random lowercase runs stay masked."""
+    parts = [part for part in re.split(r"[-_]", token) if part]
+    if not parts or not all(_name_part(part) for part in parts):
         return False
-    words = [len(part) for part in parts if part.isalpha()]
-    return max(words, default=0) <= 12 and any(size >= 5 for size in words)
+    words = [piece for part in parts for piece in _PIECE_RE.findall(part) if piece.isalpha()]
+    if len(parts) == 1 and sum(1 for word in words if word.istitle() and len(word) > 2) < 3:
+        return False
+    if sum(1 for part in parts if _INNER_NUMBER_RE.search(part)) > 1:  # `s8id-t62n-o5fi`
+        return False
+    return any(len(part) > SHORT_MIX and not part.isdigit() for part in parts)
+
+
+def _name_part(part: str) -> bool:
+    """Whether a part (between '-' and '_') of a token reads as a name's (see above)."""
+    pieces = _PIECE_RE.findall(part)
+    words = [piece for piece in pieces if piece.isalpha()]
+    if part.isdigit() or len(part) <= SHORT_MIX:
+        return part.isupper() or all(map(_word_like, words))
+    sizes = [len(word) for word in words]
+    if not words or max(sizes) > MAX_WORD or len(pieces) - len(words) > 2:
+        return False
+    if not part.isupper() and not all(map(_word_like, words)):
+        return False
+    if part.islower() and _INNER_NUMBER_RE.search(part):  # `llama3`, not `a72jrpys`
+        return False
+    short = sum(1 for size in sizes if size <= 2)
+    return short <= 1 and sum(sizes) >= 3 * len(sizes)
+
+
+def _word_like(piece: str) -> bool:
+    """A piece of a part as words are: a capitals' run of 4 at most (`GGUF`, `SFT`) in a part
+    not all capitals, a word of 4 letters or more pronounceable (_VOWELS_RE)."""
+    if piece.isupper():
+        return len(piece) <= 4
+    return len(piece) < 4 or _VOWELS_RE.fullmatch(piece) is not None
 
 
 def _random_run(run: str) -> bool:
@@ -165,20 +221,39 @@ def _mask_any(match: re.Match[str]) -> str:
 
 def _mask_token(match: re.Match[str]) -> str:
     token = match.group(0)
-    if match.group("shaped"):  # AWS's and Hugging Face's: a key by its shape alone
-        return mask_secret(token)
-    if token.startswith(_ID_PREFIXES):  # ids a provider names in its errors, not credentials
-        return token
-    if token[:3] in ("sk-", "sk_", "cl_"):
-        return mask_secret(token)
-    if any(c.isdigit() for c in token) and any(c.isalpha() for c in token):
-        named = not match.group("prefixed") and _reads_as_name(token)  # a key's prefix: a key
-        return token if named else mask_secret(token)
-    return token
+    if match.group("bearer"):  # whatever follows `Bearer` is a credential
+        return token[: match.start("bearer") - match.start()] + mask_secret(match["bearer"])
+    return mask_secret(token) if _is_secret(match, token) else token
+
+
+def _is_secret(match: re.Match[str], token: str) -> bool:
+    """Whether a key-like token is a secret: AWS's, Google's and Hugging Face's by their shape,
+    one of a key's prefix (`sk-`, `whsec_`, `cl_`, ...) whatever follows; not a provider's ids
+    (`req_`, `chatcmpl-`, ...) nor a token of letters of one case (`context_length_exceeded`);
+    else one mixing letters with digits or both cases, but for a name (_reads_as_name)."""
+    if match.group("shaped"):
+        return True
+    if token.startswith(_ID_PREFIXES):
+        return False
+    if token.startswith(_KEY_PREFIXES):
+        return True
+    mixed = any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+    cases = any(c.isupper() for c in token) and any(c.islower() for c in token)
+    if not (mixed or cases):
+        return False
+    return (
+        bool(match.group("prefixed")) or bool(_HEX_RE.fullmatch(token)) or not _reads_as_name(token)
+    )
 
 
 def mask_tokens(text: str, limit: int = 500) -> str:
     """Free text (an upstream's error message) with anything key-like masked, cut to `limit`
     characters."""
-    masked = _TOKEN_RE.sub(_mask_any, text)
+    masked = mask_keys(text)
     return masked if len(masked) <= limit else masked[: limit - 1] + "…"
+
+
+def mask_keys(text: str) -> str:
+    """Free text with anything key-like masked by its shape (the one rule: `mask_tokens`,
+    `mask_in` and the openai adapter's `redact` use it), not cut."""
+    return _TOKEN_RE.sub(_mask_any, text)

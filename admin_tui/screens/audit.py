@@ -16,12 +16,13 @@ from textual.widgets import DataTable, Static
 
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import count, right
-from admin_tui.service_audit import Entry, RefusalCount, entries, refusal_counts
+from admin_tui.service_audit import Entry, RefusalCount, entries, field_changes, refusal_counts
 from admin_tui.widgets.live_table import LiveTable, visible
 
 
 def changes(entry: Entry) -> str:
-    """What an entry changed: `field: old -> new`, or that its target was created or removed."""
+    """What an entry changed: `field: old -> new` (a provider's keys by id and hint), or that
+    its target was created or removed."""
     before, after = entry.before or {}, entry.after or {}
     if entry.client == "stripe" and isinstance(after.get("refused"), str):
         return f"not applied: {after['refused']}"  # a Stripe refund or dispute, not a change
@@ -29,8 +30,7 @@ def changes(entry: Entry) -> str:
         return "created" if entry.after is not None else "-"
     if entry.after is None:
         return "removed"
-    changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
-    return "; ".join(f"{k}: {_short(before.get(k))} -> {_short(after.get(k))}" for k in changed)
+    return "; ".join(field_changes(before, after, _short))
 
 
 def describe_entry(entry: Entry) -> str:

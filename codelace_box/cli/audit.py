@@ -46,14 +46,16 @@ def _open_with_an_audit_log(config: Any) -> None:
 
 
 def _changes(view: dict[str, Any]) -> str:
-    """What changed, as `field: old -> new` (a whole state when one side is missing)."""
+    """What changed, as `field: old -> new`, a provider's keys by id and hint
+    (audit/changes.py); "created" or "removed" when one side is missing."""
     before, after = view["before"] or {}, view["after"] or {}
     if view["client"] == "stripe" and isinstance(after.get("refused"), str):
         return f"not applied: {after['refused']}"  # billing/refused.py: no before, an event
     if not view["before"] or not view["after"]:
         return "created" if view["after"] else "removed"
-    changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
-    return "; ".join(f"{k}: {before.get(k)} -> {after.get(k)}" for k in changed) or "-"
+    from codelace_box.audit.changes import field_changes
+
+    return "; ".join(field_changes(before, after, str)) or "-"
 
 
 @click.command()

@@ -229,6 +229,13 @@ def tool_call(block: JSON, index: int | None = None) -> JSON:
     return call
 
 
+def text_of(part: JSON, name: str) -> str:
+    """A piece of text of a block or delta; "" for none, and for a value that is no text (a
+    number, null: a hostile or broken upstream's), in a whole answer as in a stream."""
+    value = part.get(name)
+    return value if isinstance(value, str) else ""
+
+
 def _message(content: list[Any], reply: str = REPLY_DEFAULT) -> JSON:
     texts: list[str] = []
     reasoning: list[str] = []
@@ -237,13 +244,14 @@ def _message(content: list[Any], reply: str = REPLY_DEFAULT) -> JSON:
     for block in content:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
-            texts.append(block.get("text", ""))
+            texts.append(text_of(block, "text"))
         elif kind == "tool_use":
             calls.append(tool_call(block))
-        elif kind in ("thinking", "redacted_thinking"):
+        elif kind == "thinking":
+            reasoning.append(text_of(block, "thinking"))
+            thinking_blocks.append(block | {"thinking": reasoning[-1]})
+        elif kind == "redacted_thinking":
             thinking_blocks.append(block)
-            if kind == "thinking":
-                reasoning.append(block.get("thinking", ""))
     message: JSON = {"role": "assistant", "content": "".join(texts) if texts else None}
     if message["content"] is None and not calls:
         message["content"] = ""

@@ -20,6 +20,7 @@ from codelace_box.providers.anthropic_response import (
     finish_reason,
     input_tokens,
     refusal_words,
+    text_of,
     usage_from,
 )
 from codelace_box.providers.anthropic_thinking import (
@@ -147,10 +148,10 @@ class AnthropicStreamTranslator(StreamTranslator):
             }
             return [self._chunk({"tool_calls": [call]})]
         if kind == "thinking":
-            self.thinking[index] = _text_of(block, "thinking")
+            self.thinking[index] = text_of(block, "thinking")
             return self._reasoning(self.thinking[index])
         if kind == "text":
-            return self._text(_text_of(block, "text"))
+            return self._text(text_of(block, "text"))
         if kind == "redacted_thinking" and block.get("data"):
             return self._thinking_block({"type": "redacted_thinking", "data": block["data"]})
         return []
@@ -162,18 +163,18 @@ class AnthropicStreamTranslator(StreamTranslator):
             return []
         kind = delta.get("type")
         if kind == "text_delta":
-            return self._text(_text_of(delta, "text"))
+            return self._text(text_of(delta, "text"))
         if kind == "input_json_delta" and index in self.tool_index:
-            fragment = _text_of(delta, "partial_json")
+            fragment = text_of(delta, "partial_json")
             if fragment:
                 self.tool_input.pop(index, None)
             return self._arguments(self.tool_index[index], fragment)
         if kind == "thinking_delta" and isinstance(index, int):
-            text = _text_of(delta, "thinking")
+            text = text_of(delta, "thinking")
             self.thinking[index] = self.thinking.get(index, "") + text
             return self._reasoning(text)
         if kind == "signature_delta" and isinstance(index, int):
-            return self._signed_thinking(index, _text_of(delta, "signature"))
+            return self._signed_thinking(index, text_of(delta, "signature"))
         return []
 
     def _text(self, text: str) -> list[JSON]:
@@ -274,10 +275,3 @@ _HANDLERS = {
     "message_stop": AnthropicStreamTranslator._on_message_stop,
     "error": AnthropicStreamTranslator._on_error,
 }
-
-
-def _text_of(part: JSON, name: str) -> str:
-    """A piece of text of a block or delta; "" for none, and for a value that is no text (a
-    number: a hostile or broken upstream's)."""
-    value = part.get(name)
-    return value if isinstance(value, str) else ""

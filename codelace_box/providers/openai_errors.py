@@ -8,11 +8,13 @@ import json
 import re
 from typing import Any
 
+from codelace_box.crypto import mask_keys
 from codelace_box.errors import UpstreamError
 from codelace_box.jsonwire import NOT_JSON
 from codelace_box.providers.base import JSON
 
-_SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
+# A key the upstream masked itself as it echoed it (OpenAI's "sk-abc********wxyz"): stars in it
+_ECHOED_KEY_RE = re.compile(r"\b(sk|cl|key|rk)[-_][A-Za-z0-9_\-]*\*[A-Za-z0-9_*\-]*")
 _HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 # OpenAI's 429 insufficient_quota: the operator's account has no money left (not a rate limit);
 # its 429 billing_not_active ("Your account is not active, please check your billing details"):
@@ -34,8 +36,10 @@ _INCORRECT_KEY = "Incorrect API key provided"  # OpenAI's words (xAI's too, with
 
 
 def redact(text: str) -> str:
-    """Hide anything that looks like an API key (upstreams echo masked keys in 401s)."""
-    return _SECRET_RE.sub(lambda m: m.group(1) + "-***", text)
+    """Hide anything that looks like an API key: by crypto's one rule (keys by their shape,
+    words kept), and a key the upstream masked itself as `sk-***` (upstreams echo masked keys
+    in 401s)."""
+    return mask_keys(_ECHOED_KEY_RE.sub(lambda m: m.group(1) + "-***", text))
 
 
 def error_body(payload: bytes) -> Any:

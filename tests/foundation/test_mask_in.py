@@ -57,8 +57,12 @@ def test_words_that_are_not_ids_are_kept() -> None:
 
 
 def test_longer_runs_than_an_id_are_not_taken_for_one() -> None:
-    text = f"see {ORG}X and x{PROJECT} here"
-    assert mask_in(text, KEY) == text, mask_in(text, KEY)
+    """Such runs read as random are masked whole as any key-like token is (an id taken in them
+    would leave its `X`/`x` beside an id's mask)."""
+    longer = (f"{ORG}X", f"x{PROJECT}")
+    text = f"see {longer[0]} and {longer[1]} here"
+    wanted = f"see {mask_secret(longer[0])} and {mask_secret(longer[1])} here"
+    assert mask_in(text, KEY) == wanted, mask_in(text, KEY)
 
 
 @pytest.mark.parametrize(
@@ -132,3 +136,20 @@ def test_base64_secrets_in_a_path_of_words_are_masked(secret: str) -> None:
 )
 def test_paths_model_names_and_words_with_slashes_stay_readable(text: str) -> None:
     assert mask_tokens(text) == text
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        ("sk-proj-" + "a" * 40 + "Zq9X", "sk-…Zq9X"),  # a real key's length: start and end
+        ("sk-fake-key-0001", "sk-…0001"),  # 16 characters: still 7 of them shown
+        ("abcdefghi1234z", "…4z"),  # 8 to 15: its last 2 only (7 were half of it)
+        ("sk-ab12cd9", "…d9"),  # 4 were a third of a 12-character key and more
+        ("k3y-9x7Q", "…7Q"),
+        ("x9Q2k7", "…"),  # under 8: nothing
+    ],
+)
+def test_a_short_keys_hint_shows_less_of_it(key: str, hint: str) -> None:
+    """A key of 9 to 12 characters kept its last 4 in its hint (a third of it or more, in the
+    dashboard, `providers list`, the audit log and every log line naming the key)."""
+    assert mask_secret(key) == hint

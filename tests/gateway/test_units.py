@@ -181,7 +181,18 @@ def test_openai_response_usage_and_errors() -> None:
     assert adapter.error_message(500, b"") == "the upstream answered HTTP 500"
     gemini = b'[{"error": {"code": 400, "message": "Invalid value at \'top_p\'", "status": "X"}}]'
     assert adapter.error_message(400, gemini) == "Invalid value at 'top_p'"  # a list of one
-    assert redact("key cl_abcdefgh1234 and sk-proj-ABCDEF123") == "key cl-*** and sk-***"
+    assert redact("key cl_abcdefgh1234 and sk-proj-ABCDEF123") == "key …34 and sk-…F123"
+
+
+def test_an_openai_upstreams_words_keep_words_that_hold_a_keys_prefix() -> None:
+    """The openai adapter's own redaction (a prefix sk/cl/key/rk anywhere, then 6 characters)
+    turned words into masks in what users were told: 'task-specific' became 'task-***',
+    'risk-assessment' 'risk-***', 'monkey-patched' 'monkey-***'. It is crypto's one rule now
+    (keys by their shape); a key an upstream masked itself (`sk-abc****wxyz`) is still
+    `sk-***`."""
+    words = "This task-specific model is for risk-assessment; the monkey-patched client failed."
+    assert redact(words) == words
+    assert redact("key sk-abc********wxyz.") == "key sk-***."
 
 
 def test_openai_stream_translation() -> None:

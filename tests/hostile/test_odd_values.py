@@ -116,3 +116,26 @@ def test_anthropic_citations_are_left_out_of_a_translation(
     assert "Hel" in answer.text
     row = box.last_row(email)
     assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
+
+
+@pytest.mark.parametrize("odd", [5, None, ["a"], {"t": 1}], ids=["number", "null", "list", "obj"])
+@pytest.mark.parametrize("route", ["chat", "responses"])
+def test_a_whole_anthropic_answer_with_text_of_the_wrong_type_is_relayed_and_charged(
+    box: HostileBox, hostile: HostileUpstream, route: str, odd: Any
+) -> None:
+    """An unstreamed anthropic answer whose text or thinking block held no string, translated
+    to the OpenAI shapes, was a free 502 though the provider billed it (its stream, since the
+    24th session, went on with such a piece as no text): now the same, relayed and charged."""
+    email, key = box.new_user("10")
+    body = json.loads(anthropic_body())
+    body["content"] = [
+        {"type": "thinking", "thinking": odd, "signature": "s"},
+        {"type": "text", "text": odd},
+        {"type": "text", "text": "Hello"},
+    ]
+    hostile.push(Act(200, [json.dumps(body).encode()]))
+    answer = box.post(key, route, "ha", stream=False)
+    assert answer.status_code == 200, answer.text
+    assert "Hello" in answer.text, answer.text
+    row = box.last_row(email)
+    assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row

@@ -415,3 +415,25 @@ def test_init_over_a_box_in_use_is_an_entry_and_a_first_init_writes_no_database(
     secret = load_config(str(tmp_path / "codelace.toml"), {}).server.secret_key
     assert secret not in json.dumps(done) and done["after"]["server_secret"].startswith("kept")
     assert box.ok("doctor").startswith("ok")
+
+
+def test_provider_key_changes_read_as_the_other_changes_do(tmp_path: Path) -> None:
+    """A provider's keys showed as a Python list of dicts in `audit`'s CHANGES column
+    (`keys: [{'id': 1, 'hint': 'sk-…6789', 'enabled': True, ...}] -> [...]`) and as JSON on
+    the dashboard's F6: each key now by its id and hint, and what came, went or changed."""
+    from admin_tui.screens.audit import changes
+
+    box = audit_box(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
+    box.ok("providers", "add", "acme", "--kind", "openai", "--key", PROVIDER_KEY)
+    box.ok("providers", "key-add", "acme", "--key", SECOND_KEY)
+    box.ok("providers", "key-remove", "acme", "1")
+    table = box.ok("audit")
+    first, second = f"key 1 ({PROVIDER_KEY[:3]}…6789)", f"key 2 ({SECOND_KEY[:3]}…3210)"
+    assert f"{second} added" in table and f"{first} removed" in table, table
+    assert "{" not in table and "'hint'" not in table, table
+    open_database(box.target)
+    try:
+        shown = [changes(entry) for entry in audit_entries(10)]
+    finally:
+        close_database()
+    assert shown[1:] == [f"{second} added", f"{first} removed"], shown
