@@ -33,10 +33,10 @@ def box(box_factory: BoxFactory) -> Box:
     return box_factory()
 
 
-def big_body(route: str, count: int = ITEMS) -> bytes:
+def big_body(route: str, count: int = ITEMS, **extra: Any) -> bytes:
     fields = ROUTES[route][1]
     items = [{"role": "user", "content": "hi"}] * count
-    return dumps({**fields, ("input" if route == "responses" else "messages"): items})
+    return dumps({**fields, ("input" if route == "responses" else "messages"): items, **extra})
 
 
 class BigCall:
@@ -90,16 +90,19 @@ def test_a_small_call_is_answered_while_a_large_body_is_worked_on(
 
 def test_each_route_answers_a_large_body_written_off_the_loop(box: Box, fake: FakeOpenAI) -> None:
     """What a thread worked out and wrote for the upstream is what the loop did: the calls go
-    through whole, each upstream body with every message, and count_tokens counts them."""
+    through whole (a stream too), each upstream body with every message, and count_tokens
+    counts them."""
     _, key = box.new_user("10")
     items = OFF_LOOP_BODY_BYTES // 25  # {"role":"user","content":"hi"}, 31 bytes each
     headers = {"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"}
     bodies = {route: big_body(route, items) for route in ROUTES}
+    bodies["chat stream"] = big_body("chat", items, stream=True)
     assert all(len(body) >= OFF_LOOP_BODY_BYTES for body in bodies.values())
     with box.http() as http:
         for route, body in bodies.items():
-            answer = http.post(ROUTES[route][0], content=body, headers=headers)
+            answer = http.post(ROUTES[route.split()[0]][0], content=body, headers=headers)
             assert answer.status_code == 200, (route, answer.text[:300])
+            assert ("data: [DONE]" in answer.text) == route.endswith("stream"), route
             sent = [m for m in fake.requests[-1].body["messages"] if m["role"] == "user"]
             assert len(sent) == items, route
             assert sent[-1]["content"] in ("hi", [{"type": "text", "text": "hi"}]), route
