@@ -73,7 +73,7 @@ def loads(raw: bytes | bytearray | str, fallback: Callable[[Any], Any] = json.lo
     return fallback(raw)
 
 
-def _let_others_in(value: Any) -> Any:
+def let_others_in(value: Any) -> Any:
     """The value as it is: a call the interpreter runs as Python, between which it may hand its
     lock to another thread (the event loop's)."""
     return value
@@ -89,7 +89,7 @@ def loads_between_turns(raw: bytes | bytearray) -> Any:
     (and for each float, where objects are sparse), and there the loop gets its turns; orjson,
     or json's parser alone, hold the interpreter lock from start to end."""
     sparse = raw.count(b"{") * SPARSE_OBJECT_BYTES < len(raw)
-    return json.loads(raw, object_hook=_let_others_in, parse_float=_float if sparse else None)
+    return json.loads(raw, object_hook=let_others_in, parse_float=_float if sparse else None)
 
 
 def dumps_between_turns(value: Any) -> bytes:

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ from codelace_box.jsonwire import (
     dumps,
     dumps_between_turns,
     has_string,
+    let_others_in,
     loads,
     nests_deeper_than_written,
 )
@@ -107,9 +108,19 @@ def _strict_loads(raw: Any) -> Any:
     few hundred levels later, short of the ~1,000 the json parser reads: a 500). It reads only
     what orjson left (jsonwire.loads), which any body that deep is: a shallow one never pays
     for the check. No client nests near it (serde_json stops reading at 128)."""
+    return _checked_loads(raw, None)
+
+
+def _loads_between_turns(raw: Any) -> Any:
+    """`_strict_loads` for a large body parsed on a thread (api/inference.py): json's parser
+    calls back into Python at the end of each object, where the event loop gets its turns."""
+    return _checked_loads(raw, let_others_in)
+
+
+def _checked_loads(raw: Any, object_hook: Callable[[Any], Any] | None) -> Any:
     if isinstance(raw, bytes | bytearray):  # UTF-8 only (RFC 8259), a byte order mark let by:
         raw = raw.decode("utf-8-sig")  # json.loads took UTF-16 and UTF-32 bytes too
-    value = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+    value = json.loads(raw, parse_constant=_not_json, parse_float=_finite, object_hook=object_hook)
     if nests_deeper_than_written(value):
         raise RecursionError(f"nested more than {MOST_LEVELS} levels deep")
     return value
@@ -140,16 +151,19 @@ def optional_json_body(request: Request, *, exact: bool = False) -> dict[str, An
     return json_body(request, exact=exact) if request.body else {}
 
 
-def json_body(request: Request, *, exact: bool = False) -> dict[str, Any]:
+def json_body(
+    request: Request, *, exact: bool = False, between_turns: bool = False
+) -> dict[str, Any]:
     """The request body as a JSON object; 400 with a clear message otherwise (415 for a body
     in a content coding). `exact`: its fields that are numbers with a fraction or an exponent
-    are read exactly, as Decimals (money)."""
+    are read exactly, as Decimals (money). `between_turns`: a large body parsed on a thread,
+    letting the event loop in (`_loads_between_turns`)."""
     raw = request.body
     if not raw:
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
     _check_not_encoded(request)
     try:
-        value = loads(raw, fallback=_strict_loads)
+        value = loads(raw, fallback=_loads_between_turns if between_turns else _strict_loads)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"malformed JSON body: {_reason(exc)}", code="invalid_json") from None
     except RecursionError:

@@ -40,6 +40,7 @@ from codelace_box.db.lead import Lead, lead_file
 from codelace_box.db.offload import again_if_dropped, run_in_db_thread
 from codelace_box.errors import CodelaceError
 from codelace_box.gateway.admission import Admission
+from codelace_box.gateway.body_work import OFF_LOOP_BODY_BYTES, off_loop
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
 from codelace_box.gateway.containers import refuse_foreign_container
 from codelace_box.gateway.holds import claim_hold_owner, hold_clock
@@ -95,17 +96,17 @@ async def run_call(
     allow-list (403), reserve its worst case under the account limits (429), the key cap and
     the balance (402), then answer."""
     gateway: Gateway = request.app.ctx.gateway
-    body = json_body(request)
+    large = len(request.body) >= OFF_LOOP_BODY_BYTES  # its work on a thread (body_work.py)
+    body = await off_loop(json_body, request, between_turns=True) if large else json_body(request)
     try:  # a disabled provider's model: the allow-list's 403 first (as count_tokens.py's)
-        call = prepare(
-            gateway.routes,
-            body,
-            len(request.body),
-            request_id=request.ctx.request_id,
-            user_id=auth.user_id,
-            key_id=auth.key_id,
-            default_context_tokens=gateway.settings.default_context_tokens,
-        )
+        if large:
+            call = await prepared_off_loop(prepare, gateway, body, request, auth)
+        else:
+            call = prepare(
+                gateway.routes, body, len(request.body), request_id=request.ctx.request_id,
+                user_id=auth.user_id, key_id=auth.key_id,
+                default_context_tokens=gateway.settings.default_context_tokens,
+            )  # fmt: skip
     except ProviderUnavailable as unavailable:  # 403, not the 503 of a disabled provider
         request.ctx.model = unavailable.model_id  # the access line's, for either refusal
         check_model_allowed(auth.allowed_models, unavailable.model_id)
@@ -119,10 +120,33 @@ async def run_call(
     check_model_allowed(auth.allowed_models, call.route.id)
     if call.advisor is not None:  # a model the call consults: the key must be allowed it too
         check_model_allowed(auth.allowed_models, call.advisor.id)
-    check_no_other_models(call.body, auth.allowed_models)
+    if large and auth.allowed_models is not None:  # (a walk of its tools)
+        await off_loop(check_no_other_models, call.body, auth.allowed_models)
+    else:
+        check_no_other_models(call.body, auth.allowed_models)
     if "container" in call.body and call.ingress == MESSAGES_ROUTE:  # (else nothing to look up)
         await refuse_foreign_container(call.body, auth.user_id)
     return await answer(request, gateway, call, admission(gateway, auth))
+
+
+async def prepared_off_loop(
+    prepare: PrepareCall, gateway: Gateway, body: JSON, request: Request, auth: AuthContext
+) -> ChatCall:
+    """The dialect's call of a large body (`prepare`), prepared on a body thread with the
+    catalog as the loop loaded it (the thread reads no database); its translation for the
+    upstream will be written on one too."""
+    call = await off_loop(
+        prepare,
+        gateway.routes.as_loaded(),
+        body,
+        len(request.body),
+        request_id=request.ctx.request_id,
+        user_id=auth.user_id,
+        key_id=auth.key_id,
+        default_context_tokens=gateway.settings.default_context_tokens,
+    )
+    call.off_loop = True
+    return call
 
 
 def admission(gateway: Gateway, auth: AuthContext) -> Admission:

@@ -19,6 +19,7 @@ from codelace_box.api.common import bearer_token, json_body, json_response, keye
 from codelace_box.api.inference import admission, run_call
 from codelace_box.api.observe import note_asked_model
 from codelace_box.errors import AuthenticationFailed, CodelaceError
+from codelace_box.gateway.body_work import OFF_LOOP_BODY_BYTES, off_loop
 from codelace_box.gateway.containers import refuse_foreign_container
 from codelace_box.gateway.count_tokens import count_tokens
 from codelace_box.gateway.messages import prepare_messages_call
@@ -60,7 +61,8 @@ async def messages(request: Request) -> HTTPResponse | None:
 async def messages_count_tokens(request: Request) -> HTTPResponse:
     """`{"input_tokens": N}` for a Messages body; never charged."""
     auth = await messages_auth(request)
-    body = json_body(request)
+    large = len(request.body) >= OFF_LOOP_BODY_BYTES  # its work on a thread (body_work.py)
+    body = await off_loop(json_body, request, between_turns=True) if large else json_body(request)
     if "container" in body:
         await refuse_foreign_container(body, auth.user_id)
     gateway: Gateway = request.app.ctx.gateway
@@ -70,6 +72,7 @@ async def messages_count_tokens(request: Request) -> HTTPResponse:
             gateway, body, len(request.body), request.headers, auth.allowed_models, account,
             request_id=request.ctx.request_id,
             on_model=partial(setattr, request.ctx, "model"),  # for the access line (observe.py)
+            large=large,
         )  # fmt: skip
     except CodelaceError:  # refused before its model resolved: the one the body asked for
         note_asked_model(request, body)

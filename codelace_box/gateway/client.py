@@ -298,7 +298,7 @@ class UpstreamClient:
         redirect is returned as the answer, never followed."""
         if self._session is None:
             raise UpstreamUnreachable("the upstream client is not started")
-        data = dumps(request.json_body)
+        data = dumps(request.json_body) if request.written is None else request.written
         try:
             async with asyncio.timeout(self._head_timeout_sec):
                 response = await self._session.post(  # a redirect is the upstream's answer:

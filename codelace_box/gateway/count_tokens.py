@@ -24,6 +24,7 @@ from codelace_box.accounts.allowed_models import check_model_allowed
 from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.admission import count_in_rpm
 from codelace_box.gateway.advisor import advisor_route
+from codelace_box.gateway.body_work import off_loop
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.forbidden import ProviderWalled
 from codelace_box.gateway.messages import (
@@ -36,7 +37,7 @@ from codelace_box.gateway.messages import (
 from codelace_box.gateway.metering import input_token_estimate
 from codelace_box.gateway.outcome import client_error, count_upstream_error
 from codelace_box.gateway.request import ChatCall, new_call
-from codelace_box.gateway.routing import ProviderUnavailable
+from codelace_box.gateway.routing import ProviderUnavailable, RouteTable
 from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
@@ -84,21 +85,17 @@ async def count_tokens(
     account: tuple[int, int] = (0, 0),
     request_id: str = "count_tokens",
     on_model: Callable[[str], None] | None = None,
+    large: bool = False,
 ) -> JSON:
-    """`{"input_tokens": N}` for a Messages body; as on /v1/messages, 403 for a model (or an
-    advisor model) the key may not call, 400 for an advisor model not in the catalog and for a
-    billed field the provider does not allow (nothing is billed, but the body reaches the
-    operator's account as sent: an `mcp_servers` URL in it is one Anthropic connects to);
-    `account`: (user id, requests per minute or 0); `on_model`: told the model's id once the
-    key may call it (the access line names it)."""
-    route, media = _allowed_route(gateway, body, allowed_models, on_model)
-    check_billed_messages(
-        body, forwarded_beta(route, headers), route.provider.allowed_fields, route.id,
-        as_sent=route.provider.kind == "anthropic",
-    )  # fmt: skip
-    if route.provider.kind != "anthropic":  # translated: refused as its call would be
-        chat_body(body, 1, call=False)  # (the call's check_request, but for a call's fields)
-        return {"input_tokens": estimated_count(body, body_len, media)}
+    """`{"input_tokens": N}` for a Messages body (`checked_count`); `account`: (user id, rpm or
+    0); `large`: a body worked on on a body thread (gateway/body_work.py)."""
+    args = (body, body_len, headers, allowed_models, on_model)
+    if large:
+        route, media, counted = await off_loop(checked_count, gateway.routes.as_loaded(), *args)
+    else:
+        route, media, counted = checked_count(gateway.routes, *args)
+    if counted is not None:  # estimated
+        return counted
     if (advisor := advisor_route(gateway.routes, route, body)) is not None:
         check_model_allowed(allowed_models, advisor.id)
     user_id, rpm = account
@@ -107,6 +104,7 @@ async def count_tokens(
     adapter = MessagesPassthrough(forwarded_headers(headers), path=COUNT_PATH)
     call = new_call((request_id, user_id, 0), body, route, adapter, body_len=0, output_cap=1,
                     hold_nanos=0, cap_from_client=False, ingress=MESSAGES_ROUTE)  # fmt: skip
+    call.off_loop = large
     try:
         counted = await _ask_upstream(gateway, call)
     except Exception as exc:  # counted and logged as every route's upstream failures are
@@ -115,11 +113,37 @@ async def count_tokens(
             raise
         count_upstream_error(call, error)
         raise error from None
+    if counted is None and large:  # no count_tokens route upstream: estimated
+        return {"input_tokens": await off_loop(estimated_count, body, body_len, media)}
     return counted or {"input_tokens": estimated_count(body, body_len, media)}
 
 
+def checked_count(
+    routes: RouteTable,
+    body: JSON,
+    body_len: int,
+    headers: Mapping[str, str],
+    allowed_models: frozenset[str] | None,
+    on_model: Callable[[str], None] | None,
+) -> tuple[ModelRoute, tuple[int, int], JSON | None]:
+    """A Messages body's route, media and, toward a provider that does not count, the box's
+    count; as on /v1/messages, 403 for a model the key may not call, 400 for a billed field
+    the provider does not allow (nothing is billed, but the body reaches the operator's
+    account as sent: an `mcp_servers` URL in it is one Anthropic connects to); `on_model`: told
+    the model's id once the key may call it (the access line names it). Does no I/O."""
+    route, media = _allowed_route(routes, body, allowed_models, on_model)
+    check_billed_messages(
+        body, forwarded_beta(route, headers), route.provider.allowed_fields, route.id,
+        as_sent=route.provider.kind == "anthropic",
+    )  # fmt: skip
+    if route.provider.kind != "anthropic":  # translated: refused as its call would be
+        chat_body(body, 1, call=False)  # (the call's check_request, but for a call's fields)
+        return route, media, {"input_tokens": estimated_count(body, body_len, media)}
+    return route, media, None
+
+
 def _allowed_route(
-    gateway: Gateway,
+    routes: RouteTable,
     body: JSON,
     allowed_models: frozenset[str] | None,
     on_model: Callable[[str], None] | None,
@@ -130,7 +154,7 @@ def _allowed_route(
     tell = on_model or _told_nobody
     try:
         model, media = _model(body)
-        route = resolve_model(gateway.routes, model)
+        route = resolve_model(routes, model)
     except ProviderUnavailable as unavailable:
         tell(unavailable.model_id)
         check_model_allowed(allowed_models, unavailable.model_id)

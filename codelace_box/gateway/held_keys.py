@@ -11,6 +11,20 @@ from codelace_box.errors import CodelaceError, RateLimited, ServiceUnavailable
 from codelace_box.gateway.outcome import count_retried_failure
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.retry_after import sooner
+from codelace_box.gateway.routing import KeySlot, RouteTable
+
+
+def next_key_to_try(
+    routes: RouteTable, call: ChatCall, tried: set[int], last: CodelaceError | None
+) -> KeySlot:
+    """The key of the call's next attempt (added to `tried`); raises the error the client
+    should see when none is left (`no_key_left`)."""
+    key = routes.next_key(call.route.provider.id, tried, call.refused_keys, call.route.provider)
+    if key is None:
+        raise no_key_left(call, last)
+    tried.add(key.id)
+    count_retried_failure(call, last)  # the failure (if any) this attempt hides
+    return key
 
 
 def hold_back(call: ChatCall, key_id: int, error: CodelaceError) -> None:

@@ -109,6 +109,7 @@ class ChatCall:
     media: tuple[int, int] | None = None  # the body's request_media, when admission walked it
     advisor: ModelRoute | None = None  # the advisor tool's catalog model (gateway/advisor.py)
     passes_nanos: int = 0  # of its hold: its compaction and advisor passes (a window each)
+    off_loop: bool = False  # a large body: translated for the upstream on a body thread too
     unsettled: bool = False  # its settlement or release was refused: its hold is the sweep's
     left: bool = False  # its client went away: no new upstream attempt starts for nobody
     refused_keys: set[int] = field(default_factory=set)  # refused it, 429, no credit: not again

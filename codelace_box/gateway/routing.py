@@ -186,6 +186,13 @@ class RouteTable:
             self._reload()
             self._loaded_at = now
 
+    def as_loaded(self) -> RouteTable:
+        """This table as loaded now, for a call prepared on a thread (gateway/body_work.py)."""
+        self._fresh()
+        loaded = LoadedRoutes.__new__(LoadedRoutes)  # whose lookups never reload
+        loaded.__dict__.update(self.__dict__)  # the same snapshot, counters and hints
+        return loaded
+
     def invalidate(self) -> None:
         """Reload on the next lookup."""
         self._loaded_at = float("-inf")
@@ -384,3 +391,9 @@ def _newer_schema(schema: int) -> ServiceUnavailable:
         f"{LATEST_VERSION}): restart this box with the new release",
         code="database_newer",
     )
+
+
+class LoadedRoutes(RouteTable):
+    """A RouteTable that never reloads (`RouteTable.as_loaded`: the database is the loop's)."""
+
+    def _fresh(self) -> None: ...

@@ -57,6 +57,7 @@ from codelace_box.errors import (
     UpstreamTimeout,
 )
 from codelace_box.gateway.blind_keys import key_left_rotation
+from codelace_box.gateway.body_work import off_loop, written_request
 from codelace_box.gateway.call_hints import (
     leave_out_refused_hints,
     offer_stream_usage,
@@ -73,10 +74,10 @@ from codelace_box.gateway.client import (
 )
 from codelace_box.gateway.compaction_retry import trim_refused_compaction
 from codelace_box.gateway.forbidden import ContentRefused, not_the_key
-from codelace_box.gateway.held_keys import hold_back, no_key_left, retries_spent
+from codelace_box.gateway.held_keys import hold_back, next_key_to_try, retries_spent
 from codelace_box.gateway.hints import STREAM_OPTIONS, refused_hints
 from codelace_box.gateway.key_blame import refuses_key
-from codelace_box.gateway.outcome import UpstreamWentSilent, count_retried_failure
+from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.refused_output import drop_refused_output, leave_out_refused_output
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.responses import in_client_terms, refusal_code
@@ -366,12 +367,11 @@ async def open_upstream(
     _shape_for_provider(routes, call)
     tried = set() if tried is None else tried  # a retry goes to another key, whatever turns
     while True:
-        key = routes.next_key(call.route.provider.id, tried, call.refused_keys, call.route.provider)
-        if key is None:
-            raise no_key_left(call, last)
-        tried.add(key.id)
-        count_retried_failure(call, last)  # the failure (if any) this attempt hides
-        request = call.adapter.build_request(call.body, _target(call, key))
+        key = next_key_to_try(routes, call, tried, last)
+        if call.off_loop:  # a large body: written on a thread (body_work.py)
+            request = await off_loop(written_request, call.adapter, call.body, _target(call, key))
+        else:
+            request = call.adapter.build_request(call.body, _target(call, key))
         sent = time.perf_counter()
         try:
             answer = await _send(client, call, request, sent)

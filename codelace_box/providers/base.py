@@ -113,6 +113,7 @@ class UpstreamRequest:
     url: str
     headers: dict[str, str]
     json_body: JSON
+    written: bytes | None = None  # json_body as sent, when written already (off the loop)
 
 
 # An error type or code as providers write them (overloaded_error, invalid_request_error).
