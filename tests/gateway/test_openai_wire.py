@@ -372,3 +372,27 @@ def test_upstream_comments_do_not_silence_the_boxs_own_keepalives(
         raw = sent.read()
     assert raw.count(b": keep-alive\n\n") >= 2, raw
     assert b"OPENROUTER" not in raw and raw.endswith(DONE)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_the_upstream_gets_the_head_the_box_means(
+    box: Box, fake: FakeOpenAI, streamed: bool
+) -> None:
+    """What aiohttp adds by itself: Host, Content-Length, never its User-Agent (nor the client's:
+    the SDK's `OpenAI/Python` stays between the client and the box)."""
+    _, key = box.new_user("1")
+    fake.push(Reply(content="hi"))
+    if streamed:
+        chunks, failure = stream(box, key)
+        assert failure is None and text_of(chunks) == "hi"
+    else:
+        done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+        assert done.choices[0].message.content == "hi"
+    headers = fake.requests[-1].headers
+    assert sorted(headers) == [
+        "accept", "accept-encoding", "authorization", "content-length", "content-type", "host",
+    ]  # fmt: skip
+    assert headers["accept"] == ("text/event-stream" if streamed else "application/json")
+    assert headers["accept-encoding"] == "identity"
+    assert headers["content-type"] == "application/json"
+    assert headers["content-length"].isdigit() and int(headers["content-length"]) > 0
