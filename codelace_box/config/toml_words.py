@@ -1,12 +1,14 @@
 """The TOML parser's refusal of a config file in plain words: where (line and column, or its
 end), what was wrong and what to write instead, the key set twice named (never a value), and
-the parser's own words kept after them. Only tomllib's message and the file's lines around the
-place it names are read: no TOML is parsed here."""
+the parser's own words kept after them. tomllib's message and the file's lines around the
+place it names are read; for a key set twice, the lines its statement may start on are tried
+with tomllib alone (only then, so that a value over several lines is never read as a key)."""
 
 from __future__ import annotations
 
 import ast
 import re
+import tomllib
 
 _WHERE = re.compile(
     r"^(?P<msg>.*) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)$"
@@ -14,6 +16,7 @@ _WHERE = re.compile(
 _DECLARED_TWICE = re.compile(r"^Cannot declare (?P<parts>\(.*\)) twice$")
 _HEADER = re.compile(r"^\s*\[\[?\s*(?P<name>[A-Za-z0-9_.\- ]+?)\s*\]\]?\s*(?:#.*)?$")
 _KEY = re.compile(r"^\s*(?P<key>[A-Za-z0-9_.\-\"' ]+?)\s*=")  # bare, dotted or quoted
+_STATEMENT_LINES = 200  # how far above its end a key = value set twice is looked for
 _NOT_A_VALUE = (
     'not a value (text needs quotes, as "127.0.0.1"; true and false in lower case; numbers as '
     "digits)"
@@ -67,7 +70,8 @@ def _plain(message: str, text: str, line: int) -> str:
             f"them all under one [{name}])"
         )
     if message == "Cannot overwrite a value":
-        return _set_twice(text.splitlines()[:line])
+        lines = [part.removesuffix("\r") for part in text.split("\n")[:line]]
+        return _set_twice(lines)  # TOML's lines (CRLF or LF): U+2028 or NEL are none
     return _PLAIN.get(message, "")
 
 
@@ -90,10 +94,24 @@ def _set_twice(lines: list[str]) -> str:
     if header := _HEADER.match(last):
         name = header["name"]
         return f"[{name}] names {name}, set above: one of the two must go"
-    key = _KEY.match(last)
+    key = _statement_key(lines)
     section = next((h["name"] for h in map(_HEADER.match, reversed(lines[:-1])) if h), "")
     if key is None:
         return "a key is set twice (a key is set once in its section)"
-    bare = re.sub("[\"' ]", "", key["key"])
+    bare = re.sub("[\"' ]", "", key)
     name = f"{section}.{bare}" if section else bare
     return f"{name} is set twice (a key is set once in its section)"
+
+
+def _statement_key(lines: list[str]) -> str | None:
+    """The key (its text before =) of the key = value ending on the last of `lines`: the
+    nearest line above from which the lines to the end are one whole TOML statement, so that
+    a multi-line value's last line (base64 ending in '=') is never taken for a key."""
+    for start in range(len(lines) - 1, max(-1, len(lines) - 1 - _STATEMENT_LINES), -1):
+        try:
+            tomllib.loads("\n".join(lines[start:]))
+        except ValueError:  # TOMLDecodeError, or int() past 4300 digits
+            continue
+        key = _KEY.match(lines[start])
+        return key["key"] if key else None
+    return None

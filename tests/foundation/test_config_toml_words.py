@@ -78,3 +78,29 @@ def test_a_key_set_twice_names_no_value_of_it(tmp_path: Path) -> None:
     line = str(caught.value)
     assert "server.secret_key is set twice" in line and "line 3" in line, line
     assert "first-secret" not in line and "second" not in line, line
+
+
+def test_a_secret_set_twice_over_several_lines_names_its_key_not_its_text(tmp_path: Path) -> None:
+    """A value over several lines (a multi-line text or list) set twice: the key is named from
+    the line it starts on, not from the value's last line (base64 ends in '=')."""
+    path = tmp_path / "codelace.toml"
+    secret = "QUJDREVGR0hJSktMTU5PUA="
+    path.write_text(f'[server]\nsecret_key = "x"\nsecret_key = """\n{secret}"""\n', newline="")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {})
+    line = str(caught.value)
+    assert "server.secret_key is set twice" in line, line
+    assert secret[:-1] not in line, line
+
+
+def test_a_line_break_tomllib_does_not_count_names_the_right_key(tmp_path: Path) -> None:
+    """U+2028 or NEL in a comment is no line break to TOML: the key named is the one set
+    twice, not the one on the line above it."""
+    path = tmp_path / "codelace.toml"
+    for end in ("\n", "\r\n"):
+        text = '[server]\n# pasted\u2028note\nport = 1\nhost = "::1"\nport = 2\n'
+        path.write_text(text.replace("\n", end), newline="")
+        with pytest.raises(ConfigError) as caught:
+            load_config(str(path), {})
+        said = str(caught.value)
+        assert "line 5, column 9: server.port is set twice" in said, (end, said)
