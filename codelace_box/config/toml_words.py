@@ -14,6 +14,8 @@ _WHERE = re.compile(
     r"^(?P<msg>.*) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)$"
 )
 _DECLARED_TWICE = re.compile(r"^Cannot declare (?P<parts>\(.*\)) twice$")
+_NAMESPACE = re.compile(r"^Cannot (?P<how>mutate immutable|redefine) namespace (?P<parts>\(.*\))$")
+_BAD_CHARACTER = re.compile(r"^(?:Found invalid|Illegal) character (?P<char>'.{1,12}')$")
 _HEADER = re.compile(r"^\s*\[\[?\s*(?P<name>[A-Za-z0-9_.\- ]+?)\s*\]\]?\s*(?:#.*)?$")
 _KEY = re.compile(r"^\s*(?P<key>[A-Za-z0-9_.\-\"' ]+?)\s*=")  # bare, dotted or quoted
 _STATEMENT_LINES = 200  # how far above its end a key = value set twice is looked for
@@ -25,7 +27,6 @@ _UNCLOSED_TEXT = "a text value not closed (its closing quote missing?)"
 # tomllib's message: the plain words for it
 _PLAIN = {
     "Cannot overwrite a value": "",  # the key's words: _set_twice
-    "Illegal character '\\n'": "a text value not closed on its line (its closing quote missing?)",
     "Unterminated string": _UNCLOSED_TEXT,
     'Expected "\'"': _UNCLOSED_TEXT,
     "Expected '\"'": _UNCLOSED_TEXT,
@@ -38,6 +39,7 @@ _PLAIN = {
         "all of it)"
     ),
     "Expected ']' at the end of a table declaration": "a [section] without its closing ]",
+    "Expected ']]' at the end of an array declaration": "a [[section]] without its closing ]]",
     "Unclosed array": "a list [...] not closed with ]",
     "Unclosed inline table": "an inline table {...} not closed with }",
     "Unescaped '\\' in a string": (
@@ -61,18 +63,55 @@ def toml_refusal(error: str, text: str) -> str:
 
 def _plain(message: str, text: str, line: int) -> str:
     """The plain words for tomllib's `message` at `line` (1-based; 0: the end), '' for none."""
-    if twice := _DECLARED_TWICE.match(message):
-        name = _dotted(twice["parts"])
-        if not name:
-            return ""
-        return (
-            f"[{name}] is declared twice (a [{name}], or keys under {name}, came before: put "
-            f"them all under one [{name}])"
-        )
     if message == "Cannot overwrite a value":
         lines = [part.removesuffix("\r") for part in text.split("\n")[:line]]
         return _set_twice(lines)  # TOML's lines (CRLF or LF): U+2028 or NEL are none
+    if message.startswith("Duplicate inline table key "):
+        return "a key is set twice inside one {...}"
+    if twice := _DECLARED_TWICE.match(message):
+        return _declared_twice(_dotted(twice["parts"]))
+    if namespace := _NAMESPACE.match(message):
+        return _namespace_words(namespace["how"], _dotted(namespace["parts"]))
+    if character := _BAD_CHARACTER.match(message):
+        return _character_words(character["char"])
     return _PLAIN.get(message, "")
+
+
+def _declared_twice(name: str) -> str:
+    """A [section] declared twice ('' when the name cannot be read)."""
+    if not name:
+        return ""
+    return (
+        f"[{name}] is declared twice (a [{name}], or keys under {name}, came before: put "
+        f"them all under one [{name}])"
+    )
+
+
+def _namespace_words(how: str, name: str) -> str:
+    """A dotted key reaching into a table given whole ({...}, [...]) or one with its own
+    [section] ('' when the name cannot be read)."""
+    if not name:
+        return ""
+    if how == "redefine":
+        return f"{name} has its own [{name}] section: put its keys there"
+    return f"{name} was given whole above, as {{...}} or [...]: write all of it there"
+
+
+def _character_words(quoted: str) -> str:
+    """A character TOML refuses where it stands: a line's end inside a text (its closing
+    quote missing), or a control character (one character; no more of the value is said)."""
+    try:
+        char = ast.literal_eval(quoted)
+    except (ValueError, SyntaxError):
+        return ""
+    if not isinstance(char, str) or len(char) != 1:
+        return ""
+    if char in "\r\n":
+        return "a text value not closed on its line (its closing quote missing?)"
+    return (
+        "a control character TOML does not take (in text, write it as an escape such as "
+        f"\\u{ord(char):04x})"
+    )
 
 
 def _dotted(parts: str) -> str:

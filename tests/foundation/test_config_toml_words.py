@@ -57,6 +57,24 @@ TYPOS = [
     ("[database]\npath = \"C:\\data\\box.db\"\n",
      "at line 2, column 13: a backslash in a \"...\" text (write \\\\ for one, or put the "
      "text in '...') (TOML parser: Unescaped '\\' in a string)"),
+    ("[email]\nsmtp_host = 'mail.example.com\nsmtp_user = 'me'\n",
+     "at line 2, column 30: a text value not closed on its line (its closing quote "
+     "missing?) (TOML parser: Found invalid character '\\n')"),
+    ("[[providers]\nname = 'x'\n",
+     "at line 1, column 12: a [[section]] without its closing ]] (TOML parser: Expected "
+     "']]' at the end of an array declaration)"),
+    ("[server]\nx = {a = 1, a = 2}\n",
+     "at line 2, column 18: a key is set twice inside one {...} (TOML parser: Duplicate "
+     "inline table key 'a')"),
+    ("[server]\nx = {a = 1}\nx.b = 2\n",
+     "at line 3, column 8: server.x was given whole above, as {...} or [...]: write all of "
+     "it there (TOML parser: Cannot mutate immutable namespace ('server', 'x'))"),
+    ("[server.x]\n[server]\nx.c = 1\n",
+     "at line 3, column 8: server.x has its own [server.x] section: put its keys there (TOML "
+     "parser: Cannot redefine namespace ('server', 'x'))"),
+    ("[server]\n# a\x01b\n",
+     "at line 2, column 4: a control character TOML does not take (in text, write it as an "
+     "escape such as \\u0001) (TOML parser: Found invalid character '\\x01')"),
 ]  # fmt: skip
 
 
