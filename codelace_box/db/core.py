@@ -29,7 +29,7 @@ from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.db import postgres, timestamps, totals, wal_sync
 from codelace_box.db.sqlite_file import open_sqlite_file
-from codelace_box.errors import NotReady
+from codelace_box.errors import ConfigError, NotReady
 
 SQLITE, POSTGRES = "sqlite", "postgres"
 SQLITE_URL = "sqlite:///"
@@ -330,7 +330,10 @@ def _open_postgres(url: str) -> Database:
     except PeeweeDatabaseError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         reason = postgres.without_passwords(reason, url)
-        raise NotReady(  # down, restarting, refusing: may pass (systemd starts it again)
+        # down, restarting, refusing: may pass (systemd starts it again); a URL libpq cannot
+        # read: a configuration error (serve exits 78)
+        refused = ConfigError if postgres.url_refused(reason) else NotReady
+        raise refused(
             f"database.url {postgres.redacted(url)}: cannot open the database: {reason}"
         ) from None
     _engine[0] = POSTGRES

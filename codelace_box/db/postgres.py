@@ -33,6 +33,12 @@ from typing import Any
 from peewee import PeeweeException, PostgresqlDatabase
 
 # a query parameter that holds a password (password, sslpassword): its value, for messages
+# libpq's refusals of database.url itself, before any connection (an unknown option, a value
+# it cannot read, a malformed URI): a configuration error no restart mends
+_URL_REFUSED_RE = re.compile(
+    r"^(?:connection is bad: )?(?:invalid (?:URI|integer value|\w+ value|port number|"
+    r"percent-encoded)|missing \"=\"|could not match \d+ |.* in URI\b)"
+)
 _QUERY_PASSWORD_RE = re.compile(r"((?:^|&)[^=&]*password=)([^&]*)", re.IGNORECASE)
 # libpq's keyword form (`host=h password='a b'`), which `db copy --to` refuses: its password
 _KEYWORD_PASSWORD_RE = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s']*)", re.IGNORECASE)
@@ -288,6 +294,12 @@ def redacted(url: str) -> str:
     if query_at >= 0:
         url = url[:query_at] + _QUERY_PASSWORD_RE.sub(r"\1***", url[query_at:])
     return url if span is None else url[: span[0]] + "***" + url[span[1] :]
+
+
+def url_refused(reason: str) -> bool:
+    """Whether the driver's `reason` for not connecting is libpq refusing the URL as written
+    (serve's exit 78) rather than the server down or refusing (which may pass: exit 1)."""
+    return _URL_REFUSED_RE.match(reason) is not None
 
 
 def without_passwords(text: str, url: str) -> str:

@@ -57,6 +57,24 @@ TYPOS = [
     ("[database]\npath = \"C:\\data\\box.db\"\n",
      "at line 2, column 13: a backslash in a \"...\" text (write \\\\ for one, or put the "
      "text in '...') (TOML parser: Unescaped '\\' in a string)"),
+    ("[email]\nsmtp_host = 'mail.example.com\nsmtp_user = 'me'\n",
+     "at line 2, column 30: a text value not closed on its line (its closing quote "
+     "missing?) (TOML parser: Found invalid character '\\n')"),
+    ("[[providers]\nname = 'x'\n",
+     "at line 1, column 12: a [[section]] without its closing ]] (TOML parser: Expected "
+     "']]' at the end of an array declaration)"),
+    ("[server]\nx = {a = 1, a = 2}\n",
+     "at line 2, column 18: a key is set twice inside one {...} (TOML parser: Duplicate "
+     "inline table key 'a')"),
+    ("[server]\nx = {a = 1}\nx.b = 2\n",
+     "at line 3, column 8: server.x was given whole above, as {...} or [...]: write all of "
+     "it there (TOML parser: Cannot mutate immutable namespace ('server', 'x'))"),
+    ("[server.x]\n[server]\nx.c = 1\n",
+     "at line 3, column 8: server.x has its own [server.x] section: put its keys there (TOML "
+     "parser: Cannot redefine namespace ('server', 'x'))"),
+    ("[server]\n# a\x01b\n",
+     "at line 2, column 4: a control character TOML does not take (in text, write it as an "
+     "escape such as \\u0001) (TOML parser: Found invalid character '\\x01')"),
 ]  # fmt: skip
 
 
@@ -78,3 +96,29 @@ def test_a_key_set_twice_names_no_value_of_it(tmp_path: Path) -> None:
     line = str(caught.value)
     assert "server.secret_key is set twice" in line and "line 3" in line, line
     assert "first-secret" not in line and "second" not in line, line
+
+
+def test_a_secret_set_twice_over_several_lines_names_its_key_not_its_text(tmp_path: Path) -> None:
+    """A value over several lines (a multi-line text or list) set twice: the key is named from
+    the line it starts on, not from the value's last line (base64 ends in '=')."""
+    path = tmp_path / "codelace.toml"
+    secret = "QUJDREVGR0hJSktMTU5PUA="
+    path.write_text(f'[server]\nsecret_key = "x"\nsecret_key = """\n{secret}"""\n', newline="")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {})
+    line = str(caught.value)
+    assert "server.secret_key is set twice" in line, line
+    assert secret[:-1] not in line, line
+
+
+def test_a_line_break_tomllib_does_not_count_names_the_right_key(tmp_path: Path) -> None:
+    """U+2028 or NEL in a comment is no line break to TOML: the key named is the one set
+    twice, not the one on the line above it."""
+    path = tmp_path / "codelace.toml"
+    for end in ("\n", "\r\n"):
+        text = '[server]\n# pasted\u2028note\nport = 1\nhost = "::1"\nport = 2\n'
+        path.write_text(text.replace("\n", end), newline="")
+        with pytest.raises(ConfigError) as caught:
+            load_config(str(path), {})
+        said = str(caught.value)
+        assert "line 5, column 9: server.port is set twice" in said, (end, said)

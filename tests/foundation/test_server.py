@@ -301,6 +301,27 @@ def test_a_database_not_reachable_stops_serve_with_1_not_the_config_status(
     assert "cannot open the database" in line, line
 
 
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [("?bogus_option=1", 'invalid URI query parameter: "bogus_option"'),
+     ("?sslmode=bogus", 'invalid sslmode value: "bogus"'),
+     ("?port=notaport", 'invalid integer value "notaport" for connection option "port"')],
+)  # fmt: skip
+def test_a_database_url_libpq_cannot_read_stops_serve_with_the_config_status(
+    tmp_path: Path, query: str, said: str
+) -> None:
+    """A database.url whose options libpq refuses before connecting (an unknown option, a bad
+    sslmode, a port that is no number) is a configuration error no restart mends: 78, not 1
+    (it was 1, and systemd started it again every 2 s for ever)."""
+    url = f"postgresql://box:LEAKpw@127.0.0.1:{free_port()}/box{query}"
+    env = {"CODELACE_DATABASE_URL": url, "CODELACE_SERVER_SECRET_KEY": "s" * 40}
+    result = run_cli(None, "serve", "--port", str(free_port()), env=env, cwd=tmp_path, timeout=30)
+    assert result.returncode == EX_CONFIG, result.stderr
+    line = one_error_line(result.stderr)
+    assert "cannot open the database" in line and said in line, line
+    assert "LEAK" not in result.stderr + result.stdout
+
+
 def test_an_address_not_of_this_machine_stops_serve_saying_what_to_set(tmp_path: Path) -> None:
     """server.host an address no interface of this machine has (a typo, the public address of
     a NAT'd VM) said only the kernel's "Cannot assign requested address"."""
