@@ -206,7 +206,11 @@ def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 
 
 def test_the_nginx_site_redirects_port_80_and_lets_the_box_answer_413() -> None:
-    (site,) = blocks("## Running under systemd", "nginx")
+    site, under_a_path = blocks("## Running under systemd", "nginx")  # the site, its path form
+    assert (
+        "location /gateway/ {" in under_a_path
+        and "proxy_pass http://127.0.0.1:8080/;" in under_a_path
+    )
     assert "listen 80;" in site and "return 301 https://$host$request_uri;" in site
     assert "listen 443 ssl http2;" in site and "http2 on;" not in site  # nginx before 1.25.1
     size = re.search(r"client_max_body_size (\d+)m;", site)
