@@ -152,7 +152,7 @@ class AuthConfig:
         minimum=1,
     )
     otp_codes_per_hour: int = opt(
-        200,
+        500,
         "Sign-in codes the box mails in any hour, for everyone (all its workers and every box "
         "on its database); more get 429 (bounds the SMTP quota anyone can spend; 0: no cap).",
         minimum=0,

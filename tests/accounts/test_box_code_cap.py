@@ -67,7 +67,11 @@ def warnings_in(boxes: tuple[BoxClient, ...]) -> list[str]:
 
 
 def test_the_default_cap_is_the_documented_one_and_zero_lifts_it(tmp_path: Path):
-    assert AuthConfig().otp_codes_per_hour == 200
+    defaults = AuthConfig()
+    assert defaults.otp_codes_per_hour == 500
+    # one client address alone cannot fill it (and shut sign-in for everyone for an hour)
+    per_hour = defaults.otp_requests_per_address * 3600 // defaults.rate_limit_window_sec
+    assert per_hour < defaults.otp_codes_per_hour
     with pytest.raises(ConfigError, match=r"auth\.otp_codes_per_hour"):
         config_from_data({"auth": {"otp_codes_per_hour": -1}}, None, {})
     migrate(open_database(tmp_path / "unit.db"))
