@@ -254,6 +254,28 @@ def mask_tokens(text: str, limit: int = 500) -> str:
 
 
 def mask_keys(text: str) -> str:
-    """Free text with anything key-like masked by its shape (the one rule: `mask_tokens`,
-    `mask_in` and the openai adapter's `redact` use it), not cut."""
-    return _TOKEN_RE.sub(_mask_any, text)
+    """Free text with anything key-like masked by where it stands (_PLACED_RE) and by its shape
+    (the one rule: `mask_tokens`, `mask_in` and the openai adapter's `redact` use it), not cut."""
+    return _TOKEN_RE.sub(_mask_any, _PLACED_RE.sub(_mask_placed, text))
+
+
+# A secret by where it stands, whatever its shape, as upstreams and proxies echo URLs and
+# headers in errors: a URL's password (`https://user:pass@host`), HTTP Basic credentials, and
+# the value after `key=`, `token=`, `api_key=`, `x-api-key:`, `"password": "..."` (a value as
+# Bearer's: 8 or more with a digit or a sign, or 20 or more: not `key=messages`).
+_VALUE = r"(?=[A-Za-z]*[0-9._~+/%\-]|[A-Za-z0-9._~+/%\-]{20})[A-Za-z0-9._~+/%\-]{8,}=*"
+_PLACED_RE = re.compile(
+    r"(?<=://)[^\s/?#@:]+:(?P<placed>[^\s/?#@]+)@"
+    rf"|\b(?i:basic)\s+(?P<basic>{_VALUE})"
+    r"|(?<![A-Za-z0-9_\-])(?i:(?:x-)?(?:goog-)?api[-_]?key|(?:client[-_])?secret|passw(?:or)?d)"
+    rf"\"?\s*[=:]\s*\"?(?P<named>{_VALUE})"
+    rf"|(?<![A-Za-z0-9_\-])(?i:(?:access[-_])?token|key)=(?P<param>{_VALUE})"
+)
+_PLACES = ("placed", "basic", "named", "param")
+
+
+def _mask_placed(match: re.Match[str]) -> str:
+    name = next(group for group in _PLACES if match.group(group))
+    start, end = match.start(name) - match.start(), match.end(name) - match.start()
+    token = match.group(0)
+    return token[:start] + mask_secret(match.group(name)) + token[end:]
