@@ -112,9 +112,16 @@ _VOWELS_RE = re.compile(r"(?=.*[aeiouy])(?!.*[b-df-hj-np-tv-xz]{5})[A-Z]?[a-z]+"
 _INNER_NUMBER_RE = re.compile(r"[A-Za-z]\d+[A-Za-z]")  # `A22B`, `gpt4o`: one part in a name
 _HEX_RE = re.compile(r"[0-9a-fA-F_\-]+")  # hex (and UUIDs): no name is made of a-f alone
 _PIECE_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+|\d+")  # a word, a capitals' run, a number
+# Fireworks' versions: `qwen2p5`, `glm4p5` (a word, then a version)
+_VERSIONED_RE = re.compile(r"([a-z]{2,})\d+p\d+")
 
 
-_ID_PREFIXES = ("req_", "req-", "msg_", "chatcmpl", "resp_", "call_", "toolu_", "gen-")
+# Providers' ids: requests, messages, answers, calls; OpenAI's objects as its errors name them
+# ("No such File object: file-...", fine-tuning jobs, threads, runs, batches, vector stores)
+_ID_PREFIXES = (
+    *("req_", "req-", "msg_", "chatcmpl", "resp_", "call_", "toolu_", "gen-", "cmpl-"),
+    *("file-", "ft-", "ftjob-", "thread_", "run_", "step_", "asst_", "batch_", "vs_"),
+)
 # Keys whatever follows: OpenAI's, Anthropic's, OpenRouter's, DeepSeek's (`sk-`), Stripe's
 # secret, restricted and webhook keys, this box's own
 _KEY_PREFIXES = ("sk-", "sk_", "rk_live_", "rk_test_", "whsec_", "cl_")
@@ -128,7 +135,8 @@ _KEY_PREFIXES = ("sk-", "sk_", "rk_live_", "rk_test_", "whsec_", "cl_")
 # a part of small letters no number between letters. A random token's parts are runs whose
 # pieces (words, capitals' runs, numbers) are about 2 characters: seldom all read as words.
 SHORT_MIX = 5
-MAX_WORD = 12  # letters: a longer run is a random lowercase one (`pejpbdtajknhgofh`)
+MAX_WORD = 12  # letters: a longer run is a random lowercase one (`pejpbdtajknhgofh`),
+MAX_TITLE_WORD = 20  # but a capitalized word may be longer (`Authentication`)
 
 
 def _reads_as_name(token: str) -> bool:
@@ -155,8 +163,12 @@ def _name_part(part: str) -> bool:
     words = [piece for piece in pieces if piece.isalpha()]
     if part.isdigit() or len(part) <= SHORT_MIX:
         return part.isupper() or all(map(_word_like, words))
+    if versioned := _VERSIONED_RE.fullmatch(part):  # `qwen2p5`: a word, a version
+        return _word_like(versioned.group(1))
     sizes = [len(word) for word in words]
-    if not words or max(sizes) > MAX_WORD or len(pieces) - len(words) > 2:
+    longest = max((len(word) for word in words if not word.istitle()), default=0)
+    too_long = max(sizes, default=0) > MAX_TITLE_WORD or longest > MAX_WORD
+    if not words or too_long or len(pieces) - len(words) > 2:
         return False
     if not part.isupper() and not all(map(_word_like, words)):
         return False

@@ -117,6 +117,17 @@ NAMES = [
     "req_011CSHoEeqs5C35K2UUqR7Fy",
     "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
     "Bearer authentication",
+    # Fireworks' versions (`2p5`), Azure's error codes, OpenAI's object ids a user quotes
+    "accounts/fireworks/models/qwen2p5-coder-32b-instruct",
+    "accounts/fireworks/models/llama-v3p2-90b-vision-instruct",
+    "InvalidAuthenticationToken",
+    "AuthenticationTypeDisabled",
+    "file-abc123DEF456ghi789JKL0",
+    "ftjob-abc123DEF456ghi789JKL0",
+    "ft-AF1WoRqd3aJAHsqc9NY7iL8F",
+    "thread_abc123DEF456ghi789JKL",
+    "batch_68af1234567890abcdef12",
+    "cmpl-uqkvlQyYK7bGYrRHQ0eLZSSu",
 ]
 
 
