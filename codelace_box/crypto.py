@@ -274,20 +274,22 @@ def mask_keys(text: str) -> str:
 # A secret by where it stands, whatever its shape, as upstreams and proxies echo URLs and
 # headers in errors: a URL's password (`https://user:pass@host`), HTTP Basic credentials, and
 # the value after `key=`, `token=`, `api_key=`, `x-api-key:`, `"password": "..."` (a value as
-# Bearer's: 8 or more with a digit or a sign, or 20 or more: not `key=messages`).
+# Bearer's: 8 or more with a digit or a sign, or 20 or more: not `key=messages`; a quoted one
+# whole). Passwords (and Basic's, whose last characters are the password's) get no hint.
 _VALUE = r"(?=[A-Za-z]*[0-9._~+/%\-]|[A-Za-z0-9._~+/%\-]{20})[A-Za-z0-9._~+/%\-]{8,}=*"
 _PLACED_RE = re.compile(
-    r"(?<=://)[^\s/?#@:]+:(?P<placed>[^\s/?#@]+)@"
+    r"(?<=://)[^\s/?#@:]+:(?P<password>[^\s/?#@]+)@"
     rf"|\b(?i:basic)\s+(?P<basic>{_VALUE})"
-    r"|(?<![A-Za-z0-9_\-])(?i:(?:x-)?(?:goog-)?api[-_]?key|(?:client[-_])?secret|passw(?:or)?d)"
-    rf"\"?\s*[=:]\s*\"?(?P<named>{_VALUE})"
+    r"|(?<![A-Za-z0-9_\-])(?:(?i:(?:x-)?(?:goog-)?api[-_]?key)|(?P<hidden>(?i:(?:client[-_])?secret"
+    rf"|passw(?:or)?d)))\"?\s*[=:]\s*(?:\"(?P<quoted>[^\"\\]+)\"|(?P<named>{_VALUE}))"
     rf"|(?<![A-Za-z0-9_\-])(?i:(?:access[-_])?token|key)=(?P<param>{_VALUE})"
 )
-_PLACES = ("placed", "basic", "named", "param")
+_PLACES = ("password", "basic", "quoted", "named", "param")
 
 
 def _mask_placed(match: re.Match[str]) -> str:
     name = next(group for group in _PLACES if match.group(group))
     start, end = match.start(name) - match.start(), match.end(name) - match.start()
-    token = match.group(0)
-    return token[:start] + mask_secret(match.group(name)) + token[end:]
+    token, secret = match.group(0), match.group(name)
+    hidden = name in ("password", "basic") or match.group("hidden")
+    return token[:start] + ("…" if hidden else mask_secret(secret)) + token[end:]

@@ -50,3 +50,21 @@ KEPT = [
 @pytest.mark.parametrize("text", KEPT)
 def test_words_beside_such_places_are_kept(text: str) -> None:
     assert mask_keys(text) == text, mask_keys(text)
+
+
+PASSWORDS = [  # (text, the password in it): a hint of a password tells what part of it is
+    ("proxy http://bob:correcthorsebattery@10.0.0.2:3128 said 407", "correcthorsebattery"),
+    ("Authorization: Basic dXNlcjpjb3JyZWN0aG9yc2ViYXR0ZXJ5", "dXNlcjpjb3JyZWN0aG9yc2ViYXR0ZXJ5"),
+    ('{"password": "Tr0ub4dor&3-horse", "user": "bob"}', "Tr0ub4dor&3-horse"),
+    ("client_secret=GOCSPX-abcdef123456 refused", "GOCSPX-abcdef123456"),
+]
+
+
+@pytest.mark.parametrize(("text", "secret"), PASSWORDS, ids=[s for _, s in PASSWORDS])
+def test_a_password_is_masked_without_a_hint(text: str, secret: str) -> None:
+    """A key's hint (first 3 and last 4) names which key it was; a password's said 7 of its
+    characters ('cor…tery'), and Basic credentials' last 4 base64 characters are the password's
+    last 3 bytes."""
+    masked = mask_keys(text)
+    before = text[: text.index(secret)]
+    assert masked.startswith(before + "…") and secret[-4:] not in masked, masked
