@@ -122,6 +122,8 @@ _ID_PREFIXES = (
     *("req_", "req-", "msg_", "chatcmpl", "resp_", "call_", "toolu_", "gen-", "cmpl-"),
     *("file-", "ft-", "ftjob-", "thread_", "run_", "step_", "asst_", "batch_", "vs_"),
 )
+# What names the token after it as a request's or trace's id ("request ID", "request_id:")
+_NAMED_ID_RE = re.compile(r"(?i:\b(?:request|trace)[ _-]?id)[\s:=]{1,3}\Z")
 # Keys whatever follows: OpenAI's, Anthropic's, OpenRouter's, DeepSeek's (`sk-`), Stripe's
 # secret, restricted and webhook keys, this box's own
 _KEY_PREFIXES = ("sk-", "sk_", "rk_live_", "rk_test_", "whsec_", "cl_")
@@ -249,6 +251,8 @@ def _is_secret(match: re.Match[str], token: str) -> bool:
         return False
     if token.startswith(_KEY_PREFIXES):
         return True
+    if _NAMED_ID_RE.search(match.string, max(0, match.start() - 16), match.start()):
+        return False  # the id a provider asks users to quote ("include the request ID ...")
     mixed = any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
     cases = any(c.isupper() for c in token) and any(c.islower() for c in token)
     if not (mixed or cases):

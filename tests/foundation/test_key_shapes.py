@@ -138,3 +138,22 @@ def test_model_ids_and_identifiers_stay_readable(name: str) -> None:
     masked (`deepseek-ai/Dee…-70B`) in errors a user, the log and the dashboard see."""
     for text in (f"The model `{name}` does not exist", f"model: {name}", name):
         assert mask_tokens(text) == text, mask_tokens(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "contact us through our help center at help.openai.com if the error persists. (Please "
+        "include the request ID 3c8b0d0c5a1fb8c7e9d1e1a1f2b3c4d5 in your message.)",
+        "contact us through an Azure support request if you keep seeing this error. (Please "
+        "include the request ID 2f9b54f7-8d1e-4a3c-9f2b-1c2d3e4f5a6b in your email.)",
+        "Error code: 400 - invalid_value (request_id: b32125fb-5acc-48f9-a8ea-8e2145c81893)",
+        "upstream failed; trace-id=4bf92f3577b34da6a3ce929d0e0e4736",
+    ],
+)
+def test_the_request_id_a_provider_asks_for_stays_readable(text: str) -> None:
+    """OpenAI's and Azure's 500s ask the user to quote a request id, hex or a UUID: masked by
+    the hex rule ('2f9…5a6b'), nobody could quote it. A key there is still masked."""
+    assert mask_tokens(text) == text, mask_tokens(text)
+    key = "sk-ant-api03-" + "Ab1" * 30
+    assert key[20:40] not in mask_tokens(f"request ID {key}")
