@@ -281,9 +281,11 @@ def mask_keys(text: str) -> str:
 # Bearer's: 8 or more with a digit or a sign, or 20 or more: not `key=messages`; a quoted one
 # whole). Passwords (and Basic's, whose last characters are the password's) get no hint.
 _VALUE = r"(?=[A-Za-z]*[0-9._~+/%\-]|[A-Za-z0-9._~+/%\-]{20})[A-Za-z0-9._~+/%\-]{8,}=*"
+# Basic credentials: standard base64 (of `user:password`), a whole run, not a model's name
+_BASIC = r"(?=[A-Za-z]*[0-9+/=]|[A-Za-z0-9+/]{20})[A-Za-z0-9+/]{8,}={0,2}"
 _PLACED_RE = re.compile(
     r"(?<=://)[^\s/?#@:]+:(?P<password>[^\s/?#@]+)@"
-    rf"|\b(?i:basic)\s+(?P<basic>{_VALUE})"
+    rf"|(?<![\w-])(?i:basic)\s+(?P<basic>{_BASIC})(?![\w=-])"
     r"|(?<![A-Za-z0-9_\-])(?:(?i:(?:x-)?(?:goog-)?api[-_]?key)|(?P<hidden>(?i:(?:client[-_])?secret"
     rf"|passw(?:or)?d)))\"?\s*[=:]\s*(?:\"(?P<quoted>[^\"\\]+)\"|(?P<named>{_VALUE}))"
     rf"|(?<![A-Za-z0-9_\-])(?i:(?:access[-_])?token|key)=(?P<param>{_VALUE})"

@@ -44,6 +44,8 @@ KEPT = [
     "mailto:support@example.com or user@example.com:22",
     "max_tokens=4096 is too large; max_tokens: 4096",
     "git@github.com:openai/openai-python.git",
+    "accounts/fireworks/models/llama4-maverick-instruct-basic 2024-05-01 not found",
+    "only the basic gpt-4o-mini-2024-07-18 tier",
 ]
 
 
