@@ -117,10 +117,12 @@ _VERSIONED_RE = re.compile(r"([a-z]{2,})\d+p\d+")
 
 
 # Providers' ids: requests, messages, answers, calls; OpenAI's objects as its errors name them
-# ("No such File object: file-...", fine-tuning jobs, threads, runs, batches, vector stores)
+# ("No such File object: file-...", fine-tuning jobs, threads, runs, batches, vector stores),
+# the Responses API's items ("Item with id 'rs_...' not found"), Anthropic's server tool calls
 _ID_PREFIXES = (
     *("req_", "req-", "msg_", "chatcmpl", "resp_", "call_", "toolu_", "gen-", "cmpl-"),
     *("file-", "ft-", "ftjob-", "thread_", "run_", "step_", "asst_", "batch_", "vs_"),
+    *("rs_", "fc_", "srvtoolu_"),
 )
 # What names the token after it as a request's or trace's id ("request ID", "request_id:")
 _NAMED_ID_RE = re.compile(r"(?i:\b(?:request|trace)[ _-]?id)[\s:=]{1,3}\Z")

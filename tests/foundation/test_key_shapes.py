@@ -128,6 +128,11 @@ NAMES = [
     "thread_abc123DEF456ghi789JKL",
     "batch_68af1234567890abcdef12",
     "cmpl-uqkvlQyYK7bGYrRHQ0eLZSSu",
+    # the Responses API's items Codex sends back ("Item with id 'rs_...' not found"), Anthropic's
+    # server tool calls
+    "rs_6876cf02f4a481a2a3b9a43e9e5e8d3b0d39ba6c8a0e1e4a",
+    "fc_68af1234567890abcdef1234567890ab",
+    "srvtoolu_014hJH82Qum7Td6UV8gDXThB",
 ]
 
 
