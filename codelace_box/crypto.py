@@ -253,8 +253,10 @@ def _is_secret(match: re.Match[str], token: str) -> bool:
         return False
     if token.startswith(_KEY_PREFIXES):
         return True
-    if _NAMED_ID_RE.search(match.string, max(0, match.start() - 16), match.start()):
-        return False  # the id a provider asks users to quote ("include the request ID ...")
+    if _HEX_RE.fullmatch(token) and _NAMED_ID_RE.search(
+        match.string, max(0, match.start() - 16), match.start()
+    ):
+        return False  # the id (hex, a UUID) a provider asks to quote ("the request ID ...")
     mixed = any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
     cases = any(c.isupper() for c in token) and any(c.islower() for c in token)
     if not (mixed or cases):

@@ -158,7 +158,10 @@ def test_model_ids_and_identifiers_stay_readable(name: str) -> None:
 )
 def test_the_request_id_a_provider_asks_for_stays_readable(text: str) -> None:
     """OpenAI's and Azure's 500s ask the user to quote a request id, hex or a UUID: masked by
-    the hex rule ('2f9…5a6b'), nobody could quote it. A key there is still masked."""
+    the hex rule ('2f9…5a6b'), nobody could quote it. A key there is still masked, and
+    anything there but hex."""
     assert mask_tokens(text) == text, mask_tokens(text)
     key = "sk-ant-api03-" + "Ab1" * 30
     assert key[20:40] not in mask_tokens(f"request ID {key}")
+    secret = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"  # ids are hex or UUIDs; this is no id
+    assert secret[4:-4] not in mask_tokens(f"Request Id={secret}")
