@@ -112,9 +112,20 @@ _VOWELS_RE = re.compile(r"(?=.*[aeiouy])(?!.*[b-df-hj-np-tv-xz]{5})[A-Z]?[a-z]+"
 _INNER_NUMBER_RE = re.compile(r"[A-Za-z]\d+[A-Za-z]")  # `A22B`, `gpt4o`: one part in a name
 _HEX_RE = re.compile(r"[0-9a-fA-F_\-]+")  # hex (and UUIDs): no name is made of a-f alone
 _PIECE_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+|\d+")  # a word, a capitals' run, a number
+# Fireworks' versions: `qwen2p5`, `glm4p5` (a word, then a version)
+_VERSIONED_RE = re.compile(r"([a-z]{2,})\d+p\d+")
 
 
-_ID_PREFIXES = ("req_", "req-", "msg_", "chatcmpl", "resp_", "call_", "toolu_", "gen-")
+# Providers' ids: requests, messages, answers, calls; OpenAI's objects as its errors name them
+# ("No such File object: file-...", fine-tuning jobs, threads, runs, batches, vector stores),
+# the Responses API's items ("Item with id 'rs_...' not found"), Anthropic's server tool calls
+_ID_PREFIXES = (
+    *("req_", "req-", "msg_", "chatcmpl", "resp_", "call_", "toolu_", "gen-", "cmpl-"),
+    *("file-", "ft-", "ftjob-", "thread_", "run_", "step_", "asst_", "batch_", "vs_"),
+    *("rs_", "fc_", "srvtoolu_"),
+)
+# What names the token after it as a request's or trace's id ("request ID", "request_id:")
+_NAMED_ID_RE = re.compile(r"(?i:\b(?:request|trace)[ _-]?id)[\s:=]{1,3}\Z")
 # Keys whatever follows: OpenAI's, Anthropic's, OpenRouter's, DeepSeek's (`sk-`), Stripe's
 # secret, restricted and webhook keys, this box's own
 _KEY_PREFIXES = ("sk-", "sk_", "rk_live_", "rk_test_", "whsec_", "cl_")
@@ -128,7 +139,8 @@ _KEY_PREFIXES = ("sk-", "sk_", "rk_live_", "rk_test_", "whsec_", "cl_")
 # a part of small letters no number between letters. A random token's parts are runs whose
 # pieces (words, capitals' runs, numbers) are about 2 characters: seldom all read as words.
 SHORT_MIX = 5
-MAX_WORD = 12  # letters: a longer run is a random lowercase one (`pejpbdtajknhgofh`)
+MAX_WORD = 12  # letters: a longer run is a random lowercase one (`pejpbdtajknhgofh`),
+MAX_TITLE_WORD = 20  # but a capitalized word may be longer (`Authentication`)
 
 
 def _reads_as_name(token: str) -> bool:
@@ -155,8 +167,12 @@ def _name_part(part: str) -> bool:
     words = [piece for piece in pieces if piece.isalpha()]
     if part.isdigit() or len(part) <= SHORT_MIX:
         return part.isupper() or all(map(_word_like, words))
+    if versioned := _VERSIONED_RE.fullmatch(part):  # `qwen2p5`: a word, a version
+        return _word_like(versioned.group(1))
     sizes = [len(word) for word in words]
-    if not words or max(sizes) > MAX_WORD or len(pieces) - len(words) > 2:
+    longest = max((len(word) for word in words if not word.istitle()), default=0)
+    too_long = max(sizes, default=0) > MAX_TITLE_WORD or longest > MAX_WORD
+    if not words or too_long or len(pieces) - len(words) > 2:
         return False
     if not part.isupper() and not all(map(_word_like, words)):
         return False
@@ -237,6 +253,10 @@ def _is_secret(match: re.Match[str], token: str) -> bool:
         return False
     if token.startswith(_KEY_PREFIXES):
         return True
+    if _HEX_RE.fullmatch(token) and _NAMED_ID_RE.search(
+        match.string, max(0, match.start() - 16), match.start()
+    ):
+        return False  # the id (hex, a UUID) a provider asks to quote ("the request ID ...")
     mixed = any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
     cases = any(c.isupper() for c in token) and any(c.islower() for c in token)
     if not (mixed or cases):
@@ -254,6 +274,32 @@ def mask_tokens(text: str, limit: int = 500) -> str:
 
 
 def mask_keys(text: str) -> str:
-    """Free text with anything key-like masked by its shape (the one rule: `mask_tokens`,
-    `mask_in` and the openai adapter's `redact` use it), not cut."""
-    return _TOKEN_RE.sub(_mask_any, text)
+    """Free text with anything key-like masked by where it stands (_PLACED_RE) and by its shape
+    (the one rule: `mask_tokens`, `mask_in` and the openai adapter's `redact` use it), not cut."""
+    return _TOKEN_RE.sub(_mask_any, _PLACED_RE.sub(_mask_placed, text))
+
+
+# A secret by where it stands, whatever its shape, as upstreams and proxies echo URLs and
+# headers in errors: a URL's password (`https://user:pass@host`), HTTP Basic credentials, and
+# the value after `key=`, `token=`, `api_key=`, `x-api-key:`, `"password": "..."` (a value as
+# Bearer's: 8 or more with a digit or a sign, or 20 or more: not `key=messages`; a quoted one
+# whole). Passwords (and Basic's, whose last characters are the password's) get no hint.
+_VALUE = r"(?=[A-Za-z]*[0-9._~+/%\-]|[A-Za-z0-9._~+/%\-]{20})[A-Za-z0-9._~+/%\-]{8,}=*"
+# Basic credentials: standard base64 (of `user:password`), a whole run, not a model's name
+_BASIC = r"(?=[A-Za-z]*[0-9+/=]|[A-Za-z0-9+/]{20})[A-Za-z0-9+/]{8,}={0,2}"
+_PLACED_RE = re.compile(
+    r"(?<=://)[^\s/?#@:]+:(?P<password>[^\s/?#@]+)@"
+    rf"|(?<![\w-])(?i:basic)\s+(?P<basic>{_BASIC})(?![\w=-])"
+    r"|(?<![A-Za-z0-9_\-])(?:(?i:(?:x-)?(?:goog-)?api[-_]?key)|(?P<hidden>(?i:(?:client[-_])?secret"
+    rf"|passw(?:or)?d)))\"?\s*[=:]\s*(?:\"(?P<quoted>[^\"\\]+)\"|(?P<named>{_VALUE}))"
+    rf"|(?<![A-Za-z0-9_\-])(?i:(?:access[-_])?token|key)=(?P<param>{_VALUE})"
+)
+_PLACES = ("password", "basic", "quoted", "named", "param")
+
+
+def _mask_placed(match: re.Match[str]) -> str:
+    name = next(group for group in _PLACES if match.group(group))
+    start, end = match.start(name) - match.start(), match.end(name) - match.start()
+    token, secret = match.group(0), match.group(name)
+    hidden = name in ("password", "basic") or match.group("hidden")
+    return token[:start] + ("…" if hidden else mask_secret(secret)) + token[end:]

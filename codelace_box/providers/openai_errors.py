@@ -13,8 +13,10 @@ from codelace_box.errors import UpstreamError
 from codelace_box.jsonwire import NOT_JSON
 from codelace_box.providers.base import JSON
 
-# A key the upstream masked itself as it echoed it (OpenAI's "sk-abc********wxyz"): stars in it
-_ECHOED_KEY_RE = re.compile(r"\b(sk|cl|key|rk)[-_][A-Za-z0-9_\-]*\*[A-Za-z0-9_*\-]*")
+# A key the upstream masked itself as it echoed it (OpenAI's "sk-abc********wxyz"): a run
+# after the prefix with stars in it (the run taken whole, then looked in: a star required inside
+# the pattern made every `sk-` of a long run scan to its end, seconds for 64 KB of "sk-sk-...")
+_ECHOED_KEY_RE = re.compile(r"\b(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]*")
 _HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 # OpenAI's 429 insufficient_quota: the operator's account has no money left (not a rate limit);
 # its 429 billing_not_active ("Your account is not active, please check your billing details"):
@@ -39,7 +41,11 @@ def redact(text: str) -> str:
     """Hide anything that looks like an API key: by crypto's one rule (keys by their shape,
     words kept), and a key the upstream masked itself as `sk-***` (upstreams echo masked keys
     in 401s)."""
-    return mask_keys(_ECHOED_KEY_RE.sub(lambda m: m.group(1) + "-***", text))
+    return mask_keys(_ECHOED_KEY_RE.sub(_echoed_key_masked, text))
+
+
+def _echoed_key_masked(match: re.Match[str]) -> str:
+    return match.group(1) + "-***" if "*" in match.group(0) else match.group(0)
 
 
 def error_body(payload: bytes) -> Any:

@@ -117,6 +117,22 @@ NAMES = [
     "req_011CSHoEeqs5C35K2UUqR7Fy",
     "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
     "Bearer authentication",
+    # Fireworks' versions (`2p5`), Azure's error codes, OpenAI's object ids a user quotes
+    "accounts/fireworks/models/qwen2p5-coder-32b-instruct",
+    "accounts/fireworks/models/llama-v3p2-90b-vision-instruct",
+    "InvalidAuthenticationToken",
+    "AuthenticationTypeDisabled",
+    "file-abc123DEF456ghi789JKL0",
+    "ftjob-abc123DEF456ghi789JKL0",
+    "ft-AF1WoRqd3aJAHsqc9NY7iL8F",
+    "thread_abc123DEF456ghi789JKL",
+    "batch_68af1234567890abcdef12",
+    "cmpl-uqkvlQyYK7bGYrRHQ0eLZSSu",
+    # the Responses API's items Codex sends back ("Item with id 'rs_...' not found"), Anthropic's
+    # server tool calls
+    "rs_6876cf02f4a481a2a3b9a43e9e5e8d3b0d39ba6c8a0e1e4a",
+    "fc_68af1234567890abcdef1234567890ab",
+    "srvtoolu_014hJH82Qum7Td6UV8gDXThB",
 ]
 
 
@@ -127,3 +143,25 @@ def test_model_ids_and_identifiers_stay_readable(name: str) -> None:
     masked (`deepseek-ai/Dee…-70B`) in errors a user, the log and the dashboard see."""
     for text in (f"The model `{name}` does not exist", f"model: {name}", name):
         assert mask_tokens(text) == text, mask_tokens(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "contact us through our help center at help.openai.com if the error persists. (Please "
+        "include the request ID 3c8b0d0c5a1fb8c7e9d1e1a1f2b3c4d5 in your message.)",
+        "contact us through an Azure support request if you keep seeing this error. (Please "
+        "include the request ID 2f9b54f7-8d1e-4a3c-9f2b-1c2d3e4f5a6b in your email.)",
+        "Error code: 400 - invalid_value (request_id: b32125fb-5acc-48f9-a8ea-8e2145c81893)",
+        "upstream failed; trace-id=4bf92f3577b34da6a3ce929d0e0e4736",
+    ],
+)
+def test_the_request_id_a_provider_asks_for_stays_readable(text: str) -> None:
+    """OpenAI's and Azure's 500s ask the user to quote a request id, hex or a UUID: masked by
+    the hex rule ('2f9…5a6b'), nobody could quote it. A key there is still masked, and
+    anything there but hex."""
+    assert mask_tokens(text) == text, mask_tokens(text)
+    key = "sk-ant-api03-" + "Ab1" * 30
+    assert key[20:40] not in mask_tokens(f"request ID {key}")
+    secret = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"  # ids are hex or UUIDs; this is no id
+    assert secret[4:-4] not in mask_tokens(f"Request Id={secret}")
