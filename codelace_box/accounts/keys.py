@@ -65,8 +65,11 @@ KEY_BODY_LENGTH = 40
 _BASE62 = string.ascii_letters + string.digits
 MAX_KEY_NAME = 100
 # A box key in a name (a full key pasted as a key's name was shown in every list): `cl_` and
-# more characters of one than a key's shown prefix has (16 or more; a key has 40)
-_KEY_IN_NAME = re.compile(r"(?<![A-Za-z0-9])cl_[A-Za-z0-9]{16,}")
+# more characters of one than a key's shown prefix has (16 or more; a key has 40), random
+# ones: letters of both cases (`cl_productionserver` is a word, a name)
+_KEY_IN_NAME = re.compile(
+    r"(?<![A-Za-z0-9])cl_(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z])[A-Za-z0-9]{16,}"
+)
 MAX_ACTIVE_KEYS = 1000  # of one account, made by its own keys or the portal
 LAST_USED_WRITE_INTERVAL_SEC = 60.0
 

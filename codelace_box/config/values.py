@@ -14,6 +14,7 @@ import re
 import tomllib
 from decimal import Decimal, InvalidOperation
 from typing import Any, get_type_hints
+from urllib.parse import quote
 
 import idna
 
@@ -154,15 +155,22 @@ def lower_scheme_and_host(url: str) -> str:
 
 def ascii_host_url(url: str) -> str:
     """`url` with an international host in its ASCII form (`https://Bücher.example:8443/x` as
-    `https://xn--bcher-kva.example:8443/x`): as a browser names it in its Origin header and
-    as Stripe takes a return URL (it refuses one with characters beyond ASCII). Port, path
-    and an ASCII host as written."""
+    `https://xn--bcher-kva.example:8443/x`), and the characters of its path beyond ASCII
+    percent-encoded (`/crédit` as `/cr%C3%A9dit`): as a browser names them (its Origin header,
+    the path it asks for) and as Stripe takes a return URL (it refuses one with characters
+    beyond ASCII). Port, an ASCII host and the rest of the path as written."""
     scheme, sep, rest = url.partition("://")
     hostport, slash, path = rest.partition("/")
-    if not sep or hostport.isascii() or hostport.startswith("[") or "@" in hostport:
+    if not sep:
         return url
-    host, colon, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
-    return f"{scheme}{sep}{_ascii_domain(host.lower())}{colon}{port}{slash}{path}"
+    path = path if path.isascii() else quote(path, safe=_ASCII_PRINTABLE)
+    if not (hostport.isascii() or hostport.startswith("[") or "@" in hostport):
+        host, colon, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
+        hostport = f"{_ascii_domain(host.lower())}{colon}{port}"
+    return f"{scheme}{sep}{hostport}{slash}{path}"
+
+
+_ASCII_PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))  # kept as written in a URL's path
 
 
 def _ascii_domain(domain: str) -> str:

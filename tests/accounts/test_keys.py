@@ -247,6 +247,22 @@ def test_a_name_that_is_a_key_is_refused(client: BoxClient):
     assert prefix.status_code == 200 and prefix.json()["name"] == made["key_prefix"]
 
 
+def test_a_name_of_cl_and_a_plain_word_is_no_key(client: BoxClient):
+    """A box key's characters are random letters of both cases and digits: `cl_` and a long
+    word in one case (`cl_productionserver`, with digits or not) is a name, not a key, and is
+    kept; a run of both cases reads as a key."""
+    login_key = key_of(client, "cl-words@example.com")
+    made = client.create_key(login_key, "laptop").json()
+    for name in ("cl_productionserver", "cl_claudecodelaptop2024", "CL_STAGINGSERVER01"):
+        assert client.create_key(login_key, name).status_code == 200, name
+        renamed = client.call(
+            "PATCH", f"/api/v1/auth/key/{made['id']}", login_key, json={"name": name}
+        )
+        assert renamed.status_code == 200 and renamed.json()["name"] == name, renamed.text
+    refused = client.create_key(login_key, "cl_xK9mQ2vR7tL4wZ8p")  # 16 of a key's characters
+    assert error_code(refused, 400) == "invalid_request"
+
+
 def test_a_key_is_deleted_by_its_uuid_not_by_the_old_integer_id(
     client: BoxClient, box: ServerProcess
 ):

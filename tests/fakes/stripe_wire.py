@@ -123,6 +123,14 @@ def check_common(params: dict[str, Any]) -> None:
         url = params.get(name)
         if url is not None and not re.match(r"^https?://[^/\s]+", url):
             raise StripeApiError(400, f"Not a valid URL: {name}", param=name, code="url_invalid")
+        if url is not None and not url.isascii():  # Stripe's own words
+            raise StripeApiError(
+                400,
+                "Invalid URL: Non-ASCII characters in URLs must be percent-encoded in order "
+                "for the URL to be valid",
+                param=name,
+                code="url_invalid",
+            )
     reference = params.get("client_reference_id")
     if reference is not None and not 1 <= len(reference) <= 200:
         raise StripeApiError(400, "Invalid client_reference_id", param="client_reference_id")

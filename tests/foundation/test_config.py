@@ -591,6 +591,14 @@ def test_the_base_path_is_public_urls_path(public_url: str, path: str) -> None:
     assert ServerConfig(public_url=public_url).base_path == path
 
 
+def test_a_public_urls_path_beyond_ascii_is_percent_encoded() -> None:
+    """Stripe refuses a return URL with characters beyond ASCII (its host and its path): the
+    box's address has both in the form a browser asks for, whatever else is as written."""
+    config = ServerConfig(public_url="https://Bücher.example/crédit/a%20b?")
+    assert config.base_url == "https://xn--bcher-kva.example/cr%C3%A9dit/a%20b?"
+    assert ServerConfig(public_url="https://llm.example/网关/").base_path == "/%E7%BD%91%E5%85%B3"
+
+
 def test_an_integer_too_long_for_python_is_one_line_naming_the_file(tmp_path: Path) -> None:
     """Python's int() refuses more than 4300 digits, and tomllib passes that ValueError on
     (not a TOMLDecodeError): it was an "unexpected ValueError" naming no file."""

@@ -118,3 +118,76 @@ def test_stripe_sends_the_customer_back_under_the_path(
         back = client.get(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]))
     assert back.status_code == 200, back.text
     assert f'<a href="{PREFIX}/billing">' in back.text
+
+
+def _sign_in_under_the_path(browser: Browser, box: PortalBox, proxy: PrefixStrippingProxy,
+                            email: str) -> None:  # fmt: skip
+    browser.driver.get(proxy.url + "/signin")
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form").send_keys(email)
+    browser.button("Email me a code").click()
+    code = browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    code.send_keys(box.smtp.wait_for(email).code)
+    browser.button("Sign in").click()
+    wait_page(browser, "Your account")
+
+
+def test_every_key_action_of_the_page_works_under_the_path(
+    fresh_browser: Browser, box: PortalBox, proxy: PrefixStrippingProxy
+) -> None:
+    """Rename, limits and revoke, clicked in the page behind the proxy: each call reaches the
+    box under the path and none is refused (portal calls refuse fields they do not take)."""
+    browser, proxy.missed[:] = fresh_browser, []
+    _sign_in_under_the_path(browser, box, proxy, "key-actions-path@portal.test")
+    _click_link(browser, "Keys", "API keys")
+    browser.field("Name of the new key").send_keys("first")
+    browser.field("Spending limit in USD").send_keys("5")
+    browser.button("Create key").click()
+    browser.wait_for(lambda: browser.field("Your new key"), "the new key")
+    browser.click(lambda: browser.css("button[aria-label='Rename key first']"), "rename")
+    renamed = browser.field("New name for first")
+    renamed.clear()
+    renamed.send_keys("second")
+    browser.button("Save name").click()
+    browser.wait_for(lambda: "second" in browser.css("article.key h3").text, "the rename")
+    browser.click(lambda: browser.css("button[aria-label='Limits of key second']"), "limits")
+    limit = browser.field("Spending limit in USD for second")
+    limit.clear()
+    limit.send_keys("7")
+    browser.button("Save limits").click()
+    browser.wait_for(lambda: "$7.00" in browser.css("article.key").text, "the new limit")
+    assert box.query("SELECT limit_nanos FROM api_key WHERE name = 'second'") == [(7 * 10**9,)]
+    browser.click(lambda: browser.css("button[aria-label='Revoke key second']"), "revoke")
+    browser.button("Yes, revoke it").click()
+    browser.wait_for(lambda: "No keys yet" in browser.main_text(), "the revoke")
+    assert proxy.missed == [] and browser.console_errors() == []
+
+
+def test_a_top_up_and_a_card_setup_from_the_page_come_back_under_the_path(
+    fresh_browser: Browser, box: PortalBox, proxy: PrefixStrippingProxy
+) -> None:
+    """Both Stripe buttons, clicked behind the proxy: Checkout is started (nothing the page
+    sends is refused), and the return page's link leads to the billing page under the path."""
+    browser, proxy.missed[:] = fresh_browser, []
+    _sign_in_under_the_path(browser, box, proxy, "stripe-page-path@portal.test")
+    for button, kind in (("Save a card", "setup"), ("Pay with Stripe", "payment")):
+        browser.driver.get(proxy.url + "/billing")
+        wait_page(browser, "Billing")
+        if kind == "payment":
+            browser.field("Amount in USD").send_keys("25")
+        browser.button(button).click()
+        browser.wait_for(
+            lambda: browser.driver.current_url.startswith("https://checkout.stripe.com/"),
+            "the way to Stripe Checkout",
+        )
+        session = box.double.session_by_url(browser.driver.current_url)
+        assert session["mode"] == kind
+        browser.console_errors()  # the checkout host resolves to nothing here, by design
+        body, headers = box.double.webhook(box.double.complete(session["id"]))
+        with box.http() as http:
+            assert http.post("/api/v1/stripe/webhook", content=body, headers=headers).is_success
+        browser.driver.get(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]))
+        browser.css(f"a[href='{PREFIX}/billing']").click()
+        wait_page(browser, "Billing")
+        assert browser.driver.current_url == proxy.url + "/billing"
+    assert "Balance: $26.00" in browser.main_text()
+    assert proxy.missed == [] and browser.console_errors() == []
