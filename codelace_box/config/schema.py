@@ -26,7 +26,15 @@ from codelace_box.config.ops_sections import (
     PortalConfig,
     UsageConfig,
 )
-from codelace_box.config.values import DATABASE_URL, DB_FILE, DOMAIN, ORIGIN, URL, ascii_host_url
+from codelace_box.config.values import (
+    DATABASE_URL,
+    DB_FILE,
+    DOMAIN,
+    ORIGIN,
+    PUBLIC_URL,
+    URL,
+    ascii_host_url,
+)
 
 # The longest sign-in rate-limit window; accounts/ratelimit keeps its events this long (a test
 # holds the two equal: config sits below the features and imports none of them).
@@ -56,7 +64,7 @@ class ServerConfig:
         "",
         "The address people reach the box at: Stripe's return links and the portal's connect "
         "snippets; empty: the address the browser reached (http://<host>:<port> elsewhere).",
-        pattern=URL,
+        pattern=PUBLIC_URL,
     )
     workers: int = opt(1, "Server processes.", minimum=1, maximum=64)
     max_body_bytes: int = opt(

@@ -21,6 +21,13 @@ import idna
 from codelace_box.errors import ConfigError
 
 URL = (r"(https?://\S+)?", "empty or an http:// or https:// URL")
+# The box's own address: not the clients' base URL, which ends in /v1 (a portal under /v1 asks
+# for its scripts at /v1/portal/assets/..., a 404; Stripe's return links go to /v1/billing/...)
+PUBLIC_URL = (
+    r"(?!.*/v1/?$)(https?://\S+)?",
+    "empty or an http:// or https:// URL, the box's own address without the /v1 its clients "
+    "add (https://llm.example.com, not https://llm.example.com/v1)",
+)
 NOT_BLANK = (r".*\S.*", "a non-empty string")
 # A SQLite file, not a folder: "data/" made a database file named `data` in the data folder's place
 DB_FILE = (
@@ -136,7 +143,7 @@ def normalize(value: Any, meta: Any) -> Any:
         return [_ascii_domain(item.strip().lower().lstrip("@")) for item in value]
     if meta.get("pattern") is ORIGIN:
         return [_origin(item) for item in value]
-    if meta.get("pattern") is URL and isinstance(value, str):
+    if meta.get("pattern") in (URL, PUBLIC_URL) and isinstance(value, str):
         return lower_scheme_and_host(value)
     return value
 

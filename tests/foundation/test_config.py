@@ -328,7 +328,9 @@ FILE_ERRORS = [
     ("[auth]\nrate_limit_window_sec = 86401\n",
      "auth.rate_limit_window_sec must be an integer from 1 to 86400, got 86401"),
     ('[server]\npublic_url = "example.com"\n',
-     "server.public_url must be empty or an http:// or https:// URL, got 'example.com'"),
+     "server.public_url must be empty or an http:// or https:// URL, the box's own address "
+     "without the /v1 its clients add (https://llm.example.com, not "
+     "https://llm.example.com/v1), got 'example.com'"),
     ('[stripe]\ncurrency = "EUR"\n', "stripe.currency must be a three-letter currency code"),
     ("[stripe]\nmin_topup_usd = -1\n", "stripe.min_topup_usd must be a number of at least 0"),
     ("[stripe]\ntrial_credit_usd = 0.0000000001\n",
@@ -806,3 +808,22 @@ def test_a_url_with_its_scheme_or_host_in_capitals_is_taken_in_lower_case(
     """Schemes and hosts are case-insensitive (RFC 3986, 3.1 and 3.2.2); a path is not."""
     config = load_config(str(write(tmp_path, text)), {})
     assert getattr(getattr(config, section), key) == expected
+
+
+@pytest.mark.parametrize(
+    "public_url",
+    ["https://llm.example.com/v1", "https://llm.example.com/v1/", "http://h:8080/gw/v1"],
+)
+def test_a_public_url_ending_in_v1_is_refused_saying_to_leave_it_off(
+    tmp_path: Path, public_url: str
+) -> None:
+    """The clients' base URL (`.../v1`) given as the box's address put the portal under /v1
+    (its scripts asked for at /v1/portal/assets/..., a 404: the page stayed on "Loading...")
+    and Stripe's return links at /v1/billing/...: refused at start, saying what to write."""
+    path = write(tmp_path, f'[server]\npublic_url = "{public_url}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {})
+    said = str(caught.value)
+    assert "server.public_url" in said and public_url in said
+    assert "without the /v1" in said
+    assert load_config(str(write(tmp_path, '[server]\npublic_url = "https://h/v1beta"\n')), {})
