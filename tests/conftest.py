@@ -23,6 +23,16 @@ from tests.support import ServerProcess, base_sections, free_port, write_config
 ConfigFactory = Callable[..., Path]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadscope` gives out the longest modules first (tests/xdist_order.py)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from tests.xdist_order import LongestFirstScheduling
+
+    return LongestFirstScheduling(config, log)
+
+
 @pytest.fixture
 def make_config(tmp_path: Path) -> ConfigFactory:
     """Write a config for this test (own data dir and port), merged with the given sections."""
