@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -212,3 +213,18 @@ def durable_inserts(cluster: TestCluster, *tables: str) -> list[tuple[str, bool]
         elif match := watched.match(words):
             seen.append((match.group(1).lower(), durable.get(pid, False)))
     return seen
+
+
+def let_sessions_in(url: str, allowed: bool) -> None:
+    """Open or close the database of `url` to new sessions, and (closed) end those it has: an
+    outage as the box sees it (a restart refuses new sessions at once, too)."""
+    import psycopg  # PostgreSQL runs only
+
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(url.replace(f"/{name}", "/postgres"), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+        if not allowed:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )

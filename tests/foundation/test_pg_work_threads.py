@@ -19,6 +19,7 @@ import pytest
 from bench.pgcluster import PgCluster
 from codelace_box.db.core import close_database, database, open_database
 from codelace_box.db.offload import WorkThreads
+from tests.pg_cluster import let_sessions_in
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,19 +43,6 @@ def few_sessions(pg_url: str) -> Iterator[str]:
 def _backend() -> int:
     """This thread's session's server process id."""
     return int(database.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
-
-
-def _accepting(url: str, allowed: bool) -> None:
-    """Open or close the database of `url` to new sessions, and (closed) end those it has: an
-    outage as the box sees it (a restart refuses new sessions at once, too)."""
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(url.replace(f"/{name}", "/postgres"), autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
-        if not allowed:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
 
 
 async def _two_at_once(threads: WorkThreads) -> tuple[int, int]:
@@ -169,14 +157,14 @@ async def test_once_the_database_is_back_every_thread_is_used_again_and_the_outa
     try:
         first, second = await _two_at_once(threads)
         assert first != second  # two threads with a session each
-        _accepting(pg_url, False)
+        let_sessions_in(pg_url, False)
         await asyncio.sleep(0.3)  # the sessions seen ended: each call opens a new one
         try:
             for _ in range(4):  # every thread tried, each refused
                 with pytest.raises(peewee.OperationalError, match="not currently accepting"):
                     await threads.run(_backend)
         finally:
-            _accepting(pg_url, True)
+            let_sessions_in(pg_url, True)
         first, second = await _two_at_once(threads)
         assert first != second  # the second call on another thread, not queued behind
         said = [r.getMessage() for r in caplog.records if r.name == "codelace_box.db"]

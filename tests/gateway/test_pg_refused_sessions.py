@@ -5,28 +5,15 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
 import httpx
-import psycopg
 import pytest
 
 from tests.gateway.conftest import Box
+from tests.pg_cluster import let_sessions_in
 from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def _accepting(url: str, allowed: bool) -> None:
-    """Open or close the box's database to new sessions, and (closed) end the box's own."""
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(url.replace(f"/{name}", "/postgres"), autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
-        if not allowed:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
 
 
 def test_a_session_the_server_refuses_is_logged_with_its_reason(pg_box: Box, pg_url: str) -> None:
@@ -34,12 +21,12 @@ def test_a_session_the_server_refuses_is_logged_with_its_reason(pg_box: Box, pg_
     keys = f"{pg_box.url}/api/v1/auth/key"
     headers = {"authorization": f"Bearer {key}"}
     assert httpx.get(keys, headers=headers, timeout=30, verify=TLS).status_code == 200
-    _accepting(pg_url, False)
+    let_sessions_in(pg_url, False)
     try:
         time.sleep(0.3)  # the box's sessions seen ended: the next call must open a new one
         refused = httpx.get(keys, headers=headers, timeout=30, verify=TLS)
     finally:
-        _accepting(pg_url, True)
+        let_sessions_in(pg_url, True)
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"]["code"] == "database_unavailable"
     request_id = refused.headers["x-request-id"]
