@@ -302,8 +302,18 @@ def server_secret(config: Config) -> str:
     if existing_secret_key(config) is None and ProviderKey.select().exists():
         raise ConfigError(
             f"the database holds provider keys stored with a server secret that is not here "
-            f"(no server.secret_key, no {secret_key_path(config)}: moved without that file?): "
+            f"(no server.secret_key, {_secret_file_state(config)}): "
             "put the file back or set server.secret_key to its value; if it is lost for "
             "good, set a new server.secret_key and add the provider keys again"
         )
     return ensure_secret_key(config)
+
+
+def _secret_file_state(config: Config) -> str:
+    """What is wrong with the generated secret's file: missing, emptied, or no file."""
+    path = secret_key_path(config)
+    if path.is_file():
+        return f"{path} is empty"
+    if path.exists():
+        return f"{path} is no regular file"
+    return f"no {path}: moved without that file?"

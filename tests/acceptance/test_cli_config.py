@@ -348,6 +348,9 @@ def test_no_new_secret_is_made_over_provider_keys_stored_with_another(tmp_path: 
         assert not (moved / "data" / "secret_key").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2, verify=TLS)
+    (moved / "data" / "secret_key").write_bytes(b"\n")  # there, but emptied (a full disk's copy)
+    line = error_line(run_cli(None, "providers", "key-add", "up", "--key", "sk-x" * 8, cwd=moved))
+    assert "secret_key is empty" in line and "moved without" not in line, line
     secret = (first / "data" / "secret_key").read_bytes()
     (moved / "data" / "secret_key").write_bytes(secret)
     key_add = ("providers", "key-add", "up", "--key", "sk-added-after-the-move")
