@@ -85,7 +85,7 @@ def test_key_remove_takes_only_a_key_of_that_provider(space: Box) -> None:
 def test_a_key_turned_off_is_marked_out_of_rotation_in_the_list(space: Box) -> None:
     """A key turned off in the dashboard is out of rotation, yet `providers list` showed it as
     `3:...cond` like a working one: only failing ('!') and parked keys were marked."""
-    space.ok("providers", "add", "off1", "--kind", "openai", "--key", "sk-off1-working")
+    space.ok("providers", "add", "off1", "--kind", "openai", "--key", "sk-off1-still-working")
     space.ok("providers", "key-add", "off1", "--key", "sk-off1-turned-off")
     working, off = [k["id"] for k in provider(space, "off1")["keys"]]  # type: ignore[attr-defined]
     space.sql("UPDATE provider_key SET enabled = 0 WHERE id = ?", (off,))  # as the dashboard's x
