@@ -24,7 +24,7 @@ URL = (r"(https?://\S+)?", "empty or an http:// or https:// URL")
 # The box's own address: not the clients' base URL, which ends in /v1 (a portal under /v1 asks
 # for its scripts at /v1/portal/assets/..., a 404; Stripe's return links go to /v1/billing/...)
 PUBLIC_URL = (
-    r"(?!.*/v1/?$)(https?://\S+)?",
+    r"(?!.*/[vV]1/*$)(https?://\S+)?",
     "empty or an http:// or https:// URL, the box's own address without the /v1 its clients "
     "add (https://llm.example.com, not https://llm.example.com/v1)",
 )

@@ -812,7 +812,13 @@ def test_a_url_with_its_scheme_or_host_in_capitals_is_taken_in_lower_case(
 
 @pytest.mark.parametrize(
     "public_url",
-    ["https://llm.example.com/v1", "https://llm.example.com/v1/", "http://h:8080/gw/v1"],
+    [
+        "https://llm.example.com/v1",
+        "https://llm.example.com/v1/",
+        "http://h:8080/gw/v1",
+        "https://llm.example.com/V1",
+        "https://llm.example.com/v1//",
+    ],
 )
 def test_a_public_url_ending_in_v1_is_refused_saying_to_leave_it_off(
     tmp_path: Path, public_url: str
