@@ -330,9 +330,11 @@ def _open_postgres(url: str) -> Database:
     except PeeweeDatabaseError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         reason = postgres.without_passwords(reason, url)
-        # down, restarting, refusing: may pass (systemd starts it again); a URL libpq cannot
-        # read: a configuration error (serve exits 78)
-        refused = ConfigError if postgres.url_refused(reason) else NotReady
+        # down, restarting, too many connections: may pass (systemd starts it again); a URL
+        # libpq cannot read, a wrong password, no such role or database: a configuration error
+        # no restart mends (serve exits 78)
+        for_good = postgres.url_refused(reason) or postgres.login_refused(exc, reason)
+        refused = ConfigError if for_good else NotReady
         raise refused(
             f"database.url {postgres.redacted(url)}: cannot open the database: {reason}"
         ) from None

@@ -39,6 +39,13 @@ _URL_REFUSED_RE = re.compile(
     r"^(?:connection is bad: )?(?:invalid (?:URI|integer value|\w+ value|port number|"
     r"percent-encoded)|missing \"=\"|could not match \d+ |.* in URI\b)"
 )
+# the server's refusals of the login that no restart mends (a wrong password, no such role or
+# database): their SQLSTATE where the driver has one (psycopg has none for a failed connect),
+# else libpq's FATAL line as the server words it in English
+_LOGIN_REFUSED_STATES = frozenset({"28P01", "28000", "3D000"})
+_LOGIN_REFUSED_RE = re.compile(
+    r'FATAL:\s+(?:password authentication failed for user |(?:role|database) ".*" does not exist)'
+)
 _QUERY_PASSWORD_RE = re.compile(r"((?:^|&)[^=&]*password=)([^&]*)", re.IGNORECASE)
 # libpq's keyword form (`host=h password='a b'`), which `db copy --to` refuses: its password
 _KEYWORD_PASSWORD_RE = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s']*)", re.IGNORECASE)
@@ -300,6 +307,29 @@ def url_refused(reason: str) -> bool:
     """Whether the driver's `reason` for not connecting is libpq refusing the URL as written
     (serve's exit 78) rather than the server down or refusing (which may pass: exit 1)."""
     return _URL_REFUSED_RE.match(reason) is not None
+
+
+def login_refused(exc: BaseException, reason: str) -> bool:
+    """Whether the server refused the login for good (serve's exit 78): a wrong password, a
+    role or a database that does not exist; not when it is down, starting up (57P03) or has
+    too many connections (53300), which may pass (exit 1). `exc`: the driver's error, peewee's
+    wrapping of it or psycopg's own; `reason`: its first line."""
+    state = _sqlstate(exc)
+    if state is not None:
+        return state in _LOGIN_REFUSED_STATES
+    return _LOGIN_REFUSED_RE.search(reason) is not None
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of `exc` or of the driver error it wraps (peewee keeps it as `orig`, and
+    as the context of its raise), None when none has one."""
+    for error in (exc, getattr(exc, "orig", None), exc.__cause__, exc.__context__):
+        state = getattr(error, "sqlstate", None) or getattr(
+            getattr(error, "diag", None), "sqlstate", None
+        )
+        if isinstance(state, str) and state:
+            return state
+    return None
 
 
 def without_passwords(text: str, url: str) -> str:
