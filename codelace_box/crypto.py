@@ -66,7 +66,8 @@ def mask_in(text: str, secret: str) -> str:
     at the end where the text was cut (an upstream's error message is cut before it is
     masked: 300 characters of a page, 500 of Anthropic's message, 500 of a failure reason);
     the operator's account ids at the provider masked too (its error words reach users), after
-    the key (a key holding what reads as one is masked whole), and then anything else key-like
+    the key (a key holding what reads as one is masked whole), its body without its prefix,
+    its end and its body's runs too (`_body_masked_in`), and then anything else key-like
     (another key an upstream echoes: `mask_tokens`'s rule, the text not cut)."""
     masked = _ACCOUNT_ID_RE.sub(lambda m: mask_secret(m.group(0)), _key_masked_in(text, secret))
     return mask_keys(masked)
@@ -80,8 +81,63 @@ def _key_masked_in(text: str, secret: str) -> str:
     text = text.replace(secret, mask_secret(secret))
     for length in range(min(len(secret) - 1, len(text)), MIN_CUT_SECRET - 1, -1):
         if text.endswith(secret[:length]):
-            return text[:-length] + mask_secret(secret)
-    return text
+            return _body_masked_in(text[:-length], secret) + mask_secret(secret)
+    return _body_masked_in(text, secret)
+
+
+MIN_KEY_TAIL = 8  # characters of a key's end shown ("****Zq9XabcD"), masked
+MIN_KEY_RUN = 12  # characters of a key's body in a row, masked: no word shares a random run
+# Keys' prefixes, the longest a key starts with taken off to find its body: OpenAI's project,
+# service-account and admin keys, Anthropic's, OpenRouter's, and the prefixes of _KEY
+_BODY_PREFIXES = sorted(
+    (
+        *("sk-proj-", "sk-svcacct-", "sk-admin-", "sk-ant-api03-", "sk-ant-admin01-", "sk-or-v1-"),
+        *(
+            f"{stem}{sign}"
+            for stem in ("sk", "pk", "rk", "cl", "gsk", "xai", "pplx", "fw", "ghp")
+            for sign in "-_"
+        ),
+        *("rk_live_", "rk_test_", "whsec_"),
+    ),
+    key=len,
+    reverse=True,
+)
+
+
+def _body_masked_in(text: str, secret: str) -> str:
+    """`text` with the key's body (after its prefix, as some upstreams echo it), its end from
+    MIN_KEY_TAIL characters and any MIN_KEY_RUN of its body in a row masked (on errors only)."""
+    body = secret.removeprefix(next((p for p in _BODY_PREFIXES if secret.startswith(p)), ""))
+    spans = _runs_in(text, body)
+    if len(body) >= MIN_KEY_TAIL:
+        spans += [(m.start(), m.end()) for m in re.finditer(re.escape(body), text)]
+    masked: list[str] = []
+    end = 0
+    for start, stop in sorted(spans + _tails_in(text, secret)):
+        if start > end or not masked:  # a new span (an overlapping or touching one grows it)
+            masked += [text[end:start], mask_secret(secret)]
+        end = max(end, stop)
+    return "".join(masked) + text[end:]
+
+
+def _tails_in(text: str, secret: str) -> list[tuple[int, int]]:
+    """Where the key's end stands in `text` (MIN_KEY_TAIL characters or more, ending a token)."""
+    if len(secret) <= MIN_KEY_TAIL:
+        return []
+    spans = []
+    for m in re.finditer(re.escape(secret[-MIN_KEY_TAIL:]) + r"(?![A-Za-z0-9_\-])", text):
+        start, left = m.start(), len(secret) - MIN_KEY_TAIL  # the tail grown back while it agrees
+        while start and left and text[start - 1] == secret[left - 1]:
+            start, left = start - 1, left - 1
+        spans.append((start, m.end()))
+    return spans
+
+
+def _runs_in(text: str, body: str) -> list[tuple[int, int]]:
+    """Where MIN_KEY_RUN characters of `body` in a row stand in `text` (overlapping)."""
+    grams = {body[i : i + MIN_KEY_RUN] for i in range(len(body) - MIN_KEY_RUN + 1)}
+    found = range(len(text) - MIN_KEY_RUN + 1)
+    return [(i, i + MIN_KEY_RUN) for i in found if text[i : i + MIN_KEY_RUN] in grams]
 
 
 # What looks like a credential in free text: the token after `Bearer`, any case (of 8 or more

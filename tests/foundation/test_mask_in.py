@@ -153,3 +153,50 @@ def test_a_short_keys_hint_shows_less_of_it(key: str, hint: str) -> None:
     """A key of 9 to 12 characters kept its last 4 in its hint (a third of it or more, in the
     dashboard, `providers list`, the audit log and every log line naming the key)."""
     assert mask_secret(key) == hint
+
+
+# Keys whose body (what follows the prefix) alone is below the shape rule: pieces shorter than a
+# token's 24 characters, or letters of one case only
+PIECES_KEY = "sk-proj-" + "Zq8L-ab_x9Kd-Mn4" + "-pQ7r_Ws2T-u"
+LETTERS_KEY = "sk-ant-api03-" + "pejpbdtajknhgofhqzmxwrvlcs"
+
+
+@pytest.mark.parametrize(
+    ("key", "body"),
+    [(PIECES_KEY, PIECES_KEY[8:]), (LETTERS_KEY, LETTERS_KEY[13:]), ("gsk_" + "x" * 30, "x" * 30)],
+)
+def test_a_keys_body_echoed_without_its_prefix_is_masked(key: str, body: str) -> None:
+    """An upstream (or a proxy before it) that says "invalid key Zq8L..." without the key's
+    `sk-proj-` showed the whole key but its prefix to the client and the log."""
+    for text in (f"invalid key {body}", f"invalid key {body}.", f"key '{body}' was revoked"):
+        masked = mask_in(text, key)
+        assert body not in masked and body[-12:] not in masked, masked
+        assert mask_secret(key) in masked and masked.startswith(text[:4]), masked
+
+
+@pytest.mark.parametrize("key", [PIECES_KEY, LETTERS_KEY])
+def test_a_keys_part_shown_is_masked(key: str) -> None:
+    """Its last 8 characters or more (after stars or dots), or any 12 of its body in a row."""
+    tails = [(f"invalid key ****{key[-n:]}, try again", key[-n:]) for n in (8, 11, 20)]
+    runs = [
+        (f"the key {key[-24:-10]} is unknown", key[-24:-10]),
+        (f"seen {key[-20:-6]}!", key[-20:-6]),
+    ]
+    for text, part in tails + runs:
+        masked = mask_in(text, key)
+        assert part not in masked and part[:8] not in masked, (text, masked)
+        assert masked.startswith(text[:5]), masked
+
+
+def test_words_sharing_a_keys_short_pieces_are_kept() -> None:
+    """Shorter pieces of a key (under 12 characters of it in a row, an ending under 8) are no
+    sign of it: the words around them are kept."""
+    key = "sk-" + "invalidrequest" + "-model-error"  # a test key made of words
+    texts = (
+        "invalid request: model error",
+        "the model-errors list",
+        "the model error",
+        "an invalidrequ",
+    )
+    for text in texts:
+        assert mask_in(text, key) == text, mask_in(text, key)

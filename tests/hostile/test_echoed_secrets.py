@@ -90,3 +90,33 @@ def test_credentials_in_an_error_event_are_masked(
     answer = box.post(key, route, kind, stream=True)
     assert answer.status_code == 200, answer.text
     assert_masked(box, email, answer.text)
+
+
+def _echoing_key_body(kind: str, key: str, stream: bool) -> Act:
+    """An upstream (or a proxy before it) naming the key it was sent without its `sk-`."""
+    message = f"Incorrect API key provided: {key.removeprefix('sk-')}. See your keys page."
+    if not stream:
+        return Act(
+            401 if kind == "ho" else 400, [json.dumps({"error": {"message": message}}).encode()]
+        )
+    error = {"type": "error", "error": {"type": "api_error", "message": message}}
+    event = anthropic_event(error) if kind == "ha" else sse({"error": error["error"]})
+    return Act(200, [*stream_of(kind, end=False)[:2], event], SSE)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_keys_body_an_upstream_echoes_is_masked(
+    box: HostileBox, hostile: HostileUpstream, kind: str, stream: bool
+) -> None:
+    """`mask_in` masked the whole key in use and its cut start, not its body after `sk-`
+    ("ho-key-0001", under the shape rule): the client, the row and the log got it whole."""
+    email, key = box.new_user("10")
+    keys = [f"sk-{kind}-key-000{n}" for n in (1, 2)]
+    hostile.key_acts |= {secret: _echoing_key_body(kind, secret, stream) for secret in keys}
+    answer = box.post(key, "chat", kind, stream=stream)
+    stored, log = box.last_row(email)["upstream_error"] or "", box.server.log_text()
+    assert "Incorrect API key provided: " in stored, stored
+    for secret in keys:
+        for where, text in (("client", answer.text), ("row", stored), ("log", log)):
+            assert secret.removeprefix("sk-") not in text, (where, text[-2000:])
