@@ -156,8 +156,10 @@ class Upkeep:
 
     async def watch_errors(self, now: datetime) -> None:
         """Alert an error rate over alerts.error_rate (of MIN_REQUESTS or more), and say once
-        when it recovered: back under it, or too few requests left in the window to say (a
-        process that takes the upkeep over says it too: the open alert is in the database)."""
+        when it recovered: back to it or under, however few the requests (a process that takes
+        the upkeep over says it too: the open alert is in the database). Fewer requests raise
+        no alert, but neither do they end one while too many of them still fail (9 of 9
+        failing was said to be a recovery, and a few more requests alerted again)."""
         stats = await run_in_db_thread(window_stats, now - ERROR_WINDOW)
         rate = stats.errors / stats.requests if stats.requests else 0.0
         limit = self.config.alerts.error_rate
@@ -165,10 +167,10 @@ class Upkeep:
             f"{stats.errors} of the last {stats.requests} requests ({rate:.0%}) failed in 5 "
             f"minutes (alerts.error_rate {limit:g})"
         )
-        if stats.requests >= MIN_REQUESTS and rate > limit:
-            await self.kept.alert("error_rate", "", said)
-        else:
+        if rate <= limit:
             await self.kept.resolve("error_rate", "", f"the error rate recovered: {said}")
+        elif stats.requests >= MIN_REQUESTS:
+            await self.kept.alert("error_rate", "", said)
 
 
 async def _log_outcome_at_stop(job: asyncio.Future[Path | None]) -> None:

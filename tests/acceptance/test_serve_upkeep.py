@@ -163,14 +163,14 @@ def test_alerts_reach_the_webhook_once_per_kind(tmp_path: Path, hook: WebhookRec
     assert "sk-upkeep-solo-0001" not in "".join(texts) and hook.url not in server.log_text()
 
 
-def _minute_of_traffic(box: Box, requests: int, errors: int) -> None:
+def _minute_of_traffic(box: Box, requests: int, errors: int, model: str = "solo/m") -> None:
     """What settlements add to this minute's rollup (the error rate's window is read from it)."""
     box.sql(
         "INSERT INTO usage_rollup (period, bucket, model, requests, errors, input_tokens,"
         " output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos) VALUES ('minute',"
-        " strftime('%Y-%m-%d %H:%M', 'now'), 'solo/m', ?, ?, 0, 0, 0, 0, 0) ON CONFLICT DO"
+        " strftime('%Y-%m-%d %H:%M', 'now'), ?, ?, ?, 0, 0, 0, 0, 0) ON CONFLICT DO"
         " UPDATE SET requests = requests + excluded.requests, errors = errors + excluded.errors",
-        (requests, errors),
+        (model, requests, errors),
     )
 
 
@@ -201,6 +201,41 @@ def test_an_error_rate_that_falls_back_is_said_once(tmp_path: Path, hook: Webhoo
     assert sum("recovered" in t for t in texts) == 1, texts
     notice = next(t for t in texts if "recovered" in t)
     assert "6 of the last 120 requests (5%)" in notice, notice
+
+
+def test_an_error_rate_alert_is_not_ended_while_the_few_requests_left_still_fail(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    """The error-rate alert went out, then traffic thinned below the 10 requests an alert needs
+    while every request still failed: the box said "the error rate recovered: 9 of the last 9
+    requests (100%) failed", and alerted again at once when a few more came in (an alert and a
+    "recovered" each time the count crossed 10, while nothing had recovered). Too few requests
+    raise no alert, but an open one ends only once no more than alerts.error_rate of them fail."""
+    box = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url, "error_rate": 0.2})
+    box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-upkeep-solo-0001")
+    box.ok("models", "set", "solo/m", "--input-per-1m", "1", "--output-per-1m", "1")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        _minute_of_traffic(box, 12, 6)
+        eventually(lambda: any("requests (50%) failed" in t for t in hook.texts()), "alert")
+        _minute_of_traffic(box, 9, 9, model="solo/n")
+        box.sql(  # the first minute's requests leave the 5 minutes: 9 left, all failed
+            "UPDATE usage_rollup SET bucket = strftime('%Y-%m-%d %H:%M', 'now', '-10 minutes')"
+            " WHERE model = 'solo/m'"
+        )
+        time.sleep(1.5)  # several ticks
+        assert not any("recovered" in t for t in hook.texts()), hook.texts()
+        _minute_of_traffic(box, 3, 3, model="solo/n")  # 12 of 12 fail: still the same alert
+        time.sleep(1.0)
+        assert sum("failed in 5 minutes" in t for t in hook.texts()) == 1, hook.texts()
+        _minute_of_traffic(box, 48, 0, model="solo/n")  # 12 of 60: 20%, back to the limit
+        eventually(lambda: any("recovered" in t for t in hook.texts()), "recovery notice")
+        time.sleep(1.0)
+    finally:
+        assert server.stop() == 0
+    texts = hook.texts()
+    assert sum("recovered" in t for t in texts) == 1, texts
+    assert "12 of the last 60 requests (20%)" in next(t for t in texts if "recovered" in t)
 
 
 def test_a_serve_started_after_the_alert_says_the_error_rate_recovered(
