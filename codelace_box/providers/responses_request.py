@@ -137,9 +137,22 @@ def translate_request(body: Any, *, keep_thinking: bool = False, model: str = ""
         if isinstance(body.get("parallel_tool_calls"), bool):
             chat["parallel_tool_calls"] = body["parallel_tool_calls"]
     elif body.get("tool_choice") not in (None, "auto", "none"):
-        raise InvalidRequest("tool_choice names a tool, but tools is empty", param="tool_choice")
+        _refuse_choice_without_tools(body["tool_choice"])
     _add_options(chat, body)
     return ChatRequest(chat, _context(body, tools, model, keep_thinking))
+
+
+def _refuse_choice_without_tools(choice: Any) -> None:
+    """The 400 of a tool_choice other than auto/none while `tools` is empty: a value no request
+    takes is told what is taken, a named tool that it is not in tools, the rest (required,
+    allowed_tools) that there is no tool to call."""
+    if choice != "required" and not (
+        isinstance(choice, dict) and choice.get("type") == "allowed_tools"
+    ):
+        chat_tool_choice(choice, set())
+    raise InvalidRequest(
+        "tool_choice asks for a tool call, but tools is empty", param="tool_choice"
+    )
 
 
 def _check_fields(body: JSON) -> None:

@@ -51,6 +51,9 @@ BASE: dict[str, Any] = {"model": "box/test-model", "input": "Hello"}
             "'g'",
         ),
         ({"tool_choice": "required"}, "tool_choice", "tools is empty"),
+        # without tools, a value no request takes is told so (it was "names a tool")
+        ({"tool_choice": "sometimes"}, "tool_choice", "must be auto, none, required"),
+        ({"tool_choice": {"type": "function", "name": "g"}}, "tool_choice", "'g'"),
         ({"reasoning": {"effort": "extreme"}}, "reasoning.effort", "must be one of"),
         ({"reasoning": {"budget": 10}}, "reasoning.budget", ""),
         ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema", ""),
