@@ -144,8 +144,8 @@ class StreamRelay:
                 self._head += data[: HEAD_BYTES - len(self._head)]
             out, failure = self._translate(events)
             failure = failure or self._parser.too_large
-            if out:
-                await self._send(send, b"".join(out))
+            if out and (sent := b"".join(out)):  # (events written as nothing, e.g. hidden
+                await self._send(send, sent)  # reasoning, are no byte: keep-alives go on)
             if failure is not None:
                 raise failure
             if self._capped:
