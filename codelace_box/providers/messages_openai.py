@@ -14,7 +14,8 @@ response_format) and strict tools (messages_openai_format.py), and thinking (as
 reasoning_effort, by its budget or adaptive thinking's output_config.effort, a mid-conversation
 system message's per-message one first: messages_openai_effort.py) map to their counterparts.
 Deferred tools (`defer_loading`, client-side tool search) are sent once a tool result's
-`tool_reference` loads them. A conversation Anthropic compacted goes on from its last
+`tool_reference` loads them; mid-conversation tool changes (messages_openai_tool_changes.py)
+add and remove tools. A conversation Anthropic compacted goes on from its last
 `compaction` block's summary (compaction_history.py); search results, in a user turn or a tool
 result, are read as text (search_results.py). Answers and streams go back in
 providers/messages_openai_stream.py. Pure: no I/O.
@@ -46,6 +47,7 @@ from codelace_box.providers.messages_openai_stream import (
     earlier_call_ids,
     message_from_completion,
 )
+from codelace_box.providers.messages_openai_tool_changes import changed_tools, tool_changes
 from codelace_box.providers.openai import (
     REASONING_CONTENT,
     OpenAIAdapter,
@@ -258,8 +260,10 @@ def _options(body: JSON, payload: JSON, call: bool) -> None:
     check_options(body, payload, call)  # 400 for what Anthropic refuses, as it words it
     sent = body.get("messages")
     messages: list[Any] = sent if isinstance(sent, list) else []
+    changes = tool_changes(messages)  # mid-conversation ones, Claude Code's late MCP tools
+    offered = changed_tools(body.get("tools"), changes)
     # none (all deferred): no empty array, a 400 at OpenAI and DeepSeek; nor tool_choice alone
-    if tools := _tools(body.get("tools"), _loaded_tools(messages)):
+    if tools := _tools(offered, _loaded_tools(messages) | changes.shown):
         payload["tools"] = tools
         if isinstance(body.get("tool_choice"), dict):
             _tool_choice(body["tool_choice"], payload)

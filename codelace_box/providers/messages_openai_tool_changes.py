@@ -1,0 +1,80 @@
+"""Mid-conversation tool changes of a Messages request, for an `openai` provider (pure code).
+
+Under Anthropic's beta `mid-conversation-tool-changes-2026-07-01` a conversation keeps the
+`tools` it began with and says later changes in a mid-conversation system message (past a
+compaction, in its `compaction` block's `tool_changes` too): `tool_addition` of a
+`tool_definition` (a tool that arrived late, such as Claude Code's tools of an MCP server that
+connected after the first prompt) or of a `tool_reference` (a tool of `tools`, deferred, shown
+from then on), and `tool_removal` of a `tool_reference`. A Chat Completions server has only
+`tools`: it is offered the request's tools as those changes left them, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = dict[str, Any]
+ADDITION, REMOVAL = "tool_addition", "tool_removal"
+DEFINITION = "tool_definition"
+
+
+@dataclass
+class ToolChanges:
+    """What a conversation's changes left: tools added by definition (by name, in order),
+    deferred tools of `tools` shown by reference, and tools removed."""
+
+    added: dict[str, JSON] = field(default_factory=dict)
+    shown: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
+
+    def apply(self, block: JSON) -> None:
+        """One `tool_addition` or `tool_removal` block, after those before it."""
+        raw = block.get("tool")
+        tool: JSON = raw if isinstance(raw, dict) else {}
+        defined = tool.get("definition") if tool.get("type") == DEFINITION else None
+        name = defined.get("name") if isinstance(defined, dict) else tool.get("name")
+        if not isinstance(name, str):
+            return
+        self.added.pop(name, None)
+        if block.get("type") == REMOVAL:
+            self.shown.discard(name)
+            self.removed.add(name)
+            return
+        self.removed.discard(name)
+        if isinstance(defined, dict):
+            self.added[name] = defined
+        else:
+            self.shown.add(name)
+
+
+def _change_blocks(messages: Any) -> Iterator[JSON]:
+    """The tool change blocks of the conversation, in order."""
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict):
+                continue
+            if message.get("role") == "system" and block.get("type") in (ADDITION, REMOVAL):
+                yield block
+            elif message.get("role") == "assistant" and block.get("type") == "compaction":
+                changes = block.get("tool_changes")
+                yield from (
+                    (c for c in changes if isinstance(c, dict)) if isinstance(changes, list) else ()
+                )
+
+
+def tool_changes(messages: Any) -> ToolChanges:
+    """What the conversation's tool changes left (nothing for one without)."""
+    changes = ToolChanges()
+    for block in _change_blocks(messages):
+        changes.apply(block)
+    return changes
+
+
+def changed_tools(tools: Any, changes: ToolChanges) -> list[Any]:
+    """The request's tools less the removed and redefined ones, then the added ones."""
+    kept = [t for t in tools if not isinstance(t, dict) or t.get("name") not in
+            changes.removed | changes.added.keys()] if isinstance(tools, list) else []  # fmt: skip
+    return [*kept, *changes.added.values()]
