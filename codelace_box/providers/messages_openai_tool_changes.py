@@ -75,6 +75,7 @@ def tool_changes(messages: Any) -> ToolChanges:
 
 def changed_tools(tools: Any, changes: ToolChanges) -> list[Any]:
     """The request's tools less the removed and redefined ones, then the added ones."""
-    kept = [t for t in tools if not isinstance(t, dict) or t.get("name") not in
-            changes.removed | changes.added.keys()] if isinstance(tools, list) else []  # fmt: skip
+    gone = changes.removed | changes.added.keys()
+    listed = tools if isinstance(tools, list) else []
+    kept = [t for t in listed if not isinstance(t, dict) or t.get("name") not in gone]
     return [*kept, *changes.added.values()]
