@@ -9,7 +9,7 @@ from peewee import Database
 from codelace_box.db import postgres
 from codelace_box.db.core import migration_lock, parse_time, schema_target, write_transaction
 from codelace_box.db.failures import operator_words
-from codelace_box.db.migrations import MIGRATIONS
+from codelace_box.db.migrations import MIGRATIONS, RENUMBERED
 from codelace_box.db.models import SchemaMigration
 from codelace_box.db.sole_user import sole_connection
 from codelace_box.errors import CodelaceError, ConfigError
@@ -18,10 +18,20 @@ LATEST_VERSION = MIGRATIONS[-1][0]
 
 
 def applied_versions(db: Database) -> set[int]:
-    """Versions already applied (empty on a new database)."""
+    """Versions already applied (empty on a new database), as numbered now (RENUMBERED)."""
     if not db.table_exists(SchemaMigration._meta.table_name):
         return set()
-    return {row.version for row in SchemaMigration.select(SchemaMigration.version)}
+    rows = SchemaMigration.select(SchemaMigration.version, SchemaMigration.name)
+    return {RENUMBERED.get((row.version, row.name), row.version) for row in rows}
+
+
+def _record_renumbered() -> None:
+    """Record migrations applied under another number (RENUMBERED) under their number now,
+    before the ones still pending are applied."""
+    for (recorded, name), version in RENUMBERED.items():
+        SchemaMigration.update(version=version).where(
+            (SchemaMigration.version == recorded) & (SchemaMigration.name == name)
+        ).execute()
 
 
 def first_migrated_at(db: Database) -> datetime | None:
@@ -69,6 +79,9 @@ def _migrate(db: Database) -> list[int]:
 
 def _apply(db: Database, pending: list[int]) -> list[int]:
     done: list[int] = []
+    if pending:
+        with write_transaction():
+            _record_renumbered()
     for version, module in MIGRATIONS:
         if version not in pending:
             continue
