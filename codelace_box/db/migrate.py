@@ -7,7 +7,13 @@ from datetime import datetime
 from peewee import Database
 
 from codelace_box.db import postgres
-from codelace_box.db.core import migration_lock, parse_time, schema_target, write_transaction
+from codelace_box.db.core import (
+    database,
+    migration_lock,
+    parse_time,
+    schema_target,
+    write_transaction,
+)
 from codelace_box.db.failures import operator_words
 from codelace_box.db.migrations import MIGRATIONS, RENUMBERED
 from codelace_box.db.models import SchemaMigration
@@ -47,6 +53,18 @@ def first_migrated_at(db: Database) -> datetime | None:
 def current_version(db: Database) -> int:
     """The highest applied migration, 0 for a new database."""
     return max(applied_versions(db), default=0)
+
+
+def refuse_newer_schema(then: str) -> None:
+    """For a process that runs on while other boxes may be upgraded (PostgreSQL): CodelaceError
+    once a newer codelace-box migrated the database past this one's schema, saying `then`
+    (what was not done and what to do); one cheap read."""
+    (version,) = database.obj.execute_sql("SELECT MAX(version) FROM schema_migration").fetchone()
+    if version is not None and int(version) > LATEST_VERSION:
+        raise CodelaceError(
+            f"the database was migrated to schema {version} by a newer codelace-box (this one "
+            f"knows up to {LATEST_VERSION}): {then} and start the new release's"
+        )
 
 
 def migrate(db: Database) -> list[int]:
