@@ -50,6 +50,7 @@ from codelace_box.catalog.keycheck import KeyCheckResult
 from codelace_box.config import Config
 from codelace_box.db.core import close_database, open_database, utcnow
 from codelace_box.db.failures import is_unavailable, operator_words
+from codelace_box.db.migrate import refuse_newer_schema
 from codelace_box.db.offload import DbThread
 from codelace_box.db.openlock import OpenMarker, file_identity, hold_open
 from codelace_box.errors import CodelaceError, InvalidRequest
@@ -165,11 +166,12 @@ class AdminServices(CatalogServices):
             self._opened = True
         elif self._watched(path) and file_identity(path) != self._identity:
             self._reopen(path)
+        elif self.config.database.is_postgres:  # SQLite: no migrate while the file is open here
+            refuse_newer_schema("nothing was done: quit the dashboard (Ctrl+Q)")
         return fn(*args, **kwargs)
 
     def _watched(self, path: str) -> bool:
-        """Whether the database is a file a restore may replace: not on PostgreSQL, where
-        database.path names no database of the dashboard's (at most a leftover SQLite file)."""
+        """Whether the database is a file a restore may replace (on PostgreSQL there is none)."""
         return path != ":memory:" and not self.config.database.is_postgres
 
     def _reopen(self, path: str) -> None:
@@ -338,11 +340,9 @@ class AdminServices(CatalogServices):
     async def test_key(self, key_id: int) -> KeyCheckResult:
         """Ask the upstream whether it accepts a stored key (the key never leaves this call)."""
         target = await self.run(self._key_target, key_id)
+        timeout = self.config.gateway.connect_timeout_sec + 10
         return await keycheck.check_key(
-            target.kind,
-            target.base_url,
-            target.api_key,
-            timeout_sec=self.config.gateway.connect_timeout_sec + 10,
+            target.kind, target.base_url, target.api_key, timeout_sec=timeout
         )
 
 

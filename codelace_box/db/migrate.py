@@ -7,9 +7,15 @@ from datetime import datetime
 from peewee import Database
 
 from codelace_box.db import postgres
-from codelace_box.db.core import migration_lock, parse_time, schema_target, write_transaction
+from codelace_box.db.core import (
+    database,
+    migration_lock,
+    parse_time,
+    schema_target,
+    write_transaction,
+)
 from codelace_box.db.failures import operator_words
-from codelace_box.db.migrations import MIGRATIONS
+from codelace_box.db.migrations import MIGRATIONS, RENUMBERED
 from codelace_box.db.models import SchemaMigration
 from codelace_box.db.sole_user import sole_connection
 from codelace_box.errors import CodelaceError, ConfigError
@@ -18,10 +24,20 @@ LATEST_VERSION = MIGRATIONS[-1][0]
 
 
 def applied_versions(db: Database) -> set[int]:
-    """Versions already applied (empty on a new database)."""
+    """Versions already applied (empty on a new database), as numbered now (RENUMBERED)."""
     if not db.table_exists(SchemaMigration._meta.table_name):
         return set()
-    return {row.version for row in SchemaMigration.select(SchemaMigration.version)}
+    rows = SchemaMigration.select(SchemaMigration.version, SchemaMigration.name)
+    return {RENUMBERED.get((row.version, row.name), row.version) for row in rows}
+
+
+def _record_renumbered() -> None:
+    """Record migrations applied under another number (RENUMBERED) under their number now,
+    before the ones still pending are applied."""
+    for (recorded, name), version in RENUMBERED.items():
+        SchemaMigration.update(version=version).where(
+            (SchemaMigration.version == recorded) & (SchemaMigration.name == name)
+        ).execute()
 
 
 def first_migrated_at(db: Database) -> datetime | None:
@@ -37,6 +53,18 @@ def first_migrated_at(db: Database) -> datetime | None:
 def current_version(db: Database) -> int:
     """The highest applied migration, 0 for a new database."""
     return max(applied_versions(db), default=0)
+
+
+def refuse_newer_schema(then: str) -> None:
+    """For a process that runs on while other boxes may be upgraded (PostgreSQL): CodelaceError
+    once a newer codelace-box migrated the database past this one's schema, saying `then`
+    (what was not done and what to do); one cheap read."""
+    (version,) = database.obj.execute_sql("SELECT MAX(version) FROM schema_migration").fetchone()
+    if version is not None and int(version) > LATEST_VERSION:
+        raise CodelaceError(
+            f"the database was migrated to schema {version} by a newer codelace-box (this one "
+            f"knows up to {LATEST_VERSION}): {then} and start the new release's"
+        )
 
 
 def migrate(db: Database) -> list[int]:
@@ -69,6 +97,9 @@ def _migrate(db: Database) -> list[int]:
 
 def _apply(db: Database, pending: list[int]) -> list[int]:
     done: list[int] = []
+    if pending:
+        with write_transaction():
+            _record_renumbered()
     for version, module in MIGRATIONS:
         if version not in pending:
             continue

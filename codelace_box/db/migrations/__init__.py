@@ -67,3 +67,9 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (26, m0026_advisor_prices),
     (27, m0027_ledger_user_order),
 ]
+
+# Migrations main recorded under another number for a while: (the version recorded, its name)
+# -> its version now. From 2026-12-02 10:02 to 10:41 UTC the portal's sessions were migration
+# 12, with no 11 (then renumbered 11; 12 became the key rows): a database made then says
+# (12, "portal sessions"), which is 11 applied and 12 not.
+RENUMBERED: dict[tuple[int, str], int] = {(12, "portal sessions"): 11}
