@@ -43,16 +43,13 @@ from codelace_box.api.common import new_request_id
 from codelace_box.api.cors import add_cors_headers, install_cors
 from codelace_box.api.errors import render_error
 from codelace_box.audit import migrate_recorded
+from codelace_box.body_request import BodyRequest
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.config.secret import readable_secrets_notice, secret_key_path
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.lead import Lead, lead_file
 from codelace_box.db.lookups import start_lookup_thread, stop_lookup_thread
-from codelace_box.db.offload import (
-    start_db_thread,
-    start_write_thread,
-    stop_db_thread,
-)
+from codelace_box.db.offload import start_db_thread, start_write_thread, stop_db_thread
 from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.db.sqlite_file import empty_sqlite_file, made_database
 from codelace_box.db.wal import checkpoint_loop, defer_checkpoints
@@ -124,7 +121,9 @@ def create_app(config: Config) -> Sanic:
     """The Sanic app for a configuration (one per worker process)."""
     log_config = sanic_log_config(config)
     sanic_config = SanicConfig(env_prefix=ENV_PREFIX)
-    app = StopSafeSanic(APP_NAME, config=sanic_config, log_config=log_config)
+    app = StopSafeSanic(
+        APP_NAME, config=sanic_config, log_config=log_config, request_class=BodyRequest
+    )
     if os.environ.get("SANIC_WORKER_NAME"):  # a worker: its "Starting worker" line on
         unblock_log_output()
     app.config.update(sanic_settings(config))

@@ -287,6 +287,7 @@ def bearer_token(request: Request) -> str | None:
 # took longer (a slow link; MIN_BODY_RATE lets 10 MiB take hours) has its key looked at again,
 # so a key revoked (or expired, or narrowed) meanwhile is refused (the SPEC: within 1 s).
 AUTH_REUSE_SEC = 0.5
+KEY_PREFIX_LENGTH = 7  # `cl_` + 4, as key_prefix is stored (the access line's)
 
 
 async def keyed_auth(request: Request, presented: str | None) -> AuthContext:
@@ -298,7 +299,9 @@ async def keyed_auth(request: Request, presented: str | None) -> AuthContext:
         return cached
     request.ctx.auth = None  # (a refusal now is the access line's: no user named)
     auth = await authenticated(presented)
-    request.ctx.auth, request.ctx.auth_at = auth, time.monotonic()
+    ctx = request.ctx
+    ctx.auth, ctx.auth_at = auth, time.monotonic()
+    ctx.key_prefix = presented[:KEY_PREFIX_LENGTH] if presented else None  # the access line's
     return auth
 
 

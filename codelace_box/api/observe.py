@@ -41,7 +41,6 @@ from codelace_box.reports.refusals import REFUSED
 bp = Blueprint("metrics")
 access_log = logging.getLogger("codelace_box.access")
 log = logging.getLogger("codelace_box.metrics")
-KEY_PREFIX_LENGTH = 7  # `cl_` + 4, as key_prefix is stored
 UNMATCHED = "(unmatched)"
 ACCESS_FORMAT = "%s %s %s %.1fms model=%s user=%s key=%s request=%s"
 HTTP_METHODS = frozenset(
@@ -57,14 +56,13 @@ def _route(request: Request) -> str:
 
 def _key_prefix(request: Request, auth: Any) -> str | None:
     """The prefix of the key that authenticated the request (only once it did: `auth`, the
-    request's identity): the box key among the tokens sent (/v1/messages takes x-api-key when
-    Authorization carries another token, whose first characters are no business of the log)."""
+    request's identity), as `keyed_auth` kept it from the key presented: the box key among the
+    tokens sent (/v1/messages takes x-api-key when Authorization carries another token, whose
+    first characters are no business of the log). The headers are not parsed again."""
     if auth is None:
         return None
-    token = bearer_token(request) or ""
-    if not token.startswith(KEY_PREFIX):  # the common case reads one header
-        token = request.headers.get("x-api-key") or ""
-    return token[:KEY_PREFIX_LENGTH] if token.startswith(KEY_PREFIX) else None
+    prefix: str | None = getattr(request.ctx, "key_prefix", None)
+    return prefix if prefix is not None and prefix.startswith(KEY_PREFIX) else None
 
 
 def finish_request(request: Request, response: Any) -> None:

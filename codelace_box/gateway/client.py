@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -35,6 +36,7 @@ OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)  # the box's own trouble, not 
 # A whole answer at least this long is parsed on a thread, the event loop let in meanwhile
 # (jsonwire.loads_between_turns); a shorter one inline (orjson: ~10 ms a MiB at most).
 OFF_LOOP_BYTES = 1024 * 1024
+NOT_SENT = frozenset({"User-Agent"})  # aiohttp's automatic headers the upstream never gets
 
 
 async def json_of(raw: bytes | bytearray) -> Any:
@@ -48,6 +50,46 @@ async def json_of(raw: bytes | bytearray) -> Any:
         return await asyncio.to_thread(loads_between_turns, raw)
     except UnicodeDecodeError:  # (replaced, the bytes parse without one)
         return await json_of(raw.decode("utf-8", "replace").encode())
+
+
+class _Request(aiohttp.ClientRequest):
+    """aiohttp's request, its automatic headers added without the session's NOT_SENT the way
+    aiohttp adds them when nothing is skipped. With a skip-list aiohttp copies every request's
+    headers and builds a multidict of the skipped names to look names up in (about 1 us a
+    call); the box's requests name Accept and Accept-Encoding themselves, so what goes out is
+    the same head. Another skip-list takes aiohttp's own way."""
+
+    def update_auto_headers(self, skip_auto_headers: Iterable[str] | None) -> None:
+        if skip_auto_headers != NOT_SENT:
+            super().update_auto_headers(skip_auto_headers)
+            return
+        headers = self.headers
+        for name, value in self.DEFAULT_HEADERS.items():
+            if name not in headers:
+                headers[name] = value
+
+
+class _HeadDeadline:
+    """The answer's head timeout as `asyncio.timeout` keeps one, without its two coroutines and
+    its states (about 2 us a call): at the deadline it cancels the task; `end()`, on every way
+    out, drops the timer and takes back a cancellation of its own, and says whether the
+    deadline's was the only one (a task also cancelled from elsewhere, its client gone or
+    the server stopping, stays cancelled)."""
+
+    __slots__ = ("_cancelling", "_fired", "_task", "_timer")
+
+    def __init__(self, task: asyncio.Task[Any], delay_sec: float) -> None:
+        self._task, self._cancelling, self._fired = task, task.cancelling(), False
+        self._timer = task.get_loop().call_later(delay_sec, self)
+
+    def __call__(self) -> None:
+        self._fired = True
+        self._task.cancel()
+
+    def end(self) -> bool:
+        """True when the deadline passed and nothing else cancelled the task."""
+        self._timer.cancel()
+        return self._fired and self._task.uncancel() <= self._cancelling
 
 
 class UpstreamUnreachable(Exception):
@@ -283,8 +325,9 @@ class UpstreamClient:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
-            skip_auto_headers=("User-Agent",),
+            skip_auto_headers=NOT_SENT,
             raise_for_status=False,
+            request_class=_Request,
         )
 
     async def close(self) -> None:
@@ -299,13 +342,21 @@ class UpstreamClient:
         if self._session is None:
             raise UpstreamUnreachable("the upstream client is not started")
         data = dumps(request.json_body) if request.written is None else request.written
+        task = asyncio.current_task()
+        assert task is not None, "send() runs in a task"
+        deadline = _HeadDeadline(task, self._head_timeout_sec)
         try:
-            async with asyncio.timeout(self._head_timeout_sec):
-                response = await self._session.post(  # a redirect is the upstream's answer:
-                    request.url, data=data, headers=request.headers, allow_redirects=False
-                )  # never the body and key sent on to a host it names
+            response = await self._session.post(  # a redirect is the upstream's answer:
+                request.url, data=data, headers=request.headers, allow_redirects=False
+            )  # never the body and key sent on to a host it names
+        except asyncio.CancelledError:
+            if deadline.end():
+                raise UpstreamReadTimeout("the upstream did not answer in time") from None
+            raise
         except Exception as exc:
+            deadline.end()
             raise _translate(exc) from None
+        deadline.end()
         return UpstreamResponse(response, self.limits)
 
     async def __aenter__(self) -> UpstreamClient:

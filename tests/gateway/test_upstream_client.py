@@ -1,14 +1,16 @@
 """The upstream client hands over every byte that arrived before a connection broke: a stream's
 last events, read a moment after the upstream sent them and hung up, are relayed (and counted)
-before the failure, which comes at the next read."""
+before the failure, which comes at the next read. An answer's head that never ends is a read
+timeout, and a call cancelled meanwhile stays cancelled."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+import uvloop
 
-from codelace_box.gateway.client import UpstreamBroken, UpstreamClient
+from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamReadTimeout
 from codelace_box.providers.base import UpstreamRequest
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -34,3 +36,75 @@ async def test_events_that_arrived_before_the_upstream_hung_up_come_first() -> N
         with pytest.raises(UpstreamBroken):
             await response.read_chunk()
         response.close()
+
+
+HINT = b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n"
+CONNECT_SEC, READ_SEC = 0.1, 0.1  # the head is due within 0.3 s
+HEAD_DUE_SEC = CONNECT_SEC + 2 * READ_SEC
+
+
+async def _hints_without_end(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A 103 every 0.03 s (each within the read timeout), never the answer, for 2 s at most."""
+    await reader.readuntil(b"\r\n\r\n")
+    try:
+        for _ in range(60):
+            if writer.is_closing():  # the box hung up (uvloop refuses a write then)
+                break
+            writer.write(HINT)
+            await writer.drain()
+            await asyncio.sleep(0.03)
+    except ConnectionError:
+        pass
+    writer.close()
+
+
+async def _sent_to_hints(outside_cancel_sec: float | None) -> BaseException | None:
+    """What `send` to an upstream that never ends its head raises, with the sending task
+    cancelled from elsewhere after `outside_cancel_sec` (a client gone, the server stopping);
+    the task's own count of cancellations is 0 again afterwards unless it stays cancelled."""
+    handlers: list[asyncio.Task[None]] = []
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        await _hints_without_end(reader, writer)
+
+    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, UpstreamClient(CONNECT_SEC, READ_SEC) as client:
+        request = UpstreamRequest(f"http://127.0.0.1:{port}/v1/chat/completions", {}, {})
+
+        async def sending() -> None:
+            if outside_cancel_sec is not None:
+                asyncio.get_running_loop().call_later(outside_cancel_sec, task.cancel)
+            await client.send(request)
+
+        task = asyncio.get_running_loop().create_task(sending())
+        try:
+            await task
+        except BaseException as exc:  # handed to the test to look at
+            assert task.cancelling() == (1 if isinstance(exc, asyncio.CancelledError) else 0)
+            return exc
+        finally:
+            await asyncio.gather(*handlers)  # the upstream saw the connection closed
+    return None
+
+
+async def test_a_head_that_never_ends_is_a_read_timeout() -> None:
+    assert isinstance(await _sent_to_hints(None), UpstreamReadTimeout)
+
+
+async def test_a_call_cancelled_while_it_waits_for_the_head_stays_cancelled() -> None:
+    """Not read as the head's timeout: the cancellation (a client gone) goes on up."""
+    assert isinstance(await _sent_to_hints(HEAD_DUE_SEC / 3), asyncio.CancelledError)
+
+
+def test_a_cancellation_that_comes_with_the_deadline_stays_a_cancellation() -> None:
+    """On the server's loop (uvloop: timers by the millisecond, run in the order they were
+    set) the outside cancellation and the head's deadline fire in the same turn: the task was
+    cancelled twice and takes back only the deadline's."""
+    loop = uvloop.new_event_loop()
+    try:
+        outcome = loop.run_until_complete(_sent_to_hints(HEAD_DUE_SEC))
+    finally:
+        loop.close()
+    assert isinstance(outcome, asyncio.CancelledError)
