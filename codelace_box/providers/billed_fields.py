@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.providers.messages_openai_tool_changes import defined_tools
 
 # field -> what it buys at the provider (shown in the refusal and the README)
 BILLED_FIELDS: dict[str, str] = {
@@ -76,6 +77,8 @@ _SERVER_TOOL_PREFIXES = tuple(SERVER_TOOLS)
 _LOOP_ONLY_PREFIXES = ("tool_search_tool_",)
 _LOOP_TOOL_PREFIXES = (*_SERVER_TOOL_PREFIXES, *_LOOP_ONLY_PREFIXES)
 LONG_CONTEXT_BETA = "context-1m-"
+# The betas under which a tool change defines a tool inline (`_check_defined_tools`)
+INLINE_TOOL_BETAS = ("inline-tools-", "mid-conversation-tool-changes-")
 # A file named so is audio (OpenRouter's and OpenAI's audio input formats)
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".mpga", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus",
                     ".aiff", ".aif", ".pcm")  # fmt: skip
@@ -340,6 +343,10 @@ def check_billed_messages(
     it came (`as_sent`: to an `anthropic` provider), in the body's `anthropic_beta`."""
     permitted = set(allowed)
     check_billed_fields(body, permitted, model)
+    in_body = body_betas(body) if as_sent and "anthropic_beta" in body else ""
+    flags = f"{beta},{in_body}".lower()
+    if any(flag in flags for flag in INLINE_TOOL_BETAS):  # (no walk for a call without them)
+        _check_defined_tools(body.get("messages"))
     fallbacks = body.get("fallbacks")
     for entry in fallbacks if isinstance(fallbacks, list) else ():
         # an entry's own fields replace the request's for its model (fast mode, ...)
@@ -348,11 +355,26 @@ def check_billed_messages(
                 raise _refuse(name, model, "fallbacks")
     if "context-1m" in permitted:
         return
-    in_body = body_betas(body) if as_sent else ""
     for param, flags in (("anthropic-beta", beta), ("anthropic_beta", in_body)):
         for flag in (flag.strip() for flag in flags.split(",")):  # whatever case it is sent in
             if flag.lower().startswith(LONG_CONTEXT_BETA):
                 raise _refuse("context-1m", model, param, sent=flag)
+
+
+def _check_defined_tools(messages: Any) -> None:
+    """400 for a server tool (Anthropic's, one of its loop, a hosted one) a tool change defines
+    inline (betas `inline-tools-*`, `mid-conversation-tool-changes-*`): what such a tool bills
+    and holds, and the advisor's prices, are read from `tools`, where it must be listed."""
+    for tool in defined_tools(messages):
+        kind = tool.get("type")
+        kind = kind.lower() if isinstance(kind, str) else ""
+        if kind and (kind.startswith(_LOOP_TOOL_PREFIXES) or _is_hosted(kind, tool)):
+            raise InvalidRequest(
+                f"messages: the server tool {tool['type']!r} is defined in a tool change "
+                "(tool_addition); this gateway takes server tools in `tools` only, where the "
+                "operator allows those that bill beyond the model's price",
+                param="messages",
+            )
 
 
 def body_betas(body: dict[str, Any]) -> str:

@@ -36,6 +36,7 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
+from codelace_box.providers.cleared_system import without_cleared
 from codelace_box.providers.compaction_history import from_last_compaction
 from codelace_box.providers.messages_openai_checks import check_options
 from codelace_box.providers.messages_openai_effort import reasoning_effort
@@ -256,10 +257,8 @@ def _tool_choice(choice: JSON, payload: JSON) -> None:
         payload["parallel_tool_calls"] = False
 
 
-def _options(body: JSON, payload: JSON, call: bool) -> None:
+def _options(body: JSON, messages: list[Any], payload: JSON, call: bool) -> None:
     check_options(body, payload, call)  # 400 for what Anthropic refuses, as it words it
-    sent = body.get("messages")
-    messages: list[Any] = sent if isinstance(sent, list) else []
     changes = tool_changes(messages)  # mid-conversation ones, Claude Code's late MCP tools
     offered = changed_tools(body.get("tools"), changes)
     # none (all deferred): no empty array, a 400 at OpenAI and DeepSeek; nor tool_choice alone
@@ -284,7 +283,8 @@ def chat_body(body: JSON, max_tokens: int, model: str = "", *, call: bool = True
     system = _system_text(body.get("system"))
     if system:
         messages.append({"role": "system", "content": system})
-    for message in from_last_compaction(body.get("messages") or []):
+    sent = without_cleared(body.get("messages") or [])  # less system messages a user ended
+    for message in from_last_compaction(sent):
         role = message.get("role")
         if role == "assistant":
             messages.append(_assistant_message(message.get("content"), model))
@@ -299,7 +299,7 @@ def chat_body(body: JSON, max_tokens: int, model: str = "", *, call: bool = True
     payload: JSON = {"model": body.get("model"), "messages": messages, "max_tokens": max_tokens}
     if body.get("stream"):
         payload["stream"] = True
-    _options(body, payload, call)
+    _options(body, sent if isinstance(sent, list) else [], payload, call)
     return payload
 
 

@@ -49,26 +49,43 @@ class ToolChanges:
             self.shown.add(name)
 
 
-def _change_blocks(messages: Any) -> Iterator[JSON]:
-    """The tool change blocks of the conversation, in order."""
+def change_blocks(messages: Any) -> Iterator[JSON]:
+    """The tool change blocks of the conversation, in order (only system and assistant
+    messages' blocks are looked at)."""
     for message in messages if isinstance(messages, list) else []:
-        content = message.get("content") if isinstance(message, dict) else None
+        role = message.get("role") if isinstance(message, dict) else None
+        content = message.get("content") if role in ("system", "assistant") else None
         for block in content if isinstance(content, list) else []:
             if not isinstance(block, dict):
                 continue
-            if message.get("role") == "system" and block.get("type") in (ADDITION, REMOVAL):
+            if role == "system" and block.get("type") in (ADDITION, REMOVAL):
                 yield block
-            elif message.get("role") == "assistant" and block.get("type") == "compaction":
+            elif role == "assistant" and block.get("type") == "compaction":
                 changes = block.get("tool_changes")
                 yield from (
                     (c for c in changes if isinstance(c, dict)) if isinstance(changes, list) else ()
                 )
 
 
+def defined_tools(messages: Any) -> Iterator[JSON]:
+    """The tools the conversation's changes define inline (`tool_addition` of a
+    `tool_definition`), in order."""
+    for block in change_blocks(messages):
+        tool = block.get("tool")
+        if (
+            block.get("type") == ADDITION
+            and isinstance(tool, dict)
+            and tool.get("type") == DEFINITION
+        ):
+            definition = tool.get("definition")
+            if isinstance(definition, dict):
+                yield definition
+
+
 def tool_changes(messages: Any) -> ToolChanges:
     """What the conversation's tool changes left (nothing for one without)."""
     changes = ToolChanges()
-    for block in _change_blocks(messages):
+    for block in change_blocks(messages):
         changes.apply(block)
     return changes
 

@@ -35,6 +35,7 @@ TOP_LEVEL_FIELDS = {
     "service_tier", "cache_control", "context_management", "speed", "inference_geo",
     "mcp_servers", "container", "diagnostics",
 }  # fmt: skip
+BETA_FIELDS = {"fallback-credit-": "fallback_credit_token", "resumption-": "resumption"}
 IMAGE_MEDIA_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 TOOL_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 BLOCKS_BY_ROLE = {
@@ -63,8 +64,9 @@ def _check_body(body: Any, beta: str) -> None:
     problem = safeguards_problem(body, beta)  # a beta's field: Claude Code's auto mode
     if problem:
         raise Invalid(problem)
+    granted = {f for flag, f in BETA_FIELDS.items() if flag in beta}  # a refusal's retry
     for key in body:
-        if key not in TOP_LEVEL_FIELDS | {"safeguards"}:
+        if key not in TOP_LEVEL_FIELDS | {"safeguards"} | granted:
             raise Invalid(f"{key}: Extra inputs are not permitted")
     for key in ("model", "max_tokens", "messages"):
         if key not in body:
