@@ -137,22 +137,30 @@ def translate_request(body: Any, *, keep_thinking: bool = False, model: str = ""
         if isinstance(body.get("parallel_tool_calls"), bool):
             chat["parallel_tool_calls"] = body["parallel_tool_calls"]
     elif body.get("tool_choice") not in (None, "auto", "none"):
-        _refuse_choice_without_tools(body["tool_choice"])
+        _refuse_choice_without_tools(body["tool_choice"], body.get("tools"))
     _add_options(chat, body)
     return ChatRequest(chat, _context(body, tools, model, keep_thinking))
 
 
-def _refuse_choice_without_tools(choice: Any) -> None:
-    """The 400 of a tool_choice other than auto/none while `tools` is empty: a value no request
-    takes is told what is taken, a named tool that it is not in tools, the rest (required,
-    allowed_tools) that there is no tool to call."""
+def _refuse_choice_without_tools(choice: Any, sent: Any) -> None:
+    """The 400 of a tool_choice other than auto/none while no tool is offered: a value no
+    request takes is told what is taken, a named tool that it is not in tools, the rest
+    (required, allowed_tools) that there is no tool to call: `tools` is empty, or `sent` held
+    only hosted tools the box drops (Codex's web_search: it was told "tools is empty")."""
     if choice != "required" and not (
         isinstance(choice, dict) and choice.get("type") == "allowed_tools"
     ):
         chat_tool_choice(choice, set())
-    raise InvalidRequest(
-        "tool_choice asks for a tool call, but tools is empty", param="tool_choice"
-    )
+    listed = sent if isinstance(sent, list) else []
+    dropped = [
+        t["type"] for t in listed if isinstance(t, dict) and t.get("type") in IGNORED_TOOL_TYPES
+    ]
+    where = "tools is empty"
+    if dropped:
+        verb = "is" if len(dropped) == 1 else "are"
+        where = (f"tools has no tool the box offers a model ({', '.join(dropped)} {verb} "
+                 "dropped: the box runs no hosted tools)")  # fmt: skip
+    raise InvalidRequest(f"tool_choice asks for a tool call, but {where}", param="tool_choice")
 
 
 def _check_fields(body: JSON) -> None:

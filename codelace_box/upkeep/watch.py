@@ -159,7 +159,8 @@ class Upkeep:
         when it recovered: back to it or under, however few the requests (a process that takes
         the upkeep over says it too: the open alert is in the database). Fewer requests raise
         no alert, but neither do they end one while too many of them still fail (9 of 9
-        failing was said to be a recovery, and a few more requests alerted again)."""
+        failing was said to be a recovery, and a few more requests alerted again), nor does
+        no request at all (clients that gave up: "0 of the last 0 requests" recovered)."""
         stats = await run_in_db_thread(window_stats, now - ERROR_WINDOW)
         rate = stats.errors / stats.requests if stats.requests else 0.0
         limit = self.config.alerts.error_rate
@@ -167,7 +168,7 @@ class Upkeep:
             f"{stats.errors} of the last {stats.requests} requests ({rate:.0%}) failed in 5 "
             f"minutes (alerts.error_rate {limit:g})"
         )
-        if rate <= limit:
+        if stats.requests and rate <= limit:
             await self.kept.resolve("error_rate", "", f"the error rate recovered: {said}")
         elif stats.requests >= MIN_REQUESTS:
             await self.kept.alert("error_rate", "", said)

@@ -238,6 +238,33 @@ def test_an_error_rate_alert_is_not_ended_while_the_few_requests_left_still_fail
     assert "12 of the last 60 requests (20%)" in next(t for t in texts if "recovered" in t)
 
 
+def test_an_error_rate_alert_is_not_ended_by_traffic_stopping(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    """Every request failed, then no more came (the clients gave up on the failing upstream):
+    five minutes later the webhook got "the error rate recovered: 0 of the last 0 requests (0%)
+    failed", though nothing had been seen to work, and the next failures raised nothing until
+    10 of them had come. With no request in the 5 minutes the alert stays open; requests that
+    succeed end it."""
+    box = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url, "error_rate": 0.2})
+    box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-upkeep-solo-0001")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        _minute_of_traffic(box, 12, 12)
+        eventually(lambda: any("requests (100%) failed" in t for t in hook.texts()), "alert")
+        box.sql(  # its requests leave the 5 minutes, and none come after them
+            "UPDATE usage_rollup SET bucket = strftime('%Y-%m-%d %H:%M', 'now', '-10 minutes')"
+        )
+        time.sleep(1.5)  # several ticks
+        assert not any("recovered" in t for t in hook.texts()), hook.texts()
+        _minute_of_traffic(box, 10, 0, model="solo/n")
+        eventually(lambda: any("recovered" in t for t in hook.texts()), "recovery notice")
+    finally:
+        assert server.stop() == 0
+    notice = next(t for t in hook.texts() if "recovered" in t)
+    assert "0 of the last 10 requests (0%)" in notice, notice
+
+
 def test_a_serve_started_after_the_alert_says_the_error_rate_recovered(
     tmp_path: Path, hook: WebhookReceiver
 ) -> None:

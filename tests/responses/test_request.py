@@ -54,6 +54,20 @@ BASE: dict[str, Any] = {"model": "box/test-model", "input": "Hello"}
         # without tools, a value no request takes is told so (it was "names a tool")
         ({"tool_choice": "sometimes"}, "tool_choice", "must be auto, none, required"),
         ({"tool_choice": {"type": "function", "name": "g"}}, "tool_choice", "'g'"),
+        # tools of only hosted ones the box drops (Codex's web_search): not "tools is empty"
+        (
+            {"tools": [{"type": "web_search"}], "tool_choice": "required"},
+            "tool_choice",
+            "tools has no tool the box offers a model (web_search is dropped",
+        ),
+        (
+            {
+                "tools": [{"type": "web_search"}, {"type": "tool_search"}],
+                "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []},
+            },
+            "tool_choice",
+            "(web_search, tool_search are dropped",
+        ),
         ({"reasoning": {"effort": "extreme"}}, "reasoning.effort", "must be one of"),
         ({"reasoning": {"budget": 10}}, "reasoning.budget", ""),
         ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema", ""),
