@@ -25,8 +25,9 @@ NOT_UTF8 = "caf\udce9"  # b"caf\xe9": 'café' typed in Latin-1; Python's argv ho
         ("providers", "add", NOT_UTF8, "--kind", "openai", "--key", "sk-odd-text-0001"),
         ("models", "set", f"odd/{NOT_UTF8}", "--input-per-1m", "1", "--output-per-1m", "1"),
         ("models", "alias", NOT_UTF8, "odd/m"),
+        ("models", "set", "odd/m", "--upstream-model", NOT_UTF8, "--input-per-1m", "1"),
     ],
-    ids=["key-name", "reason", "provider", "model", "alias"],
+    ids=["key-name", "reason", "provider", "model", "alias", "upstream-model"],
 )
 def test_an_argument_that_is_not_utf8_is_refused_saying_so_and_changes_nothing(
     space: Box, args: tuple[str, ...]
