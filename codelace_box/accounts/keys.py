@@ -47,7 +47,7 @@ from codelace_box.db.core import (
 )
 from codelace_box.db.failures import traceback_of
 from codelace_box.db.hotpath import key_owners, note_key_used
-from codelace_box.db.ids import canonical_uuid, looks_like_old_id, one_by_prefix, uuid_prefix
+from codelace_box.db.ids import canonical_uuid, one_by_prefix, uuid_prefix
 from codelace_box.db.keycache import current_key_owner
 from codelace_box.db.lookups import lookups_batched, run_lookups
 from codelace_box.db.models import ApiKey
@@ -251,18 +251,18 @@ def find_key(key_ref: str) -> ApiKey:
     """The active key whose UUID is `key_ref` or starts with it (the CLI's way to name a key).
 
     A prefix matching several active keys is an error naming them; an old integer id (digits,
-    shorter than a UUID's first group) is refused with a word on what ids are now."""
+    shorter than a UUID's first group) of another key is refused with a word on what ids are
+    now."""
     prefix = uuid_prefix(key_ref)
     if prefix is None:
         raise _no_such_key(key_ref)
-    if looks_like_old_id(prefix):
-        raise InvalidRequest(
-            f"key id {key_ref.strip()!r} looks like an old numeric id: key ids are UUIDs now "
-            "(see `keys list EMAIL`); give the UUID or at least its first 8 characters",
-            code="invalid_key_id",
-        )
+    old_id = InvalidRequest(
+        f"key id {key_ref.strip()!r} looks like an old numeric id: key ids are UUIDs now "
+        "(see `keys list EMAIL`); give the UUID or at least its first 8 characters",
+        code="invalid_key_id",
+    )
     query = ApiKey.select().where(ApiKey.uuid.startswith(prefix), ApiKey.revoked_at.is_null())
-    key: ApiKey | None = one_by_prefix(query, prefix, "key id", "ambiguous_key_id")
+    key: ApiKey | None = one_by_prefix(query, prefix, "key id", "ambiguous_key_id", old_id)
     if key is None:
         raise _no_such_key(key_ref)
     return key

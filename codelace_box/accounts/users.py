@@ -11,7 +11,7 @@ from peewee import IntegrityError, fn
 
 from codelace_box.accounts.domain_display import shown_in_unicode
 from codelace_box.db.core import durable, exclusive, utcnow, write_transaction
-from codelace_box.db.ids import looks_like_old_id, one_by_prefix, uuid_prefix
+from codelace_box.db.ids import one_by_prefix, uuid_prefix
 from codelace_box.db.models import AccountUsage, ApiKey, PortalSession, User
 from codelace_box.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 
@@ -152,18 +152,17 @@ def get_user(email: str) -> User:
 def get_account(ref: str) -> User:
     """The account an operator names: by email, or (no '@') by its UUID or a unique start of
     it, as the CLI shows them. NotFound if none; Conflict naming them if several match; an
-    old integer id (a few digits) is refused, not taken as a prefix."""
+    old integer id (a few digits) of another account is refused, not taken as a prefix."""
     prefix = uuid_prefix(ref) if "@" not in ref else None
     if prefix is None:
         return get_user(ref)
-    if looks_like_old_id(prefix):
-        raise InvalidRequest(
-            f"user id {ref.strip()!r} looks like an old numeric id: user ids are UUIDs now "
-            "(see `users list`); give the email, the UUID or at least its first 8 characters",
-            code="invalid_user_id",
-        )
+    old_id = InvalidRequest(
+        f"user id {ref.strip()!r} looks like an old numeric id: user ids are UUIDs now "
+        "(see `users list`); give the email, the UUID or at least its first 8 characters",
+        code="invalid_user_id",
+    )
     query = User.select().where(User.uuid.startswith(prefix))
-    user: User | None = one_by_prefix(query, prefix, "user id", "ambiguous_user_id")
+    user: User | None = one_by_prefix(query, prefix, "user id", "ambiguous_user_id", old_id)
     if user is None:
         raise NotFound(f"no user with email or id {prefix!r}", code="user_not_found")
     return user

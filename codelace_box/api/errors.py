@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 
 from sanic import Request
 from sanic.exceptions import RequestCancelled, SanicException
@@ -167,6 +168,20 @@ def _allowed_methods(request: Request | None) -> list[str]:
     return allowed
 
 
+def _note_the_route(request: Request | None, allowed: Iterable[str] | None) -> None:
+    """The route a 405's path has (Sanic names none): /metrics counts the request under it,
+    not as a path no route serves (api/observe.py). Asked of the router only on a 405."""
+    if request is None:
+        return
+    for method in allowed or ():
+        try:
+            route = request.app.router.get(request.path, method, None)[0]
+        except Exception:  # a label is never worth failing the answer (an unready router)
+            continue
+        request.ctx.route_path = "/" + route.path
+        return
+
+
 def _v1_hint(request: Request) -> str:
     """' (...)' when a path is a route but for its /v1 (the openai SDK given the box's address
     without /v1), or has /v1 twice (Claude Code given it with /v1); else ''. 404s only."""
@@ -206,6 +221,7 @@ def _render_sanic(request: Request, exc: SanicException) -> HTTPResponse:
     response = envelope(status, message, error_type, code)
     if status == 405:
         allowed = getattr(exc, "allowed_methods", None) or _allowed_methods(request)
+        _note_the_route(request, allowed)
         # OPTIONS is routed beside the CORS routes for preflights only; a plain OPTIONS is
         # this same 405, so naming it sent a client that tried it to another 405
         response.headers["allow"] = ", ".join(sorted(set(allowed) - {"OPTIONS"}))

@@ -50,8 +50,11 @@ MAX_METHOD_CHARS = 100  # of a method that is none of them
 
 
 def _route(request: Request) -> str:
+    """The route's path; a 405's route noted by its error (api/errors.py), else unmatched."""
     route = request.route
-    return "/" + route.path if route is not None else UNMATCHED
+    if route is not None:
+        return "/" + route.path
+    return getattr(request.ctx, "route_path", UNMATCHED)
 
 
 def _key_prefix(request: Request, auth: Any) -> str | None:

@@ -14,6 +14,7 @@ from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import READ, require_auth
 from codelace_box.api.errors import envelope
 from codelace_box.api.inference import run_call
+from codelace_box.errors import NotFound
 from codelace_box.gateway.compact import prepare_compact_call
 from codelace_box.gateway.responses import prepare_responses_call
 
@@ -39,3 +40,19 @@ async def responses_websocket(request: Request) -> HTTPResponse:
     (about six seconds, "Reconnecting... n/5") before every session fell back."""
     message = "the box serves the Responses API over HTTP only: POST /v1/responses (no WebSocket)"
     return envelope(426, message, "invalid_request_error", "websocket_not_supported")
+
+
+@bp.route("/v1/responses/<response_id>", methods=[*READ, "DELETE"], name="stored_response")
+@bp.post("/v1/responses/<response_id>/cancel", name="stored_response_cancel")
+@bp.route("/v1/responses/<response_id>/input_items", methods=READ, name="stored_input_items")
+async def stored_response(request: Request, response_id: str) -> HTTPResponse:
+    """The SDK's calls on a stored response (retrieve, delete, cancel, input_items): the box
+    keeps none (every call is answered as `store: false`), so a 404 saying so, after the key
+    is checked as on every /v1 route."""
+    await require_auth(request)
+    raise NotFound(
+        "the box keeps no responses (the Responses API here is stateless: every call is "
+        "answered as with store: false), so there is none to retrieve, delete, cancel or list "
+        "the input items of",
+        code="response_not_found",
+    )

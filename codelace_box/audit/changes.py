@@ -4,6 +4,8 @@ Python or JSON text."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +22,19 @@ def field_changes(before: dict[str, Any], after: dict[str, Any], shown: Shown) -
         if name == "keys" and _key_list(old) and _key_list(new):
             words.extend(key_changes(old, new, shown))
         else:
-            words.append(f"{name}: {shown(old)} -> {shown(new)}")
+            words.append(f"{name}: {_words(name, old, shown)} -> {_words(name, new, shown)}")
     return words
+
+
+def _words(name: str, value: Any, shown: Shown) -> str:
+    """A value as the CHANGES column writes it: a list as comma-joined words ("none" when
+    empty), never its Python or JSON text; a key's `allowed_models` is recorded as JSON text."""
+    if name == "allowed_models" and isinstance(value, str) and value.startswith("["):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(shown(item) for item in value) or "none"
+    return shown(value)
 
 
 def key_changes(

@@ -160,6 +160,9 @@ def _token_limits(
 
 def _check_names(model_id: str, provider: str | None, upstream_model: str | None) -> None:
     """Refuse a model id, provider name or upstream name `set_model` cannot store."""
+    for given in (model_id, provider, upstream_model):
+        if given:  # bytes no UTF-8 (argv's lone surrogates): the CLI's "is not UTF-8 text"
+            given.encode("utf-8")
     if not (_MODEL_ID_RE.fullmatch(model_id) and model_id.isprintable()):
         raise InvalidRequest(
             "model id must look like provider/model (a provider's name: lower-case, at most 63; "

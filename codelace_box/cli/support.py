@@ -139,10 +139,21 @@ def say_notes_now() -> None:
     _UPGRADED.clear()
 
 
+def show_what_the_terminal_can() -> None:
+    """Text the terminal's encoding cannot show (a Latin-1 locale, `…` in a key hint) is
+    replaced, not "unexpected UnicodeEncodeError": stdout's strict errors become `replace`;
+    stderr's usual `backslashreplace` already never fails."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and stream.errors not in ("replace", "backslashreplace"):
+            reconfigure(errors="replace")
+
+
 class CodelaceGroup(click.Group):
     """Turns every failure into one line on stderr: exit 1 for errors, 2 for usage mistakes."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        show_what_the_terminal_can()
         try:
             return self._main(*args, **kwargs)
         finally:  # a command run in this process later (tests) is another command

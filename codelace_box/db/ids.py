@@ -40,16 +40,15 @@ def uuid_prefix(text: str) -> str | None:
     return lowered
 
 
-def looks_like_old_id(prefix: str) -> bool:
-    """Whether an id the operator typed is an integer id of before UUIDs (`users disable 3`):
-    taken as a prefix it would name whichever row's UUID happens to start with those digits."""
-    return prefix.isdigit() and len(prefix) < OLD_ID_DIGITS
-
-
-def one_by_prefix(query: Any, prefix: str, what: str, code: str) -> Any | None:
+def one_by_prefix(
+    query: Any, prefix: str, what: str, code: str, old_id: Exception | None = None
+) -> Any | None:
     """The one row of `query` (the rows whose uuid starts with `prefix`), or None if there is
-    none; several: a 409 `code` that names the first few ("`what` prefix ... is ambiguous")."""
+    none; several: a 409 `code` that names the first few ("`what` prefix ... is ambiguous").
+    `old_id` is raised when the prefix is an old integer id naming another row (see below)."""
     found = list(query.order_by(query.model.uuid).limit(MAX_SHOWN_MATCHES + 1))
+    if old_id is not None and _an_old_id_of_another_row(query.model, prefix, found):
+        raise old_id
     if len(found) > 1:
         shown = ", ".join(row.uuid for row in found[:MAX_SHOWN_MATCHES])
         more = ", ..." if len(found) > MAX_SHOWN_MATCHES else ""
@@ -58,3 +57,15 @@ def one_by_prefix(query: Any, prefix: str, what: str, code: str) -> Any | None:
             code=code,
         )
     return found[0] if found else None
+
+
+def _an_old_id_of_another_row(model: Any, prefix: str, found: list[Any]) -> bool:
+    """Whether a short all-digit id the operator typed is, as an integer id of before UUIDs
+    (`users disable 3`), a row of the table other than the one row the prefix names: taken as a
+    prefix it would act on another row than the old id meant. Other digits are a prefix."""
+    if not (prefix.isdigit() and len(prefix) < OLD_ID_DIGITS):
+        return False
+    row_id = int(prefix)
+    if len(found) == 1 and found[0].id == row_id:
+        return False  # the same row both ways
+    return bool(model.select(model.id).where(model.id == row_id).exists())

@@ -4,11 +4,13 @@ combining accents, shown back in the plain tables."""
 
 from __future__ import annotations
 
+import subprocess
 import unicodedata
 
 import pytest
 
 from tests.acceptance.cli_tools import Box
+from tests.support import PROGRAM, cli_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,8 +25,9 @@ NOT_UTF8 = "caf\udce9"  # b"caf\xe9": 'café' typed in Latin-1; Python's argv ho
         ("providers", "add", NOT_UTF8, "--kind", "openai", "--key", "sk-odd-text-0001"),
         ("models", "set", f"odd/{NOT_UTF8}", "--input-per-1m", "1", "--output-per-1m", "1"),
         ("models", "alias", NOT_UTF8, "odd/m"),
+        ("models", "set", "odd/m", "--upstream-model", NOT_UTF8, "--input-per-1m", "1"),
     ],
-    ids=["key-name", "reason", "provider", "model", "alias"],
+    ids=["key-name", "reason", "provider", "model", "alias", "upstream-model"],
 )
 def test_an_argument_that_is_not_utf8_is_refused_saying_so_and_changes_nothing(
     space: Box, args: tuple[str, ...]
@@ -102,3 +105,29 @@ def test_a_search_longer_than_any_address_finds_nothing_without_an_error(space: 
         space.ok("users", "create", "long@search.test")
     assert space.json("users", "list", "--search", "long@" + "a" * 60_000) == []
     assert space.json("users", "list", "--search", "long@search.test") != []
+
+
+def test_a_terminal_that_cannot_show_some_text_gets_replacements_not_a_crash(space: Box) -> None:
+    """Under a Latin-1 locale (PYTHONIOENCODING shows the same) `providers list` failed "error:
+    unexpected UnicodeEncodeError" (its key hints hold `…`), and so did an error naming such
+    text: what the terminal's encoding cannot show is replaced now, on stdout and stderr."""
+    space.ok("providers", "add", "latin", "--kind", "openai", "--key", "sk-latin-text-0123456789")
+    listed = _latin1_cli(space, "providers", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "unexpected" not in listed.stderr and "latin" in listed.stdout, listed
+    assert "sk-?6789" in listed.stdout, listed.stdout
+    missing = _latin1_cli(space, "users", "show", "世界@text.test")
+    assert missing.returncode == 1 and "unexpected" not in missing.stderr, missing
+    assert "@text.test" in missing.stderr, missing.stderr
+
+
+def _latin1_cli(space: Box, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI run as from a terminal whose encoding is Latin-1, its output read as such."""
+    return subprocess.run(
+        [*PROGRAM, "--config", str(space.config), *args],
+        capture_output=True,
+        env=cli_env({"PYTHONIOENCODING": "latin-1"}),
+        encoding="latin-1",
+        timeout=60,
+        check=False,
+    )

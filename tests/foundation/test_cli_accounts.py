@@ -203,6 +203,9 @@ def test_keys_revoke_refuses_the_old_integer_ids_and_never_echoes_a_key(
         "SELECT k.id FROM api_key k JOIN user u ON u.id = k.user_id WHERE u.email = ?",
         ("oldid@example.com",),
     )[0]
+    workspace.sql(  # its UUID starting with its integer id would be the same key both ways
+        "UPDATE api_key SET uuid = 'f' || substr(uuid, 2) WHERE id = ?", (integer_id,)
+    )
     message = workspace.fail("keys", "revoke", str(integer_id))
     assert "looks like an old numeric id" in message and "UUIDs" in message, message
     pasted = workspace.fail("keys", "revoke", full_key)
@@ -214,21 +217,79 @@ def test_keys_revoke_refuses_the_old_integer_ids_and_never_echoes_a_key(
 def test_commands_naming_an_account_refuse_an_old_integer_id(workspace: Workspace) -> None:
     """Accounts had integer ids before their UUIDs (as keys did): `users disable 3`, typed
     from habit or an old script, named by prefix the one account whose UUID starts with 3
-    and disabled it (or credited it). A short all-digit id is refused, as for keys; eight
-    digits and more are a UUID's start."""
+    and disabled it (or credited it). A short all-digit id that is another account's integer
+    id is refused, as for keys; eight digits and more are a UUID's start."""
     for email in ("num-a@example.com", "num-b@example.com"):
         workspace.run("users", "create", email)
+    ((old_id,),) = workspace.sql("SELECT id FROM user WHERE email = 'num-b@example.com'")
+    digits = str(old_id)
     workspace.sql("UPDATE user SET uuid = ? WHERE email = ?",
-                  ("31234567-89ab-4cde-8f01-23456789abcd", "num-a@example.com"))  # fmt: skip
+                  (digits + "a" * (8 - len(digits)) + "-89ab-4cde-8f01-23456789abcd",
+                   "num-a@example.com"))  # fmt: skip
     workspace.sql("UPDATE user SET uuid = ? WHERE email = ?",
                   ("12345678-89ab-4cde-8f01-23456789abcd", "num-b@example.com"))  # fmt: skip
-    for command in (("users", "disable", "3"), ("credit", "3", "5", "--reason", "x"),
-                    ("users", "show", "3123"), ("keys", "create", "31")):  # fmt: skip
+    for command in (("users", "disable", digits), ("credit", digits, "5", "--reason", "x"),
+                    ("users", "show", digits), ("keys", "create", digits)):  # fmt: skip
         message = workspace.fail(*command)
         assert "looks like an old numeric id" in message and "UUIDs" in message, message
     shown = workspace.json("users", "show", "num-a@example.com")
     assert (shown["status"], shown["credit_balance_usd"], shown["keys"]) == ("active", 0.0, [])
     assert workspace.json("users", "show", "12345678")["email"] == "num-b@example.com"
+
+
+def _key_row(workspace: Workspace, email: str) -> tuple[int, str]:
+    """The integer id and UUID of the one key of `email`."""
+    rows = workspace.sql(
+        "SELECT k.id, k.uuid FROM api_key k JOIN user u ON u.id = k.user_id WHERE u.email = ?",
+        (email,),
+    )
+    return int(rows[0][0]), str(rows[0][1])
+
+
+def test_a_digit_prefix_no_old_id_could_mean_is_an_ordinary_prefix(workspace: Workspace) -> None:
+    """Every all-digit prefix under 8 characters was refused as an old integer id, so on a
+    box whose ids are all UUIDs `keys revoke 4821` failed though 4821 was the unique start of
+    a key's UUID (6-15% of a UUID's 4-6 first characters are digits only): it is refused only
+    when a row has that integer id and the prefix names another row (or none, or several)."""
+    workspace.run("users", "create", "digits@example.com")
+    workspace.run("keys", "create", "digits@example.com")
+    row_id, key_uuid = _key_row(workspace, "digits@example.com")
+    assert row_id < 4821  # no key has the integer id 4821
+    taken = "48210000" + key_uuid[8:]
+    workspace.sql("UPDATE api_key SET uuid = ? WHERE uuid = ?", (taken, key_uuid))
+    user = "48219999-89ab-4cde-8f01-23456789abcd"
+    workspace.sql("UPDATE user SET uuid = ? WHERE email = ?", (user, "digits@example.com"))
+    assert workspace.json("users", "show", "4821")["email"] == "digits@example.com"
+    assert "no user with email or id '4820'" in workspace.fail("users", "show", "4820")
+    assert "no active API key with id '4820'" in workspace.fail("keys", "revoke", "4820")
+    revoked = workspace.run("keys", "revoke", "4821").stdout
+    assert revoked.startswith(f"revoked key {taken} ("), revoked
+
+
+def test_an_old_id_is_refused_unless_it_names_the_same_row_both_ways(
+    workspace: Workspace,
+) -> None:
+    """A key whose integer id is N and whose UUID starts with N (alone among the active keys)
+    is the same key either way: taken. Another key starting with N: refused, as before."""
+    workspace.run("users", "create", "both@example.com")
+    workspace.run("keys", "create", "both@example.com")
+    row_id, key_uuid = _key_row(workspace, "both@example.com")
+    workspace.sql(  # other keys of the module starting with those digits start otherwise
+        "UPDATE api_key SET uuid = 'f' || substr(uuid, 2) WHERE uuid LIKE ? AND id != ?",
+        (f"{row_id}%", row_id),
+    )
+    same = f"{row_id}{key_uuid[len(str(row_id)) :]}"
+    workspace.sql("UPDATE api_key SET uuid = ? WHERE uuid = ?", (same, key_uuid))
+    revoked = workspace.run("keys", "revoke", str(row_id)).stdout
+    assert revoked.startswith(f"revoked key {same} ("), revoked
+    workspace.run("users", "create", "both-b@example.com")
+    workspace.run("keys", "create", "both-b@example.com")
+    other_id, other_uuid = _key_row(workspace, "both-b@example.com")
+    moved = f"{row_id}f{other_uuid[len(str(row_id)) + 1 :]}"  # starts with another row's id
+    workspace.sql("UPDATE api_key SET uuid = ? WHERE uuid = ?", (moved, other_uuid))
+    message = workspace.fail("keys", "revoke", str(row_id))
+    assert "looks like an old numeric id" in message, message
+    assert other_id != row_id and len(key_ids(workspace, "both-b@example.com")) == 1
 
 
 def test_human_tables_show_missing_values_as_a_dash(workspace: Workspace) -> None:

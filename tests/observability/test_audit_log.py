@@ -437,3 +437,33 @@ def test_provider_key_changes_read_as_the_other_changes_do(tmp_path: Path) -> No
     finally:
         close_database()
     assert shown[1:] == [f"{second} added", f"{first} removed"], shown
+
+
+def test_list_changes_read_as_words_not_python_text(tmp_path: Path) -> None:
+    """`audit`'s CHANGES column showed lists as Python text (`allowed_models: None -> ['a/b',
+    'c/d']`, `aliases: [] -> ['x']`) and the dashboard as JSON: lists are comma-joined words
+    now, an empty one "none", the same on both."""
+    from admin_tui.screens.audit import changes
+
+    box = audit_box(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
+    box.ok("providers", "add", "acme", "--kind", "openai", "--key", PROVIDER_KEY)
+    box.ok("models", "set", "acme/m1", "--input-per-1m", "1", "--output-per-1m", "2")
+    box.ok("models", "set", "acme/m2", "--input-per-1m", "1", "--output-per-1m", "2")
+    box.ok("users", "create", "ana@example.com")
+    box.ok("keys", "create", "ana@example.com", "--name", "k")
+    key = json.loads(box.ok("keys", "list", "ana@example.com", "--json"))[0]
+    box.ok("keys", "update", key["id"], "--models", "acme/m1,acme/m2")
+    box.ok("providers", "update", "acme", "--allow-field", "models", "--allow-field", "route")
+    box.ok("providers", "update", "acme", "--no-allow-field", "models", "--no-allow-field", "route")
+    table = box.ok("audit")
+    assert "[" not in table and "'" not in table, table
+    open_database(box.target)
+    try:
+        shown = [changes(entry) for entry in audit_entries(10)]
+    finally:
+        close_database()
+    assert "[" not in "".join(shown), shown
+    lists = [line.split(": ", 1)[1].split(" -> ")[1] for line in shown if " -> " in line]
+    assert lists == ["acme/m1, acme/m2", "models, route", "none"], shown
+    for words in lists:
+        assert f"-> {words}" in table, (words, table)

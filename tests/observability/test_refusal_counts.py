@@ -146,3 +146,34 @@ def test_a_stop_while_another_program_holds_the_write_lock_exits_0(tmp_path: Pat
     log = server.log_text()
     assert "Traceback" not in log, log[-3000:]
     assert "1 refusal counted since the last write is not written" in log, log[-3000:]
+
+
+def test_a_405_or_413_on_a_real_route_is_counted_under_that_route(
+    box_factory: BoxFactory,
+) -> None:
+    """A GET of /v1/chat/completions (405) and a body over server.max_body_bytes posted to it
+    (413) were counted under route="(unmatched)", as a path no route serves: they are the
+    route's own requests; a path with no route stays "(unmatched)"."""
+    box = box_factory(server={"max_body_bytes": 65536})
+    _, key = box.new_user("10")
+    with httpx.Client(base_url=box.url, timeout=10, verify=TLS) as client:
+        assert client.get("/v1/chat/completions").status_code == 405
+        big = client.post(
+            "/v1/chat/completions",
+            content=b"x" * 70000,
+            headers={"content-type": "application/json"},
+        )
+        assert big.status_code == 413, big.text
+        chunked = client.post(
+            "/v1/chat/completions",
+            content=iter([b"x" * 40000, b"x" * 40000]),
+            headers={"content-type": "application/json", "authorization": f"Bearer {key}"},
+        )
+        assert chunked.status_code == 413, chunked.text
+        assert client.get("/v1/no-such-route").status_code == 404
+    samples = scrape(box)
+    counted = "codelace_http_requests_total"
+    route = "/v1/chat/completions"
+    assert total(samples, counted, route=route, status="405") == 1, samples[counted]
+    assert total(samples, counted, route=route, status="413") == 2, samples[counted]
+    assert total(samples, counted, route="(unmatched)", status="404") == 1, samples[counted]

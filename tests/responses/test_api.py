@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import openai
 import pytest
 
@@ -260,3 +261,37 @@ def test_a_stream_past_max_output_tokens_ends_incomplete(fresh: ResponsesBox) ->
     assert 0 < row["cost_nanos"] <= row["hold_nanos"]
     after, held = fresh.balance_nanos(email)
     assert held == 0 and before - after == row["cost_nanos"]
+
+
+def test_stored_response_calls_are_404s_saying_the_box_keeps_none(fresh: ResponsesBox) -> None:
+    """GET/DELETE /v1/responses/{id}, its cancel and input_items were a bare "no route" 404: the
+    SDK's own calls get OpenAI's envelope saying the box keeps no responses (they are not
+    stored: `store` is taken as false), and a call without a key its 401 first."""
+    _, key = fresh.new_key()
+    client = fresh.openai(key)
+    calls = [
+        lambda: client.responses.retrieve("resp_abc"),
+        lambda: client.responses.delete("resp_abc"),
+        lambda: client.responses.cancel("resp_abc"),
+        lambda: client.responses.input_items.list("resp_abc"),
+    ]
+    for call in calls:
+        with pytest.raises(openai.NotFoundError) as caught:
+            call()
+        error = caught.value.body
+        assert isinstance(error, dict) and error["code"] == "response_not_found", error
+        assert "keeps no responses" in error["message"], error
+    anonymous = fresh.openai("cl_not-a-key")
+    with pytest.raises(openai.AuthenticationError):
+        anonymous.responses.retrieve("resp_abc")
+    with pytest.raises(openai.AuthenticationError):
+        anonymous.responses.cancel("resp_abc")
+    raw = httpx.post(  # a raw body: 401 before anything else, as other /v1 routes
+        f"{fresh.server.base_url}/v1/responses/resp_abc/cancel",
+        content=b"{}",
+        headers={"authorization": "Bearer cl_not-a-key", "content-type": "application/json"},
+        timeout=30,
+    )
+    assert raw.status_code == 401, raw.text
+    compact = httpx.get(f"{fresh.server.base_url}/v1/responses/compact", timeout=30)
+    assert compact.status_code == 405, compact.text  # no response id: still compact's route
