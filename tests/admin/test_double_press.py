@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from textual import events
+from textual.command import CommandPalette
 from textual.pilot import Pilot
 
 from admin_tui.app import create_admin_app
@@ -27,9 +28,10 @@ def stack(pilot: Pilot[Any]) -> list[str]:
 
 
 def keys_at_once(pilot: Pilot[Any], *keys: str) -> None:
-    """Key events delivered back to back, as the terminal hands over keys read together."""
+    """Key events delivered back to back, as the terminal hands over keys read together (a
+    named key such as `pagedown` types no character)."""
     for key in keys:
-        pilot.app.post_message(events.Key(key, key))
+        pilot.app.post_message(events.Key(key, key if len(key) == 1 else None))
 
 
 async def test_a_double_press_opens_one_adjust_form(admin_env: AdminEnv) -> None:
@@ -82,3 +84,17 @@ async def test_a_double_enter_opens_one_detail(admin_env: AdminEnv) -> None:
         await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "its user")
         await pilot.pause(0.3)
         assert stack(pilot) == ["ActivityScreen", "RequestDetailScreen", "UserDetailScreen"]
+
+
+async def test_page_keys_read_with_ctrl_p_leave_the_dashboard_up(admin_env: AdminEnv) -> None:
+    """Ctrl+P and PgDn (or PgUp) read together, before the palette's list was laid out, ended
+    the whole dashboard with a KeyError from Textual's page move (a form open under it too)."""
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        for page in ("pagedown", "pageup"):
+            keys_at_once(pilot, "ctrl+p", page)
+            await until(pilot, lambda: isinstance(pilot.app.screen, CommandPalette), "palette")
+            await pilot.pause(0.3)
+            assert pilot.app.is_running, f"the dashboard ended on ctrl+p, {page}"
+            await pilot.press("pagedown", "pageup")  # laid out now: the keys page the list
+            await pilot.press("escape")
+            await until(pilot, lambda: stack(pilot) == ["DashboardScreen"], "the palette closed")
