@@ -1,15 +1,21 @@
-"""The command palette (Ctrl+P) of the dashboard: Textual's, safe against a page key read
-together with the key that opened it."""
+"""The command palette (Ctrl+P) of the dashboard: Textual's, safe against keys read together
+with the one that opened it (two of Textual's races there ended the whole dashboard)."""
 
 from __future__ import annotations
 
+import inspect
+
+from textual import work
 from textual.command import CommandList, CommandPalette
+from textual.css.query import NoMatches
 
 PAGE_MOVES = ("page_up", "page_down")
+_gather = inspect.unwrap(CommandPalette._gather_commands)  # Textual's search, unworked
 
 
 class AdminPalette(CommandPalette):
-    """Textual's command palette; PgUp/PgDn before its list is first laid out do nothing."""
+    """Textual's command palette; PgUp/PgDn before its list is first laid out do nothing, and
+    a search still starting when the palette is closed ends quietly."""
 
     def _action_command_list(self, action: str) -> None:
         """Pass a key's action on to the list. Textual's page move reads the list's line map,
@@ -20,3 +26,14 @@ class AdminPalette(CommandPalette):
             if (commands.highlighted or 0) not in commands._index_to_line:
                 return
         super()._action_command_list(action)
+
+    @work(exclusive=True, group=CommandPalette._GATHER_COMMANDS_GROUP)
+    async def _gather_commands(self, search_value: str) -> None:
+        """Textual's search for what was typed. Escape, Ctrl+P and a letter read together
+        closed the palette (the Escape reaches it late) while the letter's search started:
+        its worker failed on the removed list and ended the dashboard. Gone, it stops."""
+        try:
+            await _gather(self, search_value)
+        except NoMatches:
+            if self.query(CommandList):  # the palette is still up: a failure of its own
+                raise

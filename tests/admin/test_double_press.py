@@ -98,3 +98,18 @@ async def test_page_keys_read_with_ctrl_p_leave_the_dashboard_up(admin_env: Admi
             await pilot.press("pagedown", "pageup")  # laid out now: the keys page the list
             await pilot.press("escape")
             await until(pilot, lambda: stack(pilot) == ["DashboardScreen"], "the palette closed")
+
+
+async def test_escape_then_ctrl_p_and_typing_leave_the_dashboard_up(admin_env: AdminEnv) -> None:
+    """Escape, Ctrl+P and a letter read together: the Escape reached the palette just opened
+    (Textual hands it on late) and closed it while the letter's search was starting, whose
+    worker then failed on the palette's removed list (NoMatches) and ended the dashboard."""
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        keys_at_once(pilot, "escape", "ctrl+p", "p")
+        await pilot.pause(1.0)
+        assert pilot.app.is_running and pilot.app._exception is None
+        await pilot.press("ctrl+p", *"users")  # the palette still opens and searches
+        await until(pilot, lambda: isinstance(pilot.app.screen, CommandPalette), "palette")
+        await pilot.press("escape")
+        await until(pilot, lambda: stack(pilot) == ["DashboardScreen"], "the palette closed")
