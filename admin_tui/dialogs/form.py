@@ -105,9 +105,11 @@ class FormDialog(ModalScreen[T | None]):
         )
 
     def on_mount(self) -> None:
+        """The first field the operator may type in has the focus (none when an Escape read
+        with the key that opened the form closed it already: its fields are gone)."""
         editable = [s for s in self._fields if not s.read_only]
-        if editable:
-            self.query_one(f"#field-{editable[0].name}").focus()
+        for first in self.query(f"#field-{editable[0].name}") if editable else ():
+            first.focus()
 
     def values(self) -> dict[str, str]:
         """What the operator typed, by field name."""

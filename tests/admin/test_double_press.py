@@ -6,6 +6,7 @@ action whose job still runs is all it takes; a different action still starts."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from textual.command import CommandPalette
 from textual.pilot import Pilot
 
 from admin_tui.app import create_admin_app
-from codelace_box.accounts.users import create_user
+from codelace_box.accounts.users import create_user, find_user
 from codelace_box.billing.ledger import entries_for
 from codelace_box.db.core import utcnow
 from tests.admin.pilot import AdminEnv, add_usage, column, fill, screen_name, until
@@ -113,3 +114,24 @@ async def test_escape_then_ctrl_p_and_typing_leave_the_dashboard_up(admin_env: A
         await until(pilot, lambda: isinstance(pilot.app.screen, CommandPalette), "palette")
         await pilot.press("escape")
         await until(pilot, lambda: stack(pilot) == ["DashboardScreen"], "the palette closed")
+
+
+async def test_escape_right_after_a_dialog_opens_leaves_the_dashboard_up(
+    admin_env: AdminEnv,
+) -> None:
+    """A form's (or a question's) key and Escape read together: the Escape closed the dialog
+    before its mount ran, and its mount's focus of the first field or button (gone with the
+    dialog) ended the dashboard."""
+    create_user("alice@example.com")
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
+        for key in ("n", "x"):  # the new user form; the question before disabling her
+            pilot.app.post_message(events.Key(key, key))
+            for _ in range(2):  # the dialog pushed, its mount not yet run
+                await asyncio.sleep(0)
+            pilot.app.post_message(events.Key("escape", None))
+            await pilot.pause(0.5)
+            assert pilot.app.is_running and pilot.app._exception is None, key
+            assert stack(pilot) == ["UsersScreen"]
+    assert find_user("alice@example.com").status == "active"
