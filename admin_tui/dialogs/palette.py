@@ -8,9 +8,16 @@ import inspect
 from textual import work
 from textual.command import CommandList, CommandPalette
 from textual.css.query import NoMatches
+from textual.widgets import OptionList
 
 PAGE_MOVES = ("page_up", "page_down")
 _gather = inspect.unwrap(CommandPalette._gather_commands)  # Textual's search, unworked
+
+
+def not_laid_out(options: OptionList) -> bool:
+    """Whether a list shown a moment ago has no line map yet (before its first layout): a page
+    move there raises KeyError in Textual (8.2), which ends the app."""
+    return (options.highlighted or 0) not in options._index_to_line
 
 
 class AdminPalette(CommandPalette):
@@ -21,10 +28,8 @@ class AdminPalette(CommandPalette):
         """Pass a key's action on to the list. Textual's page move reads the list's line map,
         empty until the list is first laid out: PgDn or PgUp read together with Ctrl+P (keys
         an SSH link hands over at once) raised KeyError there and ended the whole dashboard."""
-        if action in PAGE_MOVES:
-            commands = self.query_one(CommandList)
-            if (commands.highlighted or 0) not in commands._index_to_line:
-                return
+        if action in PAGE_MOVES and not_laid_out(self.query_one(CommandList)):
+            return
         super()._action_command_list(action)
 
     @work(exclusive=True, group=CommandPalette._GATHER_COMMANDS_GROUP)

@@ -13,6 +13,7 @@ import pytest
 from textual import events
 from textual.command import CommandPalette
 from textual.pilot import Pilot
+from textual.widgets import Select
 
 from admin_tui.app import create_admin_app
 from codelace_box.accounts.users import create_user, find_user
@@ -135,3 +136,28 @@ async def test_escape_right_after_a_dialog_opens_leaves_the_dashboard_up(
             assert pilot.app.is_running and pilot.app._exception is None, key
             assert stack(pilot) == ["UsersScreen"]
     assert find_user("alice@example.com").status == "active"
+
+
+async def test_page_keys_read_with_the_key_opening_a_choice_leave_the_dashboard_up(
+    admin_env: AdminEnv,
+) -> None:
+    """Enter (or Space, Down) on a form's choice and PgDn or PgUp read together: the page key
+    reached the choice's list before its first layout and Textual's page move raised KeyError
+    there, ending the whole dashboard with the form's typing."""
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        await pilot.pause(0.3)
+        await pilot.press("n")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the provider form")
+        await pilot.press("tab")
+        assert isinstance(pilot.app.focused, Select)  # the provider's kind
+        for page in ("pagedown", "pageup"):
+            pilot.app.post_message(events.Key("enter", None))
+            for _ in range(2):  # the list shown, not yet laid out
+                await asyncio.sleep(0)
+            pilot.app.post_message(events.Key(page, None))
+            await pilot.pause(0.3)
+            assert pilot.app.is_running and pilot.app._exception is None, page
+            await pilot.press("escape")  # the list closed; the form stays
+            await until(pilot, lambda: isinstance(pilot.app.focused, Select), "the choice")
+        assert screen_name(pilot) == "FormDialog"
