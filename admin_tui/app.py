@@ -10,8 +10,11 @@ from functools import partial
 from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.command import CommandPalette
 from textual.screen import Screen
+from textual.theme import ThemeProvider
 
+from admin_tui.dialogs.palette import AdminPalette
 from admin_tui.screens.activity import ActivityScreen
 from admin_tui.screens.audit import AuditScreen
 from admin_tui.screens.base import AdminScreen
@@ -85,6 +88,15 @@ class AdminApp(App[None]):
             self.action_hide_help_panel()
         else:
             self.action_show_help_panel()
+
+    def action_command_palette(self) -> None:
+        """Ctrl+P: the palette, as Textual's own, safe against keys read with Ctrl+P."""
+        if self.use_command_palette and not isinstance(self.screen, CommandPalette):
+            self.push_screen(AdminPalette(id="--command-palette"))
+
+    def search_themes(self) -> None:
+        """The palette's "Theme" command: a palette of the themes (safe as the first)."""
+        self.push_screen(AdminPalette(providers=[ThemeProvider], placeholder="Search for themes…"))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every screen, the actions of this screen, then every other screen's actions (which

@@ -43,7 +43,10 @@ class ConfirmDialog(ModalScreen[bool]):
                     yield Button("Cancel (n)", id="no")
 
     def on_mount(self) -> None:
-        self.query_one("#yes" if self._notice else "#no", Button).focus()
+        """Cancel has the focus (a notice: its one button), unless an Escape read with the key
+        that asked closed the question already (its buttons are gone)."""
+        for button in self.query("#yes" if self._notice else "#no").results(Button):
+            button.focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

@@ -11,13 +11,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, OptionList, Select, Static
 
+from admin_tui.dialogs.palette import not_laid_out
 from admin_tui.services import CodelaceError, quoted_back
 from admin_tui.widgets.live_table import visible
 
@@ -105,9 +106,21 @@ class FormDialog(ModalScreen[T | None]):
         )
 
     def on_mount(self) -> None:
+        """The first field the operator may type in has the focus (none when an Escape read
+        with the key that opened the form closed it already: its fields are gone)."""
         editable = [s for s in self._fields if not s.read_only]
-        if editable:
-            self.query_one(f"#field-{editable[0].name}").focus()
+        for first in self.query(f"#field-{editable[0].name}") if editable else ():
+            first.focus()
+
+    def on_key(self, event: events.Key) -> None:
+        """PgUp/PgDn read together with the key that opened a choice's list reached the list
+        before its first layout, where Textual's page move (the app's binding, once the key
+        has come up to it) raised KeyError and ended the dashboard: such a key stops here."""
+        if event.key in ("pageup", "pagedown"):
+            target = self.focused
+            if isinstance(target, OptionList) and not_laid_out(target):
+                event.stop()
+                event.prevent_default()
 
     def values(self) -> dict[str, str]:
         """What the operator typed, by field name."""

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from textual.command import CommandPalette
 
 from admin_tui.app import create_admin_app
 from codelace_box.accounts.users import create_user, find_user
@@ -87,10 +88,10 @@ async def test_a_save_ending_under_the_command_palette_closes_its_form(
             await pilot.press("y")
             await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the save waiting")
             await pilot.press("ctrl+p")
-            await until(pilot, lambda: screen_name(pilot) == "CommandPalette", "the palette")
+            await until(pilot, lambda: isinstance(pilot.app.screen, CommandPalette), "the palette")
         await until(pilot, lambda: len(entries_for(alice.id)) == 1, "the credit")
         await pilot.pause(0.3)
-        assert screen_name(pilot) == "CommandPalette"  # left as the operator opened it
+        assert isinstance(pilot.app.screen, CommandPalette)  # left as the operator opened it
         await pilot.press("escape")
         await until(pilot, lambda: screen_name(pilot) == "UsersScreen", "the form closed")
     assert [e.amount_nanos for e in entries_for(alice.id)] == [5_000_000_000]
@@ -108,7 +109,7 @@ async def test_a_save_ending_on_another_screen_closes_its_form_when_back(
         await fill(pilot, "email", "ana@example.com")
         with write_lock_held(admin_env.config.database.path):
             await pilot.press("ctrl+s", "ctrl+p")
-            await until(pilot, lambda: screen_name(pilot) == "CommandPalette", "the palette")
+            await until(pilot, lambda: isinstance(pilot.app.screen, CommandPalette), "the palette")
             await pilot.press(*"models", "enter")  # the first match: Go to Models
             await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the models")
         await until(pilot, lambda: find_user("ana@example.com") is not None, "the account")
@@ -130,7 +131,7 @@ async def test_a_save_ending_under_the_palette_then_going_elsewhere_closes_its_f
         await fill(pilot, "email", "ana@example.com")
         with write_lock_held(admin_env.config.database.path):
             await pilot.press("ctrl+s", "ctrl+p")
-            await until(pilot, lambda: screen_name(pilot) == "CommandPalette", "the palette")
+            await until(pilot, lambda: isinstance(pilot.app.screen, CommandPalette), "the palette")
         await until(pilot, lambda: find_user("ana@example.com") is not None, "the account")
         await pilot.pause(0.3)
         await pilot.press(*"models", "enter")  # the first match: Go to Models
