@@ -395,3 +395,15 @@ def test_a_key_at_its_cap_says_it_is_refused_until_the_reset_or_a_raise(
     assert "limit is reached: calls are refused until the limit is raised" in said["no-reset"], said
     assert "reached" not in said["room"], said
     only_refusals_logged(browser)
+
+
+def test_todays_date_as_an_expiry_says_a_date_is_its_first_moment(box: PortalBox) -> None:
+    """The form asks for "a date or time (UTC)"; today's date, meaning "until the end of
+    today", was refused as "2026-12-08 is in the past", which it reads as not being. The
+    refusal now says a date is its 00:00 UTC and gives the time that means the day's end."""
+    client, change = signed_in(box, "today@portal.test")
+    today = datetime.now(UTC).date().isoformat()
+    refused = client.post("/portal/api/keys", json={"expires_at": today}, headers=change)
+    assert refused.status_code == 400, refused.text
+    said = refused.json()["error"]["message"]
+    assert "00:00 UTC" in said and f"{today}T23:59:59Z" in said, said
