@@ -143,6 +143,17 @@ def parse_allowed(stored: str | None) -> list[str] | None:
     return [str(name) for name in names] if isinstance(names, list) else []
 
 
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _date_note(text: str) -> str:
+    """For a date alone: that it means the day's first moment, and the time of its end (today's
+    date, meant as "until tonight", read "in the past" with nothing to say why)."""
+    if not _DATE_ONLY.fullmatch(text):
+        return ""
+    return f" (a date means its 00:00 UTC; the end of that day is {text}T23:59:59Z)"
+
+
 def _bad(field: str, message: str) -> InvalidRequest:
     return InvalidRequest(f"{field}: {message}", code="invalid_limit", param=field)
 
@@ -197,7 +208,7 @@ def parse_expiry(
     else:
         moment = _iso_moment(text, field)
     if moment <= now:
-        raise _bad(field, f"{text} is in the past")
+        raise _bad(field, f"{text} is in the past{_date_note(text)}")
     return moment
 
 

@@ -58,6 +58,9 @@ SHOWN_PAYMENTS = 50  # static/billing.js says so past as many (its SHOWN_PAYMENT
 MAX_AMOUNT_TEXT = 32
 MAX_NUMBER_TEXT = 1000  # longer is no amount anyone typed
 PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # ASCII digits, one point
+# Thousands commas as the page writes amounts ("$10,000.00"): groups of three after the first;
+# a decimal comma ("10,50") is no such grouping and stays refused.
+GROUPED_NUMBER = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?")
 
 
 def _stripe_enabled(config: Config) -> bool:
@@ -163,8 +166,8 @@ async def payments(request: Request) -> HTTPResponse:
 def amount_from_form(raw: object) -> object:
     """The amount as typed in the page (text) as a number billing/ can judge; anything that is
     not a number is passed on as it is, so billing/ words the refusal. Plain digits are a number
-    at any length up to MAX_NUMBER_TEXT (33 nines are too large, not 'not a number'); other
-    text only when short."""
+    at any length up to MAX_NUMBER_TEXT (33 nines are too large, not 'not a number'), with
+    thousands commas or without; other text only when short."""
     if isinstance(raw, str):
         text = raw.strip().removeprefix("$").strip()
         if not text:
@@ -177,6 +180,8 @@ def amount_from_form(raw: object) -> object:
                 code="invalid_amount",
                 param="amount_usd",
             )
+        if GROUPED_NUMBER.fullmatch(text):  # "1,250.50", as the page writes amounts
+            text = text.replace(",", "")
         if PLAIN_NUMBER.fullmatch(text):
             return Decimal(text)
         # (Decimal reads "1_0" as 10 and other scripts' digits as ours: passed on as text)

@@ -128,3 +128,28 @@ def test_the_top_up_amount(fresh_browser: Browser, box: PortalBox) -> None:
     assert fresh_browser.driver.current_url == box.url + "/billing"
     assert len(box.double.sessions) == sessions  # nothing was started at Stripe
     only_refusals_logged(fresh_browser)
+
+
+def test_an_amount_written_as_the_page_writes_amounts_is_taken(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """The page writes amounts with thousands commas ("At most $10,000.00"), and a person
+    typed one so ("$1,250.50"): "must be a number of US dollars". Commas between groups of
+    three digits are now read as the page writes them; a decimal comma ("10,50", "1,5") is
+    still refused (it is no grouping, and the page's amounts have a decimal point)."""
+    sign_in(fresh_browser, box, "grouped@portal.test")
+    fresh_browser.driver.get(box.url + "/billing")
+    field = fresh_browser.wait_for(lambda: fresh_browser.field("Amount in USD"), "the form")
+    assert "at most $10,000.00" in fresh_browser.main_text()
+    for typed in ("10,50", "1,5", "1,25,0", "1,2500"):
+        retype(field, typed)
+        assert "must be a number" in alert_after(fresh_browser, "Pay with Stripe"), typed
+    retype(field, "$1,250.50")
+    fresh_browser.button("Pay with Stripe").click()
+    fresh_browser.wait_for(
+        lambda: fresh_browser.driver.current_url.startswith("https://checkout.stripe.com/"),
+        "the way to Stripe Checkout",
+    )
+    session = box.double.session_by_url(fresh_browser.driver.current_url)
+    assert session["amount_total"] == 125050
+    fresh_browser.console_errors()  # the checkout host resolves to nothing here, by design

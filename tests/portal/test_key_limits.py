@@ -369,3 +369,41 @@ def test_a_key_with_a_reset_and_no_limit_says_its_spend_is_since_the_reset(
     assert "Spent since the last reset" in terms and "Spent with this key" not in terms, terms
     assert [k[1:3] for k in box_keys(box, email)] == [(None, "daily")]
     only_refusals_logged(browser)
+
+
+def test_a_key_at_its_cap_says_it_is_refused_until_the_reset_or_a_raise(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """A key whose spend has reached its limit is refused (402 key_limit_reached) until its
+    reset or a higher limit, but the page listed it as any other ("Spent against the limit
+    $0.00", "Spending limit $0.00"): an expired key says it no longer works, one at its cap
+    said nothing of it. A key under its cap says nothing more."""
+    email = "atcap@portal.test"
+    client, change = signed_in(box, email)
+    for name, reset, cap in (("daily-cap", "daily", 0), ("no-reset", None, 0), ("room", None, 1)):
+        body = {"name": name, "limit_usd": cap, "limit_reset": reset}
+        assert client.post("/portal/api/keys", json=body, headers=change).status_code == 200
+    browser = fresh_browser
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    browser.wait_for(lambda: len(browser.all("article.key")) == 3, "the three keys")
+    said = {
+        item.find_element("css selector", "h3").text: item.text
+        for item in browser.all("article.key")
+    }
+    assert "limit is reached: calls are refused until the daily reset" in said["daily-cap"], said
+    assert "limit is reached: calls are refused until the limit is raised" in said["no-reset"], said
+    assert "reached" not in said["room"], said
+    only_refusals_logged(browser)
+
+
+def test_todays_date_as_an_expiry_says_a_date_is_its_first_moment(box: PortalBox) -> None:
+    """The form asks for "a date or time (UTC)"; today's date, meaning "until the end of
+    today", was refused as "2026-12-08 is in the past", which it reads as not being. The
+    refusal now says a date is its 00:00 UTC and gives the time that means the day's end."""
+    client, change = signed_in(box, "today@portal.test")
+    today = datetime.now(UTC).date().isoformat()
+    refused = client.post("/portal/api/keys", json={"expires_at": today}, headers=change)
+    assert refused.status_code == 400, refused.text
+    said = refused.json()["error"]["message"]
+    assert "00:00 UTC" in said and f"{today}T23:59:59Z" in said, said

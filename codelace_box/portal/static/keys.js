@@ -23,6 +23,17 @@ function expired(iso) {
   return !Number.isNaN(at) && at <= Date.now();
 }
 
+// A key whose spend has reached its limit is refused (402) until its reset or a higher limit:
+// the list says so, not only the two figures. Compared in nano-dollars, as the box counts.
+function reached(key) {
+  return Math.round(Number(key.spent_usd || 0) * 1e9) >= Math.round(Number(key.limit_usd) * 1e9);
+}
+
+function reachedWords(key) {
+  const until = key.limit_reset ? `the ${key.limit_reset} reset` : "the limit is raised";
+  return `the limit is reached: calls are refused until ${until}`;
+}
+
 function facts(key) {
   const rows = [
     ["Key", `${key.key_prefix}…`],
@@ -37,8 +48,8 @@ function facts(key) {
     const term = name !== "spent_usd" || capped ? label
       : key.limit_reset ? "Spent since the last reset" : "Spent with this key";
     const value = capped ? spentAgainst(key.spent_usd, key.limit_usd) : show(key[name]);
-    rows.push(name === "expires_at" && expired(key[name])
-      ? ["Expired", `${value}: it no longer works`] : [term, value]);
+    if (name === "expires_at" && expired(key[name])) rows.push(["Expired", `${value}: it no longer works`]);
+    else rows.push([term, capped && reached(key) ? `${value} (${reachedWords(key)})` : value]);
   }
   return h("dl", { class: "facts" }, rows.map(([dt, dd]) => [h("dt", { text: dt }), h("dd", { text: dd })]));
 }
