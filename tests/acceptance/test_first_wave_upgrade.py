@@ -21,6 +21,7 @@ import openai
 import pytest
 
 from codelace_box.db.migrate import LATEST_VERSION, MIGRATIONS
+from tests.acceptance.old_releases import box_from_dump, cli
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.fakes.stripe_wire import sign_payload
@@ -58,24 +59,12 @@ def dead_pid() -> int:
 
 def first_wave_box(root: Path, port: int) -> Path:
     """The first release's database and config (its secret) in root; returns the config."""
-    db_path = root / "data" / "codelace.db"
-    db_path.parent.mkdir(parents=True)
-    with sqlite3.connect(db_path) as connection:
-        connection.executescript(DUMP.read_text())
+
+    def owned_here(connection: sqlite3.Connection) -> None:
         # the killed server was a process of this host (owner '<host>:<pid>', as it wrote it)
         connection.execute("UPDATE hold SET owner = ?", (f"{socket.gethostname()}:{dead_pid()}",))
-    connection.close()
-    config = root / "codelace.toml"
-    config.write_text(
-        f'[server]\nport = {port}\nsecret_key = "{SECRET}"\n[database]\npath = "{db_path}"\n'
-    )
-    return config
 
-
-def cli(config: Path, *args: str) -> str:
-    result = run_cli(config, *args)
-    assert result.returncode == 0, (args, result.stderr)
-    return result.stdout
+    return box_from_dump(root, port, DUMP, SECRET, owned_here)
 
 
 def get(base: str, path: str, key: str) -> Any:

@@ -8,13 +8,13 @@ the users' keys (one with a budget) and the operator's provider keys still work.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import httpx
 import pytest
 
 from codelace_box.db.migrate import LATEST_VERSION, MIGRATIONS
+from tests.acceptance.old_releases import box_from_dump, cli
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.support import TLS, ServerProcess, free_port, run_cli, sqlite_rows
 
@@ -28,22 +28,7 @@ HI = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "h
 
 def gap_window_box(root: Path, port: int) -> Path:
     """That release's database and config (its secret) in root; returns the config."""
-    db_path = root / "data" / "codelace.db"
-    db_path.parent.mkdir(parents=True)
-    with sqlite3.connect(db_path) as connection:
-        connection.executescript(DUMP.read_text())
-    connection.close()
-    config = root / "codelace.toml"
-    config.write_text(
-        f'[server]\nport = {port}\nsecret_key = "{SECRET}"\n[database]\npath = "{db_path}"\n'
-    )
-    return config
-
-
-def cli(config: Path, *args: str) -> str:
-    result = run_cli(config, *args)
-    assert result.returncode == 0, (args, result.stderr)
-    return result.stdout
+    return box_from_dump(root, port, DUMP, SECRET)
 
 
 def test_migrate_status_says_what_is_pending_on_a_database_of_the_gap(tmp_path: Path) -> None:
