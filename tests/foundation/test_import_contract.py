@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.stopping",
         "codelace_box.supervisor",
         "codelace_box.http_guard",
+        "codelace_box.body_request",
         "codelace_box.http_framing",
         "codelace_box.listen_setup",
         "codelace_box.sanic_env",
