@@ -72,7 +72,9 @@ _RESERVE_KEY_SQL = (
     "held_nanos >= ?)"
 )
 _LEFT = f"limit_nanos - {_SPENT} - held_nanos"  # of its cap this period (NULL: no cap)
-_KEY_BUDGETED_SQL = f"SELECT limit_reset, {_LEFT} FROM api_key WHERE id = ? AND {_BUDGETED}"
+_KEY_BUDGETED_SQL = (
+    f"SELECT limit_reset, {_LEFT}, limit_nanos FROM api_key WHERE id = ? AND {_BUDGETED}"
+)
 _SETTLE_KEY_SQL = (
     f"UPDATE api_key SET held_nanos = held_nanos - ?, spent_nanos = {_SPENT} + ?, {_ROLLED} "
     "WHERE id = ?"
@@ -247,8 +249,8 @@ def reserve_key(tx: Tx, key_id: int, amount_nanos: int, starts: tuple[str, str, 
     return tx.changes() == 1
 
 
-def key_budget(tx: Tx, key_id: int, starts: tuple[str, str, str]) -> tuple[Any, Any] | None:
-    """(limit_reset, what is left of its cap or None) of a key with a cap or a reset; else None."""
+def key_budget(tx: Tx, key_id: int, starts: tuple[str, str, str]) -> tuple[Any, Any, Any] | None:
+    """(limit_reset, what is left of its cap, the cap) of a key with a cap or a reset; or None."""
     return _one(tx.execute(_KEY_BUDGETED_SQL, (*starts, key_id)))
 
 

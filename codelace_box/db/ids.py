@@ -62,8 +62,9 @@ def one_by_prefix(
 def _an_old_id_of_another_row(model: Any, prefix: str, found: list[Any]) -> bool:
     """Whether a short all-digit id the operator typed is, as an integer id of before UUIDs
     (`users disable 3`), a row of the table other than the one row the prefix names: taken as a
-    prefix it would act on another row than the old id meant. Other digits are a prefix."""
-    if not (prefix.isdigit() and len(prefix) < OLD_ID_DIGITS):
+    prefix it would act on another row than the old id meant. Other digits are a prefix, and
+    so is one with a leading zero (`07`): no old id was ever written so."""
+    if not (prefix.isdigit() and len(prefix) < OLD_ID_DIGITS) or prefix.startswith("0"):
         return False
     row_id = int(prefix)
     if len(found) == 1 and found[0].id == row_id:

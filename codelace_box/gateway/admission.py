@@ -115,23 +115,30 @@ def reserve_on_key(tx: Tx, key_id: int, amount_nanos: int, now: datetime) -> boo
         return True
     budget = hotpath.key_budget(tx, key_id, starts)
     if budget is not None:
-        reset, left = budget
-        refused = InsufficientCredits(key_cap_refusal(reset, left), code="key_limit_reached")
+        reset, left, cap = budget
+        said = key_cap_refusal(reset, left, resets=cap != 0)  # $0 is used up again at once
+        refused = InsufficientCredits(said, code="key_limit_reached")
         refused.left_nanos, refused.reset = left, reset
         raise refused
     return False
 
 
 def key_cap_refusal(
-    reset: str | None, left_nanos: int | None = None, over: tuple[str, str] | None = None
+    reset: str | None,
+    left_nanos: int | None = None,
+    over: tuple[str, str] | None = None,
+    *,
+    resets: bool = True,
 ) -> str:
     """What a request past its key's cap is told: the reset only when the key has one (a cap
     without reset never resets: "wait for the reset" sent its user waiting for nothing).
     Nothing left of the cap (`left_nanos` spent, or held by requests in flight): no smaller
     request fits either, so lowering max_tokens is not offered; nor when what the request holds
     before any output is more than is left (`over`: that, and the shorter conversation that
-    helps, or "", from `before_output`)."""
-    wait = "" if reset is None else f" or wait for the {reset} reset ({_moment(reset)})"
+    helps, or "", from `before_output`). Not `resets` (a $0 cap): the reset frees nothing."""
+    wait = ""
+    if reset is not None and resets:
+        wait = f" or wait for the {reset} reset ({_moment(reset)})"
     period = "" if reset is None else " for the period"
     never = "it has no reset period; " if reset is None else ""
     in_flight = f"({never}its requests in flight count at their worst case until they end)"

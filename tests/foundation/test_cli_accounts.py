@@ -292,6 +292,32 @@ def test_an_old_id_is_refused_unless_it_names_the_same_row_both_ways(
     assert other_id != row_id and len(key_ids(workspace, "both-b@example.com")) == 1
 
 
+def test_a_digit_prefix_with_a_leading_zero_is_no_old_id(workspace: Workspace) -> None:
+    """An old integer id was never written with a leading zero, so `keys revoke 07` names the
+    key whose UUID starts 07, though a key with the integer id 7 exists (1 UUID in 16 starts
+    with 0): it was refused as "looks like an old numeric id"."""
+    workspace.run("users", "create", "zero-a@example.com")
+    workspace.run("keys", "create", "zero-a@example.com")
+    workspace.run("users", "create", "zero-b@example.com")
+    workspace.run("keys", "create", "zero-b@example.com")
+    row_id, _ = _key_row(workspace, "zero-a@example.com")
+    other_id, other_uuid = _key_row(workspace, "zero-b@example.com")
+    prefix = f"0{row_id}"
+    workspace.sql(  # no other key or user of the module starts with those digits
+        "UPDATE api_key SET uuid = 'f' || substr(uuid, 2) WHERE uuid LIKE ?", (f"{prefix}%",)
+    )
+    workspace.sql(
+        "UPDATE user SET uuid = 'f' || substr(uuid, 2) WHERE uuid LIKE ?", (f"{prefix}%",)
+    )
+    taken = prefix + other_uuid[len(prefix) :]
+    workspace.sql("UPDATE api_key SET uuid = ? WHERE id = ?", (taken, other_id))
+    user = prefix + "f" * (8 - len(prefix)) + "-89ab-4cde-8f01-23456789abcd"
+    workspace.sql("UPDATE user SET uuid = ? WHERE email = ?", (user, "zero-b@example.com"))
+    assert workspace.json("users", "show", prefix)["email"] == "zero-b@example.com"
+    revoked = workspace.run("keys", "revoke", prefix).stdout
+    assert revoked.startswith(f"revoked key {taken} ("), revoked
+
+
 def test_human_tables_show_missing_values_as_a_dash(workspace: Workspace) -> None:
     workspace.run("users", "create", "dash@example.com")
     workspace.run("keys", "create", "dash@example.com")

@@ -236,6 +236,21 @@ def test_a_key_cap_refusal_points_to_a_reset_only_when_the_key_has_one(migrated_
         assert "max_tokens" not in embedding and "raise limit_usd" in embedding, embedding
 
 
+def test_a_zero_cap_with_a_reset_is_not_told_to_wait_for_it(migrated_db: Path) -> None:
+    """A key capped at $0 with a daily reset was told "raise limit_usd or wait for the daily
+    reset", but after the reset $0 of $0 is used up again: only a raise helps. A positive cap
+    with the same reset is still told of it."""
+    for limit, waits in (("0", False), ("0.000001", True)):
+        user_id, key_id = _funded_key(
+            f"zero{limit}@told.test", limit_usd=limit, limit_reset="daily"
+        )
+        with pytest.raises(InsufficientCredits) as refused:
+            admit(user_id, "big", 1_001, Admission(key_id=key_id))
+        message = refused.value.message
+        assert ("wait for the daily reset" in message) == waits, message
+        assert "raise limit_usd" in message, message
+
+
 def test_a_key_cap_refusal_names_when_its_period_resets() -> None:
     """ "wait for the weekly reset (00:00 UTC)" left the user to guess which day: weekly caps
     reset on Monday, monthly ones on the 1st (the SPEC's periods), daily ones at midnight."""

@@ -6,6 +6,7 @@ the keys page offers them in a real browser."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -377,16 +378,24 @@ def test_a_key_at_its_cap_says_it_is_refused_until_the_reset_or_a_raise(
     """A key whose spend has reached its limit is refused (402 key_limit_reached) until its
     reset or a higher limit, but the page listed it as any other ("Spent against the limit
     $0.00", "Spending limit $0.00"): an expired key says it no longer works, one at its cap
-    said nothing of it. A key under its cap says nothing more."""
+    said nothing of it. A key under its cap says nothing more. A $0 limit is refused after
+    its reset as before it (the reset frees nothing): it says "until the limit is raised"."""
     email = "atcap@portal.test"
     client, change = signed_in(box, email)
-    for name, reset, cap in (("daily-cap", "daily", 0), ("no-reset", None, 0), ("room", None, 1)):
+    keys = (("daily-cap", "daily", 1), ("no-reset", None, 0), ("room", None, 1))
+    for name, reset, cap in (*keys, ("zero-daily", "daily", 0)):
         body = {"name": name, "limit_usd": cap, "limit_reset": reset}
         assert client.post("/portal/api/keys", json=body, headers=change).status_code == 200
+    with sqlite3.connect(box.db_path, timeout=10) as db:  # daily-cap spent its $1 today
+        db.execute(
+            "UPDATE api_key SET spent_nanos = 1000000000, period_start = ? WHERE name = ? AND "
+            "user_id = (SELECT id FROM user WHERE email = ?)",
+            (datetime.now(UTC).replace(tzinfo=None).isoformat(" "), "daily-cap", email),
+        )
     browser = fresh_browser
     sign_in(browser, box, email)
     browser.driver.get(box.url + "/keys")
-    browser.wait_for(lambda: len(browser.all("article.key")) == 3, "the three keys")
+    browser.wait_for(lambda: len(browser.all("article.key")) == 4, "the four keys")
     said = {
         item.find_element("css selector", "h3").text: item.text
         for item in browser.all("article.key")
@@ -394,6 +403,7 @@ def test_a_key_at_its_cap_says_it_is_refused_until_the_reset_or_a_raise(
     assert "limit is reached: calls are refused until the daily reset" in said["daily-cap"], said
     assert "limit is reached: calls are refused until the limit is raised" in said["no-reset"], said
     assert "reached" not in said["room"], said
+    assert "calls are refused until the limit is raised" in said["zero-daily"], said
     only_refusals_logged(browser)
 
 

@@ -25,12 +25,18 @@ function expired(iso) {
 
 // A key whose spend has reached its limit is refused (402) until its reset or a higher limit:
 // the list says so, not only the two figures. Compared in nano-dollars, as the box counts.
-function reached(key) {
-  return Math.round(Number(key.spent_usd || 0) * 1e9) >= Math.round(Number(key.limit_usd) * 1e9);
+function nanos(usd) {
+  return Math.round(Number(usd || 0) * 1e9);
 }
 
+function reached(key) {
+  return nanos(key.spent_usd) >= nanos(key.limit_usd);
+}
+
+// A $0 limit is reached again right after its reset: only a higher limit lets calls through.
 function reachedWords(key) {
-  const until = key.limit_reset ? `the ${key.limit_reset} reset` : "the limit is raised";
+  const resets = key.limit_reset && nanos(key.limit_usd) > 0;
+  const until = resets ? `the ${key.limit_reset} reset` : "the limit is raised";
   return `the limit is reached: calls are refused until ${until}`;
 }
 
