@@ -14,6 +14,7 @@ from tests.fakes.anthropic_upstream import Reply as AnthropicReply
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import openai_chunk, usd_nanos
 from tests.responses.conftest import ANTHROPIC_MODEL, OPENAI_MODEL, PRICES, ResponsesBox
+from tests.support import TLS
 
 ROUTE = "/v1/responses"
 WEATHER = {
@@ -291,7 +292,8 @@ def test_stored_response_calls_are_404s_saying_the_box_keeps_none(fresh: Respons
         content=b"{}",
         headers={"authorization": "Bearer cl_not-a-key", "content-type": "application/json"},
         timeout=30,
+        verify=TLS,
     )
     assert raw.status_code == 401, raw.text
-    compact = httpx.get(f"{fresh.server.base_url}/v1/responses/compact", timeout=30)
+    compact = httpx.get(f"{fresh.server.base_url}/v1/responses/compact", timeout=30, verify=TLS)
     assert compact.status_code == 405, compact.text  # no response id: still compact's route
