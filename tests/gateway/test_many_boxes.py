@@ -1,5 +1,4 @@
-"""Three `serve` processes on one PostgreSQL database (the third with two workers): every
-promise holds across boxes and across a box's workers.
+"""Three `serve` processes on one PostgreSQL database: every promise holds across boxes.
 
 No overspend under 100 concurrent requests spread over the boxes; several users' requests at
 once on every box meet no deadlock between the boxes' batches (no error, every ledger equals
@@ -34,16 +33,12 @@ SWEEP_SEC = "1"  # the hold sweep, every second here (30 s in production)
 @pytest.fixture
 def boxes(tmp_path: Path, pg_url: str, fake: FakeOpenAI) -> Iterator[list[Box]]:
     """Three boxes on one fresh PostgreSQL database, wired to the fake upstream (the database
-    migrated and the catalog made by the first box's CLI; then the three start at once); the
-    third runs two workers (`server.workers = 2`), so each promise is kept by two processes of
-    one box as by two boxes, and the box killed under load is one of several processes."""
+    migrated and the catalog made by the first box's CLI; then the three start at once)."""
     started: list[Box] = []
     for number in range(3):
         folder = tmp_path / f"box{number}"
-        server: dict[str, object] = {"host": "127.0.0.1", "port": free_port()}
-        server |= {"secret_key": SHARED_SECRET, "workers": 2 if number == 2 else 1}
         sections = {
-            "server": server,
+            "server": {"host": "127.0.0.1", "port": free_port(), "secret_key": SHARED_SECRET},
             "database": {"path": str(folder / "data" / "codelace.db"), "url": pg_url},
             "auth": {"otp_verifies_per_email": 100},
         }
@@ -54,7 +49,7 @@ def boxes(tmp_path: Path, pg_url: str, fake: FakeOpenAI) -> Iterator[list[Box]]:
             box.cli(*PROVIDER_ADD, fake.base_url, "--key", "sk-fake-key-0001")
             box.cli("models", "set", MODEL, *MODEL_PRICES)
             box.cli(*FLAT_MODEL)
-        port = int(str(server["port"]))
+        port = int(sections["server"]["port"])
         box.server = ServerProcess(config, port, env={"CODELACE_HOLD_SWEEP_SEC": SWEEP_SEC})
         box.server.launch()
         started.append(box)
