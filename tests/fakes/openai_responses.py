@@ -1,10 +1,13 @@
 """The fake OpenAI's `POST /v1/responses` (OpenAI serves the Responses API natively): checks the
 key, model and input, then answers the next scripted Reply as a `response` object, or as a
 stream in OpenAI's documented event order (created, in_progress, the message item with its
-text deltas, the .done events, completed with usage), `sequence_number`s from 0."""
+text deltas, the .done events, completed with usage), `sequence_number`s from 0. A stream
+honours the Reply's `piece_delay` (after each text delta) and `hang_after` (silent after N text
+deltas until the reader leaves); a reader that leaves midway sets `client_gone`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -12,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests.fakes.openai_chat_stream import raw_reply
+from tests.fakes.openai_chat_stream import raw_reply, wait_until_gone
 
 if TYPE_CHECKING:
     from tests.fakes.openai_upstream import FakeOpenAI, Reply
@@ -70,11 +73,16 @@ async def responses(fake: FakeOpenAI, request: web.Request) -> web.StreamRespons
     final = _message(mid, reply.content, "completed")
     if not body.get("stream"):
         return web.json_response(_response(body, rid, "completed", [final], _usage(body, reply)))
-    return await _stream(request, body, reply, rid, final)
+    return await _stream(fake, request, body, reply, rid, final)
 
 
 async def _stream(
-    request: web.Request, body: dict[str, Any], reply: Reply, rid: str, final: dict[str, Any]
+    fake: FakeOpenAI,
+    request: web.Request,
+    body: dict[str, Any],
+    reply: Reply,
+    rid: str,
+    final: dict[str, Any],
 ) -> web.StreamResponse:
     mid = final["id"]
     part = {"type": "output_text", "text": "", "annotations": []}
@@ -99,8 +107,31 @@ async def _stream(
     ]  # fmt: skip
     response = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8"})
     await response.prepare(request)
+    try:
+        await _write(fake, request, response, events, reply)
+    except ConnectionError:
+        fake.client_gone.set()
+    return response
+
+
+async def _write(
+    fake: FakeOpenAI,
+    request: web.Request,
+    response: web.StreamResponse,
+    events: list[dict[str, Any]],
+    reply: Reply,
+) -> None:
+    """The events in order, paced and cut as the Reply scripts it."""
+    deltas = 0
     for number, event in enumerate(events):
+        is_delta = event["type"] == "response.output_text.delta"
+        if is_delta and reply.hang_after is not None and deltas >= reply.hang_after:
+            await wait_until_gone(fake, request)
+            return
         event["sequence_number"] = number
         await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+        if is_delta:
+            deltas += 1
+            if reply.piece_delay:
+                await asyncio.sleep(reply.piece_delay)
     await response.write_eof()
-    return response

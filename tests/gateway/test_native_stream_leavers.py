@@ -1,0 +1,111 @@
+"""A client that leaves a stream on /v1/responses to a provider added with `--responses-api`
+(the native Responses path): the box reads the upstream on, within the output cap and the read
+timeout, and charges what the provider's final `response.completed` reports (row `abandoned`),
+its hold released and the ledger whole; an upstream that then goes silent past the read
+timeout is charged as the chat route charges the same case (an estimate never below what was
+seen, row `estimated`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import MODEL, Box, BoxFactory, cost_nanos
+from tests.support import TLS, eventually
+
+pytestmark = pytest.mark.timeout(60)
+NATIVE = "oair/gpt-test"
+IN_PRICE, OUT_PRICE = "3", "15"
+PIECES = [f" w{n}" for n in range(20)]
+PROMPT, COMPLETION = 77, 333  # what the provider counts: far from the body's estimate
+
+
+@pytest.fixture(scope="module")
+def box(box_factory: BoxFactory, fake: FakeOpenAI) -> Box:
+    started = box_factory(gateway={"read_timeout_sec": 1})
+    started.cli("providers", "add", "oair", "--kind", "openai", "--responses-api",
+                "--base-url", fake.base_url, "--key", "sk-fake-key-0002")  # fmt: skip
+    started.cli("models", "set", NATIVE, "--input-per-1m", IN_PRICE, "--output-per-1m",
+                OUT_PRICE, "--max-output-tokens", "1000")  # fmt: skip
+    started.until_served(NATIVE)
+    return started
+
+
+def _body(route: str, model: str) -> dict[str, Any]:
+    if route == "/v1/responses":
+        return {"model": model, "input": "hi", "max_output_tokens": 500, "stream": True}
+    return {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 500,
+            "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+
+
+def leave_after_deltas(box: Box, key: str, route: str, model: str, marker: bytes) -> str:
+    """Open a stream, read until `marker` has come twice (the first deltas), close it; the
+    call's request id."""
+    headers = {"authorization": f"Bearer {key}"}
+    client = httpx.Client(base_url=box.url, verify=TLS, timeout=30)
+    with client, client.stream("POST", route, json=_body(route, model), headers=headers) as got:
+        assert got.status_code == 200, got.read()
+        seen = b""
+        for chunk in got.iter_bytes():
+            seen += chunk
+            if seen.count(marker) >= 2:
+                break
+        assert b" w19" not in seen, "the answer had finished before the client left"
+        return got.headers["x-request-id"]
+
+
+def _no_holds(box: Box) -> None:
+    eventually(lambda: not box.query("SELECT COUNT(*) FROM hold")[0][0], "holds released")
+    text = httpx.get(box.url + "/metrics", verify=TLS).text
+    assert "\ncodelace_open_holds 0.0\n" in text, text
+
+
+def test_a_native_stream_left_midway_is_charged_the_providers_final_count(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    email, key = box.new_user("1")
+    before = box.balance(email)[0]
+    fake.push(Reply(pieces=PIECES, piece_delay=0.05, prompt_tokens=PROMPT,
+                    completion_tokens=COMPLETION))  # fmt: skip
+    request_id = leave_after_deltas(box, key, "/v1/responses", NATIVE, b"output_text.delta")
+    row = box.settled_row(request_id)
+    assert fake.requests[-1].path == "/v1/responses"
+    assert (row["status"], row["error_code"]) == ("abandoned", "client_closed")
+    assert (row["input_tokens"], row["output_tokens"], row["estimated"]) == (
+        PROMPT, COMPLETION, 0)  # fmt: skip
+    charged = cost_nanos(PROMPT, COMPLETION, IN_PRICE, OUT_PRICE)
+    assert int(row["cost_nanos"]) == charged
+    _no_holds(box)
+    assert box.balance(email) == (before - charged, 0)
+    assert not fake.client_gone.is_set(), "the box stopped reading the upstream"
+    box.cli("doctor")
+
+
+@pytest.mark.parametrize(("route", "model", "marker", "pieces"), [
+    ("/v1/responses", NATIVE, b"output_text.delta", 4),
+    ("/v1/chat/completions", MODEL, b'"content"', 3),  # (the fake's role chunk counts as one)
+])  # fmt: skip
+def test_a_stream_left_then_silent_past_the_read_timeout_is_charged_what_was_seen(
+    box: Box, fake: FakeOpenAI, route: str, model: str, marker: bytes, pieces: int
+) -> None:
+    """The chat route's rule, on both routes: the upstream worked (and bills the operator) but
+    never told its count, so the call is charged an estimate never below the output seen."""
+    email, key = box.new_user("1")
+    before = box.balance(email)[0]
+    fake.push(Reply(pieces=PIECES, piece_delay=0.05, hang_after=4, prompt_tokens=PROMPT,
+                    completion_tokens=COMPLETION))  # fmt: skip
+    request_id = leave_after_deltas(box, key, route, model, marker)
+    row = box.settled_row(request_id)
+    assert fake.requests[-1].path == ("/v1/responses" if model == NATIVE else
+                                      "/v1/chat/completions")  # fmt: skip
+    assert (row["status"], row["error_code"], row["estimated"]) == (
+        "abandoned", "client_closed", 1)  # fmt: skip
+    assert row["output_tokens"] >= pieces, row  # a token a piece at least
+    assert 0 < int(row["cost_nanos"]) <= int(row["hold_nanos"]), row
+    eventually(fake.client_gone.is_set, "the box closed the silent upstream")
+    _no_holds(box)
+    assert box.balance(email) == (before - int(row["cost_nanos"]), 0)
+    box.cli("doctor")
