@@ -2,8 +2,9 @@
 key, model and input, then answers the next scripted Reply as a `response` object, or as a
 stream in OpenAI's documented event order (created, in_progress, the message item with its
 text deltas, the .done events, completed with usage), `sequence_number`s from 0. A stream
-honours the Reply's `piece_delay` (after each text delta) and `hang_after` (silent after N text
-deltas until the reader leaves); a reader that leaves midway sets `client_gone`."""
+honours the Reply's `piece_delay` (after each text delta), `hang_after` (silent after N text
+deltas until the reader leaves) and `drop_after` (the connection cut after N text deltas); a
+reader that leaves midway sets `client_gone`."""
 
 from __future__ import annotations
 
@@ -125,6 +126,10 @@ async def _write(
     deltas = 0
     for number, event in enumerate(events):
         is_delta = event["type"] == "response.output_text.delta"
+        if is_delta and reply.drop_after is not None and deltas >= reply.drop_after:
+            assert request.transport is not None
+            request.transport.close()
+            return
         if is_delta and reply.hang_after is not None and deltas >= reply.hang_after:
             await wait_until_gone(fake, request)
             return

@@ -84,19 +84,23 @@ def test_a_native_stream_left_midway_is_charged_the_providers_final_count(
     box.cli("doctor")
 
 
+@pytest.mark.parametrize("ending", ["silent", "cut"])
 @pytest.mark.parametrize(("route", "model", "marker", "pieces"), [
     ("/v1/responses", NATIVE, b"output_text.delta", 4),
     ("/v1/chat/completions", MODEL, b'"content"', 3),  # (the fake's role chunk counts as one)
 ])  # fmt: skip
-def test_a_stream_left_then_silent_past_the_read_timeout_is_charged_what_was_seen(
-    box: Box, fake: FakeOpenAI, route: str, model: str, marker: bytes, pieces: int
+def test_a_stream_left_then_failing_is_charged_what_was_seen(
+    box: Box, fake: FakeOpenAI, route: str, model: str, marker: bytes, pieces: int, ending: str
 ) -> None:
-    """The chat route's rule, on both routes: the upstream worked (and bills the operator) but
-    never told its count, so the call is charged an estimate never below the output seen."""
+    """The chat route's rule, on both routes: an upstream that, after the client left, goes
+    silent past the read timeout or cuts its connection worked (and bills the operator) but
+    never told its count, so the call is charged an estimate never below the output seen (a
+    failure the client is there to hear costs nothing; README "A client that leaves")."""
     email, key = box.new_user("1")
     before = box.balance(email)[0]
-    fake.push(Reply(pieces=PIECES, piece_delay=0.05, hang_after=4, prompt_tokens=PROMPT,
-                    completion_tokens=COMPLETION))  # fmt: skip
+    ends = {"hang_after": 4} if ending == "silent" else {"drop_after": 4}
+    fake.push(Reply(pieces=PIECES, piece_delay=0.05, prompt_tokens=PROMPT,
+                    completion_tokens=COMPLETION, **ends))  # type: ignore[arg-type]  # fmt: skip
     request_id = leave_after_deltas(box, key, route, model, marker)
     row = box.settled_row(request_id)
     assert fake.requests[-1].path == ("/v1/responses" if model == NATIVE else
@@ -105,7 +109,8 @@ def test_a_stream_left_then_silent_past_the_read_timeout_is_charged_what_was_see
         "abandoned", "client_closed", 1)  # fmt: skip
     assert row["output_tokens"] >= pieces, row  # a token a piece at least
     assert 0 < int(row["cost_nanos"]) <= int(row["hold_nanos"]), row
-    eventually(fake.client_gone.is_set, "the box closed the silent upstream")
+    if ending == "silent":
+        eventually(fake.client_gone.is_set, "the box closed the silent upstream")
     _no_holds(box)
     assert box.balance(email) == (before - int(row["cost_nanos"]), 0)
     box.cli("doctor")
