@@ -3,8 +3,9 @@ key, model and input, then answers the next scripted Reply as a `response` objec
 stream in OpenAI's documented event order (created, in_progress, the message item with its
 text deltas, the .done events, completed with usage), `sequence_number`s from 0. A stream
 honours the Reply's `piece_delay` (after each text delta), `hang_after` (silent after N text
-deltas until the reader leaves) and `drop_after` (the connection cut after N text deltas); a
-reader that leaves midway sets `client_gone`."""
+deltas until the reader leaves), `drop_after` (the connection cut after N text deltas) and
+`endless` (after the text, that delta again and again, never a finish); a reader that leaves
+midway sets `client_gone`."""
 
 from __future__ import annotations
 
@@ -99,6 +100,10 @@ async def _stream(
     where = {"item_id": mid, "output_index": 0, "content_index": 0}
     for piece in reply.stream_pieces():
         events.append({"type": "response.output_text.delta", **where, "delta": piece})
+    if reply.endless is not None:  # never finishes: the reader must hang up (or the limit)
+        endless = {"type": "response.output_text.delta", **where, "delta": reply.endless}
+        events += [dict(endless) for _ in range(reply.endless_limit)]
+        return await _send(fake, request, events, reply)
     events += [
         {"type": "response.output_text.done", **where, "text": reply.content},
         {"type": "response.content_part.done", **where, "part": final["content"][0]},
@@ -106,6 +111,12 @@ async def _stream(
         {"type": "response.completed",
          "response": _response(body, rid, "completed", [final], _usage(body, reply))},
     ]  # fmt: skip
+    return await _send(fake, request, events, reply)
+
+
+async def _send(
+    fake: FakeOpenAI, request: web.Request, events: list[dict[str, Any]], reply: Reply
+) -> web.StreamResponse:
     response = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8"})
     await response.prepare(request)
     try:
@@ -133,10 +144,14 @@ async def _write(
         if is_delta and reply.hang_after is not None and deltas >= reply.hang_after:
             await wait_until_gone(fake, request)
             return
+        if request.transport is None or request.transport.is_closing():
+            fake.client_gone.set()  # the reader hung up
+            return
         event["sequence_number"] = number
         await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
         if is_delta:
             deltas += 1
-            if reply.piece_delay:
+            if reply.piece_delay and deltas <= len(reply.stream_pieces()):  # (endless: none)
                 await asyncio.sleep(reply.piece_delay)
-    await response.write_eof()
+    if reply.endless is None:
+        await response.write_eof()

@@ -114,3 +114,28 @@ def test_a_stream_left_then_failing_is_charged_what_was_seen(
     _no_holds(box)
     assert box.balance(email) == (before - int(row["cost_nanos"]), 0)
     box.cli("doctor")
+
+
+@pytest.mark.parametrize(("route", "model", "marker"), [
+    ("/v1/responses", NATIVE, b"output_text.delta"),
+    ("/v1/chat/completions", MODEL, b'"content"'),
+])  # fmt: skip
+def test_a_stream_left_is_read_on_only_to_the_output_cap(
+    box: Box, fake: FakeOpenAI, route: str, model: str, marker: bytes
+) -> None:
+    """An upstream that ignores the cap (writes on and on) after the client left: the box reads
+    on only to the reserved output cap, hangs up, and charges no more than the hold."""
+    email, key = box.new_user("1")
+    before = box.balance(email)[0]
+    fake.push(Reply(pieces=PIECES, piece_delay=0.05, endless=" x", endless_limit=20_000))
+    request_id = leave_after_deltas(box, key, route, model, marker)
+    row = box.settled_row(request_id)
+    assert (row["status"], row["error_code"], row["estimated"]) == (
+        "abandoned", "client_closed", 1)  # fmt: skip
+    # the cap asked for (500), and the piece that came once it was reached (counted, not relayed)
+    assert 500 <= row["output_tokens"] <= 501, row
+    assert 0 < int(row["cost_nanos"]) <= int(row["hold_nanos"]), row
+    eventually(fake.client_gone.is_set, "the box hung up on the upstream at the cap")
+    _no_holds(box)
+    assert box.balance(email) == (before - int(row["cost_nanos"]), 0)
+    box.cli("doctor")
