@@ -7,6 +7,7 @@ seen, row `estimated`)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -136,6 +137,81 @@ def test_a_stream_left_is_read_on_only_to_the_output_cap(
     assert 500 <= row["output_tokens"] <= 501, row
     assert 0 < int(row["cost_nanos"]) <= int(row["hold_nanos"]), row
     eventually(fake.client_gone.is_set, "the box hung up on the upstream at the cap")
+    _no_holds(box)
+    assert box.balance(email) == (before - int(row["cost_nanos"]), 0)
+    box.cli("doctor")
+
+
+def native_frames(pieces: list[str], terminal: dict[str, Any]) -> list[bytes]:
+    """A native stream written as it comes: its start, a text delta a piece, `terminal`."""
+    response = {"id": "resp_up1", "object": "response", "created_at": 1, "status": "in_progress",
+                "model": "gpt-test", "output": [], "usage": None, "error": None}  # fmt: skip
+    at = {"item_id": "msg_up1", "output_index": 0, "content_index": 0}
+    events = [
+        {"type": "response.created", "response": response},
+        {"type": "response.output_item.added", "output_index": 0,
+         "item": {"id": "msg_up1", "type": "message", "status": "in_progress",
+                  "role": "assistant", "content": []}},
+        *[{"type": "response.output_text.delta", **at, "delta": p} for p in pieces],
+        {**terminal, "response": response | terminal["response"]},
+    ]  # fmt: skip
+    return [
+        f"event: {e['type']}\ndata: {json.dumps(e | {'sequence_number': n})}\n\n".encode()
+        for n, e in enumerate(events)
+    ]
+
+
+USAGE = {"input_tokens": PROMPT, "input_tokens_details": {"cached_tokens": 0},
+         "output_tokens": COMPLETION, "output_tokens_details": {"reasoning_tokens": 100},
+         "total_tokens": PROMPT + COMPLETION}  # fmt: skip
+
+
+def test_a_native_stream_left_then_incomplete_is_charged_its_reported_count(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """`response.incomplete` (the upstream stopped at max_output_tokens) is a terminal event
+    with the provider's count, as `response.completed` is."""
+    email, key = box.new_user("1")
+    before = box.balance(email)[0]
+    incomplete = {"type": "response.incomplete", "response": {
+        "status": "incomplete", "usage": USAGE,
+        "incomplete_details": {"reason": "max_output_tokens"}}}  # fmt: skip
+    fake.push(Reply(raw=native_frames(PIECES, incomplete), piece_delay=0.05))
+    request_id = leave_after_deltas(box, key, "/v1/responses", NATIVE, b"output_text.delta")
+    row = box.settled_row(request_id)
+    assert (row["status"], row["error_code"], row["estimated"]) == (
+        "abandoned", "client_closed", 0)  # fmt: skip
+    assert (row["input_tokens"], row["output_tokens"]) == (PROMPT, COMPLETION)
+    charged = cost_nanos(PROMPT, COMPLETION, IN_PRICE, OUT_PRICE)
+    assert int(row["cost_nanos"]) == charged
+    _no_holds(box)
+    assert box.balance(email) == (before - charged, 0)
+    box.cli("doctor")
+
+
+@pytest.mark.parametrize("route", ["/v1/responses", "/v1/chat/completions"])
+def test_a_stream_left_then_failed_by_the_upstream_is_charged_what_was_seen(
+    box: Box, fake: FakeOpenAI, route: str
+) -> None:
+    """A failure after the client left (native `response.failed`, a chat error event) once
+    output came: charged an estimate never below the output seen, on both routes alike (the
+    provider produced that output; no client is there to be told of a failure)."""
+    email, key = box.new_user("1")
+    before = box.balance(email)[0]
+    if route == "/v1/responses":
+        failed = {"type": "response.failed", "response": {
+            "status": "failed", "error": {"code": "server_error", "message": "boom"}}}  # fmt: skip
+        fake.push(Reply(raw=native_frames(PIECES, failed), piece_delay=0.05))
+        model, marker = NATIVE, b"output_text.delta"
+    else:
+        fake.push(Reply(pieces=PIECES, piece_delay=0.05, error_after=15))
+        model, marker = MODEL, b'"content"'
+    request_id = leave_after_deltas(box, key, route, model, marker)
+    row = box.settled_row(request_id)
+    assert (row["status"], row["error_code"], row["estimated"]) == (
+        "abandoned", "client_closed", 1)  # fmt: skip
+    assert row["output_tokens"] >= 14, row  # the pieces before the failure, a token each
+    assert 0 < int(row["cost_nanos"]) <= int(row["hold_nanos"]), row
     _no_holds(box)
     assert box.balance(email) == (before - int(row["cost_nanos"]), 0)
     box.cli("doctor")
