@@ -1,11 +1,11 @@
 """The fake OpenAI's `POST /v1/responses` (OpenAI serves the Responses API natively): checks the
-key, model and input, then answers the next scripted Reply as a `response` object, or as a
-stream in OpenAI's documented event order (created, in_progress, the message item with its
-text deltas, the .done events, completed with usage), `sequence_number`s from 0. A stream
-honours the Reply's `piece_delay` (after each text delta), `hang_after` (silent after N text
-deltas until the reader leaves), `drop_after` (the connection cut after N text deltas) and
-`endless` (after the text, that delta again and again, never a finish); a reader that leaves
-midway sets `client_gone`."""
+key, model and input, then answers the next scripted Reply (after its `delay_before`) as a
+`response` object, or as a stream in OpenAI's documented event order (created, in_progress, the
+message item with its text deltas, the .done events, completed with usage), `sequence_number`s
+from 0. A stream honours the Reply's `piece_delay` (after each text delta), `hang_after` (silent
+after N text deltas until the reader leaves), `drop_after` (the connection cut after N text
+deltas) and `endless` (after the text, that delta again and again, never a finish); a reader
+that leaves midway sets `client_gone`."""
 
 from __future__ import annotations
 
@@ -67,6 +67,8 @@ async def responses(fake: FakeOpenAI, request: web.Request) -> web.StreamRespons
     ):
         return _error(400, "'model' and 'input' are required")
     reply = fake._next_reply(body)
+    if reply.delay_before:
+        await asyncio.sleep(reply.delay_before)
     if reply.raw is not None:
         return await raw_reply(fake, request, reply)
     if reply.status != 200:
