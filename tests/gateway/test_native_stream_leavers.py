@@ -64,14 +64,34 @@ def _no_holds(box: Box) -> None:
     assert "\ncodelace_open_holds 0.0\n" in text, text
 
 
+def sdk_leaves_after_deltas(box: Box, key: str) -> str:
+    """The openai SDK's Responses stream, closed after its first two text deltas."""
+    stream = box.sdk(key).responses.create(
+        model=NATIVE, input="hi", max_output_tokens=500, stream=True
+    )
+    texts: list[str] = []
+    with stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                texts.append(event.delta)
+                if len(texts) == 2:
+                    break
+    assert texts == PIECES[:2]
+    return str(stream.response.headers["x-request-id"])
+
+
+@pytest.mark.parametrize("client", ["httpx", "openai"])
 def test_a_native_stream_left_midway_is_charged_the_providers_final_count(
-    box: Box, fake: FakeOpenAI
+    box: Box, fake: FakeOpenAI, client: str
 ) -> None:
     email, key = box.new_user("1")
     before = box.balance(email)[0]
     fake.push(Reply(pieces=PIECES, piece_delay=0.05, prompt_tokens=PROMPT,
                     completion_tokens=COMPLETION))  # fmt: skip
-    request_id = leave_after_deltas(box, key, "/v1/responses", NATIVE, b"output_text.delta")
+    if client == "openai":
+        request_id = sdk_leaves_after_deltas(box, key)
+    else:
+        request_id = leave_after_deltas(box, key, "/v1/responses", NATIVE, b"output_text.delta")
     row = box.settled_row(request_id)
     assert fake.requests[-1].path == "/v1/responses"
     assert (row["status"], row["error_code"]) == ("abandoned", "client_closed")
