@@ -77,7 +77,7 @@ async def stream_reply(
             await response.write(b"data: " + compact({"error": error}) + b"\n\n")
             return response
         if reply.hang_after is not None and index >= reply.hang_after:
-            await _wait_until_gone(fake, request)
+            await wait_until_gone(fake, request)
             return response
         await response.write(_event(base, delta, include_usage))
         if reply.piece_delay:
@@ -167,7 +167,8 @@ def _pad(chunk: dict[str, Any]) -> dict[str, Any]:
     return chunk | {"obfuscation": secrets.token_urlsafe(6)}
 
 
-async def _wait_until_gone(fake: FakeOpenAI, request: web.Request) -> None:
+async def wait_until_gone(fake: FakeOpenAI, request: web.Request) -> None:
+    """Silence until the reader closes the connection (`client_gone`), or 30 s."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         transport = request.transport
