@@ -146,10 +146,11 @@ def parse_allowed(stored: str | None) -> list[str] | None:
 _DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def _date_note(text: str) -> str:
+def _date_note(text: str, now: datetime) -> str:
     """For a date alone: that it means the day's first moment, and the time of its end (today's
-    date, meant as "until tonight", read "in the past" with nothing to say why)."""
-    if not _DATE_ONLY.fullmatch(text):
+    date, meant as "until tonight", read "in the past" with nothing to say why), while that end
+    is still ahead (a long-past date's end is just as past)."""
+    if not _DATE_ONLY.fullmatch(text) or text < now.date().isoformat():
         return ""
     return f" (a date means its 00:00 UTC; the end of that day is {text}T23:59:59Z)"
 
@@ -208,7 +209,7 @@ def parse_expiry(
     else:
         moment = _iso_moment(text, field)
     if moment <= now:
-        raise _bad(field, f"{text} is in the past{_date_note(text)}")
+        raise _bad(field, f"{text} is in the past{_date_note(text, now)}")
     return moment
 
 

@@ -48,7 +48,11 @@ from codelace_box.providers.messages_openai_stream import (
     earlier_call_ids,
     message_from_completion,
 )
-from codelace_box.providers.messages_openai_tool_changes import changed_tools, tool_changes
+from codelace_box.providers.messages_openai_tool_changes import (
+    changed_tools,
+    named_in,
+    tool_changes,
+)
 from codelace_box.providers.openai import (
     REASONING_CONTENT,
     OpenAIAdapter,
@@ -234,8 +238,8 @@ def _tools(tools: Any, loaded: set[str]) -> list[JSON]:
     for tool in tools if isinstance(tools, list) else []:
         if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
             raise _bad("server tools are available on Anthropic models only")
-        if tool.get("defer_loading") is True and tool.get("name") not in loaded:
-            continue
+        if tool.get("defer_loading") is True and not named_in(tool.get("name"), loaded):
+            continue  # a name that is no text is loaded by no reference
         function = {"name": tool.get("name", ""), "parameters": tool.get("input_schema") or {}}
         if isinstance(tool.get("description"), str):
             function["description"] = tool["description"]

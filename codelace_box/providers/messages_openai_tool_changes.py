@@ -94,10 +94,10 @@ def changed_tools(tools: Any, changes: ToolChanges) -> list[Any]:
     """The request's tools less the removed and redefined ones, then the added ones."""
     gone = changes.removed | changes.added.keys()
     listed = tools if isinstance(tools, list) else []
-    kept = [t for t in listed if not (isinstance(t, dict) and _named_in(t.get("name"), gone))]
+    kept = [t for t in listed if not (isinstance(t, dict) and named_in(t.get("name"), gone))]
     return [*kept, *changes.added.values()]
 
 
-def _named_in(name: Any, names: set[str]) -> bool:
+def named_in(name: Any, names: set[str]) -> bool:
     """Whether a tool's name is one of `names` (a name that is no text is none of them)."""
     return isinstance(name, str) and name in names

@@ -187,6 +187,10 @@ SEEDS: list[tuple[str, str, dict[str, Any]]] = [
       "tool_choice": {"type": "function", "function": {"name": "f"}}, "stop": "x", "top_p": 0.9,
       "parallel_tool_calls": False}),
     ("messages-openai-conversation", "/v1/messages", MESSAGES_TO_OPENAI),
+    ("messages-openai-deferred", "/v1/messages",  # a deferred tool's name, looked up in a set
+     {"model": CHAT_MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}],
+      "tools": [{"name": "f", "input_schema": OBJECT},
+                {"name": "g", "input_schema": OBJECT, "defer_loading": True}]}),
     ("responses-items", "/v1/responses", RESPONSES_ITEMS),
     ("responses-allowed-tools", "/v1/responses", {**RESPONSES_ITEMS, "tool_choice": ALLOWED_TOOLS}),
     ("embeddings-tokens", "/v1/embeddings",

@@ -59,3 +59,15 @@ def test_a_bad_expiry_is_told_an_example_a_year_ahead_not_a_fixed_date() -> None
     now = datetime(2031, 3, 15, 12, 0, 0)
     with pytest.raises(InvalidRequest, match=r"such as 2032-03-14T23:59:59Z"):
         parse_expiry("", now)
+
+
+@pytest.mark.parametrize(("text", "noted"), [("2031-03-15", True), ("2020-01-01", False)])
+def test_a_past_date_is_told_the_end_of_its_day_only_while_that_is_ahead(
+    text: str, noted: bool
+) -> None:
+    """Today's date is told its end (23:59:59Z) is the time meant; a date long past was told
+    the same, offering a moment just as past."""
+    now = datetime(2031, 3, 15, 12, 0, 0)
+    with pytest.raises(InvalidRequest, match=f"{text} is in the past") as refused:
+        parse_expiry(text, now)
+    assert (f"{text}T23:59:59Z" in str(refused.value)) is noted, str(refused.value)
