@@ -174,15 +174,20 @@ def _minute_of_traffic(box: Box, requests: int, errors: int, model: str = "solo/
     )
 
 
+def _alerting_box(tmp_path: Path, hook: WebhookReceiver) -> tuple[Box, ServerProcess]:
+    """A serving box of one provider and model whose error-rate alerts (over 0.2) go to hook."""
+    box = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url, "error_rate": 0.2})
+    box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-upkeep-solo-0001")
+    box.ok("models", "set", "solo/m", "--input-per-1m", "1", "--output-per-1m", "1")
+    return box, ServerProcess(box.config, box.port, env=FAST_TICK).start()
+
+
 def test_an_error_rate_that_falls_back_is_said_once(tmp_path: Path, hook: WebhookReceiver) -> None:
     """The error-rate alert fired, then the rate fell back under alerts.error_rate: nothing
     told the operator, who could only guess whether it still failed. One notice says it
     recovered, kept and sent once the webhook answers, as the alerts are; a new rise alerts
     again at once."""
-    box = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url, "error_rate": 0.2})
-    box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-upkeep-solo-0001")
-    box.ok("models", "set", "solo/m", "--input-per-1m", "1", "--output-per-1m", "1")
-    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    box, server = _alerting_box(tmp_path, hook)
     try:
         _minute_of_traffic(box, 12, 6)
         eventually(lambda: any("requests (50%) failed" in t for t in hook.texts()), "alert")
@@ -211,10 +216,7 @@ def test_an_error_rate_alert_is_not_ended_while_the_few_requests_left_still_fail
     requests (100%) failed", and alerted again at once when a few more came in (an alert and a
     "recovered" each time the count crossed 10, while nothing had recovered). Too few requests
     raise no alert, but an open one ends only once no more than alerts.error_rate of them fail."""
-    box = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url, "error_rate": 0.2})
-    box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-upkeep-solo-0001")
-    box.ok("models", "set", "solo/m", "--input-per-1m", "1", "--output-per-1m", "1")
-    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    box, server = _alerting_box(tmp_path, hook)
     try:
         _minute_of_traffic(box, 12, 6)
         eventually(lambda: any("requests (50%) failed" in t for t in hook.texts()), "alert")
