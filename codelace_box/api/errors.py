@@ -169,8 +169,10 @@ def _allowed_methods(request: Request | None) -> list[str]:
 
 
 def _note_the_route(request: Request | None, allowed: Iterable[str] | None) -> None:
-    """The route a 405's path has (Sanic names none): /metrics counts the request under it,
-    not as a path no route serves (api/observe.py). Asked of the router only on a 405."""
+    """The route a 405's path has, or a 413's refused from its head alone (`Expect:
+    100-continue` with a Content-Length past the limit, before routing): Sanic names none, and
+    /metrics and the access line count the request under it, not as a path no route serves
+    (api/observe.py). Asked of the router only on these refusals."""
     if request is None:
         return
     for method in allowed or ():
@@ -214,6 +216,8 @@ def _render_sanic(request: Request, exc: SanicException) -> HTTPResponse:
     elif status == 413:
         head = "header" in str(exc).lower()  # Sanic's limit on the request line + headers
         message = "request headers too large" if head else _body_too_large(request)
+        if not head and request is not None and request.route is None:
+            _note_the_route(request, (request.method,))  # refused from its head (Expect)
     elif status == 503:
         message = "the server took too long to answer; retry shortly"
     else:

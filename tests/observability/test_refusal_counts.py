@@ -5,6 +5,7 @@ relayed to the client (those are upstream errors, with a usage row of their own)
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import httpx
@@ -148,12 +149,26 @@ def test_a_stop_while_another_program_holds_the_write_lock_exits_0(tmp_path: Pat
     assert "1 refusal counted since the last write is not written" in log, log[-3000:]
 
 
+def _expecting_continue(url: str, path: str, length: int) -> bytes:
+    """A POST's head announcing `length` bytes with `Expect: 100-continue`, as curl sends a
+    body over 1 MiB: the head of the answer (the body is never sent)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head.encode())
+        return connection.recv(4096)
+
+
 def test_a_405_or_413_on_a_real_route_is_counted_under_that_route(
     box_factory: BoxFactory,
 ) -> None:
     """A GET of /v1/chat/completions (405) and a body over server.max_body_bytes posted to it
     (413) were counted under route="(unmatched)", as a path no route serves: they are the
-    route's own requests; a path with no route stays "(unmatched)"."""
+    route's own requests; a path with no route stays "(unmatched)". So is a 413 answered from
+    the head alone (`Expect: 100-continue`), in /metrics and in the access line."""
     box = box_factory(server={"max_body_bytes": 65536})
     _, key = box.new_user("10")
     with httpx.Client(base_url=box.url, timeout=10, verify=TLS) as client:
@@ -171,9 +186,13 @@ def test_a_405_or_413_on_a_real_route_is_counted_under_that_route(
         )
         assert chunked.status_code == 413, chunked.text
         assert client.get("/v1/no-such-route").status_code == 404
+    assert _expecting_continue(box.url, "/v1/messages", 70000).startswith(b"HTTP/1.1 413 ")
     samples = scrape(box)
     counted = "codelace_http_requests_total"
     route = "/v1/chat/completions"
     assert total(samples, counted, route=route, status="405") == 1, samples[counted]
     assert total(samples, counted, route=route, status="413") == 2, samples[counted]
+    # curl's way (`Expect: 100-continue` for bodies over 1 MiB): refused from the head alone
+    assert total(samples, counted, route="/v1/messages", status="413") == 1, samples[counted]
+    box.server.wait_for_log(r"POST /v1/messages 413 ", wait=5)
     assert total(samples, counted, route="(unmatched)", status="404") == 1, samples[counted]
