@@ -44,11 +44,12 @@ from codelace_box.gateway.outcome import (
     settlement,
 )
 from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.stream_usage import produced
 from codelace_box.gateway.streaming import KEEPALIVE, SSEParser, looks_like_sse
 from codelace_box.gateway.upstream import Opened
 from codelace_box.metrics import ACTIVE_STREAMS
 from codelace_box.providers.anthropic_whole import WHOLE_ANSWERS
-from codelace_box.providers.base import SSEEvent, StreamTranslator, Usage
+from codelace_box.providers.base import SSEEvent, StreamTranslator
 from codelace_box.providers.responses_passthrough import NativeResponses
 from codelace_box.providers.tally import OutputTally
 
@@ -155,7 +156,7 @@ class StreamRelay:
         tail = [self.encoder.chunk(c) for c in translator.finish()]
         if not translator.finished and not translator.counted_whole():
             raise self._incomplete()
-        usage = self._produced(complete=True)
+        usage = produced(self.call, self.translator, self.tally, True)
         self._settled = True  # from here the settlement commits even if we are cancelled
         charged = await self._commit(settlement(self.call, usage, "ok"))
         tail.extend(self.encoder.tail(usage, charged))
@@ -191,7 +192,7 @@ class StreamRelay:
         """The output reached the reserved cap: the upstream is stopped and the client's
         stream ends as one that hit max_tokens (its open block completed as a stop would)."""
         self.opened.response.close()
-        usage, self._settled = self._produced(complete=False), True
+        usage, self._settled = produced(self.call, self.translator, self.tally, False), True
         charged = await self._commit(settlement(self.call, usage, "ok", error_code="output_cap"))
         signed = [self.encoder.chunk(chunk) for chunk in self.translator.cut()]
         await self._send(send, b"".join([*signed, *self.encoder.cut(usage, charged)]))
@@ -267,7 +268,7 @@ class StreamRelay:
         translator = self.translator
         while not translator.finished:
             data, self.pending = self.pending or await self.opened.response.read_chunk(), b""
-            produced = self.tally.pieces
+            pieces = self.tally.pieces
             events = self._parser.feed(data) if data else self._parser.flush()
             self._whole = None if events else self._whole  # (a JSON answer: its usage counts)
             for event in translator.until_finished(events or self._whole_answer(data)):
@@ -275,7 +276,7 @@ class StreamRelay:
                 for chunk in translator.feed(event):
                     if self._count(chunk, seen):
                         return False
-            if self.tally.pieces > produced:
+            if self.tally.pieces > pieces:
                 quiet.reschedule(asyncio.get_running_loop().time() + self.read_timeout_sec)
             if self._parser.too_large is not None:
                 raise self._parser.too_large
@@ -285,7 +286,7 @@ class StreamRelay:
         return True
 
     def _left(self, complete: bool) -> Settlement:
-        usage = self._produced(complete)
+        usage = produced(self.call, self.translator, self.tally, complete)
         return settlement(self.call, usage, "abandoned", error_code="client_closed")
 
     async def _read_to_end(self, send: Send) -> bytes:
@@ -351,27 +352,6 @@ class StreamRelay:
         self._last_send = time.monotonic()
         self._sent_any = True
 
-    def _produced(self, complete: bool) -> Usage:
-        """The provider's usage of a stream that ended normally; otherwise an estimate that
-        is never below any count the provider already gave (a partial or running usage,
-        reasoning tokens) nor below the output relayed (tally.py)."""
-        translator = self.translator
-        reported = translator.usage
-        if complete and reported is not None:
-            return self.call.with_input(reported)
-        seen_in = max(translator.input_tokens_seen, reported.input_tokens if reported else 0)
-        output = max(self.tally.tokens, translator.output_tokens_seen)
-        if reported is not None:
-            output = max(output, reported.output_tokens)
-        details = dict(reported.details) if reported else {}
-        estimate = Usage(seen_in or self.call.input_guess(), output, details, estimated=True)
-        counted = reported or translator.usage_seen  # its cache part is billed at cache prices
-        if counted is not None and seen_in:
-            estimate.cache_read_tokens = counted.cache_read_tokens
-            estimate.cache_write_tokens = counted.cache_write_tokens
-            estimate.cache_write_1h_tokens = counted.cache_write_1h_tokens
-        return estimate
-
     async def _fail(self, send: Send, exc: Exception) -> None:
         """A failed stream: nothing charged (but what was counted of one the event limit ended
         once the client had some of it); an error event sent, or raised when it got no byte."""
@@ -380,7 +360,8 @@ class StreamRelay:
         if not self._settled:
             self._settled = True
             had = exc is self._parser.too_large and self.tally.pieces > 0  # output relayed
-            item = failed(self.call, error, self._produced(complete=False) if had else None)
+            counted = produced(self.call, self.translator, self.tally, False) if had else None
+            item = failed(self.call, error, counted)
             try:
                 await self.writes.submit(partial(settle_steps, item=item))
             except Exception as refused:  # the hold stays until a sweep or the next start
