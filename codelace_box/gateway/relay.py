@@ -2,7 +2,8 @@
 
 The relay reads the upstream as bytes arrive, translates its events with the provider's
 StreamTranslator and writes every chunk of one read in one send. While the upstream is silent
-it writes `: keep-alive` comments. At the normal end it settles first, then sends the tail
+it writes `: keep-alive` comments. At the normal end (the upstream's terminal event: what it
+sends after is not waited for, its connection let go) it settles first, then sends the tail
 (gateway/dialects.py: for chat completions the usage chunk with `cost_usd`, only if the client
 asked for usage, and `data: [DONE]`; for /v1/messages the held-back `message_stop`). A stream that
 fails costs nothing: before the client got any byte its error is raised (for the caller to
@@ -55,7 +56,7 @@ from codelace_box.providers.tally import OutputTally
 
 Send = Callable[[bytes], Awaitable[Any]]
 Detach = Callable[[Coroutine[Any, Any, None]], None]  # runs a coroutine the stop waits for
-DRAIN_TIMEOUT_SEC = 1.0
+END_GRACE_SEC = 1.0  # what an upstream held open after its last event is left to end it
 HEAD_BYTES = 4096  # what is kept of a stream's start, to tell what came when it was no stream
 log = logging.getLogger("codelace_box.gateway")
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -98,6 +99,7 @@ class StreamRelay:
         self._settled = False
         self._capped = False  # the output reached the reserved cap: relay no more
         self._reading_on = False  # the client left; a background task reads the upstream
+        self._let_go = False  # the upstream's stream ended: its connection is let go (let_go)
         self._last_send = call.started  # when the client last got bytes (or asked) from us
 
     async def run(self, send: Send) -> None:
@@ -114,7 +116,7 @@ class StreamRelay:
             ACTIVE_STREAMS.dec()
             if not self._settled:  # the client went away: read on for the provider's count
                 self.abandon()
-            elif not self._reading_on:
+            elif not (self._reading_on or self._let_go):
                 self.opened.response.close()
 
     def abandon(self) -> None:
@@ -156,12 +158,13 @@ class StreamRelay:
         tail = [self.encoder.chunk(c) for c in translator.finish()]
         if not translator.finished and not translator.counted_whole():
             raise self._incomplete()
+        self.opened.response.let_go(END_GRACE_SEC)  # its end not waited for (nor its close)
+        self._let_go = True
         usage = produced(self.call, self.translator, self.tally, True)
         self._settled = True  # from here the settlement commits even if we are cancelled
         charged = await self._commit(settlement(self.call, usage, "ok"))
         tail.extend(self.encoder.tail(usage, charged))
         await self._send(send, b"".join(tail))
-        await self.opened.response.drain(DRAIN_TIMEOUT_SEC)
 
     def _whole_answer(self, data: bytes) -> list[SSEEvent]:
         """While no event came the body is kept (within the body limit); at its end, a whole
