@@ -52,6 +52,7 @@ from codelace_box.metrics import ACTIVE_STREAMS
 from codelace_box.providers.anthropic_whole import WHOLE_ANSWERS
 from codelace_box.providers.base import SSEEvent, StreamTranslator
 from codelace_box.providers.responses_passthrough import NativeResponses
+from codelace_box.providers.responses_whole import events_of_response
 from codelace_box.providers.tally import OutputTally
 
 Send = Callable[[bytes], Awaitable[Any]]
@@ -94,7 +95,9 @@ class StreamRelay:
         self._head = bytearray()  # the first bytes, while no event came (a body that is no SSE)
         self._whole: bytearray | None = bytearray()  # the body while no event came (a JSON answer)
         native = isinstance(call.adapter, NativeResponses)  # (a whole answer: a stream's events)
-        self._of_answer = None if native else WHOLE_ANSWERS.get(call.route.provider.kind)
+        self._of_answer = (
+            events_of_response if native else WHOLE_ANSWERS.get(call.route.provider.kind)
+        )
         self._sent_any = False  # whether the client got any byte of the stream yet
         self._settled = False
         self._capped = False  # the output reached the reserved cap: relay no more
@@ -168,8 +171,9 @@ class StreamRelay:
 
     def _whole_answer(self, data: bytes) -> list[SSEEvent]:
         """While no event came the body is kept (within the body limit); at its end, a whole
-        chat completion or Messages `message` there (a server that answers a stream with one
-        JSON answer: SGLang with tools, buffering proxies) is the stream it stands for."""
+        chat completion, Messages `message` or Responses `response` there (a server that
+        answers a stream with one JSON answer: SGLang with tools, buffering proxies) is the
+        stream it stands for."""
         whole, of_answer = self._whole, self._of_answer
         if whole is None or of_answer is None:
             return []
