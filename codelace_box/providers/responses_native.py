@@ -189,8 +189,11 @@ class NativeResponsesStream(StreamTranslator):
             self.last_sequence = data["sequence_number"]
         if kind in LIFECYCLE:
             return self._lifecycle(kind, data)
-        if kind in _DELTA_TYPES and isinstance(data.get("delta"), str):
-            self.output_chars += len(data["delta"])
+        if kind in _DELTA_TYPES:
+            if isinstance(data.get("delta"), str):
+                self.output_chars += len(data["delta"])
+        elif not kind.isprintable():  # no API's: its line end (or half a surrogate pair)
+            return []  # would break the client's `event:` line, or the stream
         return [data]
 
     def _lifecycle(self, kind: str, data: JSON) -> list[JSON]:
