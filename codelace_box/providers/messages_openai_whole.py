@@ -7,11 +7,10 @@ finish_reason "error" is an UpstreamError (messages_openai_stream.py streams the
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from codelace_box.errors import UpstreamError
-from codelace_box.jsonwire import NOT_JSON
+from codelace_box.jsonwire import NOT_JSON, loads
 from codelace_box.providers.base import JSON, Usage
 from codelace_box.providers.call_keys import arguments_of
 from codelace_box.providers.messages_openai_stream import (
@@ -33,7 +32,7 @@ def _obj(holder: JSON, name: str) -> JSON:
 
 def _input(arguments: Any) -> JSON:
     try:
-        value = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
+        value = loads(arguments) if isinstance(arguments, str) and arguments else {}
     except NOT_JSON:
         return {}
     return value if isinstance(value, dict) else {}

@@ -11,11 +11,10 @@ a `response.failed` or `error` event ends the stream as an UpstreamStreamError.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from codelace_box.errors import UpstreamError
-from codelace_box.jsonwire import NOT_JSON
+from codelace_box.jsonwire import NOT_JSON, loads
 from codelace_box.providers.base import (
     SSEEvent,
     StreamTranslator,
@@ -175,7 +174,7 @@ class NativeResponsesStream(StreamTranslator):
     def feed(self, event: SSEEvent) -> list[JSON]:
         """The event to relay (none for the held-back terminal event)."""
         try:
-            data = json.loads(event.data)
+            data = loads(event.data)
         except NOT_JSON:
             if is_blank(event):  # an event of empty data carries nothing: skipped
                 return []
