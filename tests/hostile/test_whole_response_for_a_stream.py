@@ -95,3 +95,19 @@ def test_a_final_event_without_its_output_gives_the_items_streamed(
     assert reply.status_code == 200, reply.text
     assert reply.json()["output"][0]["content"][0]["text"] == "Hello", reply.text
     assert_charged(box, email)
+
+
+def test_an_incomplete_whole_response_ends_its_stream_incomplete(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """A response cut at its max_output_tokens ends the stream with `response.incomplete`,
+    charged as a completed one."""
+    email, key = box.new_user("10")
+    body: dict[str, Any] = json.loads(responses_body())
+    body |= {"status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}
+    hostile.push(Act(200, [json.dumps(body).encode()]))
+    with box.sdk(key).responses.stream(model="hr/m", input="hi") as stream:
+        kinds = [event.type for event in stream]
+    assert kinds[-1] == "response.incomplete", kinds
+    assert "response.output_text.delta" in kinds, kinds
+    assert_charged(box, email)
