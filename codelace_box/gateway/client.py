@@ -232,17 +232,16 @@ class UpstreamResponse:
         """Hand the connection back to the pool (after the body was read completely)."""
         self._response.release()
 
-    async def drain(self, timeout_sec: float) -> None:
-        """Read to the end of the body (briefly) so the connection can be reused, then release;
-        an upstream that keeps talking is cut off instead."""
-        try:
-            async with asyncio.timeout(timeout_sec):
-                while await self._response.content.readany():
-                    pass
-        except (TimeoutError, aiohttp.ClientError, OSError):
-            self.close()
-            return
-        self.release()
+    def let_go(self, grace_sec: float) -> None:
+        """The stream's terminal event was read: nothing more of the body is waited for. A body
+        that has ended is back in the pool (aiohttp releases it at its end); one the upstream
+        keeps open is given `grace_sec` to end by itself (aiohttp then pools it, read to its
+        end: the sentinel and the chunked body's end often come in two writes), then closed. It
+        is never pooled half-read and never awaited: the client's stream ends meanwhile."""
+        if self._response.content.is_eof():
+            self._response.release()
+        else:
+            asyncio.get_running_loop().call_later(grace_sec, self._response.close)
 
 
 def _arrived_before_failure(content: aiohttp.StreamReader) -> bytes:

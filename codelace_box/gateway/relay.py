@@ -2,7 +2,8 @@
 
 The relay reads the upstream as bytes arrive, translates its events with the provider's
 StreamTranslator and writes every chunk of one read in one send. While the upstream is silent
-it writes `: keep-alive` comments. At the normal end it settles first, then sends the tail
+it writes `: keep-alive` comments. At the normal end (the upstream's terminal event: what it
+sends after is not waited for, its connection let go) it settles first, then sends the tail
 (gateway/dialects.py: for chat completions the usage chunk with `cost_usd`, only if the client
 asked for usage, and `data: [DONE]`; for /v1/messages the held-back `message_stop`). A stream that
 fails costs nothing: before the client got any byte its error is raised (for the caller to
@@ -44,17 +45,19 @@ from codelace_box.gateway.outcome import (
     settlement,
 )
 from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.stream_usage import produced
 from codelace_box.gateway.streaming import KEEPALIVE, SSEParser, looks_like_sse
 from codelace_box.gateway.upstream import Opened
 from codelace_box.metrics import ACTIVE_STREAMS
 from codelace_box.providers.anthropic_whole import WHOLE_ANSWERS
-from codelace_box.providers.base import SSEEvent, StreamTranslator, Usage
+from codelace_box.providers.base import SSEEvent, StreamTranslator
 from codelace_box.providers.responses_passthrough import NativeResponses
+from codelace_box.providers.responses_whole import events_of_response
 from codelace_box.providers.tally import OutputTally
 
 Send = Callable[[bytes], Awaitable[Any]]
 Detach = Callable[[Coroutine[Any, Any, None]], None]  # runs a coroutine the stop waits for
-DRAIN_TIMEOUT_SEC = 1.0
+END_GRACE_SEC = 1.0  # what an upstream held open after its last event is left to end it
 HEAD_BYTES = 4096  # what is kept of a stream's start, to tell what came when it was no stream
 log = logging.getLogger("codelace_box.gateway")
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -92,11 +95,14 @@ class StreamRelay:
         self._head = bytearray()  # the first bytes, while no event came (a body that is no SSE)
         self._whole: bytearray | None = bytearray()  # the body while no event came (a JSON answer)
         native = isinstance(call.adapter, NativeResponses)  # (a whole answer: a stream's events)
-        self._of_answer = None if native else WHOLE_ANSWERS.get(call.route.provider.kind)
+        self._of_answer = (
+            events_of_response if native else WHOLE_ANSWERS.get(call.route.provider.kind)
+        )
         self._sent_any = False  # whether the client got any byte of the stream yet
         self._settled = False
         self._capped = False  # the output reached the reserved cap: relay no more
         self._reading_on = False  # the client left; a background task reads the upstream
+        self._let_go = False  # the upstream's stream ended: its connection is let go (let_go)
         self._last_send = call.started  # when the client last got bytes (or asked) from us
 
     async def run(self, send: Send) -> None:
@@ -113,7 +119,7 @@ class StreamRelay:
             ACTIVE_STREAMS.dec()
             if not self._settled:  # the client went away: read on for the provider's count
                 self.abandon()
-            elif not self._reading_on:
+            elif not (self._reading_on or self._let_go):
                 self.opened.response.close()
 
     def abandon(self) -> None:
@@ -155,17 +161,19 @@ class StreamRelay:
         tail = [self.encoder.chunk(c) for c in translator.finish()]
         if not translator.finished and not translator.counted_whole():
             raise self._incomplete()
-        usage = self._produced(complete=True)
+        self.opened.response.let_go(END_GRACE_SEC)  # its end not waited for (nor its close)
+        self._let_go = True
+        usage = produced(self.call, self.translator, self.tally, True)
         self._settled = True  # from here the settlement commits even if we are cancelled
         charged = await self._commit(settlement(self.call, usage, "ok"))
         tail.extend(self.encoder.tail(usage, charged))
         await self._send(send, b"".join(tail))
-        await self.opened.response.drain(DRAIN_TIMEOUT_SEC)
 
     def _whole_answer(self, data: bytes) -> list[SSEEvent]:
         """While no event came the body is kept (within the body limit); at its end, a whole
-        chat completion or Messages `message` there (a server that answers a stream with one
-        JSON answer: SGLang with tools, buffering proxies) is the stream it stands for."""
+        chat completion, Messages `message` or Responses `response` there (a server that
+        answers a stream with one JSON answer: SGLang with tools, buffering proxies) is the
+        stream it stands for."""
         whole, of_answer = self._whole, self._of_answer
         if whole is None or of_answer is None:
             return []
@@ -191,7 +199,7 @@ class StreamRelay:
         """The output reached the reserved cap: the upstream is stopped and the client's
         stream ends as one that hit max_tokens (its open block completed as a stop would)."""
         self.opened.response.close()
-        usage, self._settled = self._produced(complete=False), True
+        usage, self._settled = produced(self.call, self.translator, self.tally, False), True
         charged = await self._commit(settlement(self.call, usage, "ok", error_code="output_cap"))
         signed = [self.encoder.chunk(chunk) for chunk in self.translator.cut()]
         await self._send(send, b"".join([*signed, *self.encoder.cut(usage, charged)]))
@@ -267,7 +275,7 @@ class StreamRelay:
         translator = self.translator
         while not translator.finished:
             data, self.pending = self.pending or await self.opened.response.read_chunk(), b""
-            produced = self.tally.pieces
+            pieces = self.tally.pieces
             events = self._parser.feed(data) if data else self._parser.flush()
             self._whole = None if events else self._whole  # (a JSON answer: its usage counts)
             for event in translator.until_finished(events or self._whole_answer(data)):
@@ -275,7 +283,7 @@ class StreamRelay:
                 for chunk in translator.feed(event):
                     if self._count(chunk, seen):
                         return False
-            if self.tally.pieces > produced:
+            if self.tally.pieces > pieces:
                 quiet.reschedule(asyncio.get_running_loop().time() + self.read_timeout_sec)
             if self._parser.too_large is not None:
                 raise self._parser.too_large
@@ -285,7 +293,7 @@ class StreamRelay:
         return True
 
     def _left(self, complete: bool) -> Settlement:
-        usage = self._produced(complete)
+        usage = produced(self.call, self.translator, self.tally, complete)
         return settlement(self.call, usage, "abandoned", error_code="client_closed")
 
     async def _read_to_end(self, send: Send) -> bytes:
@@ -351,27 +359,6 @@ class StreamRelay:
         self._last_send = time.monotonic()
         self._sent_any = True
 
-    def _produced(self, complete: bool) -> Usage:
-        """The provider's usage of a stream that ended normally; otherwise an estimate that
-        is never below any count the provider already gave (a partial or running usage,
-        reasoning tokens) nor below the output relayed (tally.py)."""
-        translator = self.translator
-        reported = translator.usage
-        if complete and reported is not None:
-            return self.call.with_input(reported)
-        seen_in = max(translator.input_tokens_seen, reported.input_tokens if reported else 0)
-        output = max(self.tally.tokens, translator.output_tokens_seen)
-        if reported is not None:
-            output = max(output, reported.output_tokens)
-        details = dict(reported.details) if reported else {}
-        estimate = Usage(seen_in or self.call.input_guess(), output, details, estimated=True)
-        counted = reported or translator.usage_seen  # its cache part is billed at cache prices
-        if counted is not None and seen_in:
-            estimate.cache_read_tokens = counted.cache_read_tokens
-            estimate.cache_write_tokens = counted.cache_write_tokens
-            estimate.cache_write_1h_tokens = counted.cache_write_1h_tokens
-        return estimate
-
     async def _fail(self, send: Send, exc: Exception) -> None:
         """A failed stream: nothing charged (but what was counted of one the event limit ended
         once the client had some of it); an error event sent, or raised when it got no byte."""
@@ -380,7 +367,8 @@ class StreamRelay:
         if not self._settled:
             self._settled = True
             had = exc is self._parser.too_large and self.tally.pieces > 0  # output relayed
-            item = failed(self.call, error, self._produced(complete=False) if had else None)
+            counted = produced(self.call, self.translator, self.tally, False) if had else None
+            item = failed(self.call, error, counted)
             try:
                 await self.writes.submit(partial(settle_steps, item=item))
             except Exception as refused:  # the hold stays until a sweep or the next start

@@ -12,6 +12,7 @@ API writes: `data: {compact json}\\n\\n`, `data: [DONE]\\n\\n`, and `: keep-aliv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from codelace_box.gateway.client import (
@@ -25,6 +26,7 @@ from codelace_box.jsonwire import NOT_JSON, dumps
 from codelace_box.providers.anthropic_whole import STREAMED_ANSWERS
 from codelace_box.providers.base import SSEEvent
 from codelace_box.providers.responses_passthrough import NativeResponses
+from codelace_box.providers.responses_whole import response_from_stream
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"
@@ -174,27 +176,30 @@ def encode_error(message: str, error_type: str, code: str) -> bytes:
     return encode_chunk({"error": {"message": message, "type": error_type, "code": code}})
 
 
-def streamed_answer(raw: bytes, max_event_bytes: int, kind: str) -> dict[str, Any] | None:
-    """The chat completion (or Messages `message`, of an `anthropic` provider) a whole stream
-    adds up to; None when the body is no such stream (or an event in it is too large)."""
+def streamed_answer(
+    raw: bytes, max_event_bytes: int, of_events: Callable[[list[SSEEvent]], Any]
+) -> dict[str, Any] | None:
+    """The chat completion (Messages `message`, Responses `response`: `of_events` reads it) a
+    whole stream adds up to; None when the body is no such stream (or an event in it is too
+    large)."""
     parser = SSEParser(max_event_bytes)
     events = parser.feed(raw) + parser.flush()
-    return None if parser.too_large is not None else STREAMED_ANSWERS[kind](events)
+    return None if parser.too_large is not None else of_events(events)
 
 
 async def answer_payload(call: ChatCall, raw: bytes | bytearray, max_event_bytes: int) -> Any:
     """The upstream's answer as JSON (a large one parsed off the loop: client.json_of); from an
     `openai` provider's Chat Completions (or an `anthropic` provider), a stream instead (a
     compatible server that ignores `"stream": false`) is read into the completion (or message)
-    its events add up to (providers/openai_merge.py, anthropic_whole.py)."""
+    its events add up to (providers/openai_merge.py, anthropic_whole.py; a native Responses
+    provider's: its final `response`, responses_whole.py)."""
     try:
         return await json_of(raw)
     except NOT_JSON:
         pass
-    kind = call.route.provider.kind
-    merged = None
-    if kind in STREAMED_ANSWERS and not isinstance(call.adapter, NativeResponses):
-        merged = streamed_answer(bytes(raw), max_event_bytes, kind)
+    native = isinstance(call.adapter, NativeResponses)
+    of_events = response_from_stream if native else STREAMED_ANSWERS.get(call.route.provider.kind)
+    merged = None if of_events is None else streamed_answer(bytes(raw), max_event_bytes, of_events)
     if merged is None:
         raise UpstreamBroken("the upstream answered with a body that is not JSON")
     return merged

@@ -15,12 +15,11 @@ became. Anything Anthropic cannot take raises InvalidRequest (400).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
-from codelace_box.jsonwire import NOT_JSON
+from codelace_box.jsonwire import NOT_JSON, loads
 
 JSON = dict[str, Any]
 
@@ -353,7 +352,7 @@ def _tool_use_block(call: Any, where: str) -> JSON:
         raise InvalidRequest(f"{where} needs an id", param=where)
     arguments = function.get("arguments") or "{}"
     try:
-        parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
+        parsed = loads(arguments) if isinstance(arguments, str) else arguments
     except NOT_JSON:
         raise InvalidRequest(f"{where}.function.arguments is not valid JSON", param=where) from None
     if not isinstance(parsed, dict):

@@ -345,6 +345,8 @@ class PassthroughStream(StreamTranslator):
             self.finished = True
         elif kind == "error":
             _raise(data)
+        elif isinstance(kind, str) and not kind.isprintable():  # no API's: its line end (or
+            return []  # half a surrogate pair) would break the client's `event:` line
         return [data]
 
     def _on_start(self, data: JSON) -> None:

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from codelace_box.errors import UpstreamError
-from codelace_box.jsonwire import NOT_JSON
+from codelace_box.jsonwire import NOT_JSON, loads
 from codelace_box.providers.anthropic_thinking import (
     REPLY_DEFAULT,
     REPLY_EXCLUDED,
@@ -298,7 +298,7 @@ def anthropic_error(payload: bytes) -> dict[str, Any] | None:
     """The `error` object of Anthropic's error body (`{"type":"error","error":{"type",
     "message"}}`) when it has a message; None for any other body."""
     try:
-        body = json.loads(payload)
+        body = loads(payload)
     except NOT_JSON:
         return None
     error = body.get("error") if isinstance(body, dict) else None

@@ -43,16 +43,13 @@ from codelace_box.providers.messages_openai_effort import reasoning_effort
 from codelace_box.providers.messages_openai_errors import in_anthropic_words
 from codelace_box.providers.messages_openai_format import response_format, strict_ready
 from codelace_box.providers.messages_openai_names import openai_user, restore_names, shorten_names
-from codelace_box.providers.messages_openai_stream import (
-    OpenAIToMessagesStream,
-    earlier_call_ids,
-    message_from_completion,
-)
+from codelace_box.providers.messages_openai_stream import OpenAIToMessagesStream, earlier_call_ids
 from codelace_box.providers.messages_openai_tool_changes import (
     changed_tools,
     named_in,
     tool_changes,
 )
+from codelace_box.providers.messages_openai_whole import message_from_completion
 from codelace_box.providers.openai import (
     REASONING_CONTENT,
     OpenAIAdapter,

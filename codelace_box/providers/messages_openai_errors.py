@@ -14,10 +14,9 @@ them, the server's words after. Pure: no I/O.
 
 from __future__ import annotations
 
-import json
 import re
 
-from codelace_box.jsonwire import NOT_JSON
+from codelace_box.jsonwire import NOT_JSON, loads
 
 _LIMIT_RE = re.compile(
     r"maximum context length is (\d+)|(\d+) maximum context length|"
@@ -52,7 +51,7 @@ def _first(pattern: re.Pattern[str], text: str) -> int | None:
 
 def _code(payload: bytes) -> str:
     try:
-        body = json.loads(payload)
+        body = loads(payload)
     except NOT_JSON:
         return ""
     error = body.get("error") if isinstance(body, dict) else None

@@ -1,11 +1,10 @@
 """Answers of an `openai` provider back in the Messages API's shapes.
 
-A chat completion becomes a `message` (reasoning as a thinking block, text (OpenAI's `refusal`
-too), tool calls as tool_use blocks with parsed input); a stream of chunks becomes Anthropic's
-events in their documented order: message_start, then for each block content_block_start, its
-deltas and content_block_stop (indexes counted from 0 in the order blocks open), then
-message_delta with the stop reason ("tool_use" for an answer with tool calls that the server
-ended with "stop") and the final usage, then message_stop. OpenRouter's
+A chat completion becomes a `message` (messages_openai_whole.py); a stream of chunks becomes
+Anthropic's events in their documented order: message_start, then for each block
+content_block_start, its deltas and content_block_stop (indexes counted from 0 in the order
+blocks open), then message_delta with the stop reason ("tool_use" for an answer with tool calls
+that the server ended with "stop") and the final usage, then message_stop. OpenRouter's
 `reasoning_details` are sealed in a thinking block's signature (a `signature_delta` before its
 stop; details that come while a tool call streams, in a thinking block of their own at the end):
 providers/reasoning_details.py. A tool call's argument pieces are relayed while they can
@@ -19,12 +18,10 @@ no stop reason for it, and end_turn made the cut text the model's last word. Pur
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
-from codelace_box.errors import UpstreamError
-from codelace_box.jsonwire import NOT_JSON, is_whole_json
+from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import (
     JSON,
     SSEEvent,
@@ -70,14 +67,6 @@ def _obj(holder: JSON, name: str) -> JSON:
     return value if isinstance(value, dict) else {}
 
 
-def _input(arguments: Any) -> JSON:
-    try:
-        value = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
-    except NOT_JSON:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def answer_text(message: JSON) -> str:
     """The text of a chat message or delta: its content, or OpenAI's `refusal` (a refused
     answer comes with content null; the user reads it as the answer's text)."""
@@ -98,7 +87,7 @@ def earlier_call_ids(body: JSON) -> frozenset[str]:
     return frozenset(found)
 
 
-def _tool_use_id(call: JSON, earlier: frozenset[str], issued: set[str]) -> Any:
+def tool_use_id(call: JSON, earlier: frozenset[str], issued: set[str]) -> Any:
     """A tool call's id for its tool_use block, Gemini's thought signature in it if any; a call
     the server gave no id, one an earlier turn of the conversation has (some servers number
     each answer's calls from call_0), or one an earlier call of this answer got (`issued`:
@@ -117,57 +106,6 @@ def message_id(_completion_id: Any = None) -> str:
     completion id, which some servers leave out or repeat (Ollama draws chatcmpl-0..998), and
     Claude Code merges the turns that share a message id into one."""
     return f"msg_{secrets.token_hex(12)}"
-
-
-def _answered_choice(completion: JSON) -> JSON:
-    """A chat completion's first choice; an UpstreamError when the server ended it failed."""
-    choices = completion.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    if (failure := failed_finish(choice)) is not None:
-        raise UpstreamError(failure, code="upstream_error")
-    return choice
-
-
-def message_from_completion(
-    completion: JSON,
-    usage: Usage,
-    public_model: str,
-    catalog_model: str = "",
-    earlier: frozenset[str] = frozenset(),
-    stops: tuple[str, ...] = (),
-) -> JSON:
-    """The `message` for a chat completion (its first choice); `catalog_model`: the model its
-    reasoning details are sealed for (the catalog id; `public_model` may be an alias);
-    `stops`: the request's stop sequences."""
-    choice = _answered_choice(completion)
-    message = _obj(choice, "message")
-    content: list[JSON] = []
-    details = details_of(message)
-    reasoning = reasoning_text(message)
-    if reasoning or details:
-        signature = seal(details, catalog_model or public_model) if details else ""
-        content.append({"type": "thinking", "thinking": reasoning, "signature": signature})
-    text = answer_text(message)
-    if text.strip() or (text and not message.get("tool_calls")):  # blank text beside calls: none
-        content.append({"type": "text", "text": text})
-    issued: set[str] = set()
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
-        content.append({"type": "tool_use", "id": _tool_use_id(call, earlier, issued),
-                        "name": function.get("name", ""),
-                        "input": _input(arguments_of(function))})  # fmt: skip
-    reason, sequence = stop_of(choice, stops, text)
-    reason = with_calls(reason, any(block["type"] == "tool_use" for block in content))
-    return {
-        "id": message_id(completion.get("id")),
-        "type": "message",
-        "role": "assistant",
-        "model": public_model,
-        "content": content,
-        "stop_reason": reason,
-        "stop_sequence": sequence,
-        "usage": anthropic_usage(usage),
-    }
 
 
 class OpenAIToMessagesStream(StreamTranslator):
@@ -315,11 +253,11 @@ class OpenAIToMessagesStream(StreamTranslator):
         out: list[JSON] = []
         if key not in self.tool_blocks:
             if self.kind == "tool_use" and not is_whole_json(self.arguments[self.live_tool]):
-                self.deferred[key] = {"id": _tool_use_id(call, self.earlier, self.issued),
+                self.deferred[key] = {"id": tool_use_id(call, self.earlier, self.issued),
                                       "name": function.get("name"),
                                       "arguments": arguments}  # fmt: skip
                 return []
-            tool_id = _tool_use_id(call, self.earlier, self.issued)
+            tool_id = tool_use_id(call, self.earlier, self.issued)
             out += self._open_tool(key, tool_id, function.get("name"))
         return out + self._arguments(key, arguments)
 

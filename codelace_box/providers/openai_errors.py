@@ -4,13 +4,12 @@ of an answer; anything like a key redacted on the way."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from codelace_box.crypto import mask_keys
 from codelace_box.errors import UpstreamError
-from codelace_box.jsonwire import NOT_JSON
+from codelace_box.jsonwire import NOT_JSON, loads
 from codelace_box.providers.base import JSON
 
 # A key the upstream masked itself as it echoed it (OpenAI's "sk-abc********wxyz"): a run
@@ -52,7 +51,7 @@ def error_body(payload: bytes) -> Any:
     """An error answer's JSON (Gemini's OpenAI endpoint sends it as a list of one); None when
     it is none."""
     try:
-        body = json.loads(payload)
+        body = loads(payload)
     except NOT_JSON:
         return None
     if isinstance(body, list) and body and isinstance(body[0], dict):

@@ -27,7 +27,7 @@ import hashlib
 import json
 from typing import Any
 
-from codelace_box.jsonwire import NOT_JSON
+from codelace_box.jsonwire import NOT_JSON, loads
 
 JSON = dict[str, Any]
 
@@ -140,7 +140,7 @@ def _opened(value: str) -> list[JSON]:
     """The details in a sealed string ([] for junk)."""
     _tag, _, encoded = value[len(PREFIX) :].partition(":")
     try:
-        details = json.loads(base64.urlsafe_b64decode(encoded.encode()))
+        details = loads(base64.urlsafe_b64decode(encoded.encode()))
     except NOT_JSON:
         return []
     return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []

@@ -40,7 +40,7 @@ import secrets
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
-from codelace_box.jsonwire import NOT_JSON
+from codelace_box.jsonwire import NOT_JSON, loads
 from codelace_box.providers.anthropic_messages import CALLS_BEFORE
 from codelace_box.providers.reasoning_details import unseal
 from codelace_box.providers.responses_compaction import (
@@ -90,7 +90,7 @@ def decode_thinking(value: Any, model: str) -> list[JSON]:
         if tag != _model_tag(model):
             return []
     try:
-        blocks = json.loads(base64.urlsafe_b64decode(payload))
+        blocks = loads(base64.urlsafe_b64decode(payload))
     except NOT_JSON:
         return []
     if not isinstance(blocks, list):
@@ -297,7 +297,7 @@ def _handed_back_arguments(given: str) -> str:
     the box gave as an incomplete item; a model's malformed call) go as `{}`, as OpenAI's
     Responses API takes any string there; the call's output says what became of it."""
     try:
-        parsed = json.loads(given) if given else {}
+        parsed = loads(given) if given else {}
     except NOT_JSON:
         return "{}"
     return given if isinstance(parsed, dict) else "{}"

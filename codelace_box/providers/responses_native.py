@@ -11,11 +11,10 @@ a `response.failed` or `error` event ends the stream as an UpstreamStreamError.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from codelace_box.errors import UpstreamError
-from codelace_box.jsonwire import NOT_JSON
+from codelace_box.jsonwire import NOT_JSON, loads
 from codelace_box.providers.base import (
     SSEEvent,
     StreamTranslator,
@@ -175,7 +174,7 @@ class NativeResponsesStream(StreamTranslator):
     def feed(self, event: SSEEvent) -> list[JSON]:
         """The event to relay (none for the held-back terminal event)."""
         try:
-            data = json.loads(event.data)
+            data = loads(event.data)
         except NOT_JSON:
             if is_blank(event):  # an event of empty data carries nothing: skipped
                 return []
@@ -189,8 +188,11 @@ class NativeResponsesStream(StreamTranslator):
             self.last_sequence = data["sequence_number"]
         if kind in LIFECYCLE:
             return self._lifecycle(kind, data)
-        if kind in _DELTA_TYPES and isinstance(data.get("delta"), str):
-            self.output_chars += len(data["delta"])
+        if kind in _DELTA_TYPES:
+            if isinstance(data.get("delta"), str):
+                self.output_chars += len(data["delta"])
+        elif not kind.isprintable():  # no API's: its line end (or half a surrogate pair)
+            return []  # would break the client's `event:` line, or the stream
         return [data]
 
     def _lifecycle(self, kind: str, data: JSON) -> list[JSON]:

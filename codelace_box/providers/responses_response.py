@@ -22,12 +22,11 @@ The shapes follow OpenAI's Responses reference and what its SDKs and Codex CLI p
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from typing import Any
 
-from codelace_box.jsonwire import NOT_JSON
+from codelace_box.jsonwire import NOT_JSON, loads
 from codelace_box.providers.base import Usage
 from codelace_box.providers.call_keys import arguments_of
 from codelace_box.providers.openai import content_text, reasoning_text
@@ -189,7 +188,7 @@ def call_item(
 def custom_input(arguments: str) -> str:
     """A custom tool's raw input from the `{"input": ...}` arguments the chat model gave."""
     try:
-        parsed = json.loads(arguments)
+        parsed = loads(arguments)
     except NOT_JSON:
         return arguments
     if isinstance(parsed, dict) and isinstance(parsed.get("input"), str):

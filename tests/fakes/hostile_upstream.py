@@ -58,6 +58,7 @@ class Seen:
     key: str
     body: Any
     at: float = field(default_factory=time.monotonic)  # when its body was read
+    peer: Any = None  # the box's end of the connection (host, port): the same on a reused one
 
 
 def sse(*events: Any, event: str | None = None) -> bytes:
@@ -141,7 +142,8 @@ class HostileUpstream(LoopbackServer):
             body: Any = json.loads(await request.read())
         except ValueError:
             body = None
-        self.seen.append(Seen(request.path, key, body))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.seen.append(Seen(request.path, key, body, peer=peer))
         act = self.key_acts.get(key) or (self.script.popleft() if self.script else self.default)
         for early in act.interim:
             if isinstance(early, bytes):

@@ -1,0 +1,86 @@
+"""An upstream that keeps its connection open after its stream's terminal event (`data: [DONE]`,
+`message_stop`, `response.completed`): the box ends the client's stream as soon as it read that
+event, charged the usage the provider reported before it (OpenAI's usage chunk after the
+finish_reason chunk, Anthropic's final `message_delta`), and hangs up on the upstream rather
+than pooling a connection whose answer never ended. The client's end waited up to the box's
+1 s drain of the upstream, on every route and provider kind."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.fakes.hostile_upstream import SSE, Act, HostileUpstream, responses_stream
+from tests.hostile.conftest import PATHS, HostileBox, stream_of
+
+pytestmark = pytest.mark.timeout(60)
+COST = 7 * 1000 + 3 * 2000  # the streams' 7 input tokens at 1 USD a million, 3 output at 2
+# Well under the box's 1 s drain it waited for, well over a loaded machine's stall between two
+# sends of the box right after each other (the last event, the end of the body).
+PROMPT_END_SEC = 0.5
+CASES = [("chat", "ho"), ("chat", "ha"), ("messages", "ha"), ("messages", "ho"),
+         ("responses", "ho"), ("responses", "ha"), ("responses", "hr")]  # fmt: skip
+
+
+def is_terminal(route: str, line: str) -> bool:
+    """Whether a line of the client's stream is its route's last event."""
+    if route == "chat":
+        return line == "data: [DONE]"
+    if not line.startswith("data: "):
+        return False
+    kind = json.loads(line.removeprefix("data: ")).get("type")
+    return kind == ("message_stop" if route == "messages" else "response.completed")
+
+
+def gap_after_terminal(box: HostileBox, key: str, route: str, kind: str) -> float:
+    """Stream one call; the seconds from its terminal event to the end of its body."""
+    body: dict[str, Any] = {"model": f"{kind}/m", "stream": True}
+    if route == "responses":
+        body["input"] = "hi"
+    else:
+        body |= {"max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    if route == "chat":
+        body["stream_options"] = {"include_usage": True}
+    terminal_at = None
+    with box.http(key) as client, client.stream("POST", PATHS[route], json=body) as answer:
+        assert answer.status_code == 200, answer.read()[:500]
+        for line in answer.iter_lines():
+            if is_terminal(route, line):
+                terminal_at = time.monotonic()
+    assert terminal_at is not None, "the stream had no terminal event"
+    return time.monotonic() - terminal_at
+
+
+@pytest.mark.parametrize(("route", "kind"), CASES)
+def test_a_stream_ends_at_its_terminal_event_on_an_upstream_held_open(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    email, key = box.new_user("10")
+    writes = responses_stream() if kind == "hr" else stream_of(kind)
+    hostile.push(Act(200, list(writes), SSE, hang=True))
+    gap = gap_after_terminal(box, key, route, kind)
+    assert gap < PROMPT_END_SEC, f"the stream ended {gap:.2f} s after its terminal event"
+    row = box.last_row(email)
+    assert (row["status"], row["estimated"], row["cost_nanos"]) == ("ok", 0, COST), row
+    assert (row["input_tokens"], row["output_tokens"]) == (7, 3)
+    assert box.balance_nanos(email) == (10 * 10**9 - COST, 0)
+    assert hostile.client_gone.wait(10), "the box kept the upstream's connection"
+
+
+def test_an_upstream_that_ends_its_body_a_moment_later_keeps_its_connection(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """The terminal event and the end of the chunked body in two writes (as many servers send
+    them): the connection is not waited for, yet goes back to the pool once its body ended, and
+    the next call reuses it (a new connection per stream, TLS included, would cost far more)."""
+    email, key = box.new_user("10")
+    hostile.push(Act(200, [*stream_of("ho"), 0.05], SSE), Act(200, stream_of("ho"), SSE))
+    assert gap_after_terminal(box, key, "chat", "ho") < PROMPT_END_SEC
+    time.sleep(0.5)  # the body's end reached the box (it is pooled at once then)
+    assert gap_after_terminal(box, key, "chat", "ho") < PROMPT_END_SEC
+    first, second = hostile.seen
+    assert first.peer == second.peer, "the second call came on a new connection"
+    assert [row["cost_nanos"] for row in box.usage_rows(email)] == [COST, COST]
