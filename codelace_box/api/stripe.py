@@ -29,7 +29,7 @@ from codelace_box.api.dbwork import database_handler
 from codelace_box.api.portal_security import add_security_headers
 from codelace_box.api.reached import reached_url
 from codelace_box.api.views import checkout_view, payment_view, webhook_view
-from codelace_box.billing.checkout import start_setup, start_topup
+from codelace_box.billing.checkout import SETUP_CANCEL_QUERY, start_setup, start_topup
 from codelace_box.billing.payments import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -178,7 +178,13 @@ def success_page(request: Request) -> HTTPResponse:
 
 @bp.route("/billing/cancel", methods=READ)
 async def cancel_page(request: Request) -> HTTPResponse:
-    """Where Stripe sends the user who left the checkout."""
+    """Where Stripe sends the user who left the checkout (a card setup's: its own words)."""
+    if request.query_string == SETUP_CANCEL_QUERY:
+        return _page(
+            request,
+            "Card setup cancelled",
+            "No card was saved and nothing was charged. You can start again at any time.",
+        )
     return _page(
         request,
         "Payment cancelled",

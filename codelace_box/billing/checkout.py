@@ -118,12 +118,16 @@ def parse_topup_amount(raw: object, config: StripeConfig) -> TopupAmount:
     return TopupAmount(usd=amount, nanos=usd_to_nanos(amount), minor_units=minor)
 
 
-def return_urls(base_url: str) -> dict[str, str]:
-    """Where Stripe sends the user back to: the box's own small pages."""
+SETUP_CANCEL_QUERY = "kind=setup"  # a card setup's cancel page speaks of a card, not a payment
+
+
+def return_urls(base_url: str, cancel_query: str = "") -> dict[str, str]:
+    """Where Stripe sends the user back to: the box's own small pages (the cancel page with
+    `cancel_query`, what it says what was left)."""
     base = base_url.rstrip("/")
     return {
         "success_url": f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}",
-        "cancel_url": f"{base}/billing/cancel",
+        "cancel_url": f"{base}/billing/cancel" + (f"?{cancel_query}" if cancel_query else ""),
     }
 
 
@@ -205,7 +209,7 @@ def setup_session_params(
         "client_reference_id": str(user_id),
         "customer_email": email,
         "metadata": metadata,
-        **return_urls(base_url or config.server.base_url),
+        **return_urls(base_url or config.server.base_url, SETUP_CANCEL_QUERY),
     }
 
 
