@@ -40,9 +40,9 @@ def test_checkout_creates_a_payment_session_and_a_pending_payment(box: BillingBo
     assert session["customer_email"] == buyer.email
     base = box.server.base_url
     assert session["success_url"] == f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"
-    assert session["cancel_url"] == f"{base}/billing/cancel"
     assert box.payment_status(session["id"]) == "pending"
     [payment] = box.history(buyer)
+    assert session["cancel_url"] == f"{base}/billing/cancel?payment={payment['id']}"
     assert payment["amount_usd"] == 25.5
     assert (payment["kind"], payment["status"]) == ("topup", "pending")
     assert box.balance_nanos(buyer) == 0

@@ -45,6 +45,7 @@ from tests.fakes.stripe_wire import (
     decode_form,
     new_id,
     payment_total,
+    session_expiry,
     setup_currency,
     sign_payload,
 )
@@ -163,6 +164,7 @@ class StripeDouble(CustomerMovesMixin, ChargesMixin):
         self, params: dict[str, Any], mode: str, total: int | None, currency: str | None
     ) -> dict[str, Any]:
         now = int(time.time())
+        expires_at = session_expiry(params, now)
         session_id = new_id("cs")
         intent = self._new_setup_intent(now) if mode == "setup" else None
         session = {
@@ -187,7 +189,7 @@ class StripeDouble(CustomerMovesMixin, ChargesMixin):
             "payment_method_types": ["card"],
             "ui_mode": "hosted_page",
             "created": now,
-            "expires_at": now + 86400,
+            "expires_at": expires_at,
             "livemode": False,
         }
         self.sessions[session_id] = session
