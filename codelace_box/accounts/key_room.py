@@ -10,13 +10,13 @@ MAX_ACTIVE_KEYS = 1000  # of one account, made by its own keys or the portal
 
 
 def check_room_for_a_key(user_id: int) -> None:
-    """400 `too_many_keys` when an account holds MAX_ACTIVE_KEYS active keys (a script with one
-    key could otherwise mint them without end: each a durable write, a row every lookup and
-    listing carries). Sign-in and the operator's tools are not held to it."""
-    active = ApiKey.select().where(ApiKey.user == user_id, ApiKey.revoked_at.is_null()).count()
-    if active >= MAX_ACTIVE_KEYS:
+    """400 `too_many_keys` when an account holds MAX_ACTIVE_KEYS keys not revoked, expired ones
+    too (a script with one key could otherwise mint them without end: each a durable write, a
+    row every lookup and listing carries). Sign-in and the operator's tools are not held to it."""
+    held = ApiKey.select().where(ApiKey.user == user_id, ApiKey.revoked_at.is_null()).count()
+    if held >= MAX_ACTIVE_KEYS:
         raise InvalidRequest(
-            f"this account has {active:,} active API keys, the most it may hold: revoke keys "
-            "it no longer uses first",
+            f"this account has {held:,} API keys (not revoked, expired ones too), the most it "
+            "may hold: revoke keys it no longer uses first",
             code="too_many_keys",
         )
