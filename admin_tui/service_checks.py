@@ -11,7 +11,7 @@ from codelace_box.billing.credits import check_adjustment
 from codelace_box.catalog.models import parse_price
 from codelace_box.db.core import MAX_SQLITE_INTEGER
 from codelace_box.errors import Conflict, InvalidRequest
-from codelace_box.money import usd_text
+from codelace_box.money import typed_usd, ungrouped, usd_text
 
 __all__ = [
     "PRICE_JUMP",
@@ -64,7 +64,7 @@ def key_limit_fields(form: KeyLimitsForm, shown: KeyRow | None = None) -> dict[s
         raise InvalidRequest(f"allowed models: {form.models.strip()!r} {MODELS_REFUSED}")
     models = _cleared(form.models)
     fields: dict[str, Any] = {
-        "limit_usd": _cleared(form.limit_usd),
+        "limit_usd": _cleared(typed_usd(form.limit_usd)),  # "1,000" read as the portal does
         "limit_reset": None if form.limit_reset in ("", "never") else form.limit_reset,
         "expires_at": _cleared(form.expires),
         "allowed_models": [m.strip() for m in (models or "").split(",") if m.strip()] or None,
@@ -103,8 +103,9 @@ def manage_keys_choice(text: str) -> Any:
 
 
 def user_limit_fields(rpm: str, concurrent: str) -> dict[str, Any]:
-    """An account limits form as fields (blank: the [limits] default)."""
-    return {"rpm": rpm.strip() or None, "max_concurrent": concurrent.strip() or None}
+    """An account limits form as fields (blank: the [limits] default; "1,000" is 1000, as
+    the dashboard writes it)."""
+    return {"rpm": ungrouped(rpm) or None, "max_concurrent": ungrouped(concurrent) or None}
 
 
 def unchanged(shown: object, current: object, what: str) -> None:

@@ -21,6 +21,24 @@ PLAIN_USD = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # fullmatch
 PLAIN_USD_TAKEN = "a USD amount such as 20 or 12.5 (plain decimals, at most 9 decimals)"
 
 
+# Thousands commas as the pages write numbers ("$10,000.00", "1,000 per minute"), and people
+# type them in a form: groups of three after the first; a decimal comma ("10,50") is no such
+# grouping and stays, to be refused.
+GROUPED_NUMBER = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?")
+
+
+def ungrouped(text: str) -> str:
+    """A number typed in a form (the portal's top-up and key cap, the dashboard's limits),
+    trimmed, its thousands commas read ("1,250.50" -> "1250.50"); other text as it is."""
+    text = text.strip()
+    return text.replace(",", "") if GROUPED_NUMBER.fullmatch(text) else text
+
+
+def typed_usd(text: str) -> str:
+    """An amount typed in a form: as `ungrouped`, a leading `$` taken off first."""
+    return ungrouped(text.strip().removeprefix("$"))
+
+
 def is_plain_usd(amount: object) -> bool:
     """Whether an amount is no text, or text in plain decimals (PLAIN_USD)."""
     return not isinstance(amount, str) or PLAIN_USD.fullmatch(amount.strip()) is not None

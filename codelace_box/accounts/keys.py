@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from codelace_box.accounts.key_room import check_room_for_a_key
 from codelace_box.accounts.limits import (
     apply_key_limits,
     new_key_period,
@@ -70,7 +71,6 @@ MAX_KEY_NAME = 100
 _KEY_IN_NAME = re.compile(
     r"(?<![A-Za-z0-9])cl_(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z])[A-Za-z0-9]{16,}"
 )
-MAX_ACTIVE_KEYS = 1000  # of one account, made by its own keys or the portal
 LAST_USED_WRITE_INTERVAL_SEC = 60.0
 
 
@@ -203,19 +203,6 @@ def _own_key(key_ref: str, user_id: int | None) -> ApiKey:
     if key is None:
         raise _no_such_key(key_ref)
     return key
-
-
-def check_room_for_a_key(user_id: int) -> None:
-    """400 `too_many_keys` when an account holds MAX_ACTIVE_KEYS active keys (a script with one
-    key could otherwise mint them without end: each a durable write, a row every lookup and
-    listing carries). Sign-in and the operator's tools are not held to it."""
-    active = ApiKey.select().where(ApiKey.user == user_id, ApiKey.revoked_at.is_null()).count()
-    if active >= MAX_ACTIVE_KEYS:
-        raise InvalidRequest(
-            f"this account has {active:,} active API keys, the most it may hold: revoke keys "
-            "it no longer uses first",
-            code="too_many_keys",
-        )
 
 
 def list_keys(user_id: int) -> list[ApiKey]:

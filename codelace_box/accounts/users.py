@@ -239,13 +239,14 @@ def touch_last_seen(user_id: int) -> None:
 @dataclass(frozen=True)
 class UserSummary:
     user: User
-    active_keys: int
+    active_keys: int  # keys that work: neither revoked nor past their expiry
     request_count: int
 
 
 def list_users(search: str = "", limit: int = 1000) -> list[UserSummary]:
     """Accounts (optionally whose email contains `search`, or whose id starts with it, as the
-    access log and `users show` name one), with key and request counts."""
+    access log and `users show` name one), with their active keys (an expired key works no
+    more: not counted) and request counts."""
     query = User.select().order_by(User.id)
     text = search.strip().lower()
     if text:
@@ -260,6 +261,7 @@ def list_users(search: str = "", limit: int = 1000) -> list[UserSummary]:
     keys: dict[int, int] = dict(
         ApiKey.select(ApiKey.user, fn.COUNT(ApiKey.id))
         .where(ApiKey.user.in_(ids), ApiKey.revoked_at.is_null())
+        .where(ApiKey.expires_at.is_null() | (ApiKey.expires_at > utcnow()))
         .group_by(ApiKey.user)
         .tuples()  # type: ignore[arg-type]
     )

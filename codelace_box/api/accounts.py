@@ -11,10 +11,10 @@ from typing import Any
 from sanic import Request
 from sanic.response import HTTPResponse
 
+from codelace_box.accounts.key_room import check_room_for_a_key
 from codelace_box.accounts.keys import (
     AuthContext,
     NewKey,
-    check_room_for_a_key,
     create_key,
     list_keys,
     require_key_management,

@@ -26,6 +26,9 @@ KEYED_ROUTES: dict[str, Callable[[Request], Awaitable[AuthContext]]] = {
     "v1/chat/completions": require_auth,
     "v1/responses": require_auth,
     "v1/responses/compact": require_auth,
+    "v1/responses/<response_id:str>": require_auth,  # the stored-response routes: a 404 after it
+    "v1/responses/<response_id:str>/cancel": require_auth,
+    "v1/responses/<response_id:str>/input_items": require_auth,
     "v1/embeddings": require_auth,
     "v1/messages": messages_auth,
     "v1/messages/count_tokens": messages_auth,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from sanic import Request
 from sanic.response import HTTPResponse
@@ -49,6 +50,7 @@ from codelace_box.config import Config
 from codelace_box.db.models import User
 from codelace_box.db.offload import read_in_db_thread, run_db_work
 from codelace_box.errors import InvalidRequest
+from codelace_box.money import typed_usd, ungrouped
 from codelace_box.reports.usage import spend_history, usage_page
 
 bp = Blueprint("portal_data", url_prefix="/portal/api")
@@ -58,9 +60,6 @@ SHOWN_PAYMENTS = 50  # static/billing.js says so past as many (its SHOWN_PAYMENT
 MAX_AMOUNT_TEXT = 32
 MAX_NUMBER_TEXT = 1000  # longer is no amount anyone typed
 PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # ASCII digits, one point
-# Thousands commas as the page writes amounts ("$10,000.00"): groups of three after the first;
-# a decimal comma ("10,50") is no such grouping and stays refused.
-GROUPED_NUMBER = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?")
 
 
 def _stripe_enabled(config: Config) -> bool:
@@ -122,7 +121,7 @@ def keys(request: Request) -> HTTPResponse:
 def keys_create(request: Request) -> HTTPResponse:
     """Mint a key; the full key is in this answer and nowhere else."""
     session = changing_session(request)
-    body = json_body(request, exact=True)
+    body = typed_cap(json_body(request, exact=True))
     return json_response(new_key_view(create_key_from(session.user_id, body)))
 
 
@@ -133,8 +132,14 @@ def keys_update(request: Request, key_id: str) -> HTTPResponse:
     (an absent field unchanged, no body at all too, null clearing a limit, a bad one a 400 and
     nothing changed)."""
     session = changing_session(request)
-    changes = key_changes(optional_json_body(request, exact=True))
+    changes = key_changes(typed_cap(optional_json_body(request, exact=True)))
     return json_response(key_view(update_key(key_id, changes, user_id=session.user_id)))
+
+
+def typed_cap(body: dict[str, Any]) -> dict[str, Any]:
+    """A key's cap as typed in the page ("$1,000") read as a top-up's amount is."""
+    cap = body.get("limit_usd")
+    return {**body, "limit_usd": typed_usd(cap)} if isinstance(cap, str) else body
 
 
 @bp.delete("/keys/<key_id:str>")
@@ -180,8 +185,7 @@ def amount_from_form(raw: object) -> object:
                 code="invalid_amount",
                 param="amount_usd",
             )
-        if GROUPED_NUMBER.fullmatch(text):  # "1,250.50", as the page writes amounts
-            text = text.replace(",", "")
+        text = ungrouped(text)  # "1,250.50", as the page writes amounts
         if PLAIN_NUMBER.fullmatch(text):
             return Decimal(text)
         # (Decimal reads "1_0" as 10 and other scripts' digits as ours: passed on as text)

@@ -29,7 +29,13 @@ from codelace_box.api.dbwork import database_handler
 from codelace_box.api.portal_security import add_security_headers
 from codelace_box.api.reached import reached_url
 from codelace_box.api.views import checkout_view, payment_view, webhook_view
-from codelace_box.billing.checkout import start_setup, start_topup
+from codelace_box.billing.cancelled import cancel_topup
+from codelace_box.billing.checkout import (
+    CANCEL_PAYMENT_ARG,
+    SETUP_CANCEL_QUERY,
+    start_setup,
+    start_topup,
+)
 from codelace_box.billing.payments import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -178,9 +184,34 @@ def success_page(request: Request) -> HTTPResponse:
 
 @bp.route("/billing/cancel", methods=READ)
 async def cancel_page(request: Request) -> HTTPResponse:
-    """Where Stripe sends the user who left the checkout."""
+    """Where Stripe sends the user who left the checkout (a card setup's: its own words); a
+    top-up's link names its payment, whose session is expired now (billing/cancelled.py)."""
+    status = await _cancel_named_topup(request)
+    if status in ("complete", "completed"):  # paid meanwhile (another tab): it stays paid
+        return _page(
+            request,
+            "Payment received",
+            "This payment was completed: its credit is on your balance, or will be as soon "
+            "as Stripe confirms it.",
+        )
+    if request.query_string == SETUP_CANCEL_QUERY:
+        return _page(
+            request,
+            "Card setup cancelled",
+            "No card was saved and nothing was charged. You can start again at any time.",
+        )
     return _page(
         request,
         "Payment cancelled",
         "Nothing was charged. You can start again at any time.",
     )
+
+
+async def _cancel_named_topup(request: Request) -> str | None:
+    """The status of the top-up the cancel link names, once expired (None: it names none, or
+    Stripe is off: the page still answers)."""
+    payment_uuid = request.args.get(CANCEL_PAYMENT_ARG)
+    stripe = request.app.ctx.config.stripe
+    if not payment_uuid or not (stripe.secret_key and stripe.webhook_secret):
+        return None
+    return await cancel_topup(stripe_api(request), payment_uuid)

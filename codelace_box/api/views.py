@@ -10,7 +10,7 @@ from typing import Any
 from codelace_box.accounts.keys import NewKey
 from codelace_box.accounts.limits import allowed_model_list, spent_in_period
 from codelace_box.accounts.signin import CodeSent, SignedIn
-from codelace_box.db.core import iso_z
+from codelace_box.db.core import iso_z, utcnow
 from codelace_box.db.models import ApiKey, Payment, User
 from codelace_box.gateway.routing import ModelRoute
 from codelace_box.money import usd_json
@@ -46,13 +46,16 @@ def profile_view(user: User) -> Json:
 
 
 def key_view(key: ApiKey) -> Json:
-    """One entry of GET /api/v1/auth/key (never the full key)."""
+    """One entry of GET /api/v1/auth/key (never the full key); `expired`: past its expiry,
+    refused (401 key_expired) though still listed until revoked."""
+    expires = key.expires_at
     return {
         "id": key.uuid,
         "key_prefix": key.key_prefix,
         "name": key.name,
         "created_at": iso_z(key.created_at),
         "last_used_at": iso_z(key.last_used_at),
+        "expired": expires is not None and expires <= utcnow(),
     } | key_limits_view(key)
 
 

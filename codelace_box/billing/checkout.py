@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import time
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
@@ -29,6 +30,7 @@ from codelace_box.billing.stripe import (
 from codelace_box.config import Config, StripeConfig
 from codelace_box.config.rules import MAX_TOPUP_USD as MAX_TOPUP_USD_CONFIGURABLE
 from codelace_box.db.core import durable
+from codelace_box.db.ids import new_uuid
 from codelace_box.db.models import Payment
 from codelace_box.db.offload import run_db_work
 from codelace_box.errors import InvalidRequest
@@ -118,12 +120,21 @@ def parse_topup_amount(raw: object, config: StripeConfig) -> TopupAmount:
     return TopupAmount(usd=amount, nanos=usd_to_nanos(amount), minor_units=minor)
 
 
-def return_urls(base_url: str) -> dict[str, str]:
-    """Where Stripe sends the user back to: the box's own small pages."""
+SETUP_CANCEL_QUERY = "kind=setup"  # a card setup's cancel page speaks of a card, not a payment
+CANCEL_PAYMENT_ARG = "payment"  # a top-up's cancel link names its payment (billing/cancelled.py)
+# A top-up session lives Stripe's shortest time, 30 minutes (Stripe's default: 24 hours, its
+# payment `pending` all that time), plus a minute: Stripe measures from its own clock when the
+# call arrives, and the library's retries send the same `expires_at` seconds later.
+TOPUP_SESSION_SEC = 31 * 60
+
+
+def return_urls(base_url: str, cancel_query: str = "") -> dict[str, str]:
+    """Where Stripe sends the user back to: the box's own small pages (the cancel page with
+    `cancel_query`, what it says what was left)."""
     base = base_url.rstrip("/")
     return {
         "success_url": f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}",
-        "cancel_url": f"{base}/billing/cancel",
+        "cancel_url": f"{base}/billing/cancel" + (f"?{cancel_query}" if cancel_query else ""),
     }
 
 
@@ -134,12 +145,15 @@ def topup_session_params(
     config: Config,
     box_secret: str = "",
     base_url: str = "",
+    payment_uuid: str = "",
 ) -> dict[str, object]:
     """The Checkout Session (payment mode) for a top-up of `amount`; its metadata carries the
     account, the amount and a `topup_tag` over them, so a paid session whose pending row
     this box lost (a database restored from an older backup) is still credited, once, to
     its account (webhooks.py). Stripe sends the user back under `base_url` (the address
-    they reached the box at: api/reached.py), or the box's own `server.base_url`."""
+    they reached the box at: api/reached.py), or the box's own `server.base_url`; its cancel
+    link names the payment (`payment_uuid`), whose session the cancel page expires. The
+    session expires by itself after TOPUP_SESSION_SEC."""
     currency = config.stripe.currency.lower()
     metadata = {
         METADATA_USER: str(user_id),
@@ -163,7 +177,11 @@ def topup_session_params(
         "client_reference_id": str(user_id),
         "customer_email": email,
         "metadata": metadata,
-        **return_urls(base_url or config.server.base_url),
+        "expires_at": int(time.time()) + TOPUP_SESSION_SEC,
+        **return_urls(
+            base_url or config.server.base_url,
+            f"{CANCEL_PAYMENT_ARG}={payment_uuid}" if payment_uuid else "",
+        ),
     }
 
 
@@ -205,7 +223,7 @@ def setup_session_params(
         "client_reference_id": str(user_id),
         "customer_email": email,
         "metadata": metadata,
-        **return_urls(base_url or config.server.base_url),
+        **return_urls(base_url or config.server.base_url, SETUP_CANCEL_QUERY),
     }
 
 
@@ -266,11 +284,14 @@ async def _count_and_create(api: StripeApi, user_id: int, params: dict[str, Any]
         raise
 
 
-def record_pending_topup(user_id: int, session_id: str, nanos: int, currency: str) -> Payment:
+def record_pending_topup(
+    user_id: int, session_id: str, nanos: int, currency: str, payment_uuid: str
+) -> Payment:
     """The `pending` payment row of a top-up session just created, committed with an fsync
     before its URL is shown: a paid session whose row a crash lost is credited to nobody."""
     with durable():
         return Payment.create(
+            uuid=payment_uuid,
             user=user_id,
             amount_nanos=nanos,
             kind="topup",
@@ -286,10 +307,13 @@ async def start_topup(
     """Validate, create the payment-mode session, record it pending (off the event loop on
     PostgreSQL); the checkout URL. Stripe sends the user back under `base_url`."""
     amount = parse_topup_amount(raw_amount, config.stripe)
-    params = topup_session_params(user_id, email, amount, config, api.box_secret, base_url)
+    payment_uuid = new_uuid()  # its cancel link names it before the row is written
+    params = topup_session_params(
+        user_id, email, amount, config, api.box_secret, base_url, payment_uuid
+    )
     link = await create_counted_session(api, user_id, params)
-    currency = config.stripe.currency
-    await run_db_work(record_pending_topup, user_id, link.session_id, amount.nanos, currency)
+    session, currency = link.session_id, config.stripe.currency
+    await run_db_work(record_pending_topup, user_id, session, amount.nanos, currency, payment_uuid)
     return link.url
 
 

@@ -142,6 +142,15 @@ class StripeApi:
             raise translate_error(exc, f"read the {kind}") from None
         return dict(found.to_dict())
 
+    async def expire_checkout_session(self, session_id: str) -> dict[str, Any]:
+        """Expire an open Checkout Session: the session, as a plain dict, now `expired`;
+        StripeRefusal when Stripe refuses (its 400 for a session already complete or expired)."""
+        try:
+            session = await self.client().v1.checkout.sessions.expire_async(session_id)
+        except Exception as exc:
+            raise translate_error(exc, "expire the Checkout Session") from None
+        return dict(session.to_dict())
+
     async def card_fingerprint(self, setup_intent_id: str) -> str | None:
         """The fingerprint of the card a SetupIntent saved (None if it saved no card)."""
         try:

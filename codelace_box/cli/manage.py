@@ -126,20 +126,21 @@ def users_show(state: CliState, email: str, as_json: bool) -> None:
 
     state.database()
     user, defaults = get_account(email), state.config().limits
-    used = usage_totals(user.id)
+    used, found = usage_totals(user.id), list_keys(user.id)
     view = user_view(user) | {
         "last_seen_at": iso_z(last_seen(user.id, user.last_seen_at)),
         "requests": used.requests,
         "input_tokens": used.input_tokens,
         "output_tokens": used.output_tokens,
         "spent_usd": usd_json(used.cost_nanos),
-        "keys": [key_view(k) for k in list_keys(user.id)],
+        "keys": [key_view(k) for k in found],
     }
 
     def render(v: dict[str, Any]) -> str:
         text = shown(v, user, used.cost_nanos) | limits_text(user, defaults)  # in effect
         lines = [f"{k}: {plain(value)}" for k, value in text.items() if k != "keys"]
-        return "\n".join(lines) + "\nkeys:\n" + table(v["keys"], ["id", "key_prefix", "name"])
+        keys = table(key_rows(v["keys"], found), ["id", "key_prefix", "name", "expires_at"])
+        return "\n".join(lines) + "\nkeys:\n" + keys  # an expired key: "expired <date>"
 
     emit(view | limits_in_effect(user, defaults) if as_json else view, as_json, render)
 
@@ -294,7 +295,7 @@ def keys_create(
 @json_option
 @pass_state
 def keys_list(state: CliState, email: str, as_json: bool) -> None:
-    """List a user's active keys."""
+    """List a user's keys (not revoked; one past its expiry says expired)."""
     from codelace_box.accounts.keys import list_keys
     from codelace_box.accounts.users import get_account
 

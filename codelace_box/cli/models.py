@@ -93,7 +93,7 @@ def models() -> None:
 @click.option("--upstream-model", default=None, help="Upstream name (default: the part after '/').")
 @click.option(
     "--max-output-tokens",
-    type=TokensOrNone(WholeNumber(max=MAX_SQLITE_INTEGER)),
+    type=TokensOrNone(WholeNumber(min=1, max=MAX_SQLITE_INTEGER)),
     default=None,
     help="Output cap for a request that sets none ('none' or unset: 4,096).",
 )

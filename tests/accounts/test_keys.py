@@ -197,7 +197,9 @@ def test_create_list_and_delete_keys(client: BoxClient):
     assert login_key not in listing.text
     rows = {row["id"]: row for row in listing.json()}
     row = rows[created["id"]]
-    assert set(row) == {"id", "key_prefix", "name", "created_at", "last_used_at"} | limits
+    assert (
+        set(row) == {"id", "key_prefix", "name", "created_at", "last_used_at", "expired"} | limits
+    )
     assert all(is_uuid4(key_id) for key_id in rows) and len(set(rows)) == 2
     assert row["key_prefix"] == created["key_prefix"] and ISO_Z.match(row["created_at"])
     assert ISO_Z.match(row["last_used_at"])  # it was just used to list
@@ -210,6 +212,25 @@ def test_create_list_and_delete_keys(client: BoxClient):
     assert len(client.get("/api/v1/auth/key", login_key).json()) == 1
     again = client.call("DELETE", f"/api/v1/auth/key/{created['id']}", login_key)
     assert error_code(again, 404) == "key_not_found"
+
+
+def test_a_listed_key_past_its_expiry_says_it_has_expired(client: BoxClient):
+    """The listing (SPEC: "active keys") carries keys past their expiry, which answer 401
+    `key_expired`, with nothing to tell them from working ones but comparing `expires_at` with
+    a clock: each says whether it has expired (a field added; the portal and the CLI read it)."""
+    login_key = key_of(client, "lapsing@example.com")
+    moment = time.time() + 2
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment + 1))
+    with httpx.Client(base_url=client.http.base_url, timeout=30, verify=TLS) as http:
+        headers = {"authorization": f"Bearer {login_key}"}
+        made = http.post("/api/v1/auth/key", json={"expires_at": expires}, headers=headers)
+        assert made.status_code == 200, made.text
+        time.sleep(max(0.0, moment + 1.2 - time.time()))  # until the key has expired
+        listed = {
+            k["id"]: k["expired"] for k in http.get("/api/v1/auth/key", headers=headers).json()
+        }
+    assert listed.pop(made.json()["id"]) is True
+    assert list(listed.values()) == [False]  # the sign-in's key
 
 
 def test_bad_key_names_and_ids(client: BoxClient):
@@ -424,7 +445,8 @@ def test_an_account_holds_a_bounded_number_of_active_keys(client: BoxClient):
             assert http.post("/api/v1/auth/key", json={}, headers=headers).status_code == 200
         refused = http.post("/api/v1/auth/key", json={"name": "one more"}, headers=headers)
         assert error_code(refused, 400) == "too_many_keys"
-        assert "1,000 active API keys" in refused.json()["error"]["message"]
+        said = refused.json()["error"]["message"]
+        assert "1,000 API keys (not revoked, expired ones too)" in said
         last = http.get("/api/v1/auth/key", headers=headers).json()[-1]["id"]
         assert http.delete(f"/api/v1/auth/key/{last}", headers=headers).status_code == 204
         assert http.post("/api/v1/auth/key", json={}, headers=headers).status_code == 200

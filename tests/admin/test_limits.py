@@ -140,6 +140,34 @@ async def test_the_cap_of_a_key_scoped_to_a_removed_model_changes_without_wideni
     assert json.loads(stored.allowed_models) == ["acme/m1"]
 
 
+async def test_limits_typed_with_thousands_commas_are_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The dashboard writes counts with thousands commas (the users table) and the token
+    cap reads "1,000", but the rpm, concurrent and key cap fields refused it: read as the
+    portal's top-up reads it (a decimal comma, "10,50", still refused)."""
+    env = make_env(tmp_path)
+    bob = create_user("bob@example.com")
+    key = create_key(bob.id, "ci").key
+    app = create_admin_app(env.config)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_detail(pilot, "bob@example.com")
+        await open_form(pilot, "r", "the request limits form")
+        await fill(pilot, "rpm", "1,000")
+        await fill(pilot, "concurrent", "1,500")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "1000 per minute" in text_of(pilot, "#summary"), "saved")
+        await until(pilot, lambda: len(column(pilot, "#keys")) == 1, "the key")
+        await open_form(pilot, "l", "the key limits form")
+        await fill(pilot, "limit_usd", "10,50")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "limit_usd" in text_of(pilot, "#form-error"), "the refusal")
+        await fill(pilot, "limit_usd", "1,250.50")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the form closed")
+    stored = get_user("bob@example.com")
+    assert (stored.rpm, stored.max_concurrent) == (1000, 1500)
+    assert ApiKey.get_by_id(key.id).limit_nanos == 1_250_500_000_000
+
+
 async def test_request_limits_form_sets_an_accounts_limits(tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = make_env(tmp_path, limits={"rpm": 60})
     create_user("bob@example.com")

@@ -40,9 +40,9 @@ def test_checkout_creates_a_payment_session_and_a_pending_payment(box: BillingBo
     assert session["customer_email"] == buyer.email
     base = box.server.base_url
     assert session["success_url"] == f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"
-    assert session["cancel_url"] == f"{base}/billing/cancel"
     assert box.payment_status(session["id"]) == "pending"
     [payment] = box.history(buyer)
+    assert session["cancel_url"] == f"{base}/billing/cancel?payment={payment['id']}"
     assert payment["amount_usd"] == 25.5
     assert (payment["kind"], payment["status"]) == ("topup", "pending")
     assert box.balance_nanos(buyer) == 0
@@ -341,4 +341,18 @@ def test_stripe_returns_the_user_to_the_address_the_request_reached(
     session = box.double.session_by_url(response.json()["checkout_url"])
     base = "http://pay.example.test:8443"
     assert session["success_url"] == f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"
-    assert session["cancel_url"] == f"{base}/billing/cancel"
+    assert session["cancel_url"].partition("?")[0] == f"{base}/billing/cancel"  # (its query:
+    # what was left, test_the_card_setup_cancel_page_speaks_of_a_card_setup)
+
+
+def test_the_card_setup_cancel_page_speaks_of_a_card_setup(box: BillingBox) -> None:
+    """A user who left Stripe's card setup came back to "Payment cancelled": there was no
+    payment. The setup's cancel link says what was left, and the page says so."""
+    buyer = box.customer()
+    session = box.double.session(box.start_setup(buyer))
+    cancel_url = str(session["cancel_url"])
+    assert cancel_url.startswith(f"{box.server.base_url}/billing/cancel?")
+    page = box.http.get(cancel_url.removeprefix(box.server.base_url))
+    assert page.status_code == 200
+    assert "Card setup cancelled" in page.text and "No card was saved" in page.text
+    assert "Payment" not in page.text

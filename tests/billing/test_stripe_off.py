@@ -182,3 +182,10 @@ def test_doctor_says_how_stripe_is_set_up_when_it_finds_problems_too(tmp_path: P
     assert "stripe.webhook_secret is no webhook signing secret" in result.stdout
     assert SECRET_KEY not in result.stdout + result.stderr
     assert "sk_test_swapped" not in result.stdout + result.stderr
+
+
+def test_a_top_up_cancel_link_still_answers_with_stripe_off(off_box: BillingBox) -> None:
+    """The cancel page expires the top-up its link names through Stripe: with Stripe off (its
+    keys taken out after the checkout began) the page still answers, asking nothing."""
+    page = off_box.http.get("/billing/cancel?payment=00000000-0000-4000-8000-000000000000")
+    assert page.status_code == 200 and "Payment cancelled" in page.text

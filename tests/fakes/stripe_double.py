@@ -15,7 +15,8 @@ GET /v1/payment_methods/{id}, GET /v1/refunds, GET /v1/charges/{id} and
 GET /v1/checkout/sessions?payment_intent= (stripe_charges.py: charges, refunds, disputes).
 
 The test drives what a customer and Stripe would do: `complete()`, `succeed_async()`,
-`fail_async()`, `expire()` change a session and return the event Stripe would send;
+`fail_async()`, `expire()` (stripe_moves.py) change a session and return the event Stripe
+would send;
 `outage` (an error every call answers), `stall` (calls wait until it is set) and `go_down()` /
 `come_back()` (the port refusing connections) are a Stripe having a bad day. `webhook()`
 renders an event as Stripe delivers it (pretty-printed JSON, and
@@ -36,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tests.fakes.stripe_charges import ChargesMixin
+from tests.fakes.stripe_moves import CustomerMovesMixin
 from tests.fakes.stripe_wire import (
     API_VERSION,
     StripeApiError,
@@ -43,6 +45,7 @@ from tests.fakes.stripe_wire import (
     decode_form,
     new_id,
     payment_total,
+    session_expiry,
     setup_currency,
     sign_payload,
 )
@@ -50,7 +53,7 @@ from tests.fakes.stripe_wire import (
 CHECKOUT_HOST = "https://checkout.stripe.com/c/pay/"
 
 
-class StripeDouble(ChargesMixin):
+class StripeDouble(CustomerMovesMixin, ChargesMixin):
     """The fake Stripe account: its HTTP API on loopback and the test's controls."""
 
     def __init__(self, secret_key: str, webhook_secret: str) -> None:
@@ -161,6 +164,7 @@ class StripeDouble(ChargesMixin):
         self, params: dict[str, Any], mode: str, total: int | None, currency: str | None
     ) -> dict[str, Any]:
         now = int(time.time())
+        expires_at = session_expiry(params, now)
         session_id = new_id("cs")
         intent = self._new_setup_intent(now) if mode == "setup" else None
         session = {
@@ -185,7 +189,7 @@ class StripeDouble(ChargesMixin):
             "payment_method_types": ["card"],
             "ui_mode": "hosted_page",
             "created": now,
-            "expires_at": now + 86400,
+            "expires_at": expires_at,
             "livemode": False,
         }
         self.sessions[session_id] = session
@@ -241,70 +245,6 @@ class StripeDouble(ChargesMixin):
         session_id = url.removeprefix(CHECKOUT_HOST)
         with self.lock:
             return copy.deepcopy(self._find(self.sessions, session_id, "checkout.session"))
-
-    def complete(
-        self,
-        session_id: str,
-        payment_status: str = "paid",
-        card_fingerprint: str | None = None,
-        payment_method_type: str = "card",
-    ) -> dict[str, Any]:
-        """The customer finishes the checkout; returns checkout.session.completed."""
-        with self.lock:
-            session = self._find(self.sessions, session_id, "checkout.session")
-            session.update(status="complete", url=None)
-            if session["mode"] == "payment":
-                session["payment_status"] = payment_status
-                session["payment_intent"] = new_id("pi")
-            else:
-                self._attach_method(session, card_fingerprint, payment_method_type)
-            return self._event("checkout.session.completed", session)
-
-    def _attach_method(
-        self, session: dict[str, Any], fingerprint: str | None, method_type: str
-    ) -> None:
-        method_id = new_id("pm")
-        method: dict[str, Any] = {
-            "id": method_id,
-            "object": "payment_method",
-            "type": method_type,
-            "created": int(time.time()),
-            "livemode": False,
-        }
-        if method_type == "card":
-            method["card"] = {
-                "brand": "visa",
-                "last4": "4242",
-                "exp_month": 12,
-                "exp_year": 2034,
-                "fingerprint": fingerprint or secrets.token_hex(8),
-            }
-        else:
-            method[method_type] = {"last4": "3000"}
-        self.payment_methods[method_id] = method
-        intent = self.setup_intents[session["setup_intent"]]
-        intent.update(status="succeeded", payment_method=method_id)
-
-    def succeed_async(self, session_id: str) -> dict[str, Any]:
-        """A delayed payment method settles; returns async_payment_succeeded."""
-        with self.lock:
-            session = self._find(self.sessions, session_id, "checkout.session")
-            session["payment_status"] = "paid"
-            return self._event("checkout.session.async_payment_succeeded", session)
-
-    def fail_async(self, session_id: str) -> dict[str, Any]:
-        """A delayed payment method fails; returns async_payment_failed."""
-        with self.lock:
-            session = self._find(self.sessions, session_id, "checkout.session")
-            session["payment_status"] = "unpaid"
-            return self._event("checkout.session.async_payment_failed", session)
-
-    def expire(self, session_id: str) -> dict[str, Any]:
-        """The session times out unpaid; returns checkout.session.expired."""
-        with self.lock:
-            session = self._find(self.sessions, session_id, "checkout.session")
-            session.update(status="expired", url=None)
-            return self._event("checkout.session.expired", session)
 
     def event(self, event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Any event carrying `obj`, e.g. one the box does not handle."""

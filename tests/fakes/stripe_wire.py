@@ -139,6 +139,24 @@ def check_common(params: dict[str, Any]) -> None:
         raise StripeApiError(400, "Invalid hash", param="metadata")
 
 
+def session_expiry(params: dict[str, Any], now: int) -> int:
+    """When a new session expires: its `expires_at`, which Stripe takes from 30 minutes to 24
+    hours after it is created (400 otherwise), else 24 hours."""
+    raw = params.get("expires_at")
+    if raw is None:
+        return now + 86400
+    if not str(raw).isdigit():
+        raise StripeApiError(400, "Invalid integer: expires_at", param="expires_at")
+    if not now + 30 * 60 <= int(raw) <= now + 86400:
+        raise StripeApiError(
+            400,
+            "The `expires_at` timestamp must be between 30 minutes and 24 hours after the "
+            "Checkout Session is created.",
+            param="expires_at",
+        )
+    return int(raw)
+
+
 def payment_total(params: dict[str, Any]) -> tuple[int, str]:
     items = params.get("line_items")
     if not isinstance(items, list) or not items:

@@ -164,6 +164,24 @@ def test_keys_create_list_revoke(workspace: Workspace) -> None:
     assert "no user" in workspace.fail("keys", "create", "nobody@example.com")
 
 
+def test_an_expired_key_is_not_counted_or_listed_as_active(workspace: Workspace) -> None:
+    """`users list` counted a key past its expiry (401 key_expired on every call) among the
+    account's `active_keys`, and `keys list` said it lists "active keys": the count is of
+    keys that work, and the listings say which key has expired."""
+    workspace.run("users", "create", "lapsed@example.com")
+    for name in ("old", "live"):
+        workspace.run("keys", "create", "lapsed@example.com", "--name", name)
+    listed = workspace.json("keys", "list", "lapsed@example.com")
+    old = next(k for k in listed if k["name"] == "old")
+    workspace.sql("UPDATE api_key SET expires_at = ? WHERE uuid = ?", ("2020-01-01", old["id"]))
+    [lapsed] = workspace.json("users", "list", "--search", "lapsed@")
+    assert lapsed["active_keys"] == 1
+    shown = workspace.run("users", "show", "lapsed@example.com").stdout
+    [row] = [line for line in shown.splitlines() if line.startswith(old["id"])]
+    assert "expired 2020-01-01" in row, shown
+    assert "active keys" not in workspace.run("keys", "list", "--help").stdout
+
+
 def key_ids(workspace: Workspace, email: str) -> list[str]:
     return [k["id"] for k in workspace.json("keys", "list", email)]
 

@@ -197,9 +197,10 @@ def test_models_errors(workspace: Workspace) -> None:
     assert "model id must look like provider/model" in workspace.fail(
         "models", "set", "no-slash", *price
     )
-    assert "max output tokens must be at least 1" in workspace.fail(
-        "models", "set", "errs/m", *price, "--max-output-tokens", "0"
-    )
+    for option in ("--max-output-tokens", "--context-tokens"):  # usage errors, as any bad value
+        for count in ("0", "-5"):
+            refused = workspace.fail("models", "set", "errs/m", *price, option, count, code=2)
+            assert f"Invalid value for '{option}': {count} is not in the range 1<=x" in refused
     assert "a new model needs both its input and its output price" in workspace.fail(
         "models", "set", "errs/m", "--input-per-1m", "1"
     )

@@ -182,3 +182,20 @@ def test_a_key_revoked_while_its_body_arrives_is_refused(
     assert answer.startswith(b"HTTP/1.1 401"), answer
     [request_id] = re.findall(rb"x-request-id: (req_\w+)", answer)
     server.wait_for_log(f"POST {route} 401 .* user=- key=.* request={request_id.decode()}")
+
+
+STORED = [("POST", "/v1/responses/resp_1/cancel"), ("DELETE", "/v1/responses/resp_1"),
+          ("GET", "/v1/responses/resp_1/input_items")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "route"), STORED)
+def test_a_stored_response_route_looks_at_the_key_before_a_large_body(
+    box: tuple[ServerProcess, str], method: str, route: str
+) -> None:
+    """The stored-response routes take a key like every other keyed /v1 route, but were read
+    as key-less routes: a body over 256 KiB without a key got the 413 of a sign-in route before
+    its 401. The key is looked at first, as on the inference routes."""
+    server, _ = box
+    answer = httpx.request(method, server.base_url + route, content=b"x" * 300_000, verify=TLS)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"]["code"] == "invalid_api_key", answer.text

@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from codelace_box.accounts.keys import MAX_ACTIVE_KEYS
+from codelace_box.accounts.key_room import MAX_ACTIVE_KEYS
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gateway.bursts import FLAT
 from tests.gateway.conftest import Box

@@ -67,8 +67,8 @@ def test_a_key_created_with_limits_shows_them(box: Box) -> None:
     assert set(body) == FIELDS - {"created_at", "last_used_at"} | {"full_key"}
     listed = box.http(login).get("/api/v1/auth/key").json()
     key = next(k for k in listed if k["id"] == body["id"])
-    assert set(key) == FIELDS
-    assert key["spent_usd"] == 0
+    assert set(key) == FIELDS | {"expired"}  # listed: whether it is past its expiry
+    assert key["expired"] is False and key["spent_usd"] == 0
     assert (key["limit_usd"], key["limit_reset"]) == (20.5, "monthly")
     assert key["expires_at"] == "2099-06-30T10:00:00Z"
     assert key["allowed_models"] == [MODEL]

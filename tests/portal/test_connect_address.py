@@ -182,7 +182,7 @@ def test_stripe_returns_the_user_to_the_address_the_portal_was_reached_at(
     assert answer.status_code == 200, answer.text
     session = site.double.session_by_url(answer.json()["checkout_url"])
     assert session["success_url"] == origin + RETURN
-    assert session["cancel_url"] == origin + "/billing/cancel"
+    assert session["cancel_url"].partition("?")[0] == origin + "/billing/cancel"  # (+ its query)
 
 
 def test_a_host_name_with_an_underscore_is_the_address_reached(box: PortalBox) -> None:

@@ -103,6 +103,24 @@ def test_bad_limits_are_a_400_naming_the_field_and_change_nothing(
     client.close()
 
 
+def test_a_key_limit_typed_with_thousands_commas_is_read_as_a_top_up_is(box: PortalBox) -> None:
+    """The page writes amounts with thousands commas and the top-up reads "1,000" so, but
+    the key form refused it ("must be a USD amount"): one rule for both (a decimal comma,
+    "10,50", still refused)."""
+    client, change = signed_in(box, "grouped-limit@portal.test")
+    body = {"name": "x", "limit_usd": "1,000"}
+    made = client.post("/portal/api/keys", json=body, headers=change)
+    assert made.status_code == 200, made.text
+    assert made.json()["limit_usd"] == 1000.0
+    path = f"/portal/api/keys/{made.json()['id']}"
+    patched = client.patch(path, json={"limit_usd": "$1,250.50"}, headers=change)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["limit_usd"] == 1250.5
+    refused = client.patch(path, json={"limit_usd": "10,50"}, headers=change)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "limit_usd"
+    client.close()
+
+
 def test_an_unknown_field_of_a_key_is_a_400(box: PortalBox) -> None:
     client, change = signed_in(box, "unknown-field@portal.test")
     key = client.post("/portal/api/keys", json={"name": "x"}, headers=change).json()
