@@ -12,6 +12,7 @@ from sanic.response import HTTPResponse
 
 from codelace_box.api.common import COST_HEADER, cost_header, json_response
 from codelace_box.api.portal_security import API_CACHE, add_security_headers, is_portal_path
+from codelace_box.crypto import mask_keys
 from codelace_box.db import postgres
 from codelace_box.db.failures import (
     database_unavailable,
@@ -212,7 +213,8 @@ def _render_sanic(request: Request, exc: SanicException) -> HTTPResponse:
     status = exc.status_code
     error_type, code = _SANIC_TYPES.get(status, ("invalid_request_error", "invalid_request"))
     if status == 404:
-        message = f"no route for {request.method} {request.path}{_v1_hint(request)}"
+        path = mask_keys(request.path)  # a key pasted into the path is not quoted back whole
+        message = f"no route for {request.method} {path}{_v1_hint(request)}"
     elif status == 413:
         head = "header" in str(exc).lower()  # Sanic's limit on the request line + headers
         message = "request headers too large" if head else _body_too_large(request)

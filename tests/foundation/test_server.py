@@ -100,6 +100,17 @@ def test_unknown_route_is_a_404_envelope(box: ServerProcess) -> None:
     assert message == "no route for GET /v2/nothing"
 
 
+def test_a_key_pasted_into_a_path_is_masked_in_the_404(box: ServerProcess) -> None:
+    """A key pasted where the path goes (a base URL built from it, `/v1/cl_...`) is not quoted
+    back whole: error messages mask secrets (a proxy or client log keeps them)."""
+    key = "cl_" + "Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF"
+    response = httpx.get(f"{box.base_url}/v1/{key}/models", verify=TLS)
+    message = assert_envelope(response, 404, "not_found_error", "not_found")
+    assert (
+        key not in message and key[-4:] in message and message.startswith("no route for GET /v1/")
+    )
+
+
 @pytest.mark.parametrize(
     ("path", "hint"),
     [
