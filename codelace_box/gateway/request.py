@@ -267,9 +267,14 @@ def validate_body(body: JSON) -> str:
 def output_cap(body: JSON, route: ModelRoute) -> tuple[int, bool]:
     """Tokens one choice may produce (the larger of the client's two fields if it sent both),
     and whether the client set that cap itself. (Comparisons: a list and `max()` took five
-    times as long.)"""
+    times as long.) llama.cpp's server reads a chat body's `n_predict` over both: a call held
+    for `max_tokens: 1` was answered thousands of tokens, unstreamed (relayed whole), and
+    charged its hold; so it is a third such field, and its -1 (no cap) a 400."""
     completion = _positive_int(body, "max_completion_tokens", MAX_TOKENS)
     tokens = _positive_int(body, "max_tokens", MAX_TOKENS)
+    if "n_predict" in body:  # (one look-up: hardly any body names it)
+        predict = _positive_int(body, "n_predict", MAX_TOKENS)
+        completion = completion if predict is None or (completion or 0) > predict else predict
     if tokens is not None and (completion is None or tokens > completion):
         return tokens, True
     if completion is not None:
