@@ -103,6 +103,23 @@ def test_an_n_predict_no_hold_covers_is_refused(box: Box, value: Any) -> None:
     assert box.balance(email) == (NANOS, 0)
 
 
+def test_an_answer_as_long_as_the_context_is_refused(box: Box, fake: FakeOpenAI) -> None:
+    """text-generation-webui's OpenAI API takes its generation options in a chat body:
+    `auto_max_new_tokens: true` makes the answer as long as the context leaves room for,
+    whatever `max_tokens` says, so a call held for one output token was answered the whole
+    context, unstreamed, and charged its hold. It is a 400 naming the field (false is none)."""
+    _, key = box.new_user("1")
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    with box.http(key) as http:
+        refused = http.post(URL, json=body | {"auto_max_new_tokens": True})
+        fake.push(Reply(content="Hi."))
+        allowed = http.post(URL, json=body | {"auto_max_new_tokens": False})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["param"] == "auto_max_new_tokens"
+    assert allowed.status_code == 200, allowed.text
+    assert [r.body.get("auto_max_new_tokens") for r in fake.requests] == [False]
+
+
 def _event(delta: dict[str, Any] | None, finish: str | None = None, usage: Any = None) -> bytes:
     """One OpenAI stream event; no delta: the usage chunk (no choices)."""
     choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
