@@ -381,6 +381,8 @@ def prepare_call(
     cap, from_client = output_cap(body, route)  # without the client's: the one sent upstream
     adapter.check_request(body, route.upstream_model, default_max_tokens=cap)
     choices = _positive_int(body, "n", MAX_N) or 1
+    if "n_cmpl" in body:  # llama.cpp's count of completions, which its `n` only stands in for
+        choices = max(choices, _positive_int(body, "n_cmpl", MAX_N) or 1)
     stream = bool(body.get("stream"))
     options = body.get("stream_options") or {}
     context = route.context_tokens or default_context_tokens

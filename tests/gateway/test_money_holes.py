@@ -103,6 +103,23 @@ def test_an_n_predict_no_hold_covers_is_refused(box: Box, value: Any) -> None:
     assert box.balance(email) == (NANOS, 0)
 
 
+def test_llama_cpp_n_cmpl_is_held_as_n(box: Box, fake: FakeOpenAI) -> None:
+    """llama.cpp's server counts its completions in `n_cmpl` (`n` only stands in for it):
+    three completions of 1,000 tokens were held as one (3,000 produced, charged the hold).
+    The larger of `n` and `n_cmpl` is held, and the provider's count charged."""
+    email, key = box.new_user("1")
+    fake.push(Reply(content="Three answers.", completion_tokens=3000))
+    message = {"role": "user", "content": "Three takes, please"}
+    body = {"model": MODEL, "messages": [message], "max_tokens": 1000, "n_cmpl": 3}
+    with box.http(key) as http:
+        answer = http.post(URL, json=body)
+    assert answer.status_code == 200, answer.text
+    row = box.settled_row(answer.headers["x-request-id"])
+    cost = cost_nanos(11, 3000, IN_PRICE, OUT_PRICE)
+    assert (row["output_tokens"], row["cost_nanos"]) == (3000, cost)
+    assert box.balance(email) == (NANOS - cost, 0)
+
+
 def test_an_answer_as_long_as_the_context_is_refused(box: Box, fake: FakeOpenAI) -> None:
     """text-generation-webui's OpenAI API takes its generation options in a chat body:
     `auto_max_new_tokens: true` makes the answer as long as the context leaves room for,
