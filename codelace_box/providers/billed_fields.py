@@ -40,6 +40,10 @@ BILLED_FIELDS: dict[str, str] = {
     "web_search_options": "paid web search",
     "service_tier": "a pricier service tier (only auto and default pass)",
     "modalities": "audio or image output, billed at its own, higher token prices",
+    "enable_search": "Alibaba Cloud Model Studio's (DashScope's) web search, billed per search, "
+    "its results put into the prompt as input tokens",
+    "enable_code_interpreter": "Alibaba Cloud Model Studio's (DashScope's) code interpreter, "
+    "billed per call",
     "audio": "audio output or input (`modalities` audio, `input_audio` parts, files of "
     "audio), billed at the audio token prices, many times the text ones",
     # Anthropic's server tools (in `tools`, every route) and, on /v1/messages, its billed options
@@ -103,7 +107,8 @@ Where = int | str  # a tool's index in `tools`, or where in `tool_choice` it is 
 
 # Fields whose provider puts content of its own into the prompt, billed as prompt tokens of a
 # size nobody knows in advance: OpenRouter's web plugin (search results; web_search_options
-# turns it on) and its other plugins (a parsed file, a compressed prompt): adds_to_the_prompt.
+# turns it on) and its other plugins (a parsed file, a compressed prompt), Model Studio's
+# enable_search: adds_to_the_prompt.
 _ONLINE = ":online"  # an OpenRouter model variant that runs the web plugin on every call
 
 
@@ -115,9 +120,14 @@ def adds_to_the_prompt(body: dict[str, Any], upstream_model: str = "") -> bool:
     if _ONLINE in upstream_model:
         return True
     plugins, search = body.get("plugins"), body.get("web_search_options")
-    if plugins is None and search is None:
+    searching = body.get("enable_search")  # (Model Studio's: its results in the prompt)
+    if plugins is None and search is None and searching is None:
         return False
-    return _present("plugins", plugins) or _present("web_search_options", search)
+    return (
+        _present("plugins", plugins)
+        or _present("web_search_options", search)
+        or _present("enable_search", searching)
+    )
 
 
 def runs_server_tools(body: dict[str, Any]) -> bool:
@@ -256,7 +266,9 @@ def field_named(name: str) -> str:
 
 
 def _present(name: str, value: Any) -> bool:
-    if value is None or (value in ([], {}) and name not in ON_WHEN_SENT):
+    """Whether a billed field's value asks for what it bills: none, false (a flag such as
+    `enable_search` left off) or a free value does not."""
+    if value is None or value is False or (value in ([], {}) and name not in ON_WHEN_SENT):
         return False
     free = FREE_VALUES.get(name, frozenset())
     if isinstance(value, list):
