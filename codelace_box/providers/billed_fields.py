@@ -88,17 +88,18 @@ AUDIO_EXTENSIONS = (".wav", ".mp3", ".mpga", ".m4a", ".aac", ".flac", ".ogg", ".
                     ".aiff", ".aif", ".pcm")  # fmt: skip
 MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m", "server_tools"})  # not fields
 # Tool types an upstream runs itself (OpenAI's hosted tools, which OpenRouter also takes on chat,
-# `web_search` as its shorthand; xAI's x_search and collections_search; a bare web_fetch or
-# code_execution, as gateways name Anthropic's), by their undated name in lower case (a
-# compatible server may match types in any case); and any namespaced type (`openrouter:*`,
-# `orq:*`): a gateway's own server tools. Not the tools whose calls come back to the client to
-# run (local_shell, apply_patch, custom, computer_use_preview, computer): they bill tokens only
-# and read nothing of the operator's. `shell` is either: hosted in a container of the provider
-# (`environment` container_auto, or container_reference: a container of the operator's
-# account), local otherwise (`_is_hosted`).
+# `web_search` as its shorthand; xAI's x_search and collections_search; Moonshot's (Kimi's)
+# builtin_function: its $web_search billed per call, the results in the next prompt; a bare
+# web_fetch or code_execution, as gateways name Anthropic's), by their undated name in lower
+# case (a compatible server may match types in any case); and any namespaced type
+# (`openrouter:*`, `orq:*`): a gateway's own server tools. Not the tools whose calls come back
+# to the client to run (local_shell, apply_patch, custom, computer_use_preview, computer): they
+# bill tokens only and read nothing of the operator's. `shell` is either: hosted in a container
+# of the provider (`environment` container_auto, or container_reference: a container of the
+# operator's account), local otherwise (`_is_hosted`).
 HOSTED_TOOLS = frozenset({"web_search", "web_search_preview", "file_search", "code_interpreter",
                           "image_generation", "mcp", "tool_search", "web_fetch", "code_execution",
-                          "x_search", "collections_search"})  # fmt: skip
+                          "x_search", "collections_search", "builtin_function"})  # fmt: skip
 _DATED = re.compile(r"_\d{4}_\d{2}_\d{2}$")  # web_search_2025_08_26
 _BODY_FIELDS = tuple(name for name in BILLED_FIELDS if name not in MESSAGES_ONLY)  # in order
 _BODY_FIELD_SET = frozenset(_BODY_FIELDS)  # a body naming none of them (most) skips the walk
@@ -266,8 +267,7 @@ def field_named(name: str) -> str:
 
 
 def _present(name: str, value: Any) -> bool:
-    """Whether a billed field's value asks for what it bills: none, false (a flag such as
-    `enable_search` left off) or a free value does not."""
+    """Whether a billed field's value asks for what it bills (none, false, a free value: no)."""
     if value is None or value is False or (value in ([], {}) and name not in ON_WHEN_SENT):
         return False
     free = FREE_VALUES.get(name, frozenset())
