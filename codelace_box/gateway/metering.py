@@ -32,7 +32,8 @@ Estimates, documented for the operator:
   times, each call reading the conversation and the tool results so far (at most the window)
   and the usage summing them: the window once more for each turn after the first
   (loop_input_bound);
-- output cap: the request's max_completion_tokens / max_tokens, else the model's
+- output cap: the request's max_completion_tokens / max_tokens (or llama.cpp's n_predict,
+  which its server reads over them: the largest), else the model's
   max_output_tokens, else 4,096 tokens; times `n`; the upstream is sent the cap reserved for,
   and the relay stops a stream that reaches it; plus, with OpenAI's predicted outputs, the
   prediction a token per byte (its tokens the answer does not use are billed as output); with

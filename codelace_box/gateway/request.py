@@ -55,6 +55,10 @@ MEDIA_URL_PARTS = {
 }
 # Fields of a part without a `type` that vLLM reads as media all the same (its "simple" params)
 _TYPELESS_MEDIA = ("image_url", "video_url", "audio_url")
+_UNCAPPED = (
+    "auto_max_new_tokens makes the answer as long as the context allows, past the output cap "
+    "paid for in advance: send max_tokens instead"
+)
 _CONTENT_TYPES = (str, list)  # (a tuple: `str | list` in the call builds a union each time)
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMBER_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
@@ -267,9 +271,17 @@ def validate_body(body: JSON) -> str:
 def output_cap(body: JSON, route: ModelRoute) -> tuple[int, bool]:
     """Tokens one choice may produce (the larger of the client's two fields if it sent both),
     and whether the client set that cap itself. (Comparisons: a list and `max()` took five
-    times as long.)"""
+    times as long.) llama.cpp's server reads a chat body's `n_predict` over both: a call held
+    for `max_tokens: 1` was answered thousands of tokens, unstreamed (relayed whole), and
+    charged its hold; so it is a third such field, and its -1 (no cap) a 400; as is
+    text-generation-webui's `auto_max_new_tokens: true` (an answer as long as the context)."""
     completion = _positive_int(body, "max_completion_tokens", MAX_TOKENS)
     tokens = _positive_int(body, "max_tokens", MAX_TOKENS)
+    if "n_predict" in body:  # (one look-up: hardly any body names it)
+        predict = _positive_int(body, "n_predict", MAX_TOKENS)
+        completion = completion if predict is None or (completion or 0) > predict else predict
+    if body.get("auto_max_new_tokens"):
+        raise _bad(_UNCAPPED, "auto_max_new_tokens")
     if tokens is not None and (completion is None or tokens > completion):
         return tokens, True
     if completion is not None:
@@ -369,6 +381,8 @@ def prepare_call(
     cap, from_client = output_cap(body, route)  # without the client's: the one sent upstream
     adapter.check_request(body, route.upstream_model, default_max_tokens=cap)
     choices = _positive_int(body, "n", MAX_N) or 1
+    if "n_cmpl" in body:  # llama.cpp's count of completions, which its `n` only stands in for
+        choices = max(choices, _positive_int(body, "n_cmpl", MAX_N) or 1)
     stream = bool(body.get("stream"))
     options = body.get("stream_options") or {}
     context = route.context_tokens or default_context_tokens

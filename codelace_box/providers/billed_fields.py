@@ -40,6 +40,10 @@ BILLED_FIELDS: dict[str, str] = {
     "web_search_options": "paid web search",
     "service_tier": "a pricier service tier (only auto and default pass)",
     "modalities": "audio or image output, billed at its own, higher token prices",
+    "enable_search": "Alibaba Cloud Model Studio's (DashScope's) web search, billed per search, "
+    "its results put into the prompt as input tokens",
+    "enable_code_interpreter": "Alibaba Cloud Model Studio's (DashScope's) code interpreter, "
+    "billed per call",
     "audio": "audio output or input (`modalities` audio, `input_audio` parts, files of "
     "audio), billed at the audio token prices, many times the text ones",
     # Anthropic's server tools (in `tools`, every route) and, on /v1/messages, its billed options
@@ -84,17 +88,18 @@ AUDIO_EXTENSIONS = (".wav", ".mp3", ".mpga", ".m4a", ".aac", ".flac", ".ogg", ".
                     ".aiff", ".aif", ".pcm")  # fmt: skip
 MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m", "server_tools"})  # not fields
 # Tool types an upstream runs itself (OpenAI's hosted tools, which OpenRouter also takes on chat,
-# `web_search` as its shorthand; xAI's x_search and collections_search; a bare web_fetch or
-# code_execution, as gateways name Anthropic's), by their undated name in lower case (a
-# compatible server may match types in any case); and any namespaced type (`openrouter:*`,
-# `orq:*`): a gateway's own server tools. Not the tools whose calls come back to the client to
-# run (local_shell, apply_patch, custom, computer_use_preview, computer): they bill tokens only
-# and read nothing of the operator's. `shell` is either: hosted in a container of the provider
-# (`environment` container_auto, or container_reference: a container of the operator's
-# account), local otherwise (`_is_hosted`).
+# `web_search` as its shorthand; xAI's x_search and collections_search; Moonshot's (Kimi's)
+# builtin_function: its $web_search billed per call, the results in the next prompt; a bare
+# web_fetch or code_execution, as gateways name Anthropic's), by their undated name in lower
+# case (a compatible server may match types in any case); and any namespaced type
+# (`openrouter:*`, `orq:*`): a gateway's own server tools. Not the tools whose calls come back
+# to the client to run (local_shell, apply_patch, custom, computer_use_preview, computer): they
+# bill tokens only and read nothing of the operator's. `shell` is either: hosted in a container
+# of the provider (`environment` container_auto, or container_reference: a container of the
+# operator's account), local otherwise (`_is_hosted`).
 HOSTED_TOOLS = frozenset({"web_search", "web_search_preview", "file_search", "code_interpreter",
                           "image_generation", "mcp", "tool_search", "web_fetch", "code_execution",
-                          "x_search", "collections_search"})  # fmt: skip
+                          "x_search", "collections_search", "builtin_function"})  # fmt: skip
 _DATED = re.compile(r"_\d{4}_\d{2}_\d{2}$")  # web_search_2025_08_26
 _BODY_FIELDS = tuple(name for name in BILLED_FIELDS if name not in MESSAGES_ONLY)  # in order
 _BODY_FIELD_SET = frozenset(_BODY_FIELDS)  # a body naming none of them (most) skips the walk
@@ -103,7 +108,8 @@ Where = int | str  # a tool's index in `tools`, or where in `tool_choice` it is 
 
 # Fields whose provider puts content of its own into the prompt, billed as prompt tokens of a
 # size nobody knows in advance: OpenRouter's web plugin (search results; web_search_options
-# turns it on) and its other plugins (a parsed file, a compressed prompt): adds_to_the_prompt.
+# turns it on) and its other plugins (a parsed file, a compressed prompt), Model Studio's
+# enable_search: adds_to_the_prompt.
 _ONLINE = ":online"  # an OpenRouter model variant that runs the web plugin on every call
 
 
@@ -115,9 +121,14 @@ def adds_to_the_prompt(body: dict[str, Any], upstream_model: str = "") -> bool:
     if _ONLINE in upstream_model:
         return True
     plugins, search = body.get("plugins"), body.get("web_search_options")
-    if plugins is None and search is None:
+    searching = body.get("enable_search")  # (Model Studio's: its results in the prompt)
+    if plugins is None and search is None and searching is None:
         return False
-    return _present("plugins", plugins) or _present("web_search_options", search)
+    return (
+        _present("plugins", plugins)
+        or _present("web_search_options", search)
+        or _present("enable_search", searching)
+    )
 
 
 def runs_server_tools(body: dict[str, Any]) -> bool:
@@ -256,7 +267,8 @@ def field_named(name: str) -> str:
 
 
 def _present(name: str, value: Any) -> bool:
-    if value is None or (value in ([], {}) and name not in ON_WHEN_SENT):
+    """Whether a billed field's value asks for what it bills (none, false, a free value: no)."""
+    if value is None or value is False or (value in ([], {}) and name not in ON_WHEN_SENT):
         return False
     free = FREE_VALUES.get(name, frozenset())
     if isinstance(value, list):

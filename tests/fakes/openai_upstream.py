@@ -68,6 +68,7 @@ class Reply:
     cached_tokens: int = 0  # of prompt_tokens: read from the prompt cache
     completion_tokens: int | None = None  # None: one token per streamed piece
     completion_tokens_from_cap: bool = False  # report the request's max_tokens as produced
+    # (its `n_predict` first when it sends one: llama.cpp's server reads that over max_tokens)
     reasoning_tokens: int = 0  # of completion_tokens: hidden reasoning, never streamed
     pieces: list[str] | None = None  # stream deltas; default: the content split at spaces
     tool_calls: list[dict[str, Any]] | None = None  # [{"name": ..., "arguments": "..."}]
@@ -406,7 +407,8 @@ class FakeOpenAI(LoopbackServer):
     @staticmethod
     def _completion_tokens(body: dict[str, Any], reply: Reply) -> int:
         if reply.completion_tokens_from_cap:
-            return int(body.get("max_completion_tokens") or body.get("max_tokens") or 0)
+            cap = body.get("n_predict") or body.get("max_completion_tokens")
+            return int(cap or body.get("max_tokens") or 0)
         if reply.completion_tokens is not None:
             return reply.completion_tokens
         return len(reply.stream_pieces()) + len(reply.tool_calls or [])

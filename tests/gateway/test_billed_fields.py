@@ -35,6 +35,10 @@ BILLED: dict[str, Any] = {
     "context_window_fallbacks": [{"gpt-4o-mini": ["gpt-4.5-preview"]}],
     "content_policy_fallbacks": [{"gpt-4o-mini": ["anthropic/claude-opus-4"]}],
     "context_window_fallback_dict": {"gpt-4o-mini": "gpt-4.5-preview"},
+    # Alibaba Cloud Model Studio's (DashScope's) compatible mode takes its own top-level flags:
+    # web search (a fee per search, its results put into the prompt) and a code interpreter
+    "enable_search": True,
+    "enable_code_interpreter": True,
 }
 
 
@@ -83,6 +87,8 @@ def test_a_billed_field_is_refused_until_the_operator_allows_it(
         {"models": []},
         {"provider": None},
         {"modalities": ["text"]},
+        {"enable_search": False},
+        {"enable_code_interpreter": False},
     ],
 )
 def test_ordinary_parameters_and_free_values_pass(
@@ -234,16 +240,22 @@ def test_a_server_tool_loop_streams_past_max_tokens_whole(box: Box, fake: FakeOp
 
 
 @pytest.mark.parametrize(
-    "field", [{"plugins": [{"id": "web", "max_results": 5}]}, {"web_search_options": {}}]
+    "field",
+    [
+        {"plugins": [{"id": "web", "max_results": 5}]},
+        {"web_search_options": {}},
+        {"enable_search": True},
+    ],
 )
 def test_search_results_a_gateway_adds_to_the_prompt_are_held_for(
     box: Box, fake: FakeOpenAI, field: dict[str, Any]
 ) -> None:
     """OpenRouter's web plugin (or web_search_options, which turns it on) puts the search
     results into the prompt, billed as its prompt tokens: a 12,000-token prompt from a body of
-    a few hundred bytes. The hold took the body alone for input, so the charge stopped at it and
-    the operator paid the rest; now the context window is held for input once (the whole prompt
-    fits in it), and the user is charged what the provider reported."""
+    a few hundred bytes (so does Model Studio's `enable_search`). The hold took the body alone
+    for input, so the charge stopped at it and the operator paid the rest; now the context
+    window is held for input once (the whole prompt fits in it), and the user is charged what
+    the provider reported."""
     (name,) = field
     email, key = box.new_user("5")
     box.cli("providers", "update", "fake", "--allow-field", name)

@@ -69,6 +69,74 @@ def test_a_compatible_server_is_sent_the_cap_in_max_tokens(
     assert sent.get("max_completion_tokens") in (None, 7)
 
 
+def test_llama_cpp_n_predict_is_held_as_the_output_cap(box: Box, fake: FakeOpenAI) -> None:
+    """llama.cpp's server (llama-server, and what runs on it) reads a chat body's `n_predict`
+    over its `max_tokens`: `max_tokens: 1` with `n_predict: 3000` was held one output token,
+    answered 3,000 (an unstreamed answer is relayed whole) and charged only the hold, 3,000
+    tokens for the price of one. `n_predict` is an output cap like the other two: the largest
+    is held, and the provider's count is charged."""
+    email, key = box.new_user("1")
+    fake.push(Reply(content="A long answer.", completion_tokens_from_cap=True))
+    message = {"role": "user", "content": "Write at length"}
+    body = {"model": MODEL, "messages": [message], "max_tokens": 1, "n_predict": 3000}
+    with box.http(key) as http:
+        answer = http.post(URL, json=body)
+    assert answer.status_code == 200, answer.text
+    assert fake.requests[-1].body["n_predict"] == 3000  # (llama.cpp's own field goes on)
+    row = box.settled_row(answer.headers["x-request-id"])
+    cost = cost_nanos(11, 3000, IN_PRICE, OUT_PRICE)
+    assert (row["output_tokens"], row["cost_nanos"]) == (3000, cost)
+    assert box.balance(email) == (NANOS - cost, 0)
+
+
+@pytest.mark.parametrize("value", [-1, 0, "100", 2.5, 2**31])
+def test_an_n_predict_no_hold_covers_is_refused(box: Box, value: Any) -> None:
+    """llama.cpp's `n_predict: -1` is no cap at all (generate until the context is full), and
+    what is no positive integer cannot be held for either: a 400 naming the field, nothing
+    held or sent."""
+    email, key = box.new_user("1")
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "n_predict": value}
+    with box.http(key) as http:
+        answer = http.post(URL, json=body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == "n_predict"
+    assert box.balance(email) == (NANOS, 0)
+
+
+def test_llama_cpp_n_cmpl_is_held_as_n(box: Box, fake: FakeOpenAI) -> None:
+    """llama.cpp's server counts its completions in `n_cmpl` (`n` only stands in for it):
+    three completions of 1,000 tokens were held as one (3,000 produced, charged the hold).
+    The larger of `n` and `n_cmpl` is held, and the provider's count charged."""
+    email, key = box.new_user("1")
+    fake.push(Reply(content="Three answers.", completion_tokens=3000))
+    message = {"role": "user", "content": "Three takes, please"}
+    body = {"model": MODEL, "messages": [message], "max_tokens": 1000, "n_cmpl": 3}
+    with box.http(key) as http:
+        answer = http.post(URL, json=body)
+    assert answer.status_code == 200, answer.text
+    row = box.settled_row(answer.headers["x-request-id"])
+    cost = cost_nanos(11, 3000, IN_PRICE, OUT_PRICE)
+    assert (row["output_tokens"], row["cost_nanos"]) == (3000, cost)
+    assert box.balance(email) == (NANOS - cost, 0)
+
+
+def test_an_answer_as_long_as_the_context_is_refused(box: Box, fake: FakeOpenAI) -> None:
+    """text-generation-webui's OpenAI API takes its generation options in a chat body:
+    `auto_max_new_tokens: true` makes the answer as long as the context leaves room for,
+    whatever `max_tokens` says, so a call held for one output token was answered the whole
+    context, unstreamed, and charged its hold. It is a 400 naming the field (false is none)."""
+    _, key = box.new_user("1")
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    with box.http(key) as http:
+        refused = http.post(URL, json=body | {"auto_max_new_tokens": True})
+        fake.push(Reply(content="Hi."))
+        allowed = http.post(URL, json=body | {"auto_max_new_tokens": False})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["param"] == "auto_max_new_tokens"
+    assert allowed.status_code == 200, allowed.text
+    assert [r.body.get("auto_max_new_tokens") for r in fake.requests] == [False]
+
+
 def _event(delta: dict[str, Any] | None, finish: str | None = None, usage: Any = None) -> bytes:
     """One OpenAI stream event; no delta: the usage chunk (no choices)."""
     choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]

@@ -98,6 +98,11 @@ CHAT_HOSTED = {
         {"tools": [{"type": "collections_search", "vector_store_ids": ["collection_1"]}]},
         "tools[0]"),
     "bare_web_fetch": ({"tools": [{"type": "web_fetch"}]}, "tools[0]"),
+    # Moonshot's (Kimi's) built-in tools: $web_search is billed per call and its results are
+    # put into the prompt of the next call
+    "kimi_builtin_web_search": (
+        {"tools": [FUNCTION, {"type": "builtin_function", "function": {"name": "$web_search"}}]},
+        "tools[1]"),
 }  # fmt: skip
 
 
