@@ -35,8 +35,10 @@ def ungrouped(text: str) -> str:
 
 
 def typed_usd(text: str) -> str:
-    """An amount typed in a form: as `ungrouped`, a leading `$` taken off first."""
-    return ungrouped(text.strip().removeprefix("$"))
+    """An amount typed in a form: as `ungrouped`, a leading `$` taken off first ("$" alone
+    stays: no amount, where a blank field clears a cap)."""
+    text = text.strip()
+    return ungrouped(text[1:] if text.startswith("$") and text[1:].strip() else text)
 
 
 def is_plain_usd(amount: object) -> bool:

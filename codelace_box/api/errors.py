@@ -222,8 +222,8 @@ def _render_sanic(request: Request, exc: SanicException) -> HTTPResponse:
             _note_the_route(request, (request.method,))  # refused from its head (Expect)
     elif status == 503:
         message = "the server took too long to answer; retry shortly"
-    else:
-        message = str(exc) or "bad request"
+    else:  # (a 405's words quote the URL: a key pasted into it is not quoted back whole)
+        message = mask_keys(str(exc)) or "bad request"
     response = envelope(status, message, error_type, code)
     if status == 405:
         allowed = getattr(exc, "allowed_methods", None) or _allowed_methods(request)

@@ -168,6 +168,26 @@ async def test_limits_typed_with_thousands_commas_are_read(tmp_path) -> None:  #
     assert ApiKey.get_by_id(key.id).limit_nanos == 1_250_500_000_000
 
 
+async def test_a_key_cap_typed_as_a_lone_dollar_sign_is_refused_not_cleared(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A "$" alone (the amount's digits deleted to type another) is no amount: refused, the
+    key's cap kept; the "$" taken off "$20" left a blank field, which clears the cap."""
+    env = make_env(tmp_path)
+    bob = create_user("bob@example.com")
+    key = create_key(bob.id, "ci", {"limit_usd": "20"}).key
+    app = create_admin_app(env.config)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_detail(pilot, "bob@example.com")
+        await until(pilot, lambda: len(column(pilot, "#keys")) == 1, "the key")
+        await open_form(pilot, "l", "the key limits form")
+        await fill(pilot, "limit_usd", "$")
+        await pilot.press("ctrl+s")
+        closed = lambda: screen_name(pilot) == "UserDetailScreen"  # noqa: E731
+        refused = lambda: "limit_usd" in text_of(pilot, "#form-error")  # noqa: E731
+        await until(pilot, lambda: closed() or refused(), "the refusal or the save")
+        assert not closed(), "saved"
+    assert ApiKey.get_by_id(key.id).limit_nanos == 20_000_000_000
+
+
 async def test_request_limits_form_sets_an_accounts_limits(tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = make_env(tmp_path, limits={"rpm": 60})
     create_user("bob@example.com")

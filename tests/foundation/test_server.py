@@ -111,6 +111,17 @@ def test_a_key_pasted_into_a_path_is_masked_in_the_404(box: ServerProcess) -> No
     )
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "OPTIONS"])
+def test_a_key_pasted_into_a_path_is_masked_in_the_405(box: ServerProcess, method: str) -> None:
+    """The same key in a path that is a route for other methods (the key route's
+    `/api/v1/auth/key/<key_id>`, which takes PATCH and DELETE: a GET to look a key up) is
+    masked in the 405 too (Sanic's own words quoted the URL)."""
+    key = "cl_" + "Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF"
+    response = httpx.request(method, f"{box.base_url}/api/v1/auth/key/{key}", verify=TLS)
+    message = assert_envelope(response, 405, "invalid_request_error", "method_not_allowed")
+    assert key not in message and key[-4:] in message and "/api/v1/auth/key/" in message
+
+
 @pytest.mark.parametrize(
     ("path", "hint"),
     [
