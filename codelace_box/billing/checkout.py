@@ -122,10 +122,11 @@ def parse_topup_amount(raw: object, config: StripeConfig) -> TopupAmount:
 
 SETUP_CANCEL_QUERY = "kind=setup"  # a card setup's cancel page speaks of a card, not a payment
 CANCEL_PAYMENT_ARG = "payment"  # a top-up's cancel link names its payment (billing/cancelled.py)
-# A top-up session lives Stripe's shortest time, 30 minutes (Stripe's default: 24 hours, its
-# payment `pending` all that time), plus a minute: Stripe measures from its own clock when the
-# call arrives, and the library's retries send the same `expires_at` seconds later.
-TOPUP_SESSION_SEC = 31 * 60
+# A top-up session lives an hour (Stripe's default: 24 hours, its payment `pending` all that
+# time; the cancel page expires it at once): Stripe takes 30 minutes at least, measured by its
+# own clock when the call arrives, so the rest is room for a box's clock running behind Stripe's
+# (every top-up would be a 400) and for the library's retries, which send the same value later.
+TOPUP_SESSION_SEC = 60 * 60
 
 
 def return_urls(base_url: str, cancel_query: str = "") -> dict[str, str]:
