@@ -104,3 +104,46 @@ def test_interleaved_arguments_make_two_whole_calls(fresh: ResponsesBox) -> None
     assert [e.sequence_number for e in events] == list(range(len(events)))
     assert fresh.usage_rows(email)[-1]["status"] == "ok"
     assert fresh.balance_nanos(email)[0] < before[0]
+
+
+CITIES = ("Oslo", "Lima", "Rome")
+
+
+def one_id(stream: bool) -> list[bytes]:
+    """Three calls, Oslo, Lima and Rome, at indexes 0 to 2 but all with the id `call_0`
+    (DeepSeek, GLM and Kimi-style servers give parallel calls one id), streamed or whole."""
+    calls = [{"id": "call_0", "type": "function",
+              "function": {"name": "get_weather", "arguments": json.dumps({"city": city})}}
+             for city in CITIES]  # fmt: skip
+    if not stream:
+        message = {"role": "assistant", "content": None, "tool_calls": calls}
+        choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+        answer = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                  "choices": [choice], "usage": USAGE}  # fmt: skip
+        return [json.dumps(answer).encode()]
+    deltas = [{"role": "assistant", "content": None}]
+    deltas += [{"tool_calls": [call | {"index": i}]} for i, call in enumerate(calls)]
+    frames = [openai_chunk(delta) for delta in deltas]
+    frames.append(openai_chunk({}, finish="tool_calls"))
+    return [*frames, openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n"]
+
+
+def test_parallel_calls_given_one_id_get_ids_of_their_own(fresh: ResponsesBox) -> None:
+    """Calls of one answer that share an upstream id are items of their own call_ids (the first
+    keeps it), as the Messages translation makes them: two carried `call_0`, and the openai
+    SDK's responses.stream failed ("Response snapshot has conflicting output identities"),
+    while Codex had calls it could not tell apart; a third failed the stream (read as a
+    piece of the first call, "the upstream interleaved the arguments of tool calls")."""
+    _, key = fresh.new_key()
+    client = fresh.openai(key)
+    fresh.openai_fake.push(Reply(raw=one_id(stream=True)))
+    with client.responses.stream(model=OPENAI_MODEL, input="Weather?", tools=[WEATHER]) as stream:
+        final = stream.get_final_response()
+    fresh.openai_fake.push(Reply(raw=one_id(stream=False), content_type="application/json"))
+    whole = client.responses.create(model=OPENAI_MODEL, input="Weather?", tools=[WEATHER])
+    for answer in (final, whole):
+        calls = [(c.call_id, json.loads(c.arguments)) for c in answer.output if c.type != "message"]
+        assert [args for _, args in calls] == [{"city": city} for city in CITIES]
+        ids = [call_id for call_id, _ in calls]
+        assert ids[0] == "call_0" and len(set(ids)) == 3
+        assert all(i.startswith("call_") and len(i) <= 40 for i in ids)  # OpenAI's bound
