@@ -147,3 +147,42 @@ def test_parallel_calls_given_one_id_get_ids_of_their_own(fresh: ResponsesBox) -
         ids = [call_id for call_id, _ in calls]
         assert ids[0] == "call_0" and len(set(ids)) == 3
         assert all(i.startswith("call_") and len(i) <= 40 for i in ids)  # OpenAI's bound
+
+
+def whole_at_zero() -> list[bytes]:
+    """Two calls, each whole in one piece with its name, both at index 0 and neither with an
+    id (a relay of Gemini's parallel calls, which Gemini sends whole)."""
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None}]
+    deltas += [{"tool_calls": [{"index": 0, "type": "function", "function": {
+        "name": "get_weather", "arguments": json.dumps({"city": city})}}]}
+        for city in ("Oslo", "Lima")]  # fmt: skip
+    frames = [openai_chunk(delta) for delta in deltas]
+    frames.append(openai_chunk({}, finish="tool_calls"))
+    return [*frames, openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n"]
+
+
+def test_whole_calls_at_one_index_without_ids_stay_apart_on_every_route(
+    fresh: ResponsesBox,
+) -> None:
+    """Parallel calls that come each whole under its name but with neither a new index nor a
+    new id are two calls for each SDK's stream helper: they were one call, its arguments
+    '{"city": "Oslo"}{"city": "Lima"}' (Responses and chat) or the second call lost
+    (Messages)."""
+    _, key = fresh.new_key()
+    want = [{"city": "Oslo"}, {"city": "Lima"}]
+    fresh.openai_fake.push(*[Reply(raw=whole_at_zero()) for _ in range(3)])
+    client = fresh.openai(key)
+    with client.responses.stream(model=OPENAI_MODEL, input="Weather?", tools=[WEATHER]) as stream:
+        final = stream.get_final_response()
+    assert [json.loads(c.arguments) for c in final.output if c.type == "function_call"] == want
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": CITY}}]
+    ask = [{"role": "user", "content": "Weather?"}]
+    with client.chat.completions.stream(model=OPENAI_MODEL, messages=ask, tools=tools) as chat:
+        calls = chat.get_final_completion().choices[0].message.tool_calls or []
+    assert [json.loads(c.function.arguments) for c in calls] == want
+    message_tools = [{"name": "get_weather", "input_schema": CITY}]
+    with fresh.client(key).messages.stream(
+        model=OPENAI_MODEL, max_tokens=100, messages=ask, tools=message_tools
+    ) as messages:
+        blocks = messages.get_final_message().content
+    assert [b.input for b in blocks if b.type == "tool_use"] == want
