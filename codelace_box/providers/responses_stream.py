@@ -151,7 +151,10 @@ class ResponsesStreamTranslator(EventBuilder):
         return events
 
     def _delta(self, delta: JSON) -> list[JSON]:
-        events: list[JSON] = []
+        calls = delta.get("tool_calls") or ()
+        # a call streaming: the delta's pieces of calls go first (its text after the call)
+        calls_first = bool(calls) and self.open is not None and self.open.kind == "call"
+        events = self._calls(calls) if calls_first else []
         thinking = reasoning_text(delta)
         if thinking:
             events += self._reasoning(thinking)
@@ -167,7 +170,13 @@ class ResponsesStreamTranslator(EventBuilder):
         if isinstance(delta.get("refusal"), str) and delta["refusal"]:
             self.refused = True
             events += self._text(delta["refusal"], "refusal")
-        for call in delta.get("tool_calls") or ():
+        if not calls_first:
+            events += self._calls(calls)
+        return events
+
+    def _calls(self, calls: Any) -> list[JSON]:
+        events: list[JSON] = []
+        for call in calls if isinstance(calls, list) else ():
             if isinstance(call, dict):
                 events += self._call(call)
         return events

@@ -186,3 +186,25 @@ def test_whole_calls_at_one_index_without_ids_stay_apart_on_every_route(
     ) as messages:
         blocks = messages.get_final_message().content
     assert [b.input for b in blocks if b.type == "tool_use"] == want
+
+
+def test_text_beside_the_last_piece_of_a_call_follows_the_call(fresh: ResponsesBox) -> None:
+    """A delta holding both text and the rest of the open call's arguments (servers that
+    stream text and calls side by side): the call ends whole, the text follows it in a message
+    of its own. The text closed the call first and its rest failed the stream ("the upstream
+    interleaved the arguments of tool calls", response.failed, which Codex retries)."""
+    _, key = fresh.new_key()
+    deltas = [
+        {"role": "assistant", "content": None},
+        call_delta(0, "call_oslo", '{"city": '),
+        {"content": "Checking.", **call_delta(0, None, '"Oslo"}')},
+    ]
+    frames = [openai_chunk(delta) for delta in deltas]
+    frames += [openai_chunk({}, finish="tool_calls"), openai_chunk({}, usage=USAGE)]
+    fresh.openai_fake.push(Reply(raw=[*frames, b"data: [DONE]\n\n"]))
+    client = fresh.openai(key)
+    with client.responses.stream(model=OPENAI_MODEL, input="Weather?", tools=[WEATHER]) as stream:
+        final = stream.get_final_response()
+    [call, message] = final.output
+    assert call.type == "function_call" and json.loads(call.arguments) == {"city": "Oslo"}
+    assert message.type == "message" and final.output_text == "Checking."
