@@ -62,7 +62,10 @@ class CallKeys:
         whatever its index says, and a piece without index continues the last call. A new id
         without a name continues the call (a call begins with its name); so does one with the
         same name while the call's arguments are not whole JSON yet (`same_call`). A piece
-        without index that gives a call's first id goes to that call (calls interleaved)."""
+        without index that gives a call's first id goes to that call (calls interleaved). A
+        piece naming a function and bringing arguments after the call's whole arguments begins
+        a new call too, though its id is not new (servers and relays that send each parallel
+        call whole, under the same id or none at all)."""
         given = piece.get("id")
         call_id = given if isinstance(given, str) and given else None
         index = piece.get("index")
@@ -77,6 +80,10 @@ class CallKeys:
             key = ("call", call_id)
         if key is None:
             key = ("call", call_id) if call_id is not None else 0
+        elif name and self._anew(key, arguments_of(function)):
+            key = ("next", len(self.arguments))  # a key no call has yet
+            if call_id is not None:
+                self.by_id[call_id] = key  # its later pieces that give the id come here
         if call_id is not None and self.ids.setdefault(key, call_id) == call_id:
             self.by_id.setdefault(call_id, key)
         if name:
@@ -86,6 +93,15 @@ class CallKeys:
         self.last = key
         self.arguments[key] = self.arguments.get(key, "") + arguments_of(function)
         return key
+
+    def _anew(self, key: Any, fragment: str) -> bool:
+        """Whether arguments `fragment` begin a new object after the call `key` (begun, with a
+        name) has whole arguments. Cheap tests first: servers that repeat the name on every
+        piece of a call would otherwise parse its arguments so far at each piece."""
+        if not fragment.lstrip().startswith("{") or key not in self.names:
+            return False
+        so_far = self.arguments.get(key, "")
+        return so_far.rstrip().endswith("}") and is_whole_json(so_far)
 
     def _goes_on(self, key: Any, name: Any) -> bool:
         return same_call(name, self.names.get(key), self.arguments.get(key, ""))

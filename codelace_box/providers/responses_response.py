@@ -55,6 +55,17 @@ def new_call_id() -> str:
     return f"call_{secrets.token_hex(12)}"
 
 
+def own_call_id(given: str, issued: set[str]) -> str:
+    """A call's id for its item: the upstream's, unless it gave none or an earlier call of the
+    same answer has it (DeepSeek, GLM and Kimi-style servers give parallel calls one id; the
+    openai SDK's stream helper refuses two items of one call_id, and Codex could not tell
+    their outputs apart): then one of its own, which goes back upstream with the call's output.
+    `issued` gets the id given."""
+    call_id = given if given and given not in issued else new_call_id()
+    issued.add(call_id)
+    return call_id
+
+
 def _count(details: Any, name: str) -> int:
     value = details.get(name) if isinstance(details, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
@@ -216,6 +227,7 @@ def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
     parts = [content_part(kind, texts[name]) for name, kind in _PART_KEYS if texts[name]]
     if parts:
         items.append(message_with(new_id("msg"), parts))
+    issued: set[str] = set()
     for call in message.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):
@@ -224,7 +236,7 @@ def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
         items.append(
             call_item(
                 new_id("ctc" if custom else "fc"),
-                signed_id(str(call.get("id") or new_call_id()), signature_of(call)),
+                signed_id(own_call_id(str(call.get("id") or ""), issued), signature_of(call)),
                 str(function.get("name") or ""),
                 arguments_of(function) or ("" if custom else "{}"),
                 context,

@@ -52,8 +52,8 @@ from codelace_box.providers.responses_response import (
     failure_error,
     message_item,
     message_with,
-    new_call_id,
     new_id,
+    own_call_id,
     reasoning_item,
     responses_usage,
     status_for,
@@ -92,6 +92,7 @@ class ResponsesStreamTranslator(EventBuilder):
         self.keys = CallKeys()  # which call a tool call piece belongs to
         self.closed_calls: set[Any] = set()  # keys of finished calls
         self.closed_ids: set[str] = set()  # upstream ids of finished calls
+        self.issued: set[str] = set()  # the call ids given to this answer's items
         self.deferred: dict[Any, JSON] = {}  # calls begun while another's arguments were open
         self.waiting: list[JSON] = []  # reasoning details that came while a call streamed
         self.finish_reason: str | None = None
@@ -150,7 +151,10 @@ class ResponsesStreamTranslator(EventBuilder):
         return events
 
     def _delta(self, delta: JSON) -> list[JSON]:
-        events: list[JSON] = []
+        calls = delta.get("tool_calls") or ()
+        # a call streaming: the delta's pieces of calls go first (its text after the call)
+        calls_first = bool(calls) and self.open is not None and self.open.kind == "call"
+        events = self._calls(calls) if calls_first else []
         thinking = reasoning_text(delta)
         if thinking:
             events += self._reasoning(thinking)
@@ -166,7 +170,13 @@ class ResponsesStreamTranslator(EventBuilder):
         if isinstance(delta.get("refusal"), str) and delta["refusal"]:
             self.refused = True
             events += self._text(delta["refusal"], "refusal")
-        for call in delta.get("tool_calls") or ():
+        if not calls_first:
+            events += self._calls(calls)
+        return events
+
+    def _calls(self, calls: Any) -> list[JSON]:
+        events: list[JSON] = []
+        for call in calls if isinstance(calls, list) else ():
             if isinstance(call, dict):
                 events += self._call(call)
         return events
@@ -291,13 +301,14 @@ class ResponsesStreamTranslator(EventBuilder):
     def _open_call(self, call: JSON, key: Any) -> list[JSON]:
         given, given_id = call.get("function"), _text(call, "id")
         name = _text(given, "name") if isinstance(given, dict) else ""
-        if given_id in self.closed_ids or key in self.closed_calls:
+        # a piece of a finished call (a new call that repeats its id names its function)
+        if key in self.closed_calls or (given_id in self.closed_ids and not name):
             raise UpstreamStreamError("the upstream interleaved the arguments of tool calls")
         events = self._close()
         custom = name in self.context.custom_tools
         item = StreamItem("call", new_id("ctc" if custom else "fc"), len(self.output))
         # Gemini's thought signature rides in the call_id (providers/thought_signature.py)
-        item.call_id = signed_id(given_id or new_call_id(), signature_of(call))
+        item.call_id = signed_id(own_call_id(given_id, self.issued), signature_of(call))
         item.given_id = given_id
         item.name, item.call_key = name, key
         self.open = item

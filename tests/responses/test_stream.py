@@ -217,16 +217,20 @@ def test_arguments_for_a_finished_call_are_an_upstream_error() -> None:
 
 
 def test_a_failure_still_ends_the_stream_when_held_back_calls_clash() -> None:
-    """A held-back call reusing the open call's id cannot be told apart: the failed response
-    leaves it out rather than the failure raising (the client would get no end at all)."""
-    stream = ResponsesStreamTranslator(PLAIN, model=MODEL)
-    stream.start()
-    call = {"index": 0, "id": "call_a", "function": {"name": "f", "arguments": "{"}}
-    stream.feed(_chunk({"tool_calls": [call]}))
-    stream.feed(_chunk({"tool_calls": [{"index": 1, "id": "call_a", "function": {"name": "g"}}]}))
-    (failed,) = stream.fail("the upstream went away")
-    assert failed["type"] == "response.failed"
-    assert [item["call_id"] for item in failed["response"]["output"]] == ["call_a"]
+    """A held-back piece reusing the open call's id without naming a function cannot be told
+    apart from it: the failed response leaves it out rather than the failure raising (the
+    client would get no end at all). One that names its function is a call of its own, given
+    an id of its own (parallel calls of one id: test_parallel_calls.py)."""
+    for header, kept in (({}, 1), ({"name": "g"}, 2)):
+        stream = ResponsesStreamTranslator(PLAIN, model=MODEL)
+        stream.start()
+        call = {"index": 0, "id": "call_a", "function": {"name": "f", "arguments": "{"}}
+        stream.feed(_chunk({"tool_calls": [call]}))
+        stream.feed(_chunk({"tool_calls": [{"index": 1, "id": "call_a", "function": header}]}))
+        (failed,) = stream.fail("the upstream went away")
+        assert failed["type"] == "response.failed"
+        ids = [item["call_id"] for item in failed["response"]["output"]]
+        assert ids[0] == "call_a" and len(set(ids)) == len(ids) == kept
 
 
 def test_no_usage_leaves_usage_out() -> None:
