@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 
-.PHONY: serve test test-postgres check lint unit bench bench-scaleout bench-peers bench-history binary binary-test install dev clean
+.PHONY: serve test test-postgres check lint unit bench bench-scaleout bench-peers bench-history bench-audit binary binary-test install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -134,6 +134,10 @@ bench-peers: $(VENV)/.dev-installed $(PEERS_VENV)/.installed-$(LITELLM_VERSION)
 ## make bench-history: the box with a long usage history (10M rows; BENCH_ARGS="--rows 1000000")
 bench-history: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.history $(BENCH_ARGS)
+
+## make bench-audit: doctor and audit on a long audit log (200k entries; BENCH_ARGS="--tree DIR")
+bench-audit: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.audit_log $(BENCH_ARGS)
 
 ## make binary: the single executable at dist/codelace-box
 binary: $(VENV)/.build-installed
