@@ -7,7 +7,8 @@ before and after as `users limits` records them, and then runs the real CLI on i
 `doctor`, `audit` and `audit --json` (their output dropped), each as its own process,
 printing its wall time, CPU time and peak memory (its resident set's high-water mark, VmHWM);
 and, in this process, the dashboard's audit screen read (its newest 200 entries), median of
-10. `--tree DIR` runs the CLI of another checkout (an older release) on the same box.
+10. `--tree DIR` also runs the CLI of another checkout (an older release: "before") first;
+`--postgres` makes the box on a throwaway PostgreSQL cluster (bench/pgcluster.py) instead.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.boxes import box_config, new_secret
+from bench.pgcluster import PgCluster
 from bench.procs import free_port
 from bench.run import PYTHON, cli
 
@@ -105,19 +107,26 @@ def dashboard_read_ms(config: Path) -> float:
     return round(statistics.median(took), 1)
 
 
-def box(folder: Path, entries: int) -> tuple[Path, float | None]:
-    """The bench box in `folder` with `entries` entries (made once, then reused)."""
+def box(folder: Path, entries: int, url: str | None = None) -> tuple[Path, float | None]:
+    """The bench box in `folder` with `entries` entries (made once, then reused; on the
+    PostgreSQL database `url`, made every time)."""
     folder = folder.resolve()
     config, marker = folder / "codelace.toml", folder / f"audit-{entries}.done"
-    if marker.exists():
+    if marker.exists() and url is None:
         return config, None
     if folder.exists():
         shutil.rmtree(folder)
-    config = box_config(folder, free_port(), None, new_secret())
+    config = box_config(folder, free_port(), url, new_secret())
     cli(config, "migrate")
     took = seed(config, entries)
     marker.write_text("")
     return config, took
+
+
+def commands(config: Path, tree: Path | None) -> dict[str, Any]:
+    """doctor, audit and audit --json measured, from `tree`'s checkout (None: this one)."""
+    runs = {"doctor": ["doctor"], "audit": ["audit"], "audit_json": ["audit", "--json"]}
+    return {name: measured(config, *words, tree=tree) for name, words in runs.items()}
 
 
 def main() -> None:
@@ -126,17 +135,21 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="keep (and reuse) the box here")
     parser.add_argument("--tree", type=Path, default=None,
                         help="run the CLI of the checkout there (another release)")  # fmt: skip
+    parser.add_argument("--postgres", action="store_true", help="on a throwaway cluster")
     args = parser.parse_args()
     scratch = None if args.data else Path(tempfile.mkdtemp(prefix="codelace-bench-audit-"))
+    cluster = PgCluster(free_port()).start() if args.postgres else None
     try:
-        config, seeded = box(args.data or scratch / "box", args.entries)  # type: ignore[operator]
+        url = cluster.new_database() if cluster else None
+        config, seeded = box(args.data or scratch / "box", args.entries, url)  # type: ignore[operator]
         figures: dict[str, Any] = {"entries": args.entries, "seed_seconds": seeded}
-        runs = {"doctor": ["doctor"], "audit": ["audit"], "audit_json": ["audit", "--json"]}
-        for name, words in runs.items():
-            figures[name] = measured(config, *words, tree=args.tree)
+        for tree in ([args.tree] if args.tree else []) + [None]:
+            figures["before" if tree else "this"] = commands(config, tree)
         figures["dashboard_audit_ms"] = dashboard_read_ms(config)
         print(json.dumps(figures, indent=2))
     finally:
+        if cluster is not None:
+            cluster.stop()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
