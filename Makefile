@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 
-.PHONY: serve test test-postgres check lint unit bench bench-scaleout bench-peers bench-history binary binary-test install dev clean
+.PHONY: serve test test-postgres check lint unit bench bench-scaleout bench-peers bench-history bench-audit binary binary-test install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,14 +67,15 @@ test: lint unit
 ## cluster (tests/pg_cluster.py; the PostgreSQL server binaries must be installed): accounts
 ## (sign-in, keys, rate limits), the key caps and account limits, the money and concurrency
 ## suites of the gateway, many boxes on one database, Stripe webhooks and their delivery races,
-## the usage totals and history, the ledger, migrations and db copy, and the fuzz modules whose
-## hostile text reaches the database (a NUL is text to SQLite, none to PostgreSQL). The
-## wire-format suites (the other gateway and billing modules, anthropic, messages, responses,
-## admin, portal, the other fuzz modules, the compatible servers' quirks) do not depend on the
-## engine and run on SQLite only (`make test`). About 320 tests: 8 min with 2 workers on a busy
-## 2-core machine. tests/quirks passes on PostgreSQL too (its 298 tests read the charge from
-## whichever database the box uses) but stays out of this selection, for CI's time: run it by
-## hand with `CODELACE_TEST_DATABASE=postgres .venv/bin/python -m pytest tests/quirks`.
+## the usage totals and history, the ledger, migrations and db copy, the audit log read a page
+## at a time, and the fuzz modules whose hostile text reaches the database (a NUL is text to
+## SQLite, none to PostgreSQL). The wire-format suites (the other gateway and billing modules,
+## anthropic, messages, responses, admin, portal, the other fuzz modules, the compatible
+## servers' quirks) do not depend on the engine and run on SQLite only (`make test`). About
+## 320 tests: 8 min with 2 workers on a busy 2-core machine. tests/quirks passes on PostgreSQL
+## too (its 298 tests read the charge from whichever database the box uses) but stays out of
+## this selection, for CI's time: run it by hand with
+## `CODELACE_TEST_DATABASE=postgres .venv/bin/python -m pytest tests/quirks`.
 PG_SUITES := tests/accounts tests/limits tests/history tests/admin \
 	tests/gateway/test_units.py tests/gateway/test_money_safety.py tests/gateway/test_money_review.py \
 	tests/gateway/test_money_holes.py tests/gateway/test_money_property.py \
@@ -88,6 +89,7 @@ PG_SUITES := tests/accounts tests/limits tests/history tests/admin \
 	tests/billing/test_many_boxes.py tests/billing/test_refunds_disputes.py tests/billing/test_topup_claims.py \
 	tests/billing/test_log_request_ids.py \
 	tests/foundation/test_ledger.py tests/foundation/test_postgres.py tests/foundation/test_pg_pipeline.py \
+	tests/observability/test_audit_at_scale.py \
 	tests/fuzz/test_stored_text.py tests/fuzz/test_routes.py tests/fuzz/test_webhook.py
 test-postgres: $(VENV)/.dev-installed
 	CODELACE_TEST_DATABASE=postgres $(PYTEST) $(XDIST) $(PG_SUITES) $(PYTEST_ARGS)
@@ -134,6 +136,10 @@ bench-peers: $(VENV)/.dev-installed $(PEERS_VENV)/.installed-$(LITELLM_VERSION)
 ## make bench-history: the box with a long usage history (10M rows; BENCH_ARGS="--rows 1000000")
 bench-history: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.history $(BENCH_ARGS)
+
+## make bench-audit: doctor and audit on a long audit log (200k entries; BENCH_ARGS="--tree DIR")
+bench-audit: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.audit_log $(BENCH_ARGS)
 
 ## make binary: the single executable at dist/codelace-box
 binary: $(VENV)/.build-installed

@@ -58,6 +58,7 @@ LONG_MODULES: dict[str, float] = {
     "tests/admin/test_limits.py": 20,  # 7 tests
     "tests/gateway/test_worker_killed.py": 19,  # 3 tests
     "tests/gateway/test_stream_leavers.py": 18,  # 3 tests
+    "tests/foundation/test_doctor_calls.py": 18,  # 2 tests
     "tests/admin/test_many_users.py": 18,  # 3 tests
     "tests/admin/test_form_echo.py": 16,  # 3 tests
     "tests/portal/test_user_experience.py": 16,  # 17 tests
@@ -76,6 +77,7 @@ LONG_MODULES: dict[str, float] = {
     "tests/foundation/test_copy_round_trip.py": 12,  # 3 tests
     "tests/foundation/test_db_copy.py": 12,  # 14 tests
     "tests/foundation/test_postgres.py": 11,  # 13 tests
+    "tests/observability/test_audit_at_scale.py": 11,  # 5 tests
     "tests/admin/test_key_ids_reused.py": 11,  # 3 tests
     "tests/fuzz/test_routes.py": 11,  # 5 tests
     "tests/billing/test_currency_change.py": 10,  # 3 tests

@@ -40,8 +40,9 @@ from codelace_box.crypto import mask_secret
 from codelace_box.db.core import Tx, close_database, open_database, utcnow, write_transaction
 from codelace_box.db.hotpath import one_writer_with_requests
 from codelace_box.db.observability import (
+    AUDIT_PAGE,
     advance_audit_head,
-    audit_head,
+    audit_pages,
     audit_rows,
     insert_audit_entry,
     last_hash,
@@ -246,37 +247,38 @@ def _entry(row: tuple[Any, ...]) -> Entry:
 
 def list_entries(since: datetime | None = None, limit: int | None = None) -> list[Entry]:
     """Entries from `since` on (all when None), oldest first; `limit`: only the newest ones."""
-    start = since.isoformat(timespec="microseconds") + "Z" if since else ""
-    return [_entry(row) for row in audit_rows(start, limit)]
+    if limit is None:
+        return list(entries(since))
+    return [_entry(row) for row in audit_rows(since_text(since), limit)]
 
 
-def verify_chain() -> list[str]:
+def entries(since: datetime | None = None, page: int | None = None) -> Iterator[Entry]:
+    """Entries from `since` on (all when None), oldest first, read a page at a time."""
+    for chunk in entry_pages(since, page=page):
+        yield from chunk
+
+
+def entry_pages(
+    since: datetime | None = None, upto: int | None = None, page: int | None = None
+) -> Iterator[list[Entry]]:
+    """Entries from `since` on (all when None) with ids up to `upto` (None: to the newest),
+    oldest first, `page` (AUDIT_PAGE by default) at a time: however long the log, one page in
+    memory (db/observability.py audit_pages)."""
+    for rows in audit_pages(since_text(since), upto, page or AUDIT_PAGE):
+        yield [_entry(row) for row in rows]
+
+
+def since_text(since: datetime | None) -> str:
+    """A moment as entries store their time (the text `created_at >= ?` compares)."""
+    return since.isoformat(timespec="microseconds") + "Z" if since else ""
+
+
+def verify_chain(page: int | None = None) -> list[str]:
     """What is wrong with the chain (empty: every entry is intact and linked to the one
-    before); one line per broken entry."""
-    problems: list[str] = []
-    prev = ""
-    entries = list_entries()
-    for entry in entries:
-        change = Change(entry.client, entry.command, entry.target, entry.before, entry.after)
-        if entry.prev_hash != prev:
-            problems.append(
-                f"audit log entry {entry.id}: does not follow the entry before it "
-                "(an entry was removed or changed)"
-            )
-        if entry_hash(entry.prev_hash, _body(entry.created_at, entry.os_user, change)) != (
-            entry.hash
-        ):
-            problems.append(f"audit log entry {entry.id}: its content does not match its hash")
-        prev = entry.hash
-    written, newest = audit_head()
-    if len(entries) != written:
-        problems.append(
-            f"audit log: {len(entries)} entries where {written} were written (entries were "
-            "removed, the newest ones if the chain above holds)"
-        )
-    elif prev != newest:
-        problems.append("audit log: its newest entry is not the one last written")
-    return problems
+    before); one line per broken entry (audit/chain.py)."""
+    from codelace_box.audit.chain import chain_problems
+
+    return chain_problems(page)
 
 
 def migrate_recorded(db: Any, client: str = "cli") -> list[int]:

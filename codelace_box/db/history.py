@@ -9,19 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 from codelace_box.db.core import (
-    POSTGRES,
     Row,
     database,
-    engine,
     parse_time,
-    query_all,
     query_one,
     write_transaction,
 )
-from codelace_box.db.snapshot import one_instant
+from codelace_box.db.snapshot import id_pages, pages_at_one_instant
 
 _DELETE_BATCH_SQL = (
     "DELETE FROM usage_record WHERE id IN (SELECT id FROM usage_record WHERE created_at < ? "
@@ -85,35 +81,14 @@ def usage_pages(
 ) -> Iterator[list[Row]]:
     """The usage rows created at or after `since` and before `until` (stored text forms; None:
     no end), optionally one user's, in id order, a page of `page` rows at a time. Each row: the
-    values of EXPORT_COLUMNS. On SQLite each page is one short read (nothing held open between
-    pages: a read held open stops the WAL's checkpoints); its one writer hands out ids in
-    commit order. On PostgreSQL ids come from a sequence: a row whose transaction (another box
-    or worker) took a lower id and committed after a page was read was passed over by the
-    next page (`id > last`) while rows committed after it were exported; so every page is
-    read in one snapshot there (db/snapshot.py): the rows as they were at the first read."""
-    pages = _pages(since, user_id, page, until)
-    if engine() != POSTGRES:
-        yield from pages
-        return
-    with one_instant(database.obj):
-        yield from pages
-
-
-def _pages(since: str, user_id: int | None, page: int, until: str | None) -> Iterator[list[Row]]:
-    """`usage_pages`' reads, each after the last id of the page before."""
+    values of EXPORT_COLUMNS. Every page is read in one snapshot on PostgreSQL, each its own
+    short read on SQLite (db/snapshot.py pages_at_one_instant)."""
     sql = _EXPORT_SQL + (" AND r.created_at < ?" if until is not None else "")
     sql += (" AND r.user_id = ?" if user_id is not None else "") + " ORDER BY r.id LIMIT ?"
     filters = [*([until] if until is not None else []), *([user_id] if user_id is not None else [])]
-    last = 0
-    while True:
-        params: list[Any] = [last, since, *filters, page]
-        rows = query_all(sql, params)
-        if not rows:
-            return
-        last = int(rows[-1][0])
-        yield [tuple(row[1:]) for row in rows]
-        if len(rows) < page:
-            return
+    with pages_at_one_instant(database.obj):
+        for rows in id_pages(sql, [since, *filters], page):
+            yield [tuple(row[1:]) for row in rows]
 
 
 def newest_stored_time() -> datetime | None:

@@ -10,7 +10,10 @@ The refusal counter is one portable upsert (`INSERT ... ON CONFLICT ... DO UPDAT
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from codelace_box.db.core import Row, Tx, exclusive, query_all, query_one, write_transaction
+from codelace_box.db.snapshot import id_pages
 from codelace_box.db.text import storable_text
 
 AUDIT_COLUMNS = (
@@ -59,6 +62,21 @@ def audit_rows(since: str = "", limit: int | None = None) -> list[Row]:
         return query_all(sql + " ORDER BY id", (since,))
     rows = query_all(sql + " ORDER BY id DESC LIMIT ?", (since, limit))
     return rows[::-1]
+
+
+AUDIT_PAGE = 1000  # entries a read: a page of a long log's, whatever its length
+
+
+def audit_pages(
+    since: str = "", upto: int | None = None, page: int = AUDIT_PAGE, columns: str = AUDIT_COLUMNS
+) -> Iterator[list[Row]]:
+    """The entries created at or after `since` (ISO text; '' for all) and with an id up to
+    `upto` (None: to the newest), in id order (the chain's), a page of `page` at a time, each
+    row the values of `columns` (the id first). Pages are separate reads: a caller that needs
+    them at one instant holds one (doctor) or takes `pages_at_one_instant` (db/snapshot.py)."""
+    sql = f"SELECT {columns} FROM audit_log WHERE id > ? AND created_at >= ?"
+    sql += (" AND id <= ?" if upto is not None else "") + " ORDER BY id LIMIT ?"
+    return id_pages(sql, [since, *([upto] if upto is not None else [])], page)
 
 
 def audit_entry_holds(command: str, target: str, text: str) -> bool:

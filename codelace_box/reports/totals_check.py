@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from codelace_box.db.core import query_all, utcnow
+from codelace_box.db.core import aggregate, query_all, utcnow
 from codelace_box.db.totals import COLUMNS
 from codelace_box.money import format_usd
 from codelace_box.reports.history import MINUTES_KEPT_DAYS
@@ -31,22 +31,25 @@ WHERE COALESCE(a.cost_nanos, 0) != COALESCE(-l.total, 0)
 ORDER BY u.id
 """
 # Each call's usage row against its ledger debit (`usage:<request id>`, written in the same
-# transaction, none for a free call); a debit whose row retention deleted is not looked at. One
-# statement over the rows (the debit found by its unique key), the first CALLS_LISTED of them,
-# with how many there are.
-_CALLS_VS_LEDGER_SQL = """
-SELECT c.request_id, u.uuid, u.email, c.cost_nanos, c.debited, c.same_account, c.calls
+# transaction, none for a free call); a debit whose row retention deleted is not looked at. How
+# many differ (one pass, nothing held: a window's count over them, `COUNT(*) OVER ()`, held
+# every differing call in SQLite's memory, 40-70 MB a million), then, only when some do, the
+# first CALLS_LISTED of them.
+_CALLS_DIFFERING = """
+FROM usage_record r
+LEFT JOIN ledger_entry l ON l.idempotency_key = 'usage:' || r.request_id AND l.kind = 'usage'
+WHERE r.cost_nanos != COALESCE(-l.amount_nanos, 0) OR l.user_id != r.user_id
+"""
+_CALLS_VS_LEDGER_SQL = f"""
+SELECT c.request_id, u.uuid, u.email, c.cost_nanos, c.debited, c.same_account
 FROM (SELECT r.id, r.request_id, r.user_id, r.cost_nanos, -l.amount_nanos AS debited,
-             l.user_id = r.user_id AS same_account, COUNT(*) OVER () AS calls
-      FROM usage_record r
-      LEFT JOIN ledger_entry l
-             ON l.idempotency_key = 'usage:' || r.request_id AND l.kind = 'usage'
-      WHERE r.cost_nanos != COALESCE(-l.amount_nanos, 0) OR l.user_id != r.user_id
+             l.user_id = r.user_id AS same_account {_CALLS_DIFFERING}
       ORDER BY r.id
       LIMIT ?) c
 JOIN "user" u ON u.id = c.user_id
 ORDER BY c.id
 """
+_CALLS_DIFFERING_SQL = f"SELECT COUNT(*) {_CALLS_DIFFERING}"
 CALLS_LISTED = 20
 _DAYS_SQL = f"SELECT user_id, {_SUMS} FROM key_day_usage GROUP BY user_id"
 _KEY_DAYS_SQL = f"SELECT user_id, api_key_id, {_SUMS} FROM key_day_usage "
@@ -93,16 +96,17 @@ def _spent_vs_ledger() -> list[str]:
 def _calls_vs_ledger() -> list[str]:
     """A call's usage row cost is what the ledger debited for it, to the nano-dollar, from
     the account of the row (sums that agree can hide debits moved between calls)."""
-    rows = query_all(_CALLS_VS_LEDGER_SQL, (CALLS_LISTED,))
+    differing = int(aggregate(_CALLS_DIFFERING_SQL)[0])
+    rows = query_all(_CALLS_VS_LEDGER_SQL, (CALLS_LISTED,)) if differing else []
     problems = []
-    for request_id, uuid, email, cost, debited, same_account, _ in rows:
+    for request_id, uuid, email, cost, debited, same_account in rows:
         debit = "none" if debited is None else format_usd(int(debited), 9)
         elsewhere = "" if debited is None or same_account else " (of another account)"
         problems.append(
             f"call {request_id} of account {email} (id {uuid}): usage row cost "
             f"{format_usd(int(cost), 9)} != ledger debit {debit}{elsewhere}"
         )
-    if rows and (more := int(rows[0][-1]) - len(rows)) > 0:
+    if (more := differing - len(rows)) > 0:
         problems.append(f"{more} more call(s) whose usage row cost differs from its ledger debit")
     return problems
 
