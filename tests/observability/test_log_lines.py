@@ -328,6 +328,24 @@ def test_another_librarys_warning_is_a_text_line_of_ours(
     assert PROVIDER_KEY not in text
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sanics_own_lines_are_text_lines_of_ours(box_factory: BoxFactory, workers: int) -> None:
+    """`log.format = "text"` is documented as time, level, logger, message on every line;
+    Sanic's own lines ("Starting worker", "Worker ready", its stop) kept Sanic's look
+    (`Main  2026-12-08 04:57:32 +0000 INFO: Starting worker [26442]`, on stdout), a second
+    format among ours for anyone reading or parsing the log."""
+    box = box_factory(log={"format": "text"}, server={"workers": workers})
+    with box.http(None) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+    box.server.wait_for_log(r".*Worker ready.*", count=workers)  # each worker up, not only one
+    assert box.server.stop() == 0
+    lines = [line for line in box.server.log_text().splitlines() if line.strip()]
+    started = [line for line in lines if "Starting worker" in line]
+    assert len(started) == workers, lines
+    assert all(" INFO sanic." in line for line in started), started
+    assert [line for line in lines if not TEXT_LINE.match(line)] == [], lines
+
+
 def test_log_level_error_leaves_out_the_libraries_warnings_too(box_factory: BoxFactory) -> None:
     """`log.level = error` is the lowest level written: a library's warning (aiohttp's, about
     an upstream's malformed cookie: written at the default level, the test above) came out
@@ -437,3 +455,4 @@ def test_a_refused_dated_model_name_is_logged_readable_and_a_key_still_masked(
     log = box.server.log_text()
     for secret in (provider_key, random_token, key, *shaped):
         assert secret not in log and secret[4:-4] not in log
+
