@@ -456,3 +456,14 @@ def test_a_refused_dated_model_name_is_logged_readable_and_a_key_still_masked(
     for secret in (provider_key, random_token, key, *shaped):
         assert secret not in log and secret[4:-4] not in log
 
+
+def test_the_start_line_names_the_listen_address_beside_the_public_url(
+    box_factory: BoxFactory,
+) -> None:
+    """Behind a reverse proxy (README, "Running under systemd") `public_url` is set: serve's
+    start line named only it (`serving on https://llm.example.com`), so nothing in the log
+    said the address and port the proxy must pass requests to."""
+    box = box_factory(server={"public_url": "https://llm.example.com"})
+    (line,) = box.server.wait_for_log(r".*codelace-box serving on .*")
+    listen = f"127.0.0.1:{box.server.port}"
+    assert f"serving on https://llm.example.com, listening on http://{listen} (1 worker" in line
