@@ -467,3 +467,30 @@ def test_the_start_line_names_the_listen_address_beside_the_public_url(
     (line,) = box.server.wait_for_log(r".*codelace-box serving on .*")
     listen = f"127.0.0.1:{box.server.port}"
     assert f"serving on https://llm.example.com, listening on http://{listen} (1 worker" in line
+
+
+def test_a_disabled_accounts_refused_request_names_the_account_and_key(
+    box_factory: BoxFactory,
+) -> None:
+    """An operator disables an account (`users disable`) and its clients keep calling: the
+    key is a valid one of that account, yet the 403 `account_disabled` access line said
+    `user=- key=-`, so the log could not tell whose requests were being refused (the SPEC's
+    access line: model, user id, key prefix). A key that is no key stays unnamed."""
+    box = box_factory(log={"format": "json"})
+    email, key = box.new_user("1")
+    user_id = json.loads(box.cli("users", "show", email, "--json"))["id"]
+    box.cli("users", "disable", email)
+    with box.http(key) as http:
+        refused = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+        unknown = http.post(
+            "/v1/chat/completions",
+            json={"model": MODEL, "messages": HELLO},
+            headers={"authorization": "Bearer " + key[:-4] + "AAAA"},
+        )
+    assert refused.json()["error"]["code"] == "account_disabled", refused.text
+    assert unknown.status_code == 401, unknown.text
+    for answer, named in ((refused, (user_id, key[:7])), (unknown, (None, None))):
+        request_id = answer.headers["x-request-id"]
+        (raw,) = box.server.wait_for_log(rf'.*"logger":"codelace_box.access".*"{request_id}".*')
+        line = json.loads(raw)
+        assert (line["user_id"], line["key_prefix"]) == named, line
