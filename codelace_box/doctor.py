@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import apsw
 from peewee import Database
 
 from codelace_box.accounts.limits import key_hold_mismatches
@@ -87,7 +88,19 @@ def check_database(
     provider keys, the audit chain, and (given the Stripe config) top-ups paid in a currency
     other than stripe.currency. On a schema older or newer than this codelace-box's only
     the first two: the others read tables and columns as this version has them (an old
-    database raised)."""
+    database raised). A file SQLite cannot read through (its own check, or a later one, meets
+    a damaged page) is that one problem (version 0: unknown), not a crash."""
+    try:
+        return _checked(db, secret_key, stripe)
+    except (apsw.CorruptError, apsw.NotADBError) as exc:
+        why = f'{exc} (SQLite cannot read the file through: restore a backup, README "Restore")'
+        return 0, [f"database integrity: {why}"]
+
+
+def _checked(
+    db: Database, secret_key: str | None, stripe: StripeConfig | None
+) -> tuple[int, list[str]]:
+    """check_database's checks, in order."""
     problems: list[str] = []
     integrity = quick_check(db)
     if integrity != ["ok"]:

@@ -248,6 +248,29 @@ def test_doctor_names_an_account_whose_balance_was_tampered_with(workspace: Work
     workspace.run("doctor")
 
 
+def test_doctor_names_a_file_too_damaged_to_read_through(workspace: Workspace) -> None:
+    """`doctor` checks the file's integrity: where SQLite's own check could not read the file
+    through (a few pages overwritten: a disk fault, a copy cut short), it said `error:
+    unexpected CorruptError: database disk image is malformed`, the words of a crash asking
+    for a bug report, and named no problem, just when the operator needed its verdict."""
+    workspace.run("users", "create", "damaged@example.com")
+    workspace.sql("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file itself
+    page = 4096
+    data = bytearray(workspace.db_path.read_bytes())
+    assert len(data) > 8 * page
+    data[4 * page : 6 * page] = bytes((i * 7 + 3) % 256 for i in range(2 * page))
+    workspace.db_path.write_bytes(data)
+    result = run_cli(workspace.config, "doctor")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "unexpected" not in result.stderr, result.stderr
+    assert one_error_line(result.stderr) == "error: doctor found 1 problem(s)"
+    (line,) = [text for text in result.stdout.splitlines() if text.startswith("MISMATCH")]
+    assert line == (
+        "MISMATCH database integrity: database disk image is malformed (SQLite cannot read "
+        'the file through: restore a backup, README "Restore")'
+    ), line
+
+
 def test_doctor_names_an_account_whose_holds_do_not_add_up(workspace: Workspace) -> None:
     workspace.run("users", "create", "held@example.com")
     workspace.sql("UPDATE \"user\" SET held_nanos = 2500 WHERE email = 'held@example.com'")
