@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import apsw
 from peewee import Database
 
 from codelace_box.accounts.limits import key_hold_mismatches
@@ -21,6 +20,7 @@ from codelace_box.billing.ledger import Mismatch, find_mismatches
 from codelace_box.config import Config, StripeConfig
 from codelace_box.crypto import decrypt_secret
 from codelace_box.db.core import open_database, parse_time, quick_check, utcnow
+from codelace_box.db.failures import damaged_file
 from codelace_box.db.migrate import LATEST_VERSION, first_migrated_at, migration_status
 from codelace_box.db.models import AuditEntry, Provider, ProviderKey
 from codelace_box.db.snapshot import one_instant
@@ -92,7 +92,9 @@ def check_database(
     a damaged page) is that one problem (version 0: unknown), not a crash."""
     try:
         return _checked(db, secret_key, stripe)
-    except (apsw.CorruptError, apsw.NotADBError) as exc:
+    except Exception as exc:
+        if not damaged_file(exc):
+            raise
         why = f'{exc} (SQLite cannot read the file through: restore a backup, README "Restore")'
         return 0, [f"database integrity: {why}"]
 
