@@ -20,6 +20,7 @@ from codelace_box.billing.ledger import Mismatch, find_mismatches
 from codelace_box.config import Config, StripeConfig
 from codelace_box.crypto import decrypt_secret
 from codelace_box.db.core import open_database, parse_time, quick_check, utcnow
+from codelace_box.db.failures import damaged_file
 from codelace_box.db.migrate import LATEST_VERSION, first_migrated_at, migration_status
 from codelace_box.db.models import AuditEntry, Provider, ProviderKey
 from codelace_box.db.snapshot import one_instant
@@ -87,7 +88,21 @@ def check_database(
     provider keys, the audit chain, and (given the Stripe config) top-ups paid in a currency
     other than stripe.currency. On a schema older or newer than this codelace-box's only
     the first two: the others read tables and columns as this version has them (an old
-    database raised)."""
+    database raised). A file SQLite cannot read through (its own check, or a later one, meets
+    a damaged page) is that one problem (version 0: unknown), not a crash."""
+    try:
+        return _checked(db, secret_key, stripe)
+    except Exception as exc:
+        if not damaged_file(exc):
+            raise
+        why = f'{exc} (SQLite cannot read the file through: restore a backup, README "Restore")'
+        return 0, [f"database integrity: {why}"]
+
+
+def _checked(
+    db: Database, secret_key: str | None, stripe: StripeConfig | None
+) -> tuple[int, list[str]]:
+    """check_database's checks, in order."""
     problems: list[str] = []
     integrity = quick_check(db)
     if integrity != ["ok"]:

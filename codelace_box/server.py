@@ -387,7 +387,7 @@ def serve(config: Config) -> None:
         return
     if workers > 1:
         install_supervisor()  # before the line below: a stop signal after it is recorded
-    log.info("codelace-box serving on %s (%d worker(s))", config.server.base_url, workers)
+    log.info("codelace-box serving on %s (%d worker(s))", config.server.serving_on, workers)
     if workers == 1:
         Sanic.serve_single(primary=app)
         return

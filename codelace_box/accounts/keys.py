@@ -36,7 +36,7 @@ from codelace_box.accounts.limits import (
     parse_allowed,
     parse_key_limits,
 )
-from codelace_box.accounts.users import clean_name
+from codelace_box.accounts.users import AccountDisabled, clean_name
 from codelace_box.db.core import (
     connection,
     db_time,
@@ -354,7 +354,7 @@ def _admitted(known: _KnownKey | None) -> AuthContext:
     if known.expires is not None and known.expires <= now:
         raise AuthenticationFailed("this API key has expired", code="key_expired")
     if not known.active:
-        raise PermissionDenied("this account is disabled", code="account_disabled")
+        raise AccountDisabled(known.auth)
     auth = known.auth
     if known.last_used is None or now - known.last_used >= _LAST_USED_INTERVAL:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 import idna
 from peewee import IntegrityError, fn
@@ -33,6 +34,15 @@ _BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
+class AccountDisabled(PermissionDenied):
+    """403 for a key of a disabled account. The key did authenticate: `whose` is its identity
+    (AuthContext), for the access line to name whose request was refused, never to serve."""
+
+    def __init__(self, whose: Any) -> None:
+        super().__init__("this account is disabled", code="account_disabled")
+        self.whose = whose
 
 
 def normalize_email(raw: object) -> str:

@@ -21,6 +21,7 @@ from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import AuthContext, authenticated
 from codelace_box.accounts.ratelimit import client_bucket
+from codelace_box.accounts.users import AccountDisabled
 from codelace_box.errors import InvalidRequest, UnsupportedEncoding
 from codelace_box.jsonwire import (
     MOST_LEVELS,
@@ -298,8 +299,12 @@ async def keyed_auth(request: Request, presented: str | None) -> AuthContext:
     if cached is not None:
         return cached
     request.ctx.auth = None  # (a refusal now is the access line's: no user named)
-    auth = await authenticated(presented)
     ctx = request.ctx
+    try:
+        auth = await authenticated(presented)
+    except AccountDisabled as refused:  # but a disabled account's key: the line names it
+        ctx.refused_as, ctx.key_prefix = refused.whose, (presented or "")[:KEY_PREFIX_LENGTH]
+        raise
     ctx.auth, ctx.auth_at = auth, time.monotonic()
     ctx.key_prefix = presented[:KEY_PREFIX_LENGTH] if presented else None  # the access line's
     return auth

@@ -109,7 +109,8 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
     """The access line. A text line is its message alone: the JSON fields (a dictionary, the
     duration rounded) are built only for a JSON line or another logging set-up."""
     ctx = request.ctx
-    auth = getattr(ctx, "auth", None)
+    # (or the identity of a disabled account's key, refused: api/common.keyed_auth)
+    auth = getattr(ctx, "auth", None) or getattr(ctx, "refused_as", None)
     # a call's model; count_tokens, which makes no call, names its own (api/messages.py), and
     # a refusal before one resolved the body's (note_asked_model: written as a method is)
     model = call.route.id if call is not None else getattr(ctx, "model", None)

@@ -92,12 +92,24 @@ class ServerConfig:
     )
 
     @property
+    def listen_url(self) -> str:
+        """The address the box listens on, `http://host:port` (an IPv6 address bracketed)."""
+        ipv6 = ":" in self.host and not self.host.startswith("[")
+        host = f"[{self.host}]" if ipv6 else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
     def base_url(self) -> str:
         """The public URL (an international host in its ASCII form: `ascii_host_url`), or the
         listen address when none is set."""
-        ipv6 = ":" in self.host and not self.host.startswith("[")
-        host = f"[{self.host}]" if ipv6 else self.host
-        return (ascii_host_url(self.public_url) or f"http://{host}:{self.port}").rstrip("/")
+        return (ascii_host_url(self.public_url) or self.listen_url).rstrip("/")
+
+    @property
+    def serving_on(self) -> str:
+        """serve's start line's address: the base URL, and the listen address beside it when
+        the public URL is another (the address a reverse proxy passes requests to)."""
+        base, listen = self.base_url, self.listen_url
+        return base if base == listen else f"{base}, listening on {listen}"
 
     @property
     def base_path(self) -> str:

@@ -35,7 +35,18 @@ def operator_words(exc: BaseException, url: str | None = None) -> str | None:
         return f"the database could not be written: {written_words(exc)}{write_failure_where(exc)}"
     if postgres.is_unavailable(exc):
         return postgres.unavailable_words(exc, url)
+    if damaged_file(exc):
+        return (
+            f"the database file is damaged ({written_words(exc)}): `codelace-box doctor` checks "
+            'it; restore a backup (README "Restore")'
+        )
     return postgres.missing_privilege(exc)
+
+
+def damaged_file(exc: BaseException) -> bool:
+    """SQLite met a page of its file it cannot read (apsw's error, or peewee's around it)."""
+    damaged = (apsw.CorruptError, apsw.NotADBError)
+    return isinstance(exc, damaged) or isinstance(exc.__context__, damaged)
 
 
 def is_busy(exc: BaseException) -> bool:

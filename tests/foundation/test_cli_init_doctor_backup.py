@@ -248,6 +248,46 @@ def test_doctor_names_an_account_whose_balance_was_tampered_with(workspace: Work
     workspace.run("doctor")
 
 
+def test_doctor_names_a_file_too_damaged_to_read_through(fresh_workspace: Workspace) -> None:
+    """`doctor` checks the file's integrity: where SQLite's own check could not read the file
+    through (a few pages overwritten: a disk fault, a copy cut short), it said `error:
+    unexpected CorruptError: database disk image is malformed`, the words of a crash asking
+    for a bug report, and named no problem, just when the operator needed its verdict."""
+    _damage(fresh_workspace)
+    result = run_cli(fresh_workspace.config, "doctor")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "unexpected" not in result.stderr, result.stderr
+    assert one_error_line(result.stderr) == "error: doctor found 1 problem(s)"
+    (line,) = [text for text in result.stdout.splitlines() if text.startswith("MISMATCH")]
+    assert line == (
+        "MISMATCH database integrity: database disk image is malformed (SQLite cannot read "
+        'the file through: restore a backup, README "Restore")'
+    ), line
+
+
+def _damage(workspace: Workspace) -> None:
+    """Overwrite two pages in the middle of a box's database of its own (an account in it)."""
+    workspace.run("migrate")
+    workspace.run("users", "create", "damaged@example.com")
+    workspace.sql("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file itself
+    page = 4096
+    data = bytearray(workspace.db_path.read_bytes())
+    assert len(data) > 8 * page
+    data[4 * page : 6 * page] = bytes((i * 7 + 3) % 256 for i in range(2 * page))
+    workspace.db_path.write_bytes(data)
+
+
+def test_a_command_on_a_damaged_file_says_so_and_what_to_do(fresh_workspace: Workspace) -> None:
+    """Any other command meeting a damaged page said `error: unexpected DatabaseError:
+    database disk image is malformed` (`users list`), a crash's words: it says the file is
+    damaged and what to run, in one line, exit 1."""
+    _damage(fresh_workspace)
+    assert fresh_workspace.fail("users", "list") == (
+        "error: the database file is damaged (database disk image is malformed): "
+        '`codelace-box doctor` checks it; restore a backup (README "Restore")'
+    )
+
+
 def test_doctor_names_an_account_whose_holds_do_not_add_up(workspace: Workspace) -> None:
     workspace.run("users", "create", "held@example.com")
     workspace.sql("UPDATE \"user\" SET held_nanos = 2500 WHERE email = 'held@example.com'")

@@ -328,6 +328,24 @@ def test_another_librarys_warning_is_a_text_line_of_ours(
     assert PROVIDER_KEY not in text
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sanics_own_lines_are_text_lines_of_ours(box_factory: BoxFactory, workers: int) -> None:
+    """`log.format = "text"` is documented as time, level, logger, message on every line;
+    Sanic's own lines ("Starting worker", "Worker ready", its stop) kept Sanic's look
+    (`Main  2026-12-08 04:57:32 +0000 INFO: Starting worker [26442]`, on stdout), a second
+    format among ours for anyone reading or parsing the log."""
+    box = box_factory(log={"format": "text"}, server={"workers": workers})
+    with box.http(None) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+    box.server.wait_for_log(r".*Worker ready.*", count=workers)  # each worker up, not only one
+    assert box.server.stop() == 0
+    lines = [line for line in box.server.log_text().splitlines() if line.strip()]
+    started = [line for line in lines if "Starting worker" in line]
+    assert len(started) == workers, lines
+    assert all(" INFO sanic." in line for line in started), started
+    assert [line for line in lines if not TEXT_LINE.match(line)] == [], lines
+
+
 def test_log_level_error_leaves_out_the_libraries_warnings_too(box_factory: BoxFactory) -> None:
     """`log.level = error` is the lowest level written: a library's warning (aiohttp's, about
     an upstream's malformed cookie: written at the default level, the test above) came out
@@ -437,3 +455,42 @@ def test_a_refused_dated_model_name_is_logged_readable_and_a_key_still_masked(
     log = box.server.log_text()
     for secret in (provider_key, random_token, key, *shaped):
         assert secret not in log and secret[4:-4] not in log
+
+
+def test_the_start_line_names_the_listen_address_beside_the_public_url(
+    box_factory: BoxFactory,
+) -> None:
+    """Behind a reverse proxy (README, "Running under systemd") `public_url` is set: serve's
+    start line named only it (`serving on https://llm.example.com`), so nothing in the log
+    said the address and port the proxy must pass requests to."""
+    box = box_factory(server={"public_url": "https://llm.example.com"})
+    (line,) = box.server.wait_for_log(r".*codelace-box serving on .*")
+    listen = f"127.0.0.1:{box.server.port}"
+    assert f"serving on https://llm.example.com, listening on http://{listen} (1 worker" in line
+
+
+def test_a_disabled_accounts_refused_request_names_the_account_and_key(
+    box_factory: BoxFactory,
+) -> None:
+    """An operator disables an account (`users disable`) and its clients keep calling: the
+    key is a valid one of that account, yet the 403 `account_disabled` access line said
+    `user=- key=-`, so the log could not tell whose requests were being refused (the SPEC's
+    access line: model, user id, key prefix). A key that is no key stays unnamed."""
+    box = box_factory(log={"format": "json"})
+    email, key = box.new_user("1")
+    user_id = json.loads(box.cli("users", "show", email, "--json"))["id"]
+    box.cli("users", "disable", email)
+    with box.http(key) as http:
+        refused = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+        unknown = http.post(
+            "/v1/chat/completions",
+            json={"model": MODEL, "messages": HELLO},
+            headers={"authorization": "Bearer " + key[:-4] + "AAAA"},
+        )
+    assert refused.json()["error"]["code"] == "account_disabled", refused.text
+    assert unknown.status_code == 401, unknown.text
+    for answer, named in ((refused, (user_id, key[:7])), (unknown, (None, None))):
+        request_id = answer.headers["x-request-id"]
+        (raw,) = box.server.wait_for_log(rf'.*"logger":"codelace_box.access".*"{request_id}".*')
+        line = json.loads(raw)
+        assert (line["user_id"], line["key_prefix"]) == named, line
