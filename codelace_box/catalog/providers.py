@@ -12,7 +12,7 @@ from peewee import IntegrityError
 from codelace_box.config import Config, ensure_secret_key, existing_secret_key
 from codelace_box.config.secret import secret_key_path
 from codelace_box.config.values import lower_scheme_and_host
-from codelace_box.crypto import encrypt_secret, mask_secret, mask_tokens
+from codelace_box.crypto import decrypt_secret, encrypt_secret, mask_secret, mask_tokens
 from codelace_box.db.core import write_transaction
 from codelace_box.db.models import CatalogModel, Provider, ProviderKey
 from codelace_box.errors import ConfigError, Conflict, InvalidRequest, NotFound
@@ -195,7 +195,27 @@ def add_provider_key(name: str, secret_key: str, key: str) -> ProviderKey:
     """Add another key to a provider's rotation."""
     provider = get_provider(name)
     with write_transaction():
+        _refuse_twice(provider, secret_key, key.strip())
         return _store_key(provider.id, secret_key, key)
+
+
+def _refuse_twice(provider: Provider, secret_key: str, key: str) -> None:
+    """Refuse a key the provider holds already: two rows of one key show the same hint, and
+    rotating or removing one (a leaked key) left the other in rotation. Another provider may
+    hold the same key (one account behind two base URLs); a stored key this secret cannot
+    decrypt is not compared."""
+    for stored in provider_keys(provider.id):
+        try:
+            same = decrypt_secret(secret_key, stored.key_encrypted) == key
+        except ConfigError:
+            continue
+        if same:
+            state = "" if stored.enabled else " (off: key-enable, x in the dashboard, puts it back)"
+            raise Conflict(
+                f"this key is already key {stored.id} ({stored.key_hint}) of {provider.name}"
+                f"{state}: nothing was added",
+                code="provider_key_exists",
+            )
 
 
 def set_provider_enabled(name: str, enabled: bool) -> Provider:

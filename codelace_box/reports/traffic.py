@@ -148,6 +148,9 @@ def term_clause(columns: Iterable[str], terms: list[str]) -> tuple[str, list[str
     return sql, params
 
 
+# a failed request's status as Activity shows it (error:upstream_error): found as typed from there
+SHOWN_STATUS = "r.status || ':' || r.error_code"
+
 _RECENT_SQL = """
 SELECT r.id, r.request_id, u.email, r.model, r.provider, r.input_tokens, r.output_tokens,
        r.cost_nanos, r.status, r.error_code, r.stream, r.estimated, r.duration_ms, r.created_at,
@@ -171,7 +174,7 @@ def recent_requests_query(limit: int, search: str, user_id: int | None) -> tuple
     customer's own page reads them (reports/usage.py): ordering them by created_at sorted every
     row of the account (seconds for one with a million rows)."""
     where, params = term_clause(
-        ("u.email", "u.uuid", "r.model", "r.status", "r.error_code", "r.request_id"),
+        ("u.email", "u.uuid", "r.model", "r.status", "r.error_code", "r.request_id", SHOWN_STATUS),
         search_terms(search),
     )
     sql = _RECENT_SQL + where
