@@ -246,7 +246,10 @@ class ModelsScreen(AdminScreen):
                 [FormField("alias", "Alias", choices=model.aliases)],
                 submit,
                 submit_label="Remove",
-                note="Requests naming a removed alias answer 404.",
+                note=(
+                    "Requests naming a removed alias are refused "
+                    "(404 on /v1/messages, 400 invalid_model elsewhere)."
+                ),
             )
         )
         if name:
