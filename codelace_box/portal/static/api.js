@@ -165,6 +165,15 @@ export async function api(method, path, body, timeoutMs = TIMEOUT_MS) {
   return data;
 }
 
+// A read the page makes by itself, no click asking it (billing.js follows a pending top-up):
+// a refusal is only an error, never the page drawn anew, whose notices speak of something the
+// person did.
+export async function quietly(path) {
+  const { response, data } = await send("GET", path, undefined, TIMEOUT_MS);
+  if (!response.ok || data === null) throw refused(response, data);
+  return data;
+}
+
 // Sign the browser out, whatever session it holds now: this page's, or one signed in since in
 // another tab (whose token is read anew: ending a session is what was asked, so this is no
 // change made on an account the page did not show). Already signed out is done too.
