@@ -276,10 +276,13 @@ def test_the_billing_page_shows_a_top_up_confirmed_while_it_is_open(
     assert "Balance: $0.00" in browser.main_text()
     assert "pending (waiting for Stripe)" in browser.main_text()
     browser.driver.execute_script("window.sameDrawing = true;")
+    browser.css("[aria-label='Payments table']").click()  # the keyboard reading the table
     body, headers = box.double.webhook(event)
     with box.http() as http:
         assert http.post("/api/v1/stripe/webhook", content=body, headers=headers).is_success
     browser.wait_for(lambda: "Balance: $25.00" in browser.main_text(), "the new balance", 15)
     assert "pending" not in browser.main_text(), browser.main_text()
     assert browser.driver.execute_script("return window.sameDrawing === true"), "reloaded"
+    focused = browser.driver.execute_script("return document.activeElement.ariaLabel")
+    assert focused == "Payments table", focused  # still there, on the table drawn anew
     assert browser.console_errors() == []

@@ -114,9 +114,11 @@ function follow(balance, list, shown, tries = FOLLOW_TRIES) {
     }
     if (!balance.isConnected) return;
     balance.replaceChildren(...balanceParts(data));
-    // The table is drawn anew only when it changed (the keyboard may be on it).
+    // The table is drawn anew only when it changed; the keyboard on it stays on it.
     if (JSON.stringify(payments) !== JSON.stringify(shown)) {
+      const reading = list.contains(document.activeElement);
       list.replaceChildren(...history(payments).filter(Boolean));
+      if (reading) list.querySelector("[tabindex]")?.focus();
     }
     follow(balance, list, payments, tries - 1);
   }, FOLLOW_MS);
