@@ -248,3 +248,41 @@ def test_the_home_page_gives_the_openai_sdk_a_base_url_that_works(
     )
     assert answer.choices[0].message.content
     assert urls == [box.url + "/v1", box.url]  # Claude Code's: without /v1
+
+
+def test_the_billing_page_shows_a_top_up_confirmed_while_it_is_open(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """Back from Stripe before Stripe's word reached the box, the success page says the balance
+    is credited "as soon as Stripe confirms the payment" and leads to the billing page: it
+    showed the old balance and "pending (waiting for Stripe)" until the person thought to
+    reload, however long ago Stripe confirmed. It now follows a pending top-up until it settles."""
+    browser, email = fresh_browser, "confirmed-later@portal.test"
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/billing")
+    wait_page(browser, "Billing")
+    browser.field("Amount in USD").send_keys("25")
+    browser.button("Pay with Stripe").click()
+    browser.wait_for(
+        lambda: browser.driver.current_url.startswith("https://checkout.stripe.com/"), "Stripe"
+    )
+    session = box.double.session_by_url(browser.driver.current_url)
+    browser.console_errors()  # the checkout host resolves to nothing here, by design
+    event = box.double.complete(session["id"])  # paid; Stripe's event not delivered yet
+    browser.driver.get(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]))
+    assert "as soon as Stripe confirms" in browser.css("main").text
+    browser.css("a[href='/billing']").click()
+    wait_page(browser, "Billing")
+    assert "Balance: $0.00" in browser.main_text()
+    assert "pending (waiting for Stripe)" in browser.main_text()
+    browser.driver.execute_script("window.sameDrawing = true;")
+    browser.css("[aria-label='Payments table']").click()  # the keyboard reading the table
+    body, headers = box.double.webhook(event)
+    with box.http() as http:
+        assert http.post("/api/v1/stripe/webhook", content=body, headers=headers).is_success
+    browser.wait_for(lambda: "Balance: $25.00" in browser.main_text(), "the new balance", 15)
+    assert "pending" not in browser.main_text(), browser.main_text()
+    assert browser.driver.execute_script("return window.sameDrawing === true"), "reloaded"
+    focused = browser.driver.execute_script("return document.activeElement.ariaLabel")
+    assert focused == "Payments table", focused  # still there, on the table drawn anew
+    assert browser.console_errors() == []

@@ -5,6 +5,7 @@ breakpoint included), in a real browser on a real box."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 
 from tests.portal.browser import Browser
 from tests.portal.conftest import PortalBox, sign_in, wait_page
@@ -232,3 +233,41 @@ def test_an_expired_key_says_it_has_expired(cdp: Browser, box: PortalBox) -> Non
     assert "Expired\n2026-01-01 00:00 UTC: it no longer works" in past, past
     later = browser.css("article[aria-label='Key later']").text
     assert "Expires\n2099-01-01 00:00 UTC" in later and "Expired" not in later, later
+
+
+def test_a_keys_expiry_is_the_boxs_word_not_the_browsers_clock(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """The list carries the box's `expired` (one source of truth: the box refuses the key by
+    its own clock), but the page decided "Expired" by the computer's clock: a computer two days
+    behind listed a key the box refuses (401 key_expired) as working, "Expires ...", and one
+    ahead would call a working key dead."""
+    browser = cdp
+    email = "skewed-clock@portal.test"
+    box.cli("users", "create", email)
+    key = box.cli("keys", "create", email, "--name", "gone", "--expires", "2099-01-01").split()[0]
+    box.cli("keys", "create", email, "--name", "works", "--expires", "2099-01-01")
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None)
+    soon = (datetime.now(UTC) + timedelta(days=1)).replace(tzinfo=None)
+    with sqlite3.connect(box.db_path, timeout=10) as db:
+        for name, at in (("gone", hour_ago), ("works", soon)):
+            at_text = at.isoformat(" ")
+            db.execute("UPDATE api_key SET expires_at = ? WHERE name = ?", (at_text, name))
+    with box.http(key) as http:
+        assert http.get("/api/v1/auth/me").status_code == 401
+    behind = "const real = Date.now; Date.now = () => real() - 2 * 86400e3;"
+    added = browser.driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": behind}
+    )
+    try:
+        sign_in(browser, box, email)
+        browser.driver.get(box.url + "/keys")
+        wait_page(browser, "API keys")
+        gone = browser.wait_for(lambda: browser.css("article[aria-label='Key gone']").text, "key")
+        works = browser.css("article[aria-label='Key works']").text
+    finally:
+        browser.driver.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
+        )
+    assert "Expired\n" in gone and "it no longer works" in gone, gone
+    assert "Expires\n" in works and "Expired" not in works, works

@@ -380,3 +380,24 @@ def test_a_balance_of_a_million_fits_a_360_px_screen(cdp: Browser, box: PortalBo
     assert "Balance: $1,000,000.00" in browser.main_text()
     wide = browser.driver.execute_script("return document.documentElement.scrollWidth")
     assert wide <= 360, wide
+
+
+def test_a_revoke_refused_for_an_ended_session_says_it_was_not_done(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """A person revoking a leaked key on a page whose session had ended (expired, or signed out
+    in another tab) was sent to sign in with only "Your session has ended ... sign in again to
+    go on": nothing said the key still works. A change refused so says it was not done; a page
+    merely read (a link, a reload) keeps the plain words."""
+    browser, email = cdp, "revoke-ended@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "leaked")
+    sign_in(browser, box, email)
+    first = keys_here_signed_out_in_a_new_tab(browser, box)
+    driver = browser.driver
+    driver.switch_to.window(first)
+    browser.click(lambda: browser.css("button[aria-label='Revoke key leaked']"), "Revoke")
+    browser.button("Yes, revoke it").click()
+    notice = browser.wait_for(lambda: browser.css("p.notice").text, "the sign-in page's notice")
+    assert "was not done" in notice and "session has ended" in notice, notice
+    assert box.query("SELECT revoked_at IS NULL FROM api_key WHERE name = 'leaked'") == [(1,)]

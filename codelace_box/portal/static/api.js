@@ -133,11 +133,12 @@ async function sessionNow() {
 // drawn anew for the session now signed in (out and in again in another tab), saying that what
 // was asked was not done, rather than show an error under a form that cannot work any more.
 // Nothing is retried with the new session's token: no change lands on an account the page did
-// not show. A 401 from another route (the public ones) is no such thing.
-async function pageLeaves(response, data, path) {
+// not show. A change refused so says it was not done (a key the person revoked still works).
+// A 401 from another route (the public ones) is no such thing.
+async function pageLeaves(method, response, data, path) {
   if (!path.startsWith("/portal/api/") || path.startsWith("/portal/api/signin/")) return false;
   if (response.status === 401) {
-    leave(signInUrl(), "ended");
+    leave(signInUrl(), method === "GET" ? "ended" : "endedUndone");
     return true;
   }
   if (response.status === 403 && data?.error?.code === "csrf_failed") {
@@ -152,7 +153,7 @@ async function pageLeaves(response, data, path) {
 
 export async function api(method, path, body, timeoutMs = TIMEOUT_MS) {
   const { response, data } = await send(method, path, body, timeoutMs);
-  if (await pageLeaves(response, data, path)) {
+  if (await pageLeaves(method, response, data, path)) {
     return new Promise(() => {}); // the call never settles: the page is leaving
   }
   if (!response.ok) throw refused(response, data);
@@ -162,6 +163,15 @@ export async function api(method, path, body, timeoutMs = TIMEOUT_MS) {
     throw new ApiError(response.status, "The box's answer could not be read (something between "
       + "the browser and the box answered for it): reload the page and try again.");
   }
+  return data;
+}
+
+// A read the page makes by itself, no click asking it (billing.js follows a pending top-up):
+// a refusal is only an error, never the page drawn anew, whose notices speak of something the
+// person did.
+export async function quietly(path) {
+  const { response, data } = await send("GET", path, undefined, TIMEOUT_MS);
+  if (!response.ok || data === null) throw refused(response, data);
   return data;
 }
 

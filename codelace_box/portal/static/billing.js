@@ -1,7 +1,7 @@
 // Billing: top up through Stripe Checkout (the minimum comes from the server), the trial's card
 // setup while it is unclaimed, and the payment history.
 
-import { api, waitMs } from "./api.js";
+import { api, ApiError, quietly, waitMs } from "./api.js";
 import { belowZero, field, h, leaving, messageArea, page, usd, when } from "./ui.js";
 
 const STATUS_WORDS = {
@@ -87,19 +87,58 @@ function history(payments) {
       h("thead", {}, head), h("tbody", {}, rows)))];
 }
 
+function balanceParts(data) {
+  return [h("p", {}, "Balance: ", h("strong", { text: usd(data.credit_balance_usd) })),
+    belowZero(data.credit_balance_usd)].filter(Boolean);
+}
+
+// A payment still pending (back from Stripe before its word reached the box; the success page
+// says the balance is credited "as soon as Stripe confirms") is followed: the balance and the
+// history are read again every FOLLOW_MS, at most FOLLOW_TRIES times, until none is pending, so
+// the credit shows without a reload. It stops when the page is left or the box refuses.
+const FOLLOW_MS = 3000;
+const FOLLOW_TRIES = 200;
+
+function follow(balance, list, shown, tries = FOLLOW_TRIES) {
+  if (tries <= 0 || !shown.some((p) => p.status === "pending")) return;
+  setTimeout(async () => {
+    if (!balance.isConnected) return;
+    let data;
+    let payments;
+    try {
+      [data, payments] = await Promise.all([
+        quietly("/portal/api/overview"), quietly("/portal/api/payments")]);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 0) follow(balance, list, shown, tries - 1);
+      return;
+    }
+    if (!balance.isConnected) return;
+    balance.replaceChildren(...balanceParts(data));
+    // The table is drawn anew only when it changed; the keyboard on it stays on it.
+    if (JSON.stringify(payments) !== JSON.stringify(shown)) {
+      const reading = list.contains(document.activeElement);
+      list.replaceChildren(...history(payments).filter(Boolean));
+      if (reading) list.querySelector("[tabindex]")?.focus();
+    }
+    follow(balance, list, payments, tries - 1);
+  }, FOLLOW_MS);
+}
+
 export async function billingPage(main) {
   const [data, payments] = await Promise.all([
     api("GET", "/portal/api/overview"),
     api("GET", "/portal/api/payments"),
   ]);
-  const parts = [h("p", {}, "Balance: ", h("strong", { text: usd(data.credit_balance_usd) })),
-    belowZero(data.credit_balance_usd)];
+  const balance = h("div", {}, ...balanceParts(data));
+  const list = h("div", {}, ...history(payments).filter(Boolean));
+  const parts = [balance];
   if (data.stripe_enabled) {
     parts.push(topupForm(data));
     if (data.trial_available) parts.push(trialPanel(data));
   } else {
     parts.push(h("p", { text: "Payments are not set up on this box: ask its operator for credit." }));
   }
-  parts.push(h("h2", { text: "Payment history" }), ...history(payments));
+  parts.push(h("h2", { text: "Payment history" }), list);
   page(main, "Billing", ...parts);
+  follow(balance, list, payments);
 }

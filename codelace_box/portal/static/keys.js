@@ -17,12 +17,6 @@ const LIMITS = [
   ["can_manage_keys", "Can manage keys", (v) => (v ? "Yes" : "No: calls models and reads the account only")],
 ];
 
-// A key past its expiry is refused: the list says so, not only the date.
-function expired(iso) {
-  const at = new Date(iso).getTime();
-  return !Number.isNaN(at) && at <= Date.now();
-}
-
 // A key whose spend has reached its limit is refused (402) until its reset or a higher limit:
 // the list says so, not only the two figures. Compared in nano-dollars, as the box counts.
 function nanos(usd) {
@@ -54,7 +48,9 @@ function facts(key) {
     const term = name !== "spent_usd" || capped ? label
       : key.limit_reset ? "Spent since the last reset" : "Spent with this key";
     const value = capped ? spentAgainst(key.spent_usd, key.limit_usd) : show(key[name]);
-    if (name === "expires_at" && expired(key[name])) rows.push(["Expired", `${value}: it no longer works`]);
+    // A key past its expiry is refused: the list says so, not only the date, by the box's word
+    // (its clock refuses the key; the computer's may be off by days).
+    if (name === "expires_at" && key.expired === true) rows.push(["Expired", `${value}: it no longer works`]);
     else rows.push([term, capped && reached(key) ? `${value} (${reachedWords(key)})` : value]);
   }
   return h("dl", { class: "facts" }, rows.map(([dt, dd]) => [h("dt", { text: dt }), h("dd", { text: dd })]));

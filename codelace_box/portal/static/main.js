@@ -32,6 +32,8 @@ const PAGES = {
 // nothing to say).
 const NOTICES = {
   ended: "Your session has ended (signed out, perhaps in another tab, or expired): sign in again to go on.",
+  endedUndone: "Your session has ended (signed out, perhaps in another tab, or expired), so what you "
+    + "just did was not done: sign in again, then check the page and try again.",
   changed: "This browser signed in again in another tab, so this page was drawn anew for that "
     + "sign-in. What you just did was not done: check the page and try again.",
   elsewhere: "This browser signed in in another tab while this one waited for its code: you are "
