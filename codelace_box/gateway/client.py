@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 
 from codelace_box.errors import OutOfResources
+from codelace_box.gateway.head_deadlines import HeadDeadlines
 from codelace_box.jsonwire import NOT_JSON, dumps, loads, loads_between_turns
 from codelace_box.providers.base import UpstreamRequest
 
@@ -67,29 +68,6 @@ class _Request(aiohttp.ClientRequest):
         for name, value in self.DEFAULT_HEADERS.items():
             if name not in headers:
                 headers[name] = value
-
-
-class _HeadDeadline:
-    """The answer's head timeout as `asyncio.timeout` keeps one, without its two coroutines and
-    its states (about 2 us a call): at the deadline it cancels the task; `end()`, on every way
-    out, drops the timer and takes back a cancellation of its own, and says whether the
-    deadline's was the only one (a task also cancelled from elsewhere, its client gone or
-    the server stopping, stays cancelled)."""
-
-    __slots__ = ("_cancelling", "_fired", "_task", "_timer")
-
-    def __init__(self, task: asyncio.Task[Any], delay_sec: float) -> None:
-        self._task, self._cancelling, self._fired = task, task.cancelling(), False
-        self._timer = task.get_loop().call_later(delay_sec, self)
-
-    def __call__(self) -> None:
-        self._fired = True
-        self._task.cancel()
-
-    def end(self) -> bool:
-        """True when the deadline passed and nothing else cancelled the task."""
-        self._timer.cancel()
-        return self._fired and self._task.uncancel() <= self._cancelling
 
 
 class UpstreamUnreachable(Exception):
@@ -317,9 +295,11 @@ class UpstreamClient:
         self._head_timeout_sec = connect_timeout_sec + 2 * read_timeout_sec
         self.limits = limits or UpstreamLimits()
         self._session: aiohttp.ClientSession | None = None
+        self._deadlines: HeadDeadlines | None = None
 
     async def start(self) -> None:
         """Open the connection pool."""
+        self._deadlines = HeadDeadlines(asyncio.get_running_loop(), self._head_timeout_sec)
         connector = aiohttp.TCPConnector(limit=POOL_SIZE, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -334,16 +314,18 @@ class UpstreamClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._deadlines is not None:
+            self._deadlines.close()
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         """POST the request's JSON; returns once the status line and headers arrived. A
         redirect is returned as the answer, never followed."""
-        if self._session is None:
+        if self._session is None or self._deadlines is None:
             raise UpstreamUnreachable("the upstream client is not started")
         data = dumps(request.json_body) if request.written is None else request.written
         task = asyncio.current_task()
         assert task is not None, "send() runs in a task"
-        deadline = _HeadDeadline(task, self._head_timeout_sec)
+        deadline = self._deadlines.begin(task)
         try:
             response = await self._session.post(  # a redirect is the upstream's answer:
                 request.url, data=data, headers=request.headers, allow_redirects=False

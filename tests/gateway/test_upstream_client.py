@@ -6,6 +6,8 @@ timeout, and a call cancelled meanwhile stays cancelled."""
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
 import pytest
 import uvloop
@@ -108,3 +110,43 @@ def test_a_cancellation_that_comes_with_the_deadline_stays_a_cancellation() -> N
     finally:
         loop.close()
     assert isinstance(outcome, asyncio.CancelledError)
+
+
+async def _head_after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The answer's head after the seconds the request's path names (`/after/0.5`), a 103
+    every 0.03 s meanwhile (each within the read timeout)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    ends = time.monotonic() + float(head.split(b" ", 2)[1].rsplit(b"/", 1)[1])
+    try:
+        while time.monotonic() < ends and not writer.is_closing():
+            writer.write(HINT)
+            await writer.drain()
+            await asyncio.sleep(0.03)
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+    except ConnectionError:
+        pass
+    writer.close()
+
+
+async def test_each_call_has_its_own_head_deadline() -> None:
+    """The client's calls share one timer. The first call's head came at once; when the timer
+    fires at its deadline's moment, the second call (begun 0.6 s later) and the third (0.65 s)
+    are not due: the second gets its head within its own deadline, after the first's, and the
+    timer, set again, ends the third, whose head never comes, at its own."""
+    server = await asyncio.start_server(_head_after, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/after/"
+    async with server, UpstreamClient(0.1, 0.4) as client:  # heads due within 0.9 s
+        first = await client.send(UpstreamRequest(url + "0", {}, {}))
+        assert await first.read_json() == {}
+        await asyncio.sleep(0.6)
+
+        async def second() -> Any:  # due at 1.5 s, its head at 1.1 s
+            return await (await client.send(UpstreamRequest(url + "0.5", {}, {}))).read_json()
+
+        async def third() -> None:  # due at 1.55 s; the upstream would answer at 3.65 s
+            await asyncio.sleep(0.05)
+            with pytest.raises(UpstreamReadTimeout):
+                await client.send(UpstreamRequest(url + "3", {}, {}))
+
+        assert (await asyncio.gather(second(), third()))[0] == {}
