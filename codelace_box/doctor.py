@@ -14,7 +14,7 @@ from datetime import datetime
 from peewee import Database
 
 from codelace_box.accounts.limits import key_hold_mismatches
-from codelace_box.audit import verify_chain
+from codelace_box.audit.chain import verify_chain
 from codelace_box.billing.currencies import mixed_currency_problem
 from codelace_box.billing.ledger import Mismatch, find_mismatches
 from codelace_box.config import Config, StripeConfig

@@ -16,10 +16,11 @@ writes the entry. When the target or the after is only known inside (a new key's
 
 Secrets never reach the log: states hold hints (`sk-…a1b2`), and `mask_state` masks any value
 under a secret-looking name. Each entry stores `prev_hash` (the entry before's hash) and
-`hash` = sha256(prev_hash + the entry's canonical JSON); `verify_chain` (run by `doctor`)
-recomputes them, and compares the log with its head (how many entries were written and the
-newest one's hash, kept beside it in the same transaction): the chain alone does not show its
-newest entries removed. Ids may skip (PostgreSQL sequences do): only the chain proves anything.
+`hash` = sha256(prev_hash + the entry's canonical JSON); `verify_chain` (audit/chain.py, run
+by `doctor`) recomputes them, and compares the log with its head (how many entries were
+written and the newest one's hash, kept beside it in the same transaction): the chain alone
+does not show its newest entries removed. Ids may skip (PostgreSQL sequences do): only the
+chain proves anything.
 """
 
 from __future__ import annotations
@@ -271,14 +272,6 @@ def entry_pages(
 def since_text(since: datetime | None) -> str:
     """A moment as entries store their time (the text `created_at >= ?` compares)."""
     return since.isoformat(timespec="microseconds") + "Z" if since else ""
-
-
-def verify_chain(page: int | None = None) -> list[str]:
-    """What is wrong with the chain (empty: every entry is intact and linked to the one
-    before); one line per broken entry (audit/chain.py)."""
-    from codelace_box.audit.chain import chain_problems
-
-    return chain_problems(page)
 
 
 def migrate_recorded(db: Any, client: str = "cli") -> list[int]:

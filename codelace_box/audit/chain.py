@@ -22,8 +22,9 @@ _BODY = (
 )
 
 
-def chain_problems(page: int | None = None) -> list[str]:
-    """What is wrong with the chain, one line per broken entry (empty: all is well)."""
+def verify_chain(page: int | None = None) -> list[str]:
+    """What is wrong with the chain (empty: every entry is intact and linked to the one
+    before), one line per broken entry."""
     problems: list[str] = []
     prev, count = "", 0
     for rows in audit_pages("", None, page or AUDIT_PAGE):

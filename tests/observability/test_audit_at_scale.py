@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from codelace_box.audit import Change, _body, canonical, entry_hash, list_entries, verify_chain
+from codelace_box.audit import Change, _body, canonical, entry_hash, list_entries
+from codelace_box.audit.chain import verify_chain
 from codelace_box.cli.audit import _changes, entry_view, json_text, table_text
 from codelace_box.cli.support import table
 from codelace_box.db.core import close_database, open_database, utcnow, write_transaction
