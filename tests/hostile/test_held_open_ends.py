@@ -85,3 +85,24 @@ def test_an_upstream_that_ends_its_body_a_moment_later_keeps_its_connection(
     first, second = hostile.seen
     assert first.peer == second.peer, "the second call came on a new connection"
     assert [row["cost_nanos"] for row in box.usage_rows(email)] == [COST, COST]
+
+
+@pytest.mark.parametrize(("route", "kind"), CASES)
+def test_an_unstreamed_call_answered_by_a_stream_held_open_ends_at_its_terminal_event(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """A compatible server that answers `"stream": false` with a stream (read into the answer
+    asked for) and keeps that stream's connection open after its last event: the call is
+    answered from what came, charged the reported usage, and the upstream hung up on. The box
+    read on for the end of the body until the read timeout and answered a free 504 (the
+    provider billed the work; the SDKs ask again, each waiting the read timeout, 600 s by
+    default)."""
+    email, key = box.new_user("10")
+    writes = responses_stream() if kind == "hr" else stream_of(kind)
+    hostile.push(Act(200, list(writes), SSE, hang=True))
+    answer = box.post(key, route, kind, stream=False)
+    assert answer.status_code == 200, answer.text[:500]
+    row = box.last_row(email)
+    assert (row["status"], row["estimated"], row["cost_nanos"]) == ("ok", 0, COST), row
+    assert box.balance_nanos(email) == (10 * 10**9 - COST, 0)
+    assert hostile.client_gone.wait(10), "the box kept the upstream's connection"
