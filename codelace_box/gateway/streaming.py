@@ -167,24 +167,22 @@ class StreamEnd:
     ignores `"stream": false`) has come to its last event (`data: [DONE]`, `message_stop`, a
     Responses terminal event), fed each part of the body as it is read (client.read_body): an
     upstream may hold its connection open after it. A body whose first bytes are no SSE is not
-    looked at further."""
+    looked at further (nor is one read whole at once: nothing is made for it here)."""
 
-    __slots__ = ("_first", "_parser")
+    __slots__ = ("_first", "_parser", "max_event_bytes")
 
     def __init__(self, max_event_bytes: int) -> None:
-        self._parser: SSEParser | None = SSEParser(max_event_bytes)
+        self.max_event_bytes = max_event_bytes
+        self._parser: SSEParser | None = None
         self._first = True
 
     def __call__(self, part: bytes) -> bool:
-        parser = self._parser
-        if parser is None:
-            return False
         if self._first:
             self._first = False
-            if not looks_like_sse(part.removeprefix(BOM)):
-                self._parser = None
-                return False
-        return any(map(is_last_event, parser.feed(part)))
+            if looks_like_sse(part.removeprefix(BOM)):
+                self._parser = SSEParser(self.max_event_bytes)
+        parser = self._parser
+        return parser is not None and any(map(is_last_event, parser.feed(part)))
 
 
 def is_last_event(event: SSEEvent) -> bool:
