@@ -178,8 +178,10 @@ class StreamEnd:
 
     def __call__(self, part: bytes) -> bool:
         if self._first:
+            if not (head := part.removeprefix(BOM).lstrip()):
+                return False  # (told by its first bytes that are not blank)
             self._first = False
-            if looks_like_sse(part.removeprefix(BOM)):
+            if looks_like_sse(head):
                 self._parser = SSEParser(self.max_event_bytes)
         parser = self._parser
         return parser is not None and any(map(is_last_event, parser.feed(part)))

@@ -106,3 +106,16 @@ def test_an_unstreamed_call_answered_by_a_stream_held_open_ends_at_its_terminal_
     assert (row["status"], row["estimated"], row["cost_nanos"]) == ("ok", 0, COST), row
     assert box.balance_nanos(email) == (10 * 10**9 - COST, 0)
     assert hostile.client_gone.wait(10), "the box kept the upstream's connection"
+
+
+def test_a_blank_line_before_such_a_stream_still_lets_its_end_be_seen(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """The stream's first write a lone blank line (some servers flush one at once), apart: what the
+    body is, is told by its first bytes that are not blank."""
+    email, key = box.new_user("10")
+    hostile.push(Act(200, [b"\n", 0.2, *stream_of("ho")], SSE, hang=True))
+    answer = box.post(key, "chat", "ho", stream=False)
+    assert answer.status_code == 200, answer.text[:500]
+    assert answer.json()["choices"][0]["message"]["content"] == "Hello there"
+    assert box.last_row(email)["cost_nanos"] == COST
