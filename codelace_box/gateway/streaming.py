@@ -31,7 +31,8 @@ from codelace_box.providers.responses_whole import response_from_stream
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"
 BOM = b"\xef\xbb\xbf"
-LAST_EVENTS = ("message_stop", "response.completed", "response.incomplete", "response.failed")
+LAST_EVENTS = ("message_stop", "response.completed", "response.incomplete", "response.failed",
+               "error")  # fmt: skip
 
 
 class SSEParser:
@@ -189,7 +190,8 @@ class StreamEnd:
 
 def is_last_event(event: SSEEvent) -> bool:
     """Whether an event ends its stream (OpenAI's `[DONE]`, Anthropic's `message_stop`, a
-    Responses stream's completed, incomplete or failed response)."""
+    Responses stream's completed, incomplete or failed response) or fails it (an `error` event,
+    an OpenAI-compatible chunk that is an error: the stream's answer is that failure)."""
     data = event.data
     if data.strip() == "[DONE]" or event.event in LAST_EVENTS:
         return True
@@ -199,7 +201,8 @@ def is_last_event(event: SSEEvent) -> bool:
         parsed = loads(data)
     except NOT_JSON:
         return False
-    return isinstance(parsed, dict) and parsed.get("type") in LAST_EVENTS
+    return isinstance(parsed, dict) and (parsed.get("type") in LAST_EVENTS or bool(
+        parsed.get("error")))  # fmt: skip
 
 
 def encode_json(value: Any) -> bytes:

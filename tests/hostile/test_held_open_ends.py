@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.hostile_upstream import SSE, Act, HostileUpstream, responses_stream
+from tests.fakes.hostile_upstream import (
+    SSE,
+    Act,
+    HostileUpstream,
+    anthropic_event,
+    anthropic_stream,
+    chat_stream,
+    responses_stream,
+    sse,
+)
 from tests.hostile.conftest import PATHS, HostileBox, stream_of
 
 pytestmark = pytest.mark.timeout(60)
@@ -119,3 +128,27 @@ def test_a_blank_line_before_such_a_stream_still_lets_its_end_be_seen(
     assert answer.status_code == 200, answer.text[:500]
     assert answer.json()["choices"][0]["message"]["content"] == "Hello there"
     assert box.last_row(email)["cost_nanos"] == COST
+
+
+FAILED_STREAMS = {
+    "ha": [anthropic_stream(end=False)[0],
+           anthropic_event({"type": "error", "error": {"type": "invalid_request_error",
+                                                       "message": "prompt is too long"}})],
+    "ho": [chat_stream(end=False)[0],
+           sse({"error": {"message": "prompt is too long", "type": "invalid_request_error"}})],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("route", "kind"), [("messages", "ha"), ("chat", "ho")])
+def test_an_unstreamed_call_answered_by_a_failed_stream_held_open_says_its_failure(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """Such a stream that fails (an error event, which ends it) with its connection held open
+    is answered as the same stream ended there is: its failure, not the read timeout's 504."""
+    _, key = box.new_user("10")
+    hostile.push(Act(200, FAILED_STREAMS[kind], SSE))
+    ended = box.post(key, route, kind, stream=False)
+    assert ended.status_code != 504, ended.text[:500]
+    hostile.push(Act(200, FAILED_STREAMS[kind], SSE, hang=True))
+    held = box.post(key, route, kind, stream=False)
+    assert (held.status_code, held.json()) == (ended.status_code, ended.json())
