@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -136,9 +136,11 @@ class UpstreamResponse:
         except Exception as exc:
             raise _translate(exc) from None
 
-    async def read_body(self) -> bytes | bytearray:
+    async def read_body(self, ended: Callable[[bytes], bool] | None = None) -> bytes | bytearray:
         """The whole body, at most `limits.max_body_bytes` of it: past that UpstreamTooLarge is
-        raised (without ever holding more than the limit), the rest left unread."""
+        raised (without ever holding more than the limit), the rest left unread. `ended` tells
+        from each part whether the answer is complete before the body's end (a stream's last
+        event, after which an upstream may hold its connection open): the rest is not read."""
         limit = self.limits.max_body_bytes
         declared = self._response.content_length
         if declared is not None and declared > limit:
@@ -161,6 +163,8 @@ class UpstreamResponse:
                     # it already); the end checked too, as a compressed body's declared length
                     # is of its compressed bytes (a first part may decode to as many)
                 body += part
+                if ended is not None and ended(part):
+                    break
         except UpstreamTooLarge:
             raise
         except Exception as exc:

@@ -58,7 +58,7 @@ from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepa
 from codelace_box.gateway.responses import RESPONSES_ROUTE, in_responses_terms
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.stream_start import open_stream_started
-from codelace_box.gateway.streaming import answer_payload
+from codelace_box.gateway.streaming import StreamEnd, answer_payload
 from codelace_box.gateway.upstream import open_upstream
 from codelace_box.live_refs import LiveRefs
 from codelace_box.providers.base import JSON, Usage
@@ -279,7 +279,7 @@ class Gateway:
         )
         reading = time.perf_counter()
         try:
-            raw = await opened.response.read_body()
+            raw = await opened.response.read_body(StreamEnd(opened.response.limits.max_event_bytes))
         except UpstreamTooLarge as exc:  # the provider did the work: its count is charged
             raise await oversized(call, opened.response, exc) from None
         finally:

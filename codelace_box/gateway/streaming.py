@@ -22,7 +22,7 @@ from codelace_box.gateway.client import (
     json_of,
 )
 from codelace_box.gateway.request import ChatCall
-from codelace_box.jsonwire import NOT_JSON, dumps
+from codelace_box.jsonwire import NOT_JSON, dumps, loads
 from codelace_box.providers.anthropic_whole import STREAMED_ANSWERS
 from codelace_box.providers.base import SSEEvent
 from codelace_box.providers.responses_passthrough import NativeResponses
@@ -31,6 +31,8 @@ from codelace_box.providers.responses_whole import response_from_stream
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"
 BOM = b"\xef\xbb\xbf"
+LAST_EVENTS = ("message_stop", "response.completed", "response.incomplete", "response.failed",
+               "error")  # fmt: skip
 
 
 class SSEParser:
@@ -159,6 +161,48 @@ def looks_like_sse(head: bytes | bytearray) -> bool:
     """Whether a body's first bytes are server-sent events (a field or a comment first: a
     stream of comments and blank data alone is a stream that ended, not some other body)."""
     return head.lstrip().startswith((b":", b"data:", b"event"))
+
+
+class StreamEnd:
+    """Whether an answer to an unstreamed call that is a stream (a compatible server that
+    ignores `"stream": false`) has come to its last event (`data: [DONE]`, `message_stop`, a
+    Responses terminal event), fed each part of the body as it is read (client.read_body): an
+    upstream may hold its connection open after it. A body whose first bytes are no SSE is not
+    looked at further (nor is one read whole at once: nothing is made for it here)."""
+
+    __slots__ = ("_first", "_parser", "max_event_bytes")
+
+    def __init__(self, max_event_bytes: int) -> None:
+        self.max_event_bytes = max_event_bytes
+        self._parser: SSEParser | None = None
+        self._first = True
+
+    def __call__(self, part: bytes) -> bool:
+        if self._first:
+            if not (head := part.removeprefix(BOM).lstrip()):
+                return False  # (told by its first bytes that are not blank)
+            self._first = False
+            if looks_like_sse(head):
+                self._parser = SSEParser(self.max_event_bytes)
+        parser = self._parser
+        return parser is not None and any(map(is_last_event, parser.feed(part)))
+
+
+def is_last_event(event: SSEEvent) -> bool:
+    """Whether an event ends its stream (OpenAI's `[DONE]`, Anthropic's `message_stop`, a
+    Responses stream's completed, incomplete or failed response) or fails it (an `error` event,
+    an OpenAI-compatible chunk that is an error: the stream's answer is that failure)."""
+    data = event.data
+    if data.strip() == "[DONE]" or event.event in LAST_EVENTS:
+        return True
+    if not any(name in data for name in LAST_EVENTS):
+        return False
+    try:
+        parsed = loads(data)
+    except NOT_JSON:
+        return False
+    return isinstance(parsed, dict) and (parsed.get("type") in LAST_EVENTS or bool(
+        parsed.get("error")))  # fmt: skip
 
 
 def encode_json(value: Any) -> bytes:

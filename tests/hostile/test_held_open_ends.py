@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.hostile_upstream import SSE, Act, HostileUpstream, responses_stream
+from tests.fakes.hostile_upstream import (
+    SSE,
+    Act,
+    HostileUpstream,
+    anthropic_event,
+    anthropic_stream,
+    chat_stream,
+    responses_stream,
+    sse,
+)
 from tests.hostile.conftest import PATHS, HostileBox, stream_of
 
 pytestmark = pytest.mark.timeout(60)
@@ -85,3 +94,61 @@ def test_an_upstream_that_ends_its_body_a_moment_later_keeps_its_connection(
     first, second = hostile.seen
     assert first.peer == second.peer, "the second call came on a new connection"
     assert [row["cost_nanos"] for row in box.usage_rows(email)] == [COST, COST]
+
+
+@pytest.mark.parametrize(("route", "kind"), CASES)
+def test_an_unstreamed_call_answered_by_a_stream_held_open_ends_at_its_terminal_event(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """A compatible server that answers `"stream": false` with a stream (read into the answer
+    asked for) and keeps that stream's connection open after its last event: the call is
+    answered from what came, charged the reported usage, and the upstream hung up on. The box
+    read on for the end of the body until the read timeout and answered a free 504 (the
+    provider billed the work; the SDKs ask again, each waiting the read timeout, 600 s by
+    default)."""
+    email, key = box.new_user("10")
+    writes = responses_stream() if kind == "hr" else stream_of(kind)
+    hostile.push(Act(200, list(writes), SSE, hang=True))
+    answer = box.post(key, route, kind, stream=False)
+    assert answer.status_code == 200, answer.text[:500]
+    row = box.last_row(email)
+    assert (row["status"], row["estimated"], row["cost_nanos"]) == ("ok", 0, COST), row
+    assert box.balance_nanos(email) == (10 * 10**9 - COST, 0)
+    assert hostile.client_gone.wait(10), "the box kept the upstream's connection"
+
+
+def test_a_blank_line_before_such_a_stream_still_lets_its_end_be_seen(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """The stream's first write a lone blank line (some servers flush one at once), apart: what the
+    body is, is told by its first bytes that are not blank."""
+    email, key = box.new_user("10")
+    hostile.push(Act(200, [b"\n", 0.2, *stream_of("ho")], SSE, hang=True))
+    answer = box.post(key, "chat", "ho", stream=False)
+    assert answer.status_code == 200, answer.text[:500]
+    assert answer.json()["choices"][0]["message"]["content"] == "Hello there"
+    assert box.last_row(email)["cost_nanos"] == COST
+
+
+FAILED_STREAMS = {
+    "ha": [anthropic_stream(end=False)[0],
+           anthropic_event({"type": "error", "error": {"type": "invalid_request_error",
+                                                       "message": "prompt is too long"}})],
+    "ho": [chat_stream(end=False)[0],
+           sse({"error": {"message": "prompt is too long", "type": "invalid_request_error"}})],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("route", "kind"), [("messages", "ha"), ("chat", "ho")])
+def test_an_unstreamed_call_answered_by_a_failed_stream_held_open_says_its_failure(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """Such a stream that fails (an error event, which ends it) with its connection held open
+    is answered as the same stream ended there is: its failure, not the read timeout's 504."""
+    _, key = box.new_user("10")
+    hostile.push(Act(200, FAILED_STREAMS[kind], SSE))
+    ended = box.post(key, route, kind, stream=False)
+    assert ended.status_code != 504, ended.text[:500]
+    hostile.push(Act(200, FAILED_STREAMS[kind], SSE, hang=True))
+    held = box.post(key, route, kind, stream=False)
+    assert (held.status_code, held.json()) == (ended.status_code, ended.json())
