@@ -56,6 +56,7 @@ class CallKeys:
         self.arguments: dict[Any, str] = {}  # call key -> its arguments so far
         self.last: Any = None  # the key of the call a piece without index continues
         self.index_keys: dict[int, Any] = {}  # an upstream index -> the key of its latest call
+        self.resent = False  # the last piece was its call sent again whole (`_resent`): drop it
 
     def key_of(self, piece: JSON) -> Any:
         """The key of a piece's call: its `index`, but a new id with a name is a new call
@@ -65,7 +66,9 @@ class CallKeys:
         without index that gives a call's first id goes to that call (calls interleaved). A
         piece naming a function and bringing arguments after the call's whole arguments begins
         a new call too, though its id is not new (servers and relays that send each parallel
-        call whole, under the same id or none at all)."""
+        call whole, under the same id or none at all); but not when it gives the call's own id,
+        name and arguments again (`resent`: the call sent again whole, to be dropped)."""
+        self.resent = False
         given = piece.get("id")
         call_id = given if isinstance(given, str) and given else None
         index = piece.get("index")
@@ -81,6 +84,9 @@ class CallKeys:
         if key is None:
             key = ("call", call_id) if call_id is not None else 0
         elif name and self._anew(key, arguments_of(function)):
+            self.resent = self._resent(key, call_id, name, arguments_of(function))
+            if self.resent:
+                return key
             key = ("next", len(self.arguments))  # a key no call has yet
             if call_id is not None:
                 self.by_id[call_id] = key  # its later pieces that give the id come here
@@ -102,6 +108,18 @@ class CallKeys:
             return False
         so_far = self.arguments.get(key, "")
         return so_far.rstrip().endswith("}") and is_whole_json(so_far)
+
+    def _resent(self, key: Any, call_id: str | None, name: Any, fragment: str) -> bool:
+        """Whether a piece giving the call `key`'s own id and name and whole arguments equal
+        to its arguments so far is that call sent again (gateways and GLM-style servers that
+        end a streamed call with a piece holding all of it): not a second call, which a client
+        would run a second time (an id given: calls told apart by nothing else stay two)."""
+        if call_id is None or self.ids.get(key) != call_id or self.names.get(key) != name:
+            return False
+        try:
+            return bool(json.loads(fragment) == json.loads(self.arguments.get(key, "")))
+        except ValueError:
+            return False
 
     def _goes_on(self, key: Any, name: Any) -> bool:
         return same_call(name, self.names.get(key), self.arguments.get(key, ""))
@@ -126,6 +144,8 @@ class CanonicalCalls:
                 out.append(piece)
                 continue
             key = keys.key_of(piece)
+            if keys.resent:  # the call sent again whole: a client would run it twice
+                continue
             number = numbers.get(key)
             if number is None:
                 number = numbers[key] = len(numbers)

@@ -85,6 +85,8 @@ def _add_calls(whole: JSON, pieces: Any) -> None:
         function: JSON = given if isinstance(given, dict) else {}
         name = function.get("name")
         key = keys.key_of(piece)
+        if keys.resent:  # the call sent again whole: had already
+            continue
         call = calls.setdefault(key, {"id": None, "type": "function",
                                       "function": {"name": "", "arguments": ""}})  # fmt: skip
         call["id"] = call["id"] or piece.get("id")

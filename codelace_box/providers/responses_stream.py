@@ -250,6 +250,8 @@ class ResponsesStreamTranslator(EventBuilder):
         """A tool call's piece, to the call CallKeys tells it is of (a call begun while the
         open one's arguments are not whole JSON is held back, its pieces too)."""
         key = self.keys.key_of(call)
+        if self.keys.resent:  # the call sent again whole (call_keys.py): had already
+            return []
         given = call.get("function")
         function: JSON = given if isinstance(given, dict) else {}
         fragment = arguments_of(function)

@@ -255,3 +255,26 @@ def test_an_advisor_calls_reported_model_is_the_named_one_or_its_dated_id(
 ) -> None:
     """gateway/advisor.py charges the advisor's tokens at its own prices only when they match."""
     assert same_model(named, reported) is same
+
+
+def test_a_tool_call_sent_again_whole_is_one_tool_use_block() -> None:
+    """A streamed call whose last piece repeats it whole (its id, name and arguments: gateways
+    that end a call with a consolidated one) is one tool_use block: a second block of the same
+    call made Claude Code run the command twice."""
+    stream = OpenAIToMessagesStream(OpenAIStreamTranslator("oai/m"), "oai/m")
+    header = {"index": 0, "id": "t1", "type": "function", "function": {"name": "Bash"}}
+    args = '{"command": "rm -r build"}'
+    chunks = [
+        _chunk({"role": "assistant", "tool_calls": [header | {"function": {
+            "name": "Bash", "arguments": ""}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args}}]}),
+        _chunk({"tool_calls": [header | {"function": {"name": "Bash", "arguments": args}}]}),
+        _chunk({}, "tool_calls"),
+        SSEEvent("[DONE]"),
+    ]  # fmt: skip
+    events = [e for c in chunks for e in stream.feed(c)] + stream.finish()
+    blocks = [e["content_block"] for e in events if e["type"] == "content_block_start"]
+    assert [(b["type"], b["id"], b["name"]) for b in blocks] == [("tool_use", "t1", "Bash")]
+    sent = "".join(e["delta"].get("partial_json", "") for e in events
+                   if e["type"] == "content_block_delta")  # fmt: skip
+    assert json.loads(sent) == {"command": "rm -r build"}

@@ -167,3 +167,39 @@ def test_a_responses_stream_has_an_item_for_each_call(shape: str) -> None:
     got = [(item["call_id"] if given else None, item["arguments"])  # (else one of its own)
            for item, (given, _) in zip(output, want, strict=True)]  # fmt: skip
     assert got == want
+
+
+# A call streamed in pieces, then sent again whole in a last piece with its id and name (gateways
+# that end a streamed call with a consolidated one, GLM-style servers): one call, not two.
+RESENT = [piece("", "t1", "shell", index=0), piece('{"command": "rm -r build"}', index=0),
+          piece('{"command":"rm -r build"}', "t1", "shell", index=0)]  # fmt: skip
+
+
+def test_a_call_sent_again_whole_is_one_call_on_every_path() -> None:
+    """The last piece repeats the call (its id, its name, the same arguments): it is dropped
+    on the chat route, in a merged answer and in a Responses stream. A second call of the same
+    id made the client run the command twice (the chat route gave it index 1, the Responses
+    route a second function_call item)."""
+    assert [p["index"] for p in CanonicalCalls().rewrite(0, RESENT)] == [0, 0]
+    head = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    chunks = [head | {"choices": [{"index": 0, "delta": {"tool_calls": [one]}}]} for one in RESENT]
+    answer = completion_from_stream([SSEEvent(json.dumps(chunk)) for chunk in chunks])
+    assert answer is not None
+    calls = answer["choices"][0]["message"]["tool_calls"]
+    assert [(c["id"], c["function"]["arguments"]) for c in calls] == [
+        ("t1", '{"command": "rm -r build"}')]  # fmt: skip
+    context = translate_request({"model": "m", "input": "Hi", "stream": True}).context
+    stream = ResponsesStreamTranslator(context, model="m")
+    stream.start()
+    for chunk in chunks:
+        stream.feed(chunk)
+    output = stream.complete(None)[-1]["response"]["output"]
+    assert [(i["call_id"], i["arguments"]) for i in output] == [
+        ("t1", '{"command": "rm -r build"}')]  # fmt: skip
+
+
+def test_parallel_calls_of_one_id_with_other_arguments_stay_two() -> None:
+    """Whole calls of one id whose arguments differ are two calls (not a call sent again)."""
+    pieces = [piece("", "t1", "shell", index=0), piece('{"command": "ls"}', index=0),
+              piece('{"command": "pwd"}', "t1", "shell", index=0)]  # fmt: skip
+    assert [p["index"] for p in CanonicalCalls().rewrite(0, pieces)] == [0, 0, 1]

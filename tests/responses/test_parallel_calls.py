@@ -208,3 +208,37 @@ def test_text_beside_the_last_piece_of_a_call_follows_the_call(fresh: ResponsesB
     [call, message] = final.output
     assert call.type == "function_call" and json.loads(call.arguments) == {"city": "Oslo"}
     assert message.type == "message" and final.output_text == "Checking."
+
+
+def sent_again() -> list[bytes]:
+    """One call streamed in pieces, then sent again whole in a last piece with its id and name
+    (gateways that end a streamed call with a consolidated one)."""
+    header = {"index": 0, "id": "call_1", "type": "function"}
+    whole = json.dumps({"city": "Oslo"})
+    deltas: list[dict[str, Any]] = [
+        {"role": "assistant", "content": None,
+         "tool_calls": [header | {"function": {"name": "get_weather", "arguments": ""}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": whole}}]},
+        {"tool_calls": [header | {"function": {"name": "get_weather", "arguments": whole}}]},
+    ]  # fmt: skip
+    frames = [openai_chunk(delta) for delta in deltas]
+    frames.append(openai_chunk({}, finish="tool_calls"))
+    return [*frames, openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n"]
+
+
+def test_a_call_sent_again_whole_is_one_call_for_the_sdks(fresh: ResponsesBox) -> None:
+    """The real openai SDK's stream helpers get one call (chat, Responses): the copy was a
+    second call of the same id, which an agent runs a second time."""
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(*[Reply(raw=sent_again()) for _ in range(2)])
+    client = fresh.openai(key)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": CITY}}]
+    ask = [{"role": "user", "content": "Weather?"}]
+    with client.chat.completions.stream(model=OPENAI_MODEL, messages=ask, tools=tools) as chat:
+        calls = chat.get_final_completion().choices[0].message.tool_calls or []
+    assert [(c.id, json.loads(c.function.arguments)) for c in calls] == [
+        ("call_1", {"city": "Oslo"})]  # fmt: skip
+    with client.responses.stream(model=OPENAI_MODEL, input="Weather?", tools=[WEATHER]) as stream:
+        final = stream.get_final_response()
+    items = [(c.call_id, json.loads(c.arguments)) for c in final.output if c.type != "message"]
+    assert items == [("call_1", {"city": "Oslo"})]
