@@ -39,10 +39,16 @@ def check_adjustment(amount_usd: Decimal | str, reason: str) -> int:
     """The nano-USD of an adjustment `adjust_balance` would accept (a client may check it
     before asking for confirmation); InvalidRequest saying what is wrong otherwise."""
     nanos = adjustment_nanos(amount_usd)
+    check_reason(reason)
+    return nanos
+
+
+def check_reason(reason: str) -> None:
+    """InvalidRequest unless `reason` is one line of text within MAX_REASON characters (it is
+    shown in `audit` and the dashboard)."""
     if not reason.strip():
         raise InvalidRequest("a ledger entry needs a reason")
-    clean_name(reason, "reason", MAX_REASON)  # shown in `audit` and the dashboard: one line
-    return nanos
+    clean_name(reason, "reason", MAX_REASON)
 
 
 def adjust_balance(email: str, amount_usd: Decimal | str, reason: str) -> tuple[User, Posting]:

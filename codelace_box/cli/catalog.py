@@ -255,7 +255,8 @@ def providers_key_remove(state: CliState, name: str, key_id: int) -> None:
 @pass_state
 def providers_key_enable(state: CliState, name: str, key_id: int) -> None:
     """Probe a key and, if its upstream accepts it, put it back in rotation (a flagged or
-    disabled key); a refused probe changes nothing and exits 1."""
+    disabled key; one already in rotation is probed all the same, and said to have been in
+    rotation); a refused probe changes nothing and exits 1."""
     import asyncio
 
     from codelace_box.catalog.keyprobe import enable_after_probe
@@ -267,22 +268,34 @@ def providers_key_enable(state: CliState, name: str, key_id: int) -> None:
 
     config = state.config()
     state.database()
+    was_in = _in_rotation(name, key_id)  # NotFound for a key the provider does not have
     timeout = config.gateway.connect_timeout_sec + 10
     result = asyncio.run(enable_after_probe(name, key_id, state.secret_key(), timeout, enable))
     if not result.ok:
         raise CodelaceError(
             f"key {key_id} of {name} {_where_it_stays(name, key_id)}: {result.message}"
         )
-    click.echo(f"key {key_id} of {name} is back in rotation ({result.message})")
+    if was_in:
+        click.echo(
+            f"key {key_id} of {name} was already in rotation; its upstream was asked again: "
+            f"{result.message}"
+        )
+    else:
+        click.echo(f"key {key_id} of {name} is back in rotation ({result.message})")
+
+
+def _in_rotation(name: str, key_id: int) -> bool:
+    """Whether the key is in rotation (enabled, not flagged)."""
+    from codelace_box.catalog.providers import provider_key
+
+    key = provider_key(name, key_id)
+    return bool(key.enabled and not key.failing)
 
 
 def _where_it_stays(name: str, key_id: int) -> str:
     """Where a key whose probe failed stays (the probe changed nothing): a key that was in
     rotation (enabled, not flagged) is still there."""
-    from codelace_box.catalog.providers import get_provider, provider_keys
-
-    keys = provider_keys(get_provider(name).id)
-    if any(k.id == key_id and k.enabled and not k.failing for k in keys):
+    if _in_rotation(name, key_id):
         return "stays in rotation (nothing changed)"
     return "stays out of rotation"
 

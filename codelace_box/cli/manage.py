@@ -32,6 +32,7 @@ from codelace_box.cli.support import (
     show_key_once,
     table,
 )
+from codelace_box.cli.text import CheckedText
 from codelace_box.db.core import iso_z
 from codelace_box.money import usd_json, usd_text
 
@@ -70,6 +71,21 @@ def key_view(key: Any) -> dict[str, Any]:
     from codelace_box.api.views import key_view as api_key_view
 
     return api_key_view(key)
+
+
+def _checked_reason(text: str) -> None:
+    from codelace_box.billing.credits import check_reason
+
+    check_reason(text)
+
+
+def _checked_key_name(text: str) -> None:
+    from codelace_box.accounts.keys import key_name
+
+    key_name(text)
+
+
+KEY_NAME = CheckedText(_checked_key_name, "name")  # refused as a usage error (exit 2)
 
 
 KEY_COLUMNS = ["id", "key_prefix", "name", "last_used_at", "spent_usd", "limit_usd",
@@ -226,7 +242,12 @@ def users_enable(state: CliState, email: str) -> None:
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("email")
 @click.argument("amount_usd", type=UsdAmount(signed=True, in_range=credit_in_range))
-@click.option("--reason", required=True, help="Why (recorded in the ledger).")
+@click.option(
+    "--reason",
+    required=True,
+    type=CheckedText(_checked_reason, "reason"),
+    help="Why (recorded in the ledger).",
+)
 @pass_state
 def credit(state: CliState, email: str, amount_usd: Any, reason: str) -> None:
     """Add (or, negative, remove) credit through the ledger.
@@ -251,7 +272,7 @@ def keys() -> None:
 
 @keys.command("create")
 @click.argument("email")
-@click.option("--name", default="", help="A name for the key.")
+@click.option("--name", default="", type=KEY_NAME, help="A name for the key.")
 @key_limit_options
 @pass_state
 def keys_create(
@@ -307,7 +328,7 @@ def keys_list(state: CliState, email: str, as_json: bool) -> None:
 
 @keys.command("update")
 @click.argument("key_id")
-@click.option("--name", default=None, help="A new name for the key.")
+@click.option("--name", default=None, type=KEY_NAME, help="A new name for the key.")
 @key_limit_options
 @json_option
 @pass_state

@@ -1,11 +1,18 @@
 """Text as a terminal shows it and as argv hands it over: the columns a string takes (wide
-scripts and emoji two, combining marks none), and arguments that are no UTF-8."""
+scripts and emoji two, combining marks none), arguments that are no UTF-8, and free text
+(a reason, a key's name) the service's own check refuses as a usage error."""
 
 from __future__ import annotations
 
 import os
 import sys
 import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from codelace_box.errors import InvalidRequest
 
 _ZERO_WIDTH = frozenset({"Mn", "Me", "Cf"})  # combining marks, format characters (ZWJ)
 _WIDE = frozenset({"W", "F"})  # East Asian wide and full-width: CJK, most emoji
@@ -50,3 +57,23 @@ def _as_bytes(word: str) -> str:
     """The word as the bytes it was typed with, escaped where they are no ASCII: 'caf\\xe9'."""
     raw = os.fsencode(word) if _has_surrogate(word) else word.encode("utf-8", "backslashreplace")
     return "'" + raw.decode("ascii", "backslashreplace")[:200] + "'"
+
+
+class CheckedText(click.ParamType):
+    """Free text the service checks (`check`, imported only when the option is given: a
+    reason, a key's name), refused before anything runs as a usage error (exit 2, as a bad
+    amount is) in the service's words, less its field's name (`field`) the option names."""
+
+    name = "text"
+
+    def __init__(self, check: Callable[[str], object], field: str) -> None:
+        self.check = check
+        self.field = field
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                self.check(value)
+            except InvalidRequest as exc:
+                self.fail(exc.message.removeprefix(f"{self.field} "), param, ctx)
+        return value

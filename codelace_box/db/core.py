@@ -306,10 +306,14 @@ def table_exists(table: str) -> bool:  # whether the open database has this tabl
 
 
 def quick_check(db: Database) -> list[str]:
-    """SQLite's integrity check: ['ok'], or what is wrong (PostgreSQL: postgres.quick_check)."""
+    """SQLite's integrity check: ['ok'], or what is wrong, a line each (PostgreSQL:
+    postgres.quick_check). SQLite's rows may span lines (`*** in database main ***\nPage 75:
+    never used`): each of their lines is one, less the header naming the only database."""
     if postgres.is_postgres(db):
         return postgres.quick_check(db.connection())
-    return [row[0] for row in db.execute_sql("PRAGMA quick_check").fetchall()]
+    rows = [str(row[0]) for row in db.execute_sql("PRAGMA quick_check").fetchall()]
+    lines = [line for row in rows for line in row.splitlines()]
+    return [line for line in lines if line.strip() and line != "*** in database main ***"]
 
 
 def open_database(target: str | Path) -> Database:

@@ -9,7 +9,7 @@ import unicodedata
 
 import pytest
 
-from tests.acceptance.cli_tools import Box
+from tests.acceptance.cli_tools import Box, error_line
 from tests.support import PROGRAM, cli_env
 
 pytestmark = pytest.mark.timeout(120)
@@ -131,3 +131,25 @@ def _latin1_cli(space: Box, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+def test_bad_free_text_options_are_usage_errors_as_bad_amounts_are(space: Box) -> None:
+    """`credit ... --reason $'a\\nb'` exited 1 while a bad amount exits 2 (click's usage error):
+    a reason or key name the box refuses is a bad option value, refused before anything runs."""
+    space.ok("users", "create", "usage@text.test")
+    space.ok("keys", "create", "usage@text.test", "--name", "kept")
+    key_id = space.json("keys", "list", "usage@text.test")[0]["id"]
+    before = space.sql("SELECT count(*) FROM audit_log")
+    cases = {
+        ("credit", "usage@text.test", "1", "--reason", "a\nb"): "line breaks",
+        ("credit", "usage@text.test", "1", "--reason", " "): "needs a reason",
+        ("credit", "usage@text.test", "1", "--reason", "r" * 1001): "at most 1000",
+        ("keys", "create", "usage@text.test", "--name", "a\rb"): "line breaks",
+        ("keys", "update", key_id, "--name", "a\x07b"): "control characters",
+    }
+    for args, words in cases.items():
+        result = space.cli(*args)
+        assert result.returncode == 2, (args, result.returncode, result.stderr)
+        line = error_line(result)
+        assert words in line and "Invalid value for '--" in line, line
+    assert space.sql("SELECT count(*) FROM audit_log") == before

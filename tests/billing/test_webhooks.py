@@ -209,6 +209,26 @@ def test_bad_signatures_are_400_and_change_nothing(box: BillingBox) -> None:
     assert box.balance_nanos(buyer) == 20 * NANOS
 
 
+def test_a_wrong_signing_secret_is_logged_once_a_minute_in_words(
+    billing_box_factory: BoxFactory,
+) -> None:
+    """A box whose stripe.webhook_secret is not the endpoint's refuses every delivery (400):
+    customers pay and get no credit. The log says so, once a minute, without the secrets."""
+    fresh = billing_box_factory()  # its own process: no earlier refusal within the minute
+    buyer = fresh.customer()
+    event = fresh.double.complete(fresh.start_topup(buyer, 20))
+    sent = [fresh.double.webhook(event, secret="whsec_another_endpoints_secret") for _ in "ab"]
+    for body, headers in sent:
+        response = fresh.http.post("/api/v1/stripe/webhook", content=body, headers=headers)
+        assert response.status_code == 400
+    log = fresh.server.log_text()
+    warnings = [line for line in log.splitlines() if "signing secret (whsec_...)" in line]
+    assert len(warnings) == 1, log
+    assert "WARNING" in warnings[0] and "check stripe.webhook_secret" in warnings[0]
+    assert "whsec_another" not in log and fresh.double.webhook_secret not in log
+    assert all(h["stripe-signature"].split("v1=")[1] not in log for _, h in sent)
+
+
 def _scheme_only(body: bytes, scheme: str) -> str:
     """A header carrying only `scheme` signatures (computed with the right secret)."""
     moment = int(time.time())

@@ -277,6 +277,26 @@ def _damage(workspace: Workspace) -> None:
     workspace.db_path.write_bytes(data)
 
 
+def test_doctor_prefixes_every_line_of_an_integrity_problem(fresh_workspace: Workspace) -> None:
+    """SQLite's integrity check answers rows of several lines (`*** in database main ***` then
+    `Page 75: never used`): only the first got `MISMATCH`, the rest looked like lines of
+    their own. Damage it reads through: a page past the tables, counted in the header."""
+    workspace = fresh_workspace
+    workspace.run("migrate")
+    workspace.sql("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file itself
+    data = bytearray(workspace.db_path.read_bytes())
+    size, pages = int.from_bytes(data[16:18], "big"), int.from_bytes(data[28:32], "big")
+    data += bytes(size)
+    data[28:32] = (pages + 1).to_bytes(4, "big")  # the header counts the page nothing uses
+    workspace.db_path.write_bytes(data)
+    result = run_cli(workspace.config, "doctor")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    shown = result.stdout.splitlines()  # no Stripe setting: nothing but the problems
+    assert any(f"Page {pages + 1}" in line and "never used" in line for line in shown), shown
+    assert all(line.startswith("MISMATCH database integrity: ") for line in shown), shown
+    assert not any("*** in database main ***" in line for line in shown), shown  # no news
+
+
 def test_a_command_on_a_damaged_file_says_so_and_what_to_do(fresh_workspace: Workspace) -> None:
     """Any other command meeting a damaged page said `error: unexpected DatabaseError:
     database disk image is malformed` (`users list`), a crash's words: it says the file is

@@ -78,6 +78,10 @@ def test_a_key_refused_on_calls_whose_probe_works_is_parked_until_the_operator_a
         client.chat.completions.create(model=MODEL, messages=HELLO)
     assert {r.api_key for r in fake.requests[sent:]} == {BLOCKED, GOOD}
     assert BLOCKED not in box.server.log_text() and BLOCKED not in "".join(hook.texts())
+    probes = fake.probes.count(BLOCKED)  # key-enable on a key in rotation said "back in"
+    again = box.cli("providers", "key-enable", "fake", "1")
+    assert "was already in rotation" in again and "back in" not in again, again
+    assert fake.probes.count(BLOCKED) > probes, "its upstream is still asked"
 
 
 def test_the_last_key_in_rotation_is_not_parked_but_no_longer_probed_call_after_call(
