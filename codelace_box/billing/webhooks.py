@@ -50,7 +50,8 @@ from codelace_box.billing.claims import (
     topup_claim,
 )
 from codelace_box.billing.reversal_amounts import id_of, refuse_session_past_64_bits
-from codelace_box.billing.reversals import REVERSAL_EVENTS, audit_topup, reversal_event
+from codelace_box.billing.reversal_events import REVERSAL_EVENTS
+from codelace_box.billing.reversals import audit_topup, reversal_event
 from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.billing.thin_events import announced_type, snapshot_of
 from codelace_box.billing.topup_credit import (
