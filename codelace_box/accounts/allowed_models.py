@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from codelace_box.errors import PermissionDenied
-from codelace_box.providers.billed_fields import other_model_tools
+from codelace_box.providers.server_tools import other_model_tools
 
 
 def check_model_allowed(allowed: frozenset[str] | None, model_id: str) -> None:

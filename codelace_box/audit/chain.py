@@ -14,8 +14,8 @@ import hashlib
 import json
 from typing import Any
 
-from codelace_box.audit import AUDIT_PAGE, Change, _body, _entry, entry_hash
-from codelace_box.db.observability import audit_head, audit_pages
+from codelace_box.audit.entry import Change, _body, _entry, entry_hash
+from codelace_box.db.observability import AUDIT_PAGE, audit_head, audit_pages
 
 _BODY = (
     '{{"after":{},"before":{},"client":{},"command":{},"created_at":{},"os_user":{},"target":{}}}'

@@ -26,7 +26,8 @@ Events about charges that are not this box's top-ups are acknowledged and move n
 and a refund or dispute that takes back less than it asks (the credit was already taken back),
 are written to the audit log for the operator (billing/refused.py).
 `charge.refunded` carries no refunds on current API versions: the charge's refunds are then
-listed at Stripe (`StripeApi.charge_refunds`).
+listed at Stripe (`StripeApi.charge_refunds`). What an event says is reversal_events.py's; which
+status takes and which is stale, reversal_states.py's.
 """
 
 from __future__ import annotations
@@ -46,13 +47,18 @@ from codelace_box.billing.refused import (
     record_uncredited,
 )
 from codelace_box.billing.reversal_amounts import (
-    PREVENTED_REFUNDED,
     Reversal,
     id_of,
     parse_reversals,
     reversal_nanos,
     with_charge_amounts,
 )
+from codelace_box.billing.reversal_events import (
+    charge_to_list,
+    object_of,
+    reversals_in,
+)
+from codelace_box.billing.reversal_states import is_inquiry, is_stale, takes
 from codelace_box.billing.stripe import StripeApi
 from codelace_box.db.core import connection, durable, exclusive, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, StripeReversal
@@ -60,77 +66,6 @@ from codelace_box.db.offload import run_db_work
 from codelace_box.errors import InvalidRequest
 
 log = logging.getLogger("codelace_box.billing.reversals")
-
-REFUND_EVENTS = frozenset(
-    {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
-)
-DISPUTE_EVENTS = frozenset(
-    {
-        "charge.dispute.created",
-        "charge.dispute.updated",
-        "charge.dispute.closed",
-        "charge.dispute.funds_withdrawn",
-        "charge.dispute.funds_reinstated",
-    }
-)
-CHARGE_REFUNDED = "charge.refunded"
-REVERSAL_EVENTS = REFUND_EVENTS | DISPUTE_EVENTS | {CHARGE_REFUNDED}
-RELEASED = {
-    "refund": frozenset({"failed", "canceled"}),
-    "dispute": frozenset({"won", "warning_closed", "prevented"}),
-}
-FINAL = {
-    "refund": RELEASED["refund"],
-    "dispute": RELEASED["dispute"] | {"lost", PREVENTED_REFUNDED},
-}
-INQUIRY = "warning_"  # the prefix of an inquiry's statuses: no funds withdrawn
-APPEAL = "appeal_"  # the prefix of a lost dispute's appeal statuses (the funds stay withdrawn)
-
-
-def takes(kind: str, status: str) -> bool:
-    """Whether a refund or dispute in this status takes its amount back (see the docstring)."""
-    return status not in RELEASED[kind] and not (kind == "dispute" and is_inquiry(status))
-
-
-def is_inquiry(status: str) -> bool:
-    """Whether a dispute's status is an inquiry's (the issuer asking, no funds withdrawn)."""
-    return status.startswith(INQUIRY)
-
-
-def object_of(event: dict[str, Any]) -> dict[str, Any]:
-    """The event's `data.object` ({} when it has none)."""
-    data = event.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
-    return obj if isinstance(obj, dict) else {}
-
-
-def reversals_in(event_type: str, obj: dict[str, Any]) -> list[Reversal]:
-    """The refunds or disputes an event's object describes (a charge: the refunds it embeds)."""
-    if event_type in REFUND_EVENTS:
-        return parse_reversals([obj], "refund")
-    if event_type in DISPUTE_EVENTS:
-        return parse_reversals([obj], "dispute")
-    refunds = obj.get("refunds")
-    listed = refunds.get("data") if isinstance(refunds, dict) else None
-    if not isinstance(listed, list):
-        return []
-    return parse_reversals(listed, "refund", id_of(obj.get("payment_intent")), obj)
-
-
-def charge_to_list(event_type: str, obj: dict[str, Any]) -> tuple[str, str] | None:
-    """(charge id, PaymentIntent) of a `charge.refunded` whose refunds must be listed at
-    Stripe (the event does not embed them all); None otherwise."""
-    if event_type != CHARGE_REFUNDED:
-        return None
-    refunds = obj.get("refunds")
-    if isinstance(refunds, dict) and isinstance(refunds.get("data"), list):
-        return None if not refunds.get("has_more") else _charge_and_intent(obj)
-    return _charge_and_intent(obj)
-
-
-def _charge_and_intent(obj: dict[str, Any]) -> tuple[str, str] | None:
-    charge, intent = id_of(obj.get("id")), id_of(obj.get("payment_intent"))
-    return (charge, intent) if charge and intent else None
 
 
 def topup_of(payment_intent: str) -> Payment | None:
@@ -324,21 +259,6 @@ def _record(payment: Payment, reversal: Reversal) -> bool:
         StripeReversal.id == reversal.id
     ).execute()
     return True
-
-
-def is_stale(kind: str, now: str, heard: str) -> bool:
-    """Whether status `heard` changes nothing after `now`: the same, after a final one, or
-    an inquiry's (`warning_*`) after a chargeback's (an inquiry comes first, never after).
-    A closed inquiry the issuer escalates to a chargeback is not over: it is left; nor is a
-    lost dispute the business appeals (`appeal_*`, then won or lost again): a won never
-    comes before a lost, so one after it is the appeal's."""
-    inquiry = kind == "dispute" and is_inquiry(heard)
-    if heard == now or (inquiry and now and not is_inquiry(now)):
-        return True
-    escalated = kind == "dispute" and now == "warning_closed" and not inquiry
-    appealed = kind == "dispute" and now == "lost" and (heard.startswith(APPEAL) or heard == "won")
-    withdrawn = now == "prevented" and heard == PREVENTED_REFUNDED  # its funds_withdrawn after
-    return now in FINAL[kind] and not (escalated or appealed or withdrawn)
 
 
 def catch_up(payment: Payment) -> bool:

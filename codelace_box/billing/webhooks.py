@@ -33,6 +33,8 @@ of the other Stripe mode than the secret key's (live vs test: a misconfigured we
 logged as an error), and event types it does not handle, are acknowledged and ignored (the
 latter without touching the database).
 
+The trial itself (whose setup session, once per account and card) is billing/trial.py's; a
+top-up's credit and payment row, billing/topup_credit.py's.
 A top-up's PaymentIntent is recorded from its session's events; refunds and disputes, which
 name it, are billing/reversals.py's: they take the credit back once each.
 """
@@ -43,27 +45,25 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from codelace_box.billing.checkout import (
-    METADATA_KIND,
-    METADATA_USER,
-    minor_unit_exponent,
-    setup_tag,
-)
 from codelace_box.billing.claims import (
     TopupClaim,
-    carries_tag,
-    made_for,
-    restore_topup,
     topup_claim,
 )
-from codelace_box.billing.ledger import append_entry
 from codelace_box.billing.reversal_amounts import id_of, refuse_session_past_64_bits
-from codelace_box.billing.reversals import REVERSAL_EVENTS, audit_topup, catch_up, reversal_event
+from codelace_box.billing.reversal_events import REVERSAL_EVENTS
+from codelace_box.billing.reversals import audit_topup, reversal_event
 from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.billing.thin_events import announced_type, snapshot_of
+from codelace_box.billing.topup_credit import (
+    close_unpaid,
+    credit_session,
+    known_topup,
+    remember_intent,
+)
+from codelace_box.billing.trial import grant_trial, setup_intent_id, setup_session_owner
 from codelace_box.config import StripeConfig
-from codelace_box.db.core import connection, durable, exclusive, utcnow
-from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, TrialCard, User
+from codelace_box.db.core import connection, durable, exclusive
+from codelace_box.db.models import StripeEvent, User
 from codelace_box.db.offload import run_db_work
 from codelace_box.money import usd_to_nanos
 
@@ -75,7 +75,6 @@ ASYNC_FAILED = "checkout.session.async_payment_failed"
 EXPIRED = "checkout.session.expired"
 HANDLED_TYPES = frozenset({COMPLETED, ASYNC_SUCCEEDED, ASYNC_FAILED, EXPIRED})
 SETTLED = frozenset({"paid", "no_payment_required"})  # payment_status values with nothing due
-TRIAL_REASON = "trial credit for the first card setup"
 
 
 @dataclass(frozen=True)
@@ -115,11 +114,11 @@ async def handle_webhook(
         refuse_session_past_64_bits(session)
     trial_nanos = usd_to_nanos(config.trial_credit_usd)
     fingerprint = None
-    owner = _setup_owner(session, api.box_secret) if session is not None else None
+    owner = setup_session_owner(session, api.box_secret) if session is not None else None
     if session is not None and await run_db_work(
         _wants_fingerprint, event_type, session, owner, trial_nanos
     ):
-        fingerprint = await api.card_fingerprint(_setup_intent_id(session))
+        fingerprint = await api.card_fingerprint(setup_intent_id(session))
     claim = topup_claim(session, api.box_secret) if session is not None else None
     result = await run_db_work(
         apply_durably, event_id, event_type, session, fingerprint, trial_nanos, owner, claim
@@ -180,9 +179,9 @@ def apply_event(
 ) -> str:
     """The effect of one event; call inside a write transaction (no awaits in here).
 
-    `setup_owner` is the account a setup session belongs to (`_setup_owner`), None when the
-    session is not one of this box's setup sessions; `claim` what a top-up session's signed
-    metadata says (billing/claims.py), None when it proves nothing."""
+    `setup_owner` is the account a setup session belongs to (trial.py setup_session_owner),
+    None when the session is not one of this box's setup sessions; `claim` what a top-up
+    session's signed metadata says (billing/claims.py), None when it proves nothing."""
     exclusive(connection(), f"stripe:event:{event_id}")  # boxes sharing a database: one applies
     if session is not None:  # two events of one session, on two boxes, take turns
         exclusive(connection(), f"stripe:session:{session['id']}")
@@ -207,184 +206,15 @@ def apply_topup_event(
 ) -> str:
     """The effect of a handled event on a payment-mode (top-up) session."""
     session_id = str(session["id"])
-    _remember_intent(session_id, id_of(session.get("payment_intent")))
+    remember_intent(session_id, id_of(session.get("payment_intent")))
     status = session.get("payment_status")  # (an array or object: settles nothing)
     if event_type == ASYNC_SUCCEEDED or (
         event_type == COMPLETED and isinstance(status, str) and status in SETTLED
     ):
         return credit_session(session, claim)
     if event_type == COMPLETED:
-        return "waiting" if _known_topup(session_id) else "unknown_session"
+        return "waiting" if known_topup(session_id) else "unknown_session"
     return close_unpaid(session_id, "failed" if event_type == ASYNC_FAILED else "expired")
-
-
-def credit_session(session: dict[str, Any], claim: TopupClaim | None = None) -> str:
-    """Credit a paid top-up session once and mark its payment completed.
-
-    The credit is what the session says was paid (`amount_total` in its currency), but never
-    more than the payment recorded when the session was created; the payment's amount becomes
-    the credit. A paid amount that cannot be read in the payment's currency credits nothing.
-    """
-    session_id = str(session["id"])
-    payment = _known_topup(session_id) or restore_topup(session_id, claim)
-    if payment is None and claim is not None:  # ours (its tag holds), its account not here
-        return "account_not_found"
-    if payment is None:
-        log.warning("paid Checkout Session %s is not one of ours; ignored", session_id)
-        return "unknown_session"
-    _remember_intent(session_id, id_of(session.get("payment_intent")))
-    key = f"stripe:session:{session_id}"
-    if LedgerEntry.get_or_none(LedgerEntry.idempotency_key == key) is None:
-        return _credit_paid(session, payment, key)
-    if payment.status != "completed":
-        _complete(payment.id, None)
-    return "already_credited"
-
-
-def _credit_paid(session: dict[str, Any], payment: Payment, key: str) -> str:
-    """Credit what the session says was paid, at most the payment recorded (`credit_session`)."""
-    session_id = str(session["id"])
-    paid = paid_nanos(session, payment.currency, payment.amount_nanos)
-    if paid is None:
-        log.error(
-            "Checkout Session %s: the paid amount %r %r does not read as %s; not credited",
-            session_id,
-            session.get("amount_total"),
-            session.get("currency"),
-            payment.currency,
-        )
-        return "amount_mismatch"
-    amount = min(paid, payment.amount_nanos)
-    if amount != payment.amount_nanos:
-        log.warning(
-            "Checkout Session %s paid %s nano-USD of the %s recorded; crediting %s",
-            *(session_id, paid, payment.amount_nanos, amount),
-        )
-    reason = f"Stripe top-up (Checkout Session {session_id})"
-    append_entry(payment.user.id, amount, "topup", reason, key)
-    _complete(payment.id, amount)
-    catch_up(Payment.get_by_id(payment.id))  # refunds and disputes heard of before
-    return "credited"
-
-
-def paid_nanos(session: dict[str, Any], currency: str, recorded_nanos: int) -> int | None:
-    """What a session says was paid, in nano-USD, if it is a whole amount in `currency`; the
-    recorded amount when the (signed) event leaves the total out.
-
-    A session Adaptive Pricing localized, seen by an endpoint on an API version before
-    2025-03-31.basil, carries the customer's currency and amount in `currency` and
-    `amount_total`, and the session's own in `currency_conversion` (`source_currency`,
-    `amount_total`): that one is read then."""
-    total = session.get("amount_total")
-    if total is None:
-        return recorded_nanos
-    paid_in = str(session.get("currency") or currency).lower()
-    conversion = session.get("currency_conversion")
-    if paid_in != currency.lower() and isinstance(conversion, dict):
-        total = conversion.get("amount_total")
-        paid_in = str(conversion.get("source_currency") or "").lower()
-    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        return None
-    if paid_in != currency.lower():
-        return None
-    return total * 10 ** (9 - minor_unit_exponent(currency))
-
-
-def _complete(payment_id: int, amount_nanos: int | None) -> None:
-    changes: dict[str, Any] = {"status": "completed", "completed_at": utcnow()}
-    if amount_nanos is not None:
-        changes["amount_nanos"] = amount_nanos
-    Payment.update(**changes).where(Payment.id == payment_id).execute()
-
-
-def close_unpaid(session_id: str, status: str) -> str:
-    """Mark a still-pending top-up failed or expired; a completed one stays completed."""
-    if _known_topup(session_id) is None:
-        return "unknown_session"
-    changed = (
-        Payment.update(status=status)
-        .where(Payment.stripe_session_id == session_id, Payment.status == "pending")
-        .execute()
-    )
-    return f"marked_{status}" if changed else "unchanged"
-
-
-def grant_trial(
-    session: dict[str, Any], owner: int | None, fingerprint: str | None, trial_nanos: int
-) -> str:
-    """The trial credit for a completed card setup, once per account and once per card.
-
-    Two setups of one account, or of one card, on two boxes at once take turns here (the
-    account's lock, then the card's): both are read after their locks, so the second sees the
-    first one's trial, and neither leaves a second trial payment nor fails on the card's row."""
-    if owner is not None:
-        exclusive(connection(), f"stripe:trial:{owner}")
-    if owner is not None and fingerprint:
-        exclusive(connection(), f"stripe:trial-card:{fingerprint}")
-    user = User.get_or_none(User.id == owner) if owner is not None else None
-    if user is None or not made_for(session, user):
-        return "unknown_session"
-    refusal = _trial_refusal(user, fingerprint, trial_nanos)
-    if refusal or fingerprint is None:
-        return refusal or "trial_no_card"
-    append_entry(user.id, trial_nanos, "trial", TRIAL_REASON, f"trial:{user.id}")
-    TrialCard.create(fingerprint=fingerprint, user=user.id)
-    now = utcnow()
-    User.update(trial_granted_at=now).where(User.id == user.id).execute()
-    Payment.create(
-        user=user.id,
-        amount_nanos=trial_nanos,
-        kind="trial",
-        status="completed",
-        stripe_session_id=str(session["id"]),
-        currency="usd",
-        completed_at=now,
-    )
-    return "trial_granted"
-
-
-def _trial_refusal(user: User, fingerprint: str | None, trial_nanos: int) -> str | None:
-    if trial_nanos <= 0:
-        return "trial_off"
-    if user.trial_granted_at is not None:
-        return "trial_already_granted"
-    if not fingerprint:
-        return "trial_no_card"
-    if TrialCard.get_or_none(TrialCard.fingerprint == fingerprint) is not None:
-        return "trial_card_used"
-    return None
-
-
-def _remember_intent(session_id: str, payment_intent: str) -> None:
-    """Record the PaymentIntent of a top-up session: its refunds and disputes name it."""
-    if payment_intent and Payment.get_or_none(Payment.payment_intent == payment_intent) is None:
-        Payment.update(payment_intent=payment_intent).where(
-            Payment.stripe_session_id == session_id,
-            Payment.kind == "topup",
-            Payment.payment_intent.is_null(),
-        ).execute()
-
-
-def _known_topup(session_id: str) -> Payment | None:
-    return Payment.get_or_none(Payment.stripe_session_id == session_id, Payment.kind == "topup")
-
-
-def _setup_owner(session: dict[str, Any], box_secret: str) -> int | None:
-    """The account id of a setup session this box created (its metadata proves it), else None."""
-    metadata = session.get("metadata")
-    if not isinstance(metadata, dict) or metadata.get(METADATA_KIND) != "setup":
-        return None
-    raw = str(metadata.get(METADATA_USER, ""))
-    if not (raw.isascii() and raw.isdigit()) or raw != str(session.get("client_reference_id")):
-        return None
-    if not carries_tag(metadata, setup_tag(box_secret, int(raw))):
-        return None
-    return int(raw)
-
-
-def _setup_intent_id(session: dict[str, Any]) -> str:
-    intent = session.get("setup_intent")
-    return str(intent.get("id") if isinstance(intent, dict) else intent)
 
 
 def _wants_fingerprint(

@@ -15,15 +15,14 @@ import click
 from codelace_box import __version__
 from codelace_box.cli.audit import audit
 from codelace_box.cli.catalog import providers
+from codelace_box.cli.group import CodelaceGroup, let_go_of_a_lost_terminal
 from codelace_box.cli.manage import MANAGE_COMMANDS
 from codelace_box.cli.models import models
 from codelace_box.cli.support import (
     CliState,
-    CodelaceGroup,
     ListenHost,
     WholeNumber,
     done,
-    let_go_of_a_lost_terminal,
     pass_state,
     say_notes_now,
 )

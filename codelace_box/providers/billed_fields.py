@@ -6,18 +6,28 @@ field is refused with a 400 naming it unless the operator allowed it for the pro
 (`providers add/update NAME --allow-field FIELD`). BILLED_FIELDS is the one list: body fields,
 Anthropic's server tools (by their type in `tools`, on every route), the tools a gateway or
 provider runs itself (`server_tools`: OpenRouter's `openrouter:*`, OpenAI's hosted ones) and the
-long-context beta (the `anthropic-beta` header of /v1/messages).
+long-context beta (the `anthropic-beta` header of /v1/messages). Which tools of a body the
+upstream runs itself is server_tools.py's.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers.messages_openai_tool_changes import defined_tools
+from codelace_box.providers.server_tools import (  # noqa: F401 (runs_server_tools: as before)
+    LOOP_TOOL_PREFIXES,
+    SERVER_TOOLS,
+    hosted_tools_in,
+    is_hosted,
+    lists_no_tools,
+    runs_server_tools,
+    server_tools_in,
+)
 
 # field -> what it buys at the provider (shown in the refusal and the README)
 BILLED_FIELDS: dict[str, str] = {
@@ -72,14 +82,6 @@ FREE_VALUES: dict[str, frozenset[Any]] = {
     "speed": frozenset({"standard"}),
     "inference_geo": frozenset({"global"}),
 }
-# Anthropic server tool types (their dated names start so) -> the field that allows them.
-SERVER_TOOLS = {"web_search_": "web_search", "web_fetch_": "web_fetch",
-                "code_execution_": "code_execution", "advisor_": "advisor"}  # fmt: skip
-_SERVER_TOOL_PREFIXES = tuple(SERVER_TOOLS)
-# Anthropic's server tools that cost nothing of their own (no --allow-field) but run the same
-# server loop: the model samples again after each result (tool search's tool references)
-_LOOP_ONLY_PREFIXES = ("tool_search_tool_",)
-_LOOP_TOOL_PREFIXES = (*_SERVER_TOOL_PREFIXES, *_LOOP_ONLY_PREFIXES)
 LONG_CONTEXT_BETA = "context-1m-"
 # The betas under which a tool change defines a tool inline (`_check_defined_tools`)
 INLINE_TOOL_BETAS = ("inline-tools-", "mid-conversation-tool-changes-")
@@ -87,23 +89,8 @@ INLINE_TOOL_BETAS = ("inline-tools-", "mid-conversation-tool-changes-")
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".mpga", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus",
                     ".aiff", ".aif", ".pcm")  # fmt: skip
 MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m", "server_tools"})  # not fields
-# Tool types an upstream runs itself (OpenAI's hosted tools, which OpenRouter also takes on chat,
-# `web_search` as its shorthand; xAI's x_search and collections_search; Moonshot's (Kimi's)
-# builtin_function: its $web_search billed per call, the results in the next prompt; a bare
-# web_fetch or code_execution, as gateways name Anthropic's), by their undated name in lower
-# case (a compatible server may match types in any case); and any namespaced type
-# (`openrouter:*`, `orq:*`): a gateway's own server tools. Not the tools whose calls come back
-# to the client to run (local_shell, apply_patch, custom, computer_use_preview, computer): they
-# bill tokens only and read nothing of the operator's. `shell` is either: hosted in a container
-# of the provider (`environment` container_auto, or container_reference: a container of the
-# operator's account), local otherwise (`_is_hosted`).
-HOSTED_TOOLS = frozenset({"web_search", "web_search_preview", "file_search", "code_interpreter",
-                          "image_generation", "mcp", "tool_search", "web_fetch", "code_execution",
-                          "x_search", "collections_search", "builtin_function"})  # fmt: skip
-_DATED = re.compile(r"_\d{4}_\d{2}_\d{2}$")  # web_search_2025_08_26
 _BODY_FIELDS = tuple(name for name in BILLED_FIELDS if name not in MESSAGES_ONLY)  # in order
 _BODY_FIELD_SET = frozenset(_BODY_FIELDS)  # a body naming none of them (most) skips the walk
-Where = int | str  # a tool's index in `tools`, or where in `tool_choice` it is named
 
 
 # Fields whose provider puts content of its own into the prompt, billed as prompt tokens of a
@@ -129,118 +116,6 @@ def adds_to_the_prompt(body: dict[str, Any], upstream_model: str = "") -> bool:
         or _present("web_search_options", search)
         or _present("enable_search", searching)
     )
-
-
-def runs_server_tools(body: dict[str, Any]) -> bool:
-    """Whether a body lets the provider fetch input of its own: an Anthropic server
-    tool in `tools` (search results, a fetched page, code output, the advisor's answer) or an
-    MCP server (`mcp_servers`), whose results are billed as input of a size nobody knows in
-    advance, read again on each turn of the server's loop; or a free tool of that loop (tool
-    search); or a hosted tool, in `tools` or named by `tool_choice`."""
-    if body.get("mcp_servers"):
-        return True
-    return not _lists_no_tools(body) and any(
-        _is_hosted(kind, tool) or kind.startswith(_LOOP_TOOL_PREFIXES)
-        for _, kind, tool in _tool_types(body)
-    )
-
-
-def _lists_no_tools(body: dict[str, Any]) -> bool:
-    """Whether `_tool_types` finds nothing, known without its generator (about 1 us each time,
-    four times a call without tools): no `tools` (or an empty one) and no `tool_choice` object."""
-    return not body.get("tools") and not isinstance(body.get("tool_choice"), dict)
-
-
-def _tool_types(body: dict[str, Any]) -> Iterator[tuple[Where, str, dict[str, Any]]]:
-    """Where, the type in lower case and the object of each tool in the body's `tools` that
-    names its type, then of the tools its `tool_choice` names (a hosted type there, alone or
-    among `allowed_tools`, asks for that tool as listing it does)."""
-    tools = body.get("tools")
-    for index, tool in enumerate(tools if isinstance(tools, list) else ()):
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        if isinstance(kind, str):
-            yield index, kind.lower(), tool
-    choice = body.get("tool_choice")
-    if isinstance(choice, dict):
-        yield from _chosen(choice)
-
-
-def _chosen(choice: dict[str, Any]) -> Iterator[tuple[Where, str, dict[str, Any]]]:
-    """`_tool_types` of a `tool_choice` object: itself (`{"type": "web_search_preview"}`) and
-    its allowed tools (chat's `allowed_tools.tools`, the Responses API's `tools`)."""
-    kind = choice.get("type")
-    if isinstance(kind, str):
-        yield "tool_choice", kind.lower(), choice
-    nested = choice.get("allowed_tools")
-    if isinstance(nested, dict):  # chat's {"type": "allowed_tools", "allowed_tools": {mode, tools}}
-        at, listed = "allowed_tools.tools", nested.get("tools")
-    else:  # the Responses API's {"type": "allowed_tools", "mode", "tools"}
-        at, listed = "tools", choice.get("tools")
-    for index, tool in enumerate(listed if isinstance(listed, list) else ()):
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        if isinstance(kind, str):
-            yield f"tool_choice.{at}[{index}]", kind.lower(), tool
-
-
-def _param(where: Where) -> str:
-    return f"tools[{where}]" if isinstance(where, int) else where
-
-
-def _is_hosted(kind: str, tool: dict[str, Any]) -> bool:
-    """A tool the upstream runs itself: HOSTED_TOOLS (dated or not), a namespaced type, or a
-    shell in a container (an `environment` other than local)."""
-    if ":" in kind:
-        return True
-    kind = _DATED.sub("", kind)
-    if kind == "shell":
-        environment = tool.get("environment")
-        local = isinstance(environment, dict) and str(environment.get("type")).lower() == "local"
-        return environment is not None and not local
-    return kind in HOSTED_TOOLS
-
-
-def _hosted_tools_in(body: dict[str, Any]) -> Iterator[str]:
-    """The param of each tool the upstream runs itself (`_is_hosted`), in `tools` or
-    `tool_choice`."""
-    return (_param(where) for where, kind, tool in _tool_types(body) if _is_hosted(kind, tool))
-
-
-def _server_tools_in(body: dict[str, Any]) -> Iterator[str]:
-    """The field that allows each Anthropic server tool in `tools` (by its dated type)."""
-    for _, kind, _ in _tool_types(body):
-        hosted = _DATED.sub("", kind) in HOSTED_TOOLS  # OpenAI's
-        if kind.startswith(_SERVER_TOOL_PREFIXES) and not hosted:
-            yield next(name for prefix, name in SERVER_TOOLS.items() if kind.startswith(prefix))
-
-
-# OpenRouter's server tools that run another model inside the call: any OpenRouter model, the
-# tool's `parameters.model` or else one the call names; fusion a panel and a judge (by default
-# Opus, GPT and Gemini Pro; `parameters.analysis_models`). A key's allowed_models cannot hold them
-_MODEL_TOOLS = frozenset({"advisor", "subagent", "fusion"})
-_MODEL_PLUGINS = frozenset({"fusion"})  # OpenRouter's plugin that injects openrouter:fusion
-
-
-def other_model_tools(body: dict[str, Any]) -> Iterator[str]:
-    """The param of each tool the upstream runs that runs another model: OpenRouter's advisor,
-    subagent and fusion, or one whose definition names a `model` (a hosted image_generation's);
-    and of each plugin that does (OpenRouter's fusion, unless `enabled: false`)."""
-    plugins = body.get("plugins")
-    for index, plugin in enumerate(plugins if isinstance(plugins, list) else ()):
-        named = isinstance(plugin, dict) and str(plugin.get("id")).lower() in _MODEL_PLUGINS
-        if named and plugin.get("enabled") is not False:
-            yield f"plugins[{index}]"
-    if _lists_no_tools(body):
-        return
-    for where, kind, tool in _tool_types(body):
-        if kind.partition(":")[2] in _MODEL_TOOLS or (
-            _is_hosted(kind, tool) and _names_model(tool)
-        ):
-            yield _param(where)
-
-
-def _names_model(tool: dict[str, Any]) -> bool:
-    parameters = tool.get("parameters")
-    return "model" in tool or (isinstance(parameters, dict) and "model" in parameters)
 
 
 def is_billed_field(name: str) -> bool:
@@ -299,7 +174,7 @@ def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str
             if value is None or name in permitted or not _present(name, value):
                 continue
             raise _refuse(name, model, name)
-    if not _lists_no_tools(body):  # (else neither look at the tools finds one)
+    if not lists_no_tools(body):  # (else neither look at the tools finds one)
         _check_tools(body, permitted, model)
     if "audio" not in permitted:
         where = _audio_input_in(body.get("messages"))
@@ -309,11 +184,11 @@ def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str
 
 def _check_tools(body: dict[str, Any], permitted: set[str], model: str) -> None:
     """`check_billed_fields` of the tools: Anthropic's server tools, then the hosted ones."""
-    for name in _server_tools_in(body):
+    for name in server_tools_in(body):
         if name not in permitted:
             raise _refuse(name, model, "tools")
     if "server_tools" not in permitted:
-        for param in _hosted_tools_in(body):
+        for param in hosted_tools_in(body):
             raise _refuse("server_tools", model, param)
 
 
@@ -380,7 +255,7 @@ def _check_defined_tools(messages: Any) -> None:
     for tool in defined_tools(messages):
         kind = tool.get("type")
         kind = kind.lower() if isinstance(kind, str) else ""
-        if kind and (kind.startswith(_LOOP_TOOL_PREFIXES) or _is_hosted(kind, tool)):
+        if kind and (kind.startswith(LOOP_TOOL_PREFIXES) or is_hosted(kind, tool)):
             raise InvalidRequest(
                 f"messages: the server tool {tool['type']!r} is defined in a tool change "
                 "(tool_addition); this gateway takes server tools in `tools` only, where the "

@@ -17,13 +17,13 @@ Deferred tools (`defer_loading`, client-side tool search) are sent once a tool r
 `tool_reference` loads them; mid-conversation tool changes (messages_openai_tool_changes.py)
 add and remove tools. A conversation Anthropic compacted goes on from its last
 `compaction` block's summary (compaction_history.py); search results, in a user turn or a tool
-result, are read as text (search_results.py). Answers and streams go back in
+result, are read as text (search_results.py). The turns themselves (content blocks as content
+parts and messages) are messages_openai_turns.py's. Answers and streams go back in
 providers/messages_openai_stream.py. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
@@ -49,6 +49,13 @@ from codelace_box.providers.messages_openai_tool_changes import (
     named_in,
     tool_changes,
 )
+from codelace_box.providers.messages_openai_turns import (
+    assistant_message,
+    references,
+    system_text,
+    text_of,
+    user_messages,
+)
 from codelace_box.providers.messages_openai_whole import message_from_completion
 from codelace_box.providers.openai import (
     REASONING_CONTENT,
@@ -56,164 +63,13 @@ from codelace_box.providers.openai import (
     cap_field,
     without_message_field,
 )
-from codelace_box.providers.reasoning_details import is_sealed, sealed_reasoning, unseal
-from codelace_box.providers.search_results import SEARCH_RESULT, block_text, search_result_text
 from codelace_box.providers.stop_reasons import stops_of
-from codelace_box.providers.thought_signature import split_id, with_signature
 
 _OPENAI = OpenAIAdapter(upstream_finish=True)  # stop_of reads TGI's "stop_sequence"
 
 
 def _bad(message: str) -> InvalidRequest:
     return InvalidRequest(message, code="invalid_request")
-
-
-def _text_of(content: Any) -> str:
-    """The text of a string or of the text blocks of a list."""
-    if isinstance(content, str):
-        return content
-    parts = content if isinstance(content, list) else []
-    return "\n".join(text for text in map(block_text, parts) if text is not None)
-
-
-# Claude Code's attribution block, first in `system`: hashed per session, in some versions per
-# request (`cch=`); nothing for the model, and first in the prompt, a prefix no cache reuses
-ATTRIBUTION = "x-anthropic-billing-header:"
-
-
-def _system_text(system: Any) -> str:
-    """The system prompt's text, without Claude Code's attribution block."""
-    if isinstance(system, list):
-        system = [b for b in system if not str(block_text(b) or "").startswith(ATTRIBUTION)]
-    return _text_of(system)
-
-
-def _source(block: JSON) -> JSON:
-    source = block.get("source")
-    return source if isinstance(source, dict) else {}
-
-
-def _image_part(block: JSON) -> JSON:
-    source = _source(block)
-    if source.get("type") == "url":
-        return {"type": "image_url", "image_url": {"url": source.get("url", "")}}
-    if source.get("type") == "base64":
-        url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
-        return {"type": "image_url", "image_url": {"url": url}}
-    raise _bad("image blocks need a base64 or url source for this model")
-
-
-def _document_part(block: JSON) -> JSON:
-    source = _source(block)
-    if source.get("type") == "text":
-        return {"type": "text", "text": str(source.get("data", ""))}
-    if source.get("type") == "base64" and source.get("media_type") == "application/pdf":
-        data = f"data:application/pdf;base64,{source.get('data', '')}"
-        name = block.get("title") if isinstance(block.get("title"), str) else "document.pdf"
-        return {"type": "file", "file": {"filename": name, "file_data": data}}
-    raise _bad("documents must be base64 PDFs or plain text for this model")
-
-
-def _user_part(block: JSON) -> JSON | None:
-    kind = block.get("type")
-    if kind == "text":
-        return {"type": "text", "text": block.get("text", "")}
-    if kind == "image":
-        return _image_part(block)
-    if kind == "document":
-        return _document_part(block)
-    if kind == SEARCH_RESULT:
-        return {"type": "text", "text": search_result_text(block)}
-    raise _bad(f"{kind} blocks are not supported for this model")
-
-
-def _references(content: Any) -> list[str]:
-    """The tools a tool result's `tool_reference` blocks load (client-side tool search)."""
-    return [
-        str(b.get("tool_name"))
-        for b in (content if isinstance(content, list) else [])
-        if isinstance(b, dict) and b.get("type") == "tool_reference"
-    ]
-
-
-def _tool_result(block: JSON) -> tuple[JSON, list[JSON]]:
-    """A tool message, and the images and documents of the result (sent after, in a user
-    message: a tool message takes text only; Claude Code's Read tool returns PDFs so)."""
-    content = block.get("content", "")
-    images = [
-        _image_part(b) if b.get("type") == "image" else _document_part(b)
-        for b in (content if isinstance(content, list) else [])
-        if isinstance(b, dict) and b.get("type") in ("image", "document")
-    ]
-    loaded = [f"Tool loaded: {name}" for name in _references(content)]
-    text = "\n".join(part for part in (_text_of(content), *loaded) if part)
-    if block.get("is_error"):
-        text = f"Error: {text}" if text else "Error"
-    call_id, _ = split_id(str(block.get("tool_use_id", "")))
-    message = {"role": "tool", "tool_call_id": call_id, "content": text}
-    return message, images
-
-
-def _user_messages(content: Any) -> list[JSON]:
-    if isinstance(content, str):
-        return [{"role": "user", "content": content}]
-    out: list[JSON] = []
-    parts: list[JSON] = []
-    for block in content:
-        if not isinstance(block, dict):
-            raise _bad("content blocks must be objects")
-        if block.get("type") == "tool_result":
-            message, images = _tool_result(block)
-            out.append(message)
-            parts.extend(images)
-        else:
-            part = _user_part(block)
-            if part is not None:
-                parts.append(part)
-    if parts:
-        out.append({"role": "user", "content": parts})
-    return out
-
-
-def _assistant_message(content: Any, model: str) -> JSON:
-    if isinstance(content, str):
-        return {"role": "assistant", "content": content}
-    texts: list[str] = []
-    calls: list[JSON] = []
-    for block in content:
-        kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "text":
-            texts.append(str(block.get("text", "")))
-        elif kind == "tool_use":
-            arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
-            function = {"name": str(block.get("name", "")), "arguments": arguments}
-            call_id, signature = split_id(str(block.get("id", "")))
-            call = {"id": call_id, "type": "function", "function": function}
-            calls.append(with_signature(call, signature))
-    # null content only beside tool calls: OpenAI refuses it alone (a turn of thinking alone)
-    message: JSON = {"role": "assistant", "content": "".join(texts) or (None if calls else "")}
-    if calls:
-        message["tool_calls"] = calls
-        if reasoning := _own_reasoning(content):
-            message["reasoning_content"] = reasoning
-    details = [d for block in content if isinstance(block, dict)
-               for d in unseal(block.get("signature"), model)]  # fmt: skip
-    if details:
-        message["reasoning_details"] = details
-    return message
-
-
-def _own_reasoning(content: list[Any]) -> str:
-    """The reasoning an OpenAI-compatible upstream gave in this turn: its thinking blocks, the
-    unsigned or box-sealed ones (Anthropic's are not for it; a sealed one's text when omitted).
-    Sent back on a turn that called tools, as DeepSeek's thinking mode demands (400 without)."""
-    return "".join(
-        str(block.get("thinking") or sealed_reasoning(block.get("signature")))
-        for block in content
-        if isinstance(block, dict)
-        and block.get("type") == "thinking"
-        and (not block.get("signature") or is_sealed(block["signature"]))
-    )
 
 
 def _loaded_tools(messages: list[Any]) -> set[str]:
@@ -224,7 +80,7 @@ def _loaded_tools(messages: list[Any]) -> set[str]:
         if isinstance(message, dict) and isinstance(message.get("content"), list)
         for block in message["content"]
         if isinstance(block, dict) and block.get("type") == "tool_result"
-        for name in _references(block.get("content"))
+        for name in references(block.get("content"))
     }
 
 
@@ -281,20 +137,20 @@ def chat_body(body: JSON, max_tokens: int, model: str = "", *, call: bool = True
     """The Chat Completions body for a Messages body; `model`: the catalog model it goes to
     (its reasoning details go back to it). Not a `call`: a count_tokens body (count_tokens.py)."""
     messages: list[JSON] = []
-    system = _system_text(body.get("system"))
+    system = system_text(body.get("system"))
     if system:
         messages.append({"role": "system", "content": system})
     sent = without_cleared(body.get("messages") or [])  # less system messages a user ended
     for message in from_last_compaction(sent):
         role = message.get("role")
         if role == "assistant":
-            messages.append(_assistant_message(message.get("content"), model))
+            messages.append(assistant_message(message.get("content"), model))
         elif role == "system":  # a mid-conversation system message (Claude Code sends them)
-            text = _text_of(message.get("content"))  # none: its per-message effort alone
+            text = text_of(message.get("content"))  # none: its per-message effort alone
             if text:
                 messages.append({"role": "system", "content": text})
         elif role == "user":
-            messages.extend(_user_messages(message.get("content")))
+            messages.extend(user_messages(message.get("content")))
         else:  # Anthropic's 400 too: a `tool` or `developer` message is not the user's words
             raise _bad(f"messages: role {role!r} is not user or assistant")
     payload: JSON = {"model": body.get("model"), "messages": messages, "max_tokens": max_tokens}

@@ -30,8 +30,8 @@ from codelace_box.providers.base import (
     Usage,
 )
 from codelace_box.providers.call_keys import CallKeys, arguments_of
+from codelace_box.providers.chat_text import content_text, reasoning_text
 from codelace_box.providers.json_prefix import ObjectPrefix
-from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.openai_errors import failed_finish
 from codelace_box.providers.reasoning_details import details_of, merge, seal, with_reasoning
 from codelace_box.providers.stop_reasons import stop_of, with_calls

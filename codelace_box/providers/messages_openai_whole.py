@@ -13,13 +13,13 @@ from codelace_box.errors import UpstreamError
 from codelace_box.jsonwire import NOT_JSON, loads
 from codelace_box.providers.base import JSON, Usage
 from codelace_box.providers.call_keys import arguments_of
+from codelace_box.providers.chat_text import reasoning_text
 from codelace_box.providers.messages_openai_stream import (
     answer_text,
     anthropic_usage,
     message_id,
     tool_use_id,
 )
-from codelace_box.providers.openai import reasoning_text
 from codelace_box.providers.openai_errors import failed_finish
 from codelace_box.providers.reasoning_details import details_of, seal
 from codelace_box.providers.stop_reasons import stop_of, with_calls

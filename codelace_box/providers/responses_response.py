@@ -29,7 +29,7 @@ from typing import Any
 from codelace_box.jsonwire import NOT_JSON, loads
 from codelace_box.providers.base import Usage
 from codelace_box.providers.call_keys import arguments_of
-from codelace_box.providers.openai import content_text, reasoning_text
+from codelace_box.providers.chat_text import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, seal
 from codelace_box.providers.responses_input import chat_reasoning_id, encode_thinking
 from codelace_box.providers.responses_request import ResponsesContext

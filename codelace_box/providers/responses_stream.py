@@ -42,7 +42,7 @@ from typing import Any
 from codelace_box.jsonwire import dumps, is_whole_json
 from codelace_box.providers.base import UpstreamStreamError, Usage
 from codelace_box.providers.call_keys import CallKeys, arguments_of
-from codelace_box.providers.openai import content_text, reasoning_text
+from codelace_box.providers.chat_text import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge
 from codelace_box.providers.responses_input import chat_reasoning_id
 from codelace_box.providers.responses_request import ResponsesContext

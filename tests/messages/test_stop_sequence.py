@@ -13,7 +13,7 @@ import pytest
 
 from codelace_box.providers.base import SSEEvent
 from codelace_box.providers.messages_openai import MessagesToOpenAI
-from codelace_box.providers.openai import OpenAIStreamTranslator
+from codelace_box.providers.openai_stream import OpenAIStreamTranslator
 
 MODEL = "oai/m"
 VLLM_EOS = {"stop_reason": None}  # vLLM: null when the model ended on its own (EOS)

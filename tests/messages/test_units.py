@@ -16,7 +16,7 @@ from codelace_box.providers.anthropic_response import usage_from as anthropic_us
 from codelace_box.providers.base import AdvisorTokens, SSEEvent
 from codelace_box.providers.messages_openai import chat_body
 from codelace_box.providers.messages_openai_stream import OpenAIToMessagesStream
-from codelace_box.providers.openai import OpenAIStreamTranslator
+from codelace_box.providers.openai_stream import OpenAIStreamTranslator
 from codelace_box.providers.openai_usage import usage_from
 
 
