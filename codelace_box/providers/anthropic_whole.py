@@ -12,8 +12,12 @@ import json
 from typing import Any
 
 from codelace_box.jsonwire import NOT_JSON, loads
-from codelace_box.providers.base import JSON, SSEEvent, is_blank
-from codelace_box.providers.openai_merge import completion_from_stream, events_of_answer
+from codelace_box.providers.base import JSON, SSEEvent
+from codelace_box.providers.openai_merge import (
+    completion_from_stream,
+    events_of_answer,
+    objects_of,
+)
 
 # Blocks whose content streams in deltas (the rest come whole in their content_block_start, as
 # Anthropic streams redacted thinking and server tools' results)
@@ -91,15 +95,9 @@ def message_from_stream(events: list[SSEEvent]) -> JSON | None:
     An error event is returned as it came (the answer is that failure)."""
     message: JSON | None = None
     opened: dict[int, JSON] = {}  # the block each index last began (some servers reuse one)
-    for event in events:
-        if is_blank(event):
-            continue  # (blank data is no event: base.py)
-        try:
-            data = loads(event.data)
-        except NOT_JSON:
-            return None
-        if not isinstance(data, dict) or data.get("type") == "error":
-            return data if isinstance(data, dict) else None
+    for _, data in objects_of(events):
+        if data is None or data.get("type") == "error":
+            return data
         if data.get("type") == "message_start" and isinstance(data.get("message"), dict):
             message = {**data["message"], "content": []}
         elif message is not None:

@@ -10,6 +10,7 @@ finish_reason kept; the usage is the last one given (Groq's in `x_groq`). Pure c
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from codelace_box.jsonwire import NOT_JSON, loads
@@ -19,20 +20,30 @@ from codelace_box.providers.openai_usage import chunk_usage
 from codelace_box.providers.reasoning_details import merge
 
 
+def objects_of(
+    events: list[SSEEvent], skipped: str | None = None
+) -> Iterator[tuple[SSEEvent, JSON | None]]:
+    """A whole stream's events read one by one as JSON objects, for the merges of a stream into
+    its answer (here, anthropic_whole, responses_whole): blank events passed over (base.py), and
+    `skipped` (OpenAI's `[DONE]`); None for an event that is no JSON object (no such stream)."""
+    for event in events:
+        if is_blank(event) or (skipped is not None and event.data.strip() == skipped):
+            continue
+        try:
+            data = loads(event.data)
+        except NOT_JSON:
+            data = None
+        yield event, data if isinstance(data, dict) else None
+
+
 def completion_from_stream(events: list[SSEEvent]) -> JSON | None:
     """The `chat.completion` of a stream's events; None when they are no chat chunks. A chunk
     that reports an error is returned as it came (the answer is that failure)."""
     head: JSON | None = None
     choices: dict[int, JSON] = {}
     usage: Any = None
-    for event in events:
-        if event.data.strip() == "[DONE]" or is_blank(event):
-            continue  # (blank data is no event: base.py)
-        try:
-            chunk = loads(event.data)
-        except NOT_JSON:
-            return None
-        if not isinstance(chunk, dict):
+    for event, chunk in objects_of(events, "[DONE]"):
+        if chunk is None:
             return None
         if chunk.get("error") or chunk.get("object") == "error":
             return chunk

@@ -11,7 +11,8 @@ import json
 from typing import Any
 
 from codelace_box.jsonwire import NOT_JSON, loads
-from codelace_box.providers.base import JSON, SSEEvent, is_blank
+from codelace_box.providers.base import JSON, SSEEvent
+from codelace_box.providers.openai_merge import objects_of
 
 # A whole response's status -> the terminal event that carries it (any other status: no answer)
 _ENDS = {"completed": "response.completed", "incomplete": "response.incomplete"}
@@ -88,14 +89,8 @@ def response_from_stream(events: list[SSEEvent]) -> JSON | None:
     (`response.failed`'s response, an `error` event as an error body); None when the events
     are no such stream (no terminal event: cut, or not JSON)."""
     done: dict[int, Any] = {}
-    for event in events:
-        if is_blank(event):
-            continue  # (blank data is no event: base.py)
-        try:
-            data = loads(event.data)
-        except NOT_JSON:
-            return None
-        if not isinstance(data, dict):
+    for _, data in objects_of(events):
+        if data is None:
             return None
         kind = data.get("type")
         if kind == "error":
