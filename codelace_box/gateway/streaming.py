@@ -201,7 +201,8 @@ def undecided(head: bytes) -> bool:
 def is_last_event(event: SSEEvent) -> bool:
     """Whether an event ends its stream (OpenAI's `[DONE]`, Anthropic's `message_stop`, a
     Responses stream's completed, incomplete or failed response) or fails it (an `error` event,
-    an OpenAI-compatible chunk that is an error: the stream's answer is that failure)."""
+    an OpenAI-compatible chunk that is an error, vLLM's `"object": "error"` too: the stream's
+    answer is that failure, openai_merge.py)."""
     data = event.data
     if data.strip() == "[DONE]" or event.event in LAST_EVENTS:
         return True
@@ -212,7 +213,7 @@ def is_last_event(event: SSEEvent) -> bool:
     except NOT_JSON:
         return False
     return isinstance(parsed, dict) and (parsed.get("type") in LAST_EVENTS or bool(
-        parsed.get("error")))  # fmt: skip
+        parsed.get("error")) or parsed.get("object") == "error")  # fmt: skip (vLLM's last)
 
 
 def encode_json(value: Any) -> bytes:

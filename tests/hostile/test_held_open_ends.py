@@ -172,3 +172,20 @@ def test_an_unstreamed_call_answered_by_a_failed_stream_held_open_says_its_failu
     hostile.push(Act(200, FAILED_STREAMS[kind], SSE, hang=True))
     held = box.post(key, route, kind, stream=False)
     assert (held.status_code, held.json()) == (ended.status_code, ended.json())
+
+
+def test_a_stream_failed_as_vllm_says_held_open_says_its_failure(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """vLLM's error chunk (`"object": "error"`, its message at the top, no `error` field) ends
+    such a stream as well (the merged answer is that failure): held open, the box read on to
+    the read timeout and answered its 504 instead."""
+    _, key = box.new_user("10")
+    failed = [chat_stream(end=False)[0], sse({"object": "error", "message": "prompt is too long",
+                                             "type": "BadRequestError", "code": 400})]  # fmt: skip
+    hostile.push(Act(200, failed, SSE))
+    ended = box.post(key, "chat", "ho", stream=False)
+    assert ended.status_code != 504, ended.text[:500]
+    hostile.push(Act(200, failed, SSE, hang=True))
+    held = box.post(key, "chat", "ho", stream=False)
+    assert (held.status_code, held.json()) == (ended.status_code, ended.json())
