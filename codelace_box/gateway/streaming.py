@@ -212,8 +212,11 @@ def is_last_event(event: SSEEvent) -> bool:
         parsed = loads(data)
     except NOT_JSON:
         return False
-    return isinstance(parsed, dict) and (parsed.get("type") in LAST_EVENTS or bool(
-        parsed.get("error")) or parsed.get("object") == "error")  # fmt: skip (vLLM's last)
+    return isinstance(parsed, dict) and (
+        parsed.get("type") in LAST_EVENTS
+        or bool(parsed.get("error"))
+        or parsed.get("object") == "error"  # (vLLM's error chunk)
+    )
 
 
 def encode_json(value: Any) -> bytes:
