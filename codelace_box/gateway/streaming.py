@@ -170,28 +170,39 @@ class StreamEnd:
     upstream may hold its connection open after it. A body whose first bytes are no SSE is not
     looked at further (nor is one read whole at once: nothing is made for it here)."""
 
-    __slots__ = ("_first", "_parser", "max_event_bytes")
+    __slots__ = ("_first", "_head", "_parser", "max_event_bytes")
 
     def __init__(self, max_event_bytes: int) -> None:
         self.max_event_bytes = max_event_bytes
         self._parser: SSEParser | None = None
         self._first = True
+        self._head = b""  # the body's first bytes while they tell nothing yet (`undecided`)
 
     def __call__(self, part: bytes) -> bool:
         if self._first:
-            if not (head := part.removeprefix(BOM).lstrip()):
-                return False  # (told by its first bytes that are not blank)
-            self._first = False
-            if looks_like_sse(head):
-                self._parser = SSEParser(self.max_event_bytes)
+            head = (self._head + part if self._head else part).removeprefix(BOM).lstrip()
+            if undecided(head):  # (told by its first bytes that are not blank, and enough
+                self._head = head  # of them: a first read `da` of `data:` was no stream)
+                return False
+            self._first, self._head = False, b""
+            if not looks_like_sse(head):
+                return False
+            self._parser, part = SSEParser(self.max_event_bytes), head
         parser = self._parser
         return parser is not None and any(map(is_last_event, parser.feed(part)))
+
+
+def undecided(head: bytes) -> bool:
+    """Whether a body's first bytes (their byte order mark and blanks dropped) are too few to
+    tell a stream: none, or the start of a byte order mark or of a `data:` or `event` field."""
+    return len(head) < 5 and any(mark.startswith(head) for mark in (BOM, b"data:", b"event"))
 
 
 def is_last_event(event: SSEEvent) -> bool:
     """Whether an event ends its stream (OpenAI's `[DONE]`, Anthropic's `message_stop`, a
     Responses stream's completed, incomplete or failed response) or fails it (an `error` event,
-    an OpenAI-compatible chunk that is an error: the stream's answer is that failure)."""
+    an OpenAI-compatible chunk that is an error, vLLM's `"object": "error"` too: the stream's
+    answer is that failure, openai_merge.py)."""
     data = event.data
     if data.strip() == "[DONE]" or event.event in LAST_EVENTS:
         return True
@@ -201,8 +212,11 @@ def is_last_event(event: SSEEvent) -> bool:
         parsed = loads(data)
     except NOT_JSON:
         return False
-    return isinstance(parsed, dict) and (parsed.get("type") in LAST_EVENTS or bool(
-        parsed.get("error")))  # fmt: skip
+    return isinstance(parsed, dict) and (
+        parsed.get("type") in LAST_EVENTS
+        or bool(parsed.get("error"))
+        or parsed.get("object") == "error"  # (vLLM's error chunk)
+    )
 
 
 def encode_json(value: Any) -> bytes:

@@ -144,7 +144,9 @@ class CanonicalCalls:
                 out.append(piece)
                 continue
             key = keys.key_of(piece)
-            if keys.resent:  # the call sent again whole: a client would run it twice
+            if keys.resent:  # the call sent again whole: a client would run it twice; its
+                if piece.get("extra_content") is not None:  # thought signature is kept (the
+                    out.append(_signature(numbers[key], piece["extra_content"]))  # rest not)
                 continue
             number = numbers.get(key)
             if number is None:
@@ -154,6 +156,12 @@ class CanonicalCalls:
             else:
                 out.append(_once(piece, number, sent[key]))
         return out
+
+
+def _signature(number: int, extra_content: Any) -> JSON:
+    """A piece of call `number` bringing only its thought signature (Gemini's `extra_content`):
+    no arguments (an empty string, as the openai SDK's stream helper wants a `function`)."""
+    return {"index": number, "function": {"arguments": ""}, "extra_content": extra_content}
 
 
 def _first(piece: JSON, number: int) -> JSON:

@@ -96,10 +96,12 @@ def _add_calls(whole: JSON, pieces: Any) -> None:
         function: JSON = given if isinstance(given, dict) else {}
         name = function.get("name")
         key = keys.key_of(piece)
-        if keys.resent:  # the call sent again whole: had already
-            continue
         call = calls.setdefault(key, {"id": None, "type": "function",
                                       "function": {"name": "", "arguments": ""}})  # fmt: skip
+        if keys.resent:  # the call sent again whole: had already (but a thought signature)
+            if piece.get("extra_content") is not None:
+                call["extra_content"] = piece["extra_content"]
+            continue
         call["id"] = call["id"] or piece.get("id")
         if isinstance(name, str) and not call["function"]["name"]:
             call["function"]["name"] = name

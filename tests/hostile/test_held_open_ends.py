@@ -130,6 +130,26 @@ def test_a_blank_line_before_such_a_stream_still_lets_its_end_be_seen(
     assert box.last_row(email)["cost_nanos"] == COST
 
 
+@pytest.mark.parametrize("first", [b"da", b"\xef\xbb", b"\neve"])
+def test_such_a_stream_whose_first_write_is_a_bit_of_its_first_field_still_ends(
+    box: HostileBox, hostile: HostileUpstream, first: bytes
+) -> None:
+    """The stream's first write a few bytes of its first field (`da` of `data:`, part of a byte
+    order mark), the rest apart: what the body is waits for bytes that tell it. It was taken
+    for no stream, and the call waited for the read timeout (a free 504)."""
+    email, key = box.new_user("10")
+    writes = stream_of("ho")
+    if first.strip() == b"eve":
+        writes = [b"event: message\n" + writes[0], *writes[1:]]
+    whole = (b"\xef\xbb\xbf" if first.startswith(b"\xef") else b"") + writes[0]
+    rest = whole.removeprefix(first.lstrip() if first.strip() else first)
+    hostile.push(Act(200, [first, 0.2, rest, *writes[1:]], SSE, hang=True))
+    answer = box.post(key, "chat", "ho", stream=False)
+    assert answer.status_code == 200, answer.text[:500]
+    assert answer.json()["choices"][0]["message"]["content"] == "Hello there"
+    assert box.last_row(email)["cost_nanos"] == COST
+
+
 FAILED_STREAMS = {
     "ha": [anthropic_stream(end=False)[0],
            anthropic_event({"type": "error", "error": {"type": "invalid_request_error",
@@ -151,4 +171,21 @@ def test_an_unstreamed_call_answered_by_a_failed_stream_held_open_says_its_failu
     assert ended.status_code != 504, ended.text[:500]
     hostile.push(Act(200, FAILED_STREAMS[kind], SSE, hang=True))
     held = box.post(key, route, kind, stream=False)
+    assert (held.status_code, held.json()) == (ended.status_code, ended.json())
+
+
+def test_a_stream_failed_as_vllm_says_held_open_says_its_failure(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """vLLM's error chunk (`"object": "error"`, its message at the top, no `error` field) ends
+    such a stream as well (the merged answer is that failure): held open, the box read on to
+    the read timeout and answered its 504 instead."""
+    _, key = box.new_user("10")
+    failed = [chat_stream(end=False)[0], sse({"object": "error", "message": "prompt is too long",
+                                             "type": "BadRequestError", "code": 400})]  # fmt: skip
+    hostile.push(Act(200, failed, SSE))
+    ended = box.post(key, "chat", "ho", stream=False)
+    assert ended.status_code != 504, ended.text[:500]
+    hostile.push(Act(200, failed, SSE, hang=True))
+    held = box.post(key, "chat", "ho", stream=False)
     assert (held.status_code, held.json()) == (ended.status_code, ended.json())

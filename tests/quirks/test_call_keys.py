@@ -198,6 +198,26 @@ def test_a_call_sent_again_whole_is_one_call_on_every_path() -> None:
         ("t1", '{"command": "rm -r build"}')]  # fmt: skip
 
 
+def test_a_thought_signature_on_the_call_sent_again_is_kept() -> None:
+    """Gemini's thought signature (`extra_content`) only on the piece that sends the call again
+    whole: the copy is dropped, its signature is not (the merged answer's call and the chat
+    route's pieces keep it; without it Gemini refuses the next turn, 400 "Function call is
+    missing a thought_signature")."""
+    signed = {"google": {"thought_signature": "c2ln"}}
+    pieces = [*RESENT[:2], RESENT[2] | {"extra_content": signed}]
+    out = CanonicalCalls().rewrite(0, pieces)
+    assert [p["index"] for p in out] == [0, 0, 0]
+    assert [p.get("extra_content") for p in out] == [None, None, signed]
+    assert out[2]["function"] == {"arguments": ""} and "id" not in out[2]  # (nothing twice)
+    head = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    chunks = [head | {"choices": [{"index": 0, "delta": {"tool_calls": [one]}}]} for one in pieces]
+    answer = completion_from_stream([SSEEvent(json.dumps(chunk)) for chunk in chunks])
+    assert answer is not None
+    calls = answer["choices"][0]["message"]["tool_calls"]
+    assert [(c["function"]["arguments"], c.get("extra_content")) for c in calls] == [
+        ('{"command": "rm -r build"}', signed)]  # fmt: skip
+
+
 def test_parallel_calls_of_one_id_with_other_arguments_stay_two() -> None:
     """Whole calls of one id whose arguments differ are two calls (not a call sent again)."""
     pieces = [piece("", "t1", "shell", index=0), piece('{"command": "ls"}', index=0),
