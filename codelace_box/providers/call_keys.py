@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from codelace_box.jsonwire import is_whole_json
+from codelace_box.jsonwire import NOT_JSON, is_whole_json, loads
 
 JSON = dict[str, Any]
 _HEADER = ("id", "type")
@@ -117,8 +117,8 @@ class CallKeys:
         if call_id is None or self.ids.get(key) != call_id or self.names.get(key) != name:
             return False
         try:
-            return bool(json.loads(fragment) == json.loads(self.arguments.get(key, "")))
-        except ValueError:
+            return bool(loads(fragment) == loads(self.arguments.get(key, "")))
+        except NOT_JSON:
             return False
 
     def _goes_on(self, key: Any, name: Any) -> bool:
