@@ -14,7 +14,8 @@ import pytest
 
 from codelace_box.accounts.sessions import end_session, find_session, start_session
 from codelace_box.accounts.users import create_user
-from codelace_box.audit import admin_change, list_entries, verify_chain
+from codelace_box.audit import admin_change, list_entries
+from codelace_box.audit.chain import verify_chain
 from codelace_box.billing.ledger import post_entry
 from codelace_box.catalog import models
 from codelace_box.catalog import providers as catalog
