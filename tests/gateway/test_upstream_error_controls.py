@@ -19,16 +19,23 @@ pytestmark = pytest.mark.timeout(60)
 HELLO = [{"role": "user", "content": "Say hello"}]
 HOSTILE = "bad\x1b[2J\x1b]0;owned\x07 csi\x9b31m \u202eright\u2066 iso\x00 tab\tnl\nend"
 UNSAFE = set("\x1b\x07\x9b\u202e\u2066\x00")
+NATIVE = "oair/gpt-test"  # a `--responses-api` provider: /v1/responses relayed natively
 ROUTES = {
     "chat": ("/v1/chat/completions", {"model": MODEL, "messages": HELLO}),
     "messages": ("/v1/messages", {"model": MODEL, "messages": HELLO, "max_tokens": 50}),
     "responses": ("/v1/responses", {"model": MODEL, "input": "Say hello"}),
+    "native-responses": ("/v1/responses", {"model": NATIVE, "input": "Say hello"}),
 }
 
 
 @pytest.fixture(scope="module")
-def box(box_factory: BoxFactory) -> Box:
-    return box_factory(gateway={"max_retries": 0})
+def box(box_factory: BoxFactory, fake: FakeOpenAI) -> Box:
+    started = box_factory(gateway={"max_retries": 0})
+    started.cli("providers", "add", "oair", "--kind", "openai", "--responses-api",
+                "--base-url", fake.base_url, "--key", "sk-fake-key-0002")  # fmt: skip
+    started.cli("models", "set", NATIVE, "--input-per-1m", "3", "--output-per-1m", "15")
+    started.until_served(NATIVE)
+    return started
 
 
 def strings(value: Any) -> list[str]:
@@ -84,11 +91,20 @@ def test_an_upstream_error_status_reaches_the_client_without_raw_controls(
 
 
 @pytest.mark.parametrize("before", [[], [chunk("one ")]], ids=["first", "after-content"])
-@pytest.mark.parametrize("route", list(ROUTES))
+@pytest.mark.parametrize("route", ["chat", "messages", "responses"])  # Chat Completions streams
 def test_a_streamed_upstream_error_reaches_the_client_without_raw_controls(
     box: Box, fake: FakeOpenAI, route: str, before: list[bytes]
 ) -> None:
     event = f"data: {json.dumps({'error': {'message': HOSTILE, 'type': 'x'}})}\n\n".encode()
     fake.push(Reply(raw=[*before, event]))
     _, text = ask(box, route, stream=True)
+    seen_safely(text)
+
+
+def test_a_native_responses_error_event_reaches_the_client_without_raw_controls(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    event = {"type": "error", "code": "server_error", "message": HOSTILE, "sequence_number": 0}
+    fake.push(Reply(raw=[f"event: error\ndata: {json.dumps(event)}\n\n".encode()]))
+    _, text = ask(box, "native-responses", stream=True)
     seen_safely(text)
