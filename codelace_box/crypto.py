@@ -9,8 +9,12 @@ import re
 from cryptography.fernet import Fernet, InvalidToken
 
 from codelace_box.errors import ConfigError
+from codelace_box.logformat import escaped
 
 _CONTEXT = b"codelace-box provider keys v1:"
+# What upstream words may not carry raw (mask_in): ESC and the other C0 controls but tab and
+# newline, DEL and the C1 controls (CSI), the bidirectional embeddings, overrides and isolates
+_TERMINAL_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _fernet(secret_key: str) -> Fernet:
@@ -70,7 +74,16 @@ def mask_in(text: str, secret: str) -> str:
     its end and its body's runs too (`_body_masked_in`), and then anything else key-like
     (another key an upstream echoes: `mask_tokens`'s rule, the text not cut)."""
     masked = _ACCOUNT_ID_RE.sub(lambda m: mask_secret(m.group(0)), _key_masked_in(text, secret))
-    return mask_keys(masked)
+    return visible_controls(mask_keys(masked))
+
+
+def visible_controls(text: str) -> str:
+    """`text` with the characters that drive a terminal written as escapes (`\\x1b`), as the
+    text log writes them: upstream words (perhaps echoing a client's) reach a client that may
+    print them, and an ESC there repaints or erases its screen, a U+202E reverses the line."""
+    if _TERMINAL_CONTROL_RE.search(text) is None:
+        return text
+    return _TERMINAL_CONTROL_RE.sub(lambda found: escaped(found.group()), text)
 
 
 def _key_masked_in(text: str, secret: str) -> str:

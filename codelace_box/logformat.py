@@ -92,8 +92,7 @@ class TextFormatter(logging.Formatter):
         message = record.message
         if not message.isprintable():
             record.message = "".join(
-                char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-                for char in message
+                char if char.isprintable() else escaped(char) for char in message
             )
         return super().formatMessage(record)
 
@@ -140,6 +139,12 @@ class JsonFormatter(logging.Formatter):
         }
         line.update(fields)
         return _json_line(line) + "\n"
+
+
+def escaped(char: str) -> str:
+    """A character a line may not show raw as its Python escape (`\\x1b`, `\\u202e`), as a
+    text log line writes it; upstream error words reach clients so too (crypto.mask_in)."""
+    return char.encode("unicode_escape").decode("ascii")
 
 
 def _json_line(line: dict[str, object]) -> str:

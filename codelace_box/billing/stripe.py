@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from codelace_box.billing.webhook_warnings import warn_refused
 from codelace_box.config import StripeConfig
 from codelace_box.errors import (
     CodelaceError,
@@ -294,24 +295,6 @@ def _stripe_error_body(body: object) -> bool:
     return isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
 
 
-_MISMATCH_WARN_EVERY_SEC = 60.0
-_last_mismatch_warning = [float("-inf")]  # this process's last warning (monotonic time)
-
-
-def _warn_unverified() -> None:
-    """A WARNING (at most one a minute per process) that a delivery's signature matched no
-    secret: with a wrong stripe.webhook_secret every payment goes uncredited, answered 400."""
-    now = time.monotonic()
-    if now - _last_mismatch_warning[0] < _MISMATCH_WARN_EVERY_SEC:
-        return
-    _last_mismatch_warning[0] = now
-    log.warning(
-        "a Stripe webhook's signature matched no signing secret (refused, 400; no credit is "
-        "given for its event): check stripe.webhook_secret is this endpoint's signing secret "
-        "(whsec_...) in Stripe's dashboard; this warning repeats at most once a minute"
-    )
-
-
 def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
     """The event of a webhook whose Stripe-Signature matches; 400 (InvalidRequest) otherwise."""
     import stripe
@@ -321,6 +304,7 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str
     except UnicodeDecodeError:
         raise InvalidRequest("webhook body is not UTF-8", code="invalid_signature") from None
     if signature is not None and not signature.isascii():  # bytes no signature is made of
+        warn_refused("not ASCII", signature)
         raise InvalidRequest(
             "webhook signature check failed: the Stripe-Signature header is not ASCII",
             code="invalid_signature",
@@ -329,13 +313,13 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str
         stripe.WebhookSignature.verify_header(text, signature, secret, WEBHOOK_TOLERANCE_SEC)
     except stripe.SignatureVerificationError as exc:
         reason = str(exc).split(". ")[0] if signature else "missing Stripe-Signature header"
-        if signature and reason.startswith("No signatures found"):
-            _warn_unverified()
+        warn_refused(reason, signature)
         raise InvalidRequest(
             f"webhook signature check failed: {redact(reason)}", code="invalid_signature"
         ) from None
     if _signed_at(signature) > time.time() + WEBHOOK_TOLERANCE_SEC:
         # The library only refuses old timestamps; one from the future is as far off.
+        warn_refused(None, signature)
         raise InvalidRequest(
             "webhook signature check failed: Timestamp outside the tolerance zone",
             code="invalid_signature",
