@@ -128,9 +128,13 @@ def test_credit_refuses_bad_amounts_and_overdrafts(workspace: Workspace) -> None
     assert "at most 1,000,000 USD" in workspace.fail(
         "credit", "ken@example.com", "1000001", "--reason", "x", code=2
     )
-    assert "needs a reason" in workspace.fail("credit", "ken@example.com", "1", "--reason", " ")
+    assert "needs a reason" in workspace.fail(
+        "credit", "ken@example.com", "1", "--reason", " ", code=2
+    )
     for reason in ("ticket 12\nsee thread", "ok\x1b[2K\rforged audit line", "r" * 1001):
-        assert "reason must" in workspace.fail("credit", "ken@example.com", "1", "--reason", reason)
+        assert "'--reason': must" in workspace.fail(
+            "credit", "ken@example.com", "1", "--reason", reason, code=2
+        )
     assert "Missing option '--reason'" in workspace.fail("credit", "ken@example.com", "1", code=2)
     assert "no user" in workspace.fail("credit", "nobody@example.com", "1", "--reason", "x")
     assert ledger_rows(workspace, "ken@example.com") == [(2_000_000_000, "admin", "seed")]
